@@ -1,0 +1,86 @@
+"""Figures written by the experiments (PNG files, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+
+def _save(fig: plt.Figure, path: str) -> str:
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def scatter_panels(panels: Sequence[tuple[str, np.ndarray]], path: str,
+                   colors: Sequence[np.ndarray | None] | None = None) -> str:
+  """One scatter plot per ``(title, points (n, >=2))`` panel, same axes limits.
+
+  Points with more than two coordinates are shown by their first two.
+  """
+  colors = colors or [None] * len(panels)
+  everything = np.concatenate([p[:, :2] for _, p in panels])
+  lo, hi = np.percentile(everything, 0.5, 0), np.percentile(everything, 99.5, 0)
+  pad = 0.1 * (hi - lo)
+  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+  for ax, (title, points), color in zip(axes[0], panels, colors):
+    if color is None:
+      ax.scatter(points[:, 0], points[:, 1], s=3)
+    else:
+      ax.scatter(points[:, 0], points[:, 1], s=3, c=color, cmap='viridis')
+    ax.set_title(title)
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_aspect('equal', adjustable='box')
+  return _save(fig, path)
+
+
+def density_grid(log_prob: Callable[[np.ndarray], np.ndarray], points: np.ndarray,
+                 resolution: int = 120, margin: float = 0.5) -> tuple[np.ndarray, ...]:
+  """Evaluates ``log_prob`` on a grid around ``points`` (n, 2).
+
+  Returns ``(xs (r,), ys (r,), log_density (r, r), cell_area)``.
+  """
+  lo, hi = points.min(0) - margin, points.max(0) + margin
+  xs, ys = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+  grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2).astype(np.float32)
+  values = np.asarray(log_prob(grid)).reshape(resolution, resolution)
+  return xs, ys, values, (xs[1] - xs[0]) * (ys[1] - ys[0])
+
+
+def density_panels(panels: Sequence[tuple[str, Callable[[np.ndarray], np.ndarray]]],
+                   points: np.ndarray, path: str) -> str:
+  """Heat maps of 2-D densities (one per ``(title, log_prob)``) with ``points``."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+  for ax, (title, log_prob) in zip(axes[0], panels):
+    xs, ys, values, _ = density_grid(log_prob, points)
+    ax.pcolormesh(xs, ys, np.exp(values), shading='auto', cmap='magma')
+    ax.scatter(points[:, 0], points[:, 1], s=1, c='cyan', alpha=0.3)
+    ax.set_title(title)
+    ax.set_aspect('equal', adjustable='box')
+  return _save(fig, path)
+
+
+def curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,
+           ylabel: str = 'loss', hline: float | None = None,
+           title: str | None = None) -> str:
+  """Line plot of ``(label, steps, values)`` series, optional horizontal line."""
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for label, steps, values in series:
+    ax.plot(steps, values, label=label)
+  if hline is not None:
+    ax.axhline(hline, color='k', lw=0.8, ls='--')
+  ax.set_xlabel('step')
+  ax.set_ylabel(ylabel)
+  if title:
+    ax.set_title(title)
+  ax.legend()
+  return _save(fig, path)

@@ -1,0 +1,107 @@
+"""Everything an experiment writes into its workdir.
+
+Layout of ``<workdir>``::
+
+    config.json          the resolved config of the run
+    metrics.jsonl        one JSON object per logged record (``{"step", "stage", ...}``)
+    events.out.tfevents* the same scalars for TensorBoard (when tensorboardX is present)
+    results.json         the final metrics of the run
+    plots/*.png          figures
+    checkpoints/<stage>/ orbax checkpoints of each training stage
+
+A rerun of the same command resumes: :class:`MetricsLog` drops records past
+the checkpoint that the run resumes from, so the log reads like one run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+
+def _jsonable(value: Any) -> Any:
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, (np.generic, np.ndarray)) or hasattr(value, '__array__'):
+    array = np.asarray(value)
+    return array.item() if array.ndim == 0 else array.tolist()
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)
+  return value
+
+
+def write_json(path: str, payload: Any) -> None:
+  """Writes ``payload`` as indented JSON, atomically (write then rename)."""
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(_jsonable(payload), f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes the resolved config to ``<workdir>/config.json``."""
+  os.makedirs(workdir, exist_ok=True)
+  write_json(os.path.join(workdir, 'config.json'), config.to_dict())
+
+
+def plots_dir(workdir: str) -> str:
+  path = os.path.join(workdir, 'plots')
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
+def read_metrics(workdir: str, stage: str) -> list[dict]:
+  """The records of ``stage`` in ``<workdir>/metrics.jsonl``, in order."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  return [r for r in records if r.get('stage') == stage]
+
+
+class MetricsLog:
+  """Appends records to ``metrics.jsonl`` and TensorBoard event files."""
+
+  def __init__(self, workdir: str):
+    os.makedirs(workdir, exist_ok=True)
+    self._path = os.path.join(workdir, 'metrics.jsonl')
+    try:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._tensorboard = SummaryWriter(workdir)
+    except ImportError:
+      logging.info('tensorboardX not installed: writing metrics.jsonl only')
+      self._tensorboard = None
+
+  def truncate_after(self, stage: str, step: int) -> None:
+    """Drops the records of ``stage`` past ``step`` (work lost by a kill)."""
+    if not os.path.exists(self._path):
+      return
+    with open(self._path) as f:
+      records = [json.loads(line) for line in f if line.strip()]
+    kept = [r for r in records if r.get('stage') != stage or r['step'] <= step]
+    with open(self._path + '.tmp', 'w') as f:
+      f.writelines(json.dumps(r) + '\n' for r in kept)
+    os.replace(self._path + '.tmp', self._path)
+
+  def write(self, stage: str, step: int, scalars: dict[str, float]) -> None:
+    record = {'stage': stage, 'step': int(step), **_jsonable(scalars)}
+    with open(self._path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    if self._tensorboard is not None:
+      for name, value in scalars.items():
+        if isinstance(value, (int, float)) and name != 'step':
+          self._tensorboard.add_scalar(f'{stage}/{name}', value, step)
+      self._tensorboard.flush()
+
+  def close(self) -> None:
+    if self._tensorboard is not None:
+      self._tensorboard.close()
