@@ -13,7 +13,7 @@ command resumes from the workdir's checkpoints.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-import experiments
+from experiments import launch
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file under configs/ (optionally "file.py:variant").',
@@ -34,7 +34,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  experiments.run_experiment(_CONFIG.value, _WORKDIR.value)
+  launch.run_experiment(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == '__main__':

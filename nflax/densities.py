@@ -173,7 +173,7 @@ class FlowDensity(Density):
   base: Density
 
   def log_prob(self, x):
-    z, log_det = self.flow.forward_and_log_det(x)
+    z, log_det = self.flow.forward_and_log_det(jnp.asarray(x))
     return self.base.log_prob(z) + log_det
 
   def sample(self, key, num_samples):
@@ -201,6 +201,7 @@ class _DistraxDensity(distrax.Distribution):
     return self._event_shape
 
   def log_prob(self, value):
+    value = jnp.asarray(value)
     lead = value.shape[:value.ndim - len(self._event_shape)]
     flat = value.reshape((-1,) + self._event_shape)
     return self._module.apply(self._variables, flat,

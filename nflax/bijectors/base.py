@@ -110,6 +110,7 @@ class _DistraxAdapter(distrax.Bijector):
     self._event_ndims = event_ndims
 
   def _apply(self, x, method):
+    x = jnp.asarray(x)
     split = x.ndim - self._event_ndims
     lead, event = x.shape[:split], x.shape[split:]
     y, log_det = self._module.apply(

@@ -1,0 +1,37 @@
+"""The experiment registry and the one entry point of every run.
+
+:data:`EXPERIMENTS` maps ``config.experiment`` to the family's ``run(config,
+workdir)``; :func:`run_experiment` is what ``python -m experiments.run`` calls.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import ml_collections
+from absl import logging
+
+from experiments import density
+from experiments import workdir as workdir_lib
+
+EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
+    'density': density.run,
+}
+"""Experiment family name -> ``run(config, workdir) -> results``."""
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs ``config`` in ``workdir`` (resuming from its checkpoints, if any).
+
+  With ``config.distributed`` set, ``jax.distributed.initialize()`` joins the
+  hosts of a multi-host job (TPU pods) before anything else touches JAX.
+  """
+  if config.get('experiment') not in EXPERIMENTS:
+    raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
+                     f"available: {', '.join(sorted(EXPERIMENTS))}")
+  if config.get('distributed', False):
+    jax.distributed.initialize()
+  logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
+  workdir_lib.save_config(config, workdir)
+  return EXPERIMENTS[config.experiment](config, workdir)
