@@ -14,7 +14,7 @@ setup(
         "jax>=0.4.30",
         "jaxlib>=0.4.30",
         "flax>=0.10",
-        "optax>=0.2.3",
+        "optax>=0.2.5",
         "distrax>=0.1.5",
         "chex>=0.1.86",
         "orbax-checkpoint>=0.6",

@@ -88,10 +88,11 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
         callback=on_dispatch)
   except fitting.NonFiniteError as err:
     manager.wait_until_finished()
-    raise RuntimeError(
-        f'[{stage}] training stopped: {err}. The last good checkpoint (step '
-        f'{manager.latest_step()}) is kept in {manager.directory}; lower the learning '
-        'rate or check the data before rerunning.') from err
+    kept = manager.latest_step()
+    where = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
+             if kept is not None else 'no checkpoint had been written yet')
+    raise RuntimeError(f'[{stage}] training stopped: {err}; {where}. Lower the learning '
+                       'rate or check the data before rerunning.') from err
   if result.stopped_early or int(result.state.step) != manager.latest_step():
     manager.save(int(result.state.step), args=ocp.args.StandardSave(result.state),
                  force=True)

@@ -180,7 +180,7 @@ def train_steps(state: FitState, data: PyTree, key: Array, *, train_loss: TrainL
     (loss, model_state), grads = grad_fn(
         state.params, state.model_state, batch, jax.random.fold_in(key_loss, state.step))
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & ~state.halted
     stepped = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, updates),

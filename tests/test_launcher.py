@@ -1,0 +1,126 @@
+"""The launcher end to end: outputs, kill-and-resume, and the errors users meet."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from configs import density_moons
+from experiments import data as data_lib
+from experiments import launch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _launch_cmd(workdir, *overrides):
+  return [sys.executable, '-m', 'experiments.run',
+          '--config=configs/density_moons.py:smoke', f'--workdir={workdir}', *overrides]
+
+
+def _results(workdir):
+  with open(os.path.join(workdir, 'results.json')) as f:
+    return json.load(f)
+
+
+def test_smoke_run_writes_everything(tmp_path):
+  results = launch.run_experiment(density_moons.get_config('smoke'), str(tmp_path))
+  for name in ('config.json', 'metrics.jsonl', 'results.json', 'plots/loss.png',
+               'plots/samples.png', 'plots/density.png'):
+    assert (tmp_path / name).exists(), name
+  assert list(tmp_path.glob('events.out.tfevents*'))
+  assert (tmp_path / 'checkpoints' / 'density' / '60').exists()
+  assert results['test_nll'] < results['gaussian_test_nll']
+  with open(tmp_path / 'config.json') as f:
+    assert json.load(f)['model']['flow'] == 'realnvp'
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+  overrides = ['--config.train.num_steps=1500', '--config.train.patience=1000']
+  straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+  subprocess.run(_launch_cmd(straight, *overrides), cwd=REPO, check=True,
+                 capture_output=True)
+  proc = subprocess.Popen(_launch_cmd(killed, *overrides), cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoints = killed / 'checkpoints' / 'density'
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if any((c / 'commit_success.txt').exists() for c in checkpoints.glob('*')):
+      break
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (killed / 'results.json').exists(), 'the run finished before it was killed'
+  resumed = subprocess.run(_launch_cmd(killed, *overrides), cwd=REPO, check=True,
+                           capture_output=True, text=True)
+  assert 'resuming from the checkpoint at step' in resumed.stderr
+  a, b = _results(straight), _results(killed)
+  for name in ('test_nll', 'val_nll', 'train_nll', 'steps'):
+    assert a[name] == pytest.approx(b[name], rel=1e-6), name
+  with open(killed / 'metrics.jsonl') as f:
+    steps = [json.loads(l)['step'] for l in f if json.loads(l)['stage'] == 'density']
+  assert steps == sorted(set(steps)), 'the metrics log repeats steps after the resume'
+
+
+def test_mistyped_override_fails_at_once(tmp_path):
+  out = subprocess.run(_launch_cmd(tmp_path, '--config.train.lrr=1.0'), cwd=REPO,
+                       capture_output=True, text=True)
+  assert out.returncode != 0
+  assert 'lrr' in out.stderr
+  assert not (tmp_path / 'checkpoints').exists()
+
+
+def _config(**data):
+  config = density_moons.get_config('smoke')
+  with config.unlocked():
+    config.data.update(data)
+  return config
+
+
+def test_unknown_data_set_is_named(tmp_path):
+  with pytest.raises(ValueError, match="unknown data set 'moonz'; available: .*moons"):
+    launch.run_experiment(_config(name='moonz'), str(tmp_path))
+
+
+def test_unknown_experiment_is_named(tmp_path):
+  config = density_moons.get_config('smoke')
+  config.experiment = 'densty'
+  with pytest.raises(ValueError, match="unknown config.experiment 'densty'"):
+    launch.run_experiment(config, str(tmp_path))
+
+
+def test_missing_data_file_is_named(tmp_path):
+  config = _config(name='mnist_idx', field='images', event_shape=(28, 28, 1))
+  config.data.options = {'root': str(tmp_path / 'no_mnist_here')}
+  with pytest.raises(Exception, match='no_mnist_here'):
+    launch.run_experiment(config, str(tmp_path / 'run'))
+
+
+def test_wrong_data_shape_is_named(tmp_path):
+  with pytest.raises(ValueError, match=r'moons\.x'):
+    launch.run_experiment(_config(event_shape=(3,)), str(tmp_path))
+
+
+def test_nan_in_data_is_named(tmp_path, monkeypatch):
+  def points_with_nan(n=100, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, 2)).astype(np.float32)
+    x[7, 1] = np.nan
+    return data_lib.synthetic.LabelledPoints(x, np.zeros(n, np.int32))
+
+  monkeypatch.setitem(data_lib.DATASETS, 'points_with_nan', points_with_nan)
+  config = _config(name='points_with_nan')
+  config.data.options = {'n': 600}
+  with pytest.raises(ValueError, match='NaN'):
+    launch.run_experiment(config, str(tmp_path))
+
+
+def test_diverging_loss_stops_with_a_clear_message(tmp_path):
+  config = density_moons.get_config('smoke')
+  config.model.family = 'gaussian'
+  config.train.lr = 1e30
+  with pytest.raises(RuntimeError, match='non-finite loss or gradient at step'):
+    launch.run_experiment(config, str(tmp_path))
