@@ -36,7 +36,7 @@ def dense_log_det(module, variables, x, jacobian=jax.jacfwd):
     assert jac.shape == (size, size), jac.shape
     return jnp.linalg.slogdet(jac)[1]
 
-  return jnp.stack([one(xi) for xi in x])
+  return jax.jit(jax.vmap(one))(x)
 
 
 def check_bijector(module, x, variables=None, *, atol=1e-4, rtol=1e-4,

@@ -67,16 +67,16 @@ def test_early_stopping_keeps_the_best_parameters():
 def test_non_finite_loss_stops_with_the_last_good_state():
   def train_loss(params, model_state, batch, key):
     del batch, key
-    return jnp.sum(params['w']**2) * jnp.exp(params['w'][0]), model_state
+    return jnp.exp(jnp.sum(params['w']**2)), model_state  # overflows after one step
 
   objective = fitting.Objective(train_loss, lambda p, s, b: jnp.zeros(b.shape[0]))
   opt = optax.sgd(10.0)
-  state = fitting.init_fit_state({'params': {'w': jnp.array([1.0, 2.0])}}, opt)
+  state = fitting.init_fit_state({'params': {'w': jnp.array([1.0, 0.5])}}, opt)
   with pytest.raises(fitting.NonFiniteError, match='non-finite loss or gradient at step') as e:
     fitting.fit(objective, state, jnp.zeros((8, 1)), optimizer=opt, num_steps=100,
                 batch_size=4, key=jax.random.PRNGKey(0), steps_per_dispatch=50)
   good = e.value.state
-  assert 0 < int(good.step) < 50
+  assert int(good.step) == 1
   assert np.all(np.isfinite(np.asarray(good.params['w'])))
 
 
@@ -102,7 +102,7 @@ def test_flows_beat_the_gaussian_on_moons(flow):
   if flow == 'realnvp':
     bijector = bijectors.realnvp(num_blocks=4, hidden=(64, 64))
   else:
-    bijector = bijectors.maf(num_blocks=5, hidden=(64,), batch_norm=True)
+    bijector = bijectors.maf(num_blocks=5, hidden=(128, 128), batch_norm=True)
   density = densities.FlowDensity(bijector, densities.StandardNormal((2,)))
   train, val, test = _moons(2000, 0), _moons(500, 1), _moons(1000, 2)
   result = _fit(density, train, val, 1500, steps_per_dispatch=250)
