@@ -179,16 +179,17 @@ def test_realnvp_contract_and_mixing():
 
 
 def test_realnvp_structure():
-  flow = realnvp(num_blocks=3, hidden=(8,), seed=4)
+  flow = realnvp(num_blocks=3, hidden=(8,))
   kinds = [type(layer).__name__ for layer in flow.layers]
-  assert kinds == ['AffineCoupling', 'AffineCoupling', 'Permutation'] * 2 + [
-      'AffineCoupling', 'AffineCoupling']
-  couplings = [layer for layer in flow.layers if isinstance(layer, AffineCoupling)]
-  assert [layer.parity for layer in couplings] == [False, True] * 3
-  assert {layer.mask for layer in couplings} == {'alternate'}
-  assert [layer.seed for layer in flow.layers if isinstance(layer, Permutation)] == [5, 6]
+  assert kinds == ['AffineCoupling', 'Reverse', 'AffineCoupling', 'Reverse', 'AffineCoupling']
+  assert type(realnvp(num_blocks=2, hidden=(8,)).layers[-1]).__name__ == 'Reverse'
+  assert {layer.mask for layer in flow.layers if isinstance(layer, AffineCoupling)} == {'half'}
+  shuffled = realnvp(num_blocks=3, hidden=(8,), permutation='random', seed=4)
+  assert [layer.seed for layer in shuffled.layers if isinstance(layer, Permutation)] == [5, 6]
   with pytest.raises(ValueError, match='num_blocks'):
     realnvp(num_blocks=0)
+  with pytest.raises(ValueError, match='permutation'):
+    realnvp(permutation='shuffle')
 
 
 def test_realnvp_as_distrax_density():

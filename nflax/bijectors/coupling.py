@@ -25,7 +25,7 @@ import numpy as np
 
 from nflax import nets
 from nflax.bijectors.base import Bijector, Chain
-from nflax.bijectors.linear import Permutation
+from nflax.bijectors.linear import Permutation, Reverse
 
 Array = jax.Array
 
@@ -170,32 +170,42 @@ class AffineCoupling(Bijector):
     return self._couple(y, -1)
 
 
-def realnvp(num_blocks: int = 4, hidden: Sequence[int] = (512, 512), seed: int = 0) -> Chain:
-  """Real NVP for vectors ``(batch, d)``, the LRMF setup (LRMF Sec. 8.3).
+def realnvp(num_blocks: int = 4, hidden: Sequence[int] = (512, 512),
+            permutation: str = 'reverse', seed: int = 0) -> Chain:
+  """Real NVP for vectors ``(batch, d)`` as in the LRMF experiments (LRMF Sec. 8.3).
 
-  Each of the ``num_blocks`` blocks is two :class:`AffineCoupling` layers with
-  complementary ``'alternate'`` masks (parity ``False`` then ``True``), so every
-  coordinate is transformed once per block, with MLP conditioners of widths
-  ``hidden`` (ReLU). Consecutive blocks are separated by a fixed random
-  :class:`Permutation` (seed ``seed + block index``) so that the
-  coordinates conditioning each other change between blocks. The whole chain
-  is the identity at initialisation.
+  "Four NVP blocks (spaced by permutations), each block parameterized by a
+  dense neural network": ``num_blocks`` :class:`AffineCoupling` layers with the
+  ``'half'`` mask (the second half of the features is transformed given the
+  first), each conditioned by an MLP of widths ``hidden`` (ReLU), with a fixed
+  permutation between consecutive blocks. ``permutation='reverse'`` reverses
+  the features, so consecutive couplings transform complementary halves (for
+  2-D data: x_2 given x_1, then x_1 given x_2); ``'random'`` uses fixed random
+  permutations (seed ``seed + block index``), better mixing for large d. With
+  ``'reverse'`` a closing :class:`Reverse` is appended when the number of
+  reversals is odd, so the chain keeps the feature order and is the identity
+  at initialisation (LRMF starts T at the identity); with ``'random'`` it is a
+  fixed permutation at initialisation.
 
   Args:
-    num_blocks: number of coupling blocks.
+    num_blocks: number of coupling layers.
     hidden: hidden widths of each conditioner MLP.
-    seed: base seed of the fixed permutations.
+    permutation: ``'reverse'`` or ``'random'``.
+    seed: base seed of the random permutations.
 
   Returns:
     A :class:`Chain` mapping data to latent (forward).
   """
   if num_blocks < 1:
     raise ValueError(f'num_blocks must be at least 1, got {num_blocks}')
+  if permutation not in ('reverse', 'random'):
+    raise ValueError(f"permutation must be 'reverse' or 'random', got {permutation!r}")
   conditioner = functools.partial(nets.MLP, hidden=tuple(hidden))
   layers = []
   for block in range(num_blocks):
     if block:
-      layers.append(Permutation(seed=seed + block))
-    layers.append(AffineCoupling(mask='alternate', parity=False, conditioner=conditioner))
-    layers.append(AffineCoupling(mask='alternate', parity=True, conditioner=conditioner))
+      layers.append(Reverse() if permutation == 'reverse' else Permutation(seed=seed + block))
+    layers.append(AffineCoupling(mask='half', conditioner=conditioner))
+  if permutation == 'reverse' and num_blocks % 2 == 0:
+    layers.append(Reverse())
   return Chain(layers)
