@@ -4,14 +4,17 @@ The pieces, from the inside out:
 
 * an :class:`Objective` pairs a training loss
   ``train_loss(params, model_state, batch, key) -> (loss, new_model_state)``
-  with a per-example evaluation loss ``eval_loss(params, model_state, batch)
-  -> (batch,)``; :func:`nll_objective` builds the negative log-likelihood of a
-  density module;
+  with an evaluation loss ``eval_loss(params, model_state, data) -> scalar``
+  over a whole held-out set; :func:`nll_objective` builds the negative
+  log-likelihood of a density module;
 * :func:`train_steps` runs several optimiser steps in one compiled
   ``lax.scan`` (one dispatch), drawing each batch from the replicated data set
   with keys derived by ``fold_in(key, step)``, so a resumed run reproduces an
-  uninterrupted one exactly;
-* :func:`evaluate` averages the evaluation loss over a whole held-out set;
+  uninterrupted one exactly; :class:`Independent` data sets (e.g. the two
+  domains of an alignment problem) are sampled independently;
+* :func:`evaluate` computes the evaluation loss (jitted);
+  :func:`mean_over_batches` averages per-example losses over a large set in
+  fixed-size chunks;
 * :func:`fit` is the host loop: dispatch, evaluate, keep the best parameters,
   stop early after ``patience`` evaluations without improvement, call a
   callback (checkpointing, logging) and return a history.
@@ -53,20 +56,22 @@ class Objective(NamedTuple):
     train_loss: ``(params, model_state, batch, key) -> (scalar loss,
       new_model_state)``; ``model_state`` holds non-trainable collections such
       as ``{'batch_stats': ...}`` (``{}`` if none).
-    eval_loss: ``(params, model_state, batch) -> (batch,)`` per-example losses
-      in evaluation mode (running statistics, no randomness).
+    eval_loss: ``(params, model_state, data) -> scalar`` on a whole held-out
+      set in evaluation mode (running statistics, no randomness); lower is
+      better (it drives best-parameter tracking and early stopping).
   """
   train_loss: TrainLoss
   eval_loss: EvalLoss
 
 
-def nll_objective(density: nn.Module) -> Objective:
+def nll_objective(density: nn.Module, eval_batch_size: int = 1024) -> Objective:
   """Negative log-likelihood ``-1/n sum_i log p(x_i; theta)`` of a density module.
 
   ``density`` is any module with a ``log_prob(x) -> (batch,)`` method
   (:mod:`nflax.densities`). In training calls the model-state collections are
   mutable (batch statistics are used and updated) and the key is available as
-  the ``'hutchinson'`` rng (stochastic trace estimators).
+  the ``'hutchinson'`` rng (stochastic trace estimators). Evaluation averages
+  ``-log p`` over the held-out set ``eval_batch_size`` examples at a time.
   """
   method = type(density).log_prob
 
@@ -80,9 +85,12 @@ def nll_objective(density: nn.Module) -> Objective:
       log_prob, new_state = density.apply(variables, batch, method=method, rngs=rngs), {}
     return -jnp.mean(log_prob), new_state
 
-  def eval_loss(params, model_state, batch):
-    return -density.apply({'params': params, **model_state}, batch, method=method,
-                          rngs={'hutchinson': jax.random.PRNGKey(0)})
+  def eval_loss(params, model_state, data):
+    variables = {'params': params, **model_state}
+    rngs = {'hutchinson': jax.random.PRNGKey(0)}
+    return mean_over_batches(
+        lambda batch: -density.apply(variables, batch, method=method, rngs=rngs),
+        data, eval_batch_size)
 
   return Objective(train_loss, eval_loss)
 
@@ -126,7 +134,20 @@ def init_fit_state(variables: PyTree, optimizer: optax.GradientTransformation) -
       evals_since_best=jnp.zeros((), jnp.int32), halted=jnp.zeros((), bool))
 
 
+@struct.dataclass
+class Independent:
+  """Data sets sampled independently of each other, ``batch_size`` from each.
+
+  ``Independent((a, b))`` as training data gives each step the batch
+  ``Independent((a_batch, b_batch))``; ``a`` and ``b`` may differ in size,
+  and each is drawn from its own epoch permutations.
+  """
+  parts: tuple
+
+
 def _num_examples(data: PyTree) -> int:
+  if isinstance(data, Independent):
+    return min(_num_examples(part) for part in data.parts)
   sizes = {leaf.shape[0] for leaf in jax.tree.leaves(data)}
   if len(sizes) != 1:
     raise ValueError(f'all arrays of a data set need the same leading size, got {sizes}')
@@ -137,8 +158,13 @@ def batch_at(data: PyTree, step: Array, key: Array, batch_size: int) -> PyTree:
   """The minibatch of ``step``: epochs are fresh permutations of the data.
 
   Epoch ``e = step // (n // batch_size)`` uses the permutation drawn from
-  ``fold_in(key, e)``; the remainder of each permutation is dropped.
+  ``fold_in(key, e)``; the remainder of each permutation is dropped. The
+  parts of :class:`Independent` data are drawn with keys ``fold_in(key, part)``.
   """
+  if isinstance(data, Independent):
+    return Independent(tuple(
+        batch_at(part, step, jax.random.fold_in(key, index), batch_size)
+        for index, part in enumerate(data.parts)))
   n = _num_examples(data)
   steps_per_epoch = n // batch_size
   epoch, position = jnp.divmod(step, steps_per_epoch)
@@ -192,18 +218,28 @@ def train_steps(state: FitState, data: PyTree, key: Array, *, train_loss: TrainL
   return jax.lax.scan(one_step, state, None, length=num_steps)
 
 
-@functools.partial(jax.jit, static_argnames=('eval_loss', 'batch_size'))
-def evaluate(params: PyTree, model_state: PyTree, data: PyTree, *, eval_loss: EvalLoss,
-             batch_size: int = 1024) -> Array:
-  """Mean of ``eval_loss`` over the whole data set, ``batch_size`` at a time."""
+def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
+                      batch_size: int) -> Array:
+  """Mean of ``per_example(batch) -> (batch,)`` over ``data``, in chunks.
+
+  The data set is padded to a multiple of ``batch_size`` and mapped with
+  ``lax.map`` so memory stays bounded; padded examples are not counted.
+  """
   n = _num_examples(data)
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
   padded = jax.tree.map(
       lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, 0)]).reshape(
           (num_batches, batch_size) + a.shape[1:]), data)
-  losses = jax.lax.map(lambda b: eval_loss(params, model_state, b), padded)
+  losses = jax.lax.map(per_example, padded)
   return jnp.sum(losses.reshape(-1)[:n]) / n
+
+
+@functools.partial(jax.jit, static_argnames=('eval_loss',))
+def evaluate(params: PyTree, model_state: PyTree, data: PyTree, *,
+             eval_loss: EvalLoss) -> Array:
+  """``eval_loss(params, model_state, data)``, compiled."""
+  return eval_loss(params, model_state, data)
 
 
 @jax.jit
@@ -249,7 +285,7 @@ def fit(objective: Objective, state: FitState, train_data: PyTree,
         val_data: PyTree | None = None, *, optimizer: optax.GradientTransformation,
         num_steps: int, batch_size: int, key: Array, steps_per_dispatch: int = 100,
         eval_every: int | None = None, patience: int | None = None,
-        eval_batch_size: int = 1024, mesh: Mesh | None = None,
+        mesh: Mesh | None = None,
         callback: Callable[[FitState, dict], None] | None = None) -> FitResult:
   """Minimises ``objective`` from ``state`` until ``num_steps`` steps in total.
 
@@ -272,7 +308,6 @@ def fit(objective: Objective, state: FitState, train_data: PyTree,
     eval_every: evaluate when a dispatch reaches a multiple of this many steps
       (default: every dispatch); the last dispatch is always evaluated.
     patience: stop after this many evaluations without improvement.
-    eval_batch_size: chunk size of the held-out evaluation.
     mesh: data-parallel mesh; ``None`` uses all local devices.
     callback: called as ``callback(state, record)`` after every dispatch.
 
@@ -315,7 +350,7 @@ def fit(objective: Objective, state: FitState, train_data: PyTree,
     if val_data is not None and (step // eval_every > (step - chunk) // eval_every
                                  or step == num_steps):
       val_loss = evaluate(state.params, state.model_state, val_data,
-                          eval_loss=objective.eval_loss, batch_size=eval_batch_size)
+                          eval_loss=objective.eval_loss)
       if not math.isfinite(float(val_loss)):
         raise NonFiniteError(f'non-finite validation loss at step {step}', state)
       state = _track_best(state, val_loss)

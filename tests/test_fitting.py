@@ -80,10 +80,23 @@ def test_non_finite_loss_stops_with_the_last_good_state():
   assert np.all(np.isfinite(np.asarray(good.params['w'])))
 
 
-def test_evaluate_averages_over_uneven_batches():
+def test_mean_over_batches_handles_uneven_chunks():
   data = jnp.arange(10.0)[:, None]
-  got = fitting.evaluate({}, {}, data, eval_loss=lambda p, s, b: b[:, 0], batch_size=4)
+  got = fitting.mean_over_batches(lambda b: b[:, 0], data, batch_size=4)
   assert float(got) == pytest.approx(4.5)
+
+
+def test_independent_parts_are_sampled_separately():
+  a, b = jnp.arange(10.0)[:, None], 100 + jnp.arange(7.0)[:, None]
+  key = jax.random.PRNGKey(0)
+  seen_a, seen_b = set(), set()
+  for step in range(7):
+    batch = fitting.batch_at(fitting.Independent((a, b)), jnp.array(step), key, 3)
+    assert batch.parts[0].shape == (3, 1) and batch.parts[1].shape == (3, 1)
+    seen_a |= set(np.asarray(batch.parts[0][:, 0]).tolist())
+    seen_b |= set(np.asarray(batch.parts[1][:, 0]).tolist())
+  assert seen_a <= set(range(10)) and seen_b <= set(range(100, 107))
+  assert len(seen_b) == 7 and len(seen_a) >= 9
 
 
 def test_bad_batch_size_is_named():
