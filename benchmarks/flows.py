@@ -59,7 +59,8 @@ BENCHMARKS = {
 """Name -> (flow builder, event shape, batch size)."""
 
 
-def bench_flow(build, event_shape, batch_size, steps, repeats) -> dict:
+def bench_flow(build, event_shape, batch_size, steps, repeats, target_seconds=2.0) -> dict:
+  """Throughput of one flow; ``steps`` per timed dispatch, fewer if one takes > ``target_seconds``."""
   density = densities.FlowDensity(build(), densities.StandardNormal(event_shape))
   data = jax.random.normal(jax.random.PRNGKey(0), (4 * batch_size, *event_shape))
   optimizer = optax.adam(1e-4)
@@ -69,6 +70,9 @@ def bench_flow(build, event_shape, batch_size, steps, repeats) -> dict:
   run = lambda n: fitting.train_steps(
       state, data, jax.random.PRNGKey(2), train_loss=objective.train_loss,
       optimizer=optimizer, batch_size=batch_size, num_steps=n)
+  probe = 5
+  seconds_per_step = _median_seconds(lambda: run(probe), 1) / probe
+  steps = max(probe, min(steps, int(target_seconds / seconds_per_step)))
   train_seconds = _median_seconds(lambda: run(steps), repeats)
   lowered = fitting.train_steps.lower(
       state, data, jax.random.PRNGKey(2), train_loss=objective.train_loss,
@@ -83,6 +87,7 @@ def bench_flow(build, event_shape, batch_size, steps, repeats) -> dict:
   sample_seconds = _median_seconds(lambda: sample(jax.random.PRNGKey(3)), repeats)
   return {
       'batch_size': batch_size,
+      'timed_steps': steps,
       'train_steps_per_s': steps / train_seconds,
       'train_examples_per_s': steps * batch_size / train_seconds,
       'samples_per_s': num_samples / sample_seconds,
