@@ -1,0 +1,36 @@
+"""Every config under configs/: its variants (``VARIANTS``) build, its smoke variant runs."""
+
+import importlib
+import json
+import pathlib
+
+import pytest
+
+from experiments import launch, models
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
+CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__init__')
+
+
+def _module(name):
+  return importlib.import_module(f'configs.{name}')
+
+
+@pytest.mark.parametrize('name', CONFIG_NAMES)
+def test_variants_build(name):
+  module = _module(name)
+  assert 'python -m experiments.run --config=configs/' in module.__doc__, 'run command missing'
+  for variant in ('',) + tuple(module.VARIANTS):
+    config = module.get_config(variant)
+    assert config.experiment in launch.EXPERIMENTS, (name, variant)
+    if 'model' in config and 'family' in config.model:
+      models.build_density(config.model, config.data.event_shape)
+  with pytest.raises(ValueError, match='unknown variant'):
+    module.get_config('no_such_variant')
+
+
+@pytest.mark.parametrize('name', CONFIG_NAMES)
+def test_smoke_variant_runs(name, tmp_path):
+  launch.run_experiment(_module(name).get_config('smoke'), str(tmp_path))
+  with open(tmp_path / 'results.json') as f:
+    assert json.load(f)
