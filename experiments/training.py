@@ -93,9 +93,10 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
              if kept is not None else 'no checkpoint had been written yet')
     raise RuntimeError(f'[{stage}] training stopped: {err}; {where}. Lower the learning '
                        'rate or check the data before rerunning.') from err
-  if result.stopped_early or int(result.state.step) != manager.latest_step():
+  manager.wait_until_finished()
+  if int(result.state.step) != manager.latest_step():
     manager.save(int(result.state.step), args=ocp.args.StandardSave(result.state),
                  force=True)
-  manager.wait_until_finished()
+    manager.wait_until_finished()
   manager.close()
   return result

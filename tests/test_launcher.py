@@ -124,3 +124,14 @@ def test_diverging_loss_stops_with_a_clear_message(tmp_path):
   config.train.lr = 1e30
   with pytest.raises(RuntimeError, match='non-finite loss or gradient at step'):
     launch.run_experiment(config, str(tmp_path))
+
+
+def test_early_stop_on_a_checkpoint_step_finishes_and_resumes(tmp_path):
+  config = density_moons.get_config('gaussian')
+  config.data.options.n, config.data.splits = 600, (400, 100, 100)
+  config.train.update(num_steps=400, batch_size=64, steps_per_dispatch=20, eval_every=20,
+                      checkpoint_every=20, patience=1, lr=0.3)
+  first = launch.run_experiment(config, str(tmp_path))
+  assert first['stopped_early']
+  again = launch.run_experiment(config, str(tmp_path))
+  assert again['steps'] == first['steps'] and again['test_nll'] == first['test_nll']
