@@ -17,8 +17,21 @@ import numpy as np
 
 
 def init_variables(module, x, seed=0, method=None):
-  """Initialises ``module`` on the batch ``x`` (data-dependent init included)."""
-  return module.init(jax.random.PRNGKey(seed), x, method=method)
+  """Initialises ``module`` on the batch ``x`` (data-dependent init included), compiled."""
+  return jax.jit(lambda key, x: module.init(key, x, method=method))(jax.random.PRNGKey(seed), x)
+
+
+def normal(shape, seed=0):
+  """Standard normal float32 array (drawn by NumPy: no compilation per shape)."""
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, np.float32))
+
+
+def perturb(variables, seed=1, size=0.3):
+  """Adds Gaussian noise of standard deviation ``size`` to every variable."""
+  rng = np.random.default_rng(seed)
+  return jax.tree_util.tree_map(
+      lambda v: jnp.asarray(np.asarray(v) + size * rng.standard_normal(v.shape, np.float32)),
+      variables)
 
 
 def dense_log_det(module, variables, x, jacobian=jax.jacfwd):

@@ -11,45 +11,21 @@ from nflax.bijectors.autoregressive import (MADE, MAFLayer, hidden_degrees, hidd
 from nflax.bijectors.base import Inverse
 from nflax.bijectors.batchnorm import BatchNorm
 from nflax.bijectors.linear import Reverse
-from tests import bijector_checks
+from tests.bijector_checks import check_bijector, init_variables, normal, perturb
 
 ORDERS = [None, (4, 3, 2, 1), (2, 4, 1, 3)]
 
 
-def check_bijector(module, x, variables=None):
-  """The shared oracle of ``tests/bijector_checks.py``."""
-  return bijector_checks.check_bijector(
-      module, x, variables)
-
-
-def _init(module, x):
-  """Variables of ``module`` on ``x``; one compiled program beats op-by-op init."""
-  return jax.jit(module.init)(jax.random.PRNGKey(0), x)
-
-
-def _normal(shape, seed=0):
-  """Standard normal float32 array (NumPy, so no compilation per shape)."""
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, np.float32))
-
-
-def _perturb(variables, seed=1, size=0.3):
-  """Adds Gaussian noise of standard deviation ``size`` to every variable."""
-  rng = np.random.default_rng(seed)
-  return jax.tree_util.tree_map(
-      lambda v: jnp.asarray(np.asarray(v) + size * rng.standard_normal(v.shape, np.float32)),
-      variables)
-
-
 def _eval_variables(flow, x):
   """Perturbed parameters and random running statistics (positive variances)."""
-  variables = _init(flow, x)
+  variables = init_variables(flow, x)
   rng = np.random.default_rng(2)
   stats = jax.tree_util.tree_map_with_path(
       lambda path, v: jnp.asarray(
           np.exp(0.5 * rng.standard_normal(v.shape, np.float32))
           if 'var' in jax.tree_util.keystr(path) else 0.5 * rng.standard_normal(v.shape, np.float32)),
       variables['batch_stats'])
-  return {'params': _perturb(variables['params']), 'batch_stats': stats}
+  return {'params': perturb(variables['params']), 'batch_stats': stats}
 
 
 def test_degrees_and_masks():
@@ -69,9 +45,9 @@ def test_degrees_and_masks():
 @pytest.mark.parametrize('order', ORDERS)
 def test_made_is_autoregressive(order, hidden):
   """d(output_i)/d(x_j) != 0 exactly when m(j) < m(i) (all allowed paths exist with tanh)."""
-  x = _normal((1, 4))
+  x = normal((1, 4))
   made = MADE(hidden=hidden, order=order, activation=nn.tanh)
-  variables = _perturb(_init(made, x))
+  variables = perturb(init_variables(made, x))
   jacobians = jax.jacfwd(lambda v: jnp.stack(made.apply(variables, v[None]))[:, 0])(x[0])
   degrees = input_degrees(4, order)
   allowed = degrees[None, :] < degrees[:, None]
@@ -81,9 +57,9 @@ def test_made_is_autoregressive(order, hidden):
 
 
 def test_made_starts_at_zero_and_rejects_bad_input():
-  x = _normal((3, 4))
+  x = normal((3, 4))
   made = MADE(hidden=(8,))
-  shift, log_scale = made.apply(_init(made, x), x)
+  shift, log_scale = made.apply(init_variables(made, x), x)
   np.testing.assert_array_equal(shift, 0.0)
   np.testing.assert_array_equal(log_scale, 0.0)
   with pytest.raises(ValueError, match='vectors'):
@@ -94,11 +70,11 @@ def test_made_starts_at_zero_and_rejects_bad_input():
 
 @pytest.mark.parametrize('order', ORDERS)
 def test_maf_layer_contract_and_log_det(order):
-  x = _normal((3, 4))
+  x = normal((3, 4))
   layer = MAFLayer(hidden=(8,), order=order)
-  variables = _init(layer, x)
+  variables = init_variables(layer, x)
   np.testing.assert_array_equal(layer.apply(variables, x)[0], x)
-  variables = check_bijector(layer, x, _perturb(variables))
+  variables = check_bijector(layer, x, perturb(variables))
   shift, log_scale = MADE(hidden=(8,), order=order).apply(
       {'params': variables['params']['MADE_0']}, x)
   u, log_det = layer.apply(variables, x)
@@ -108,20 +84,20 @@ def test_maf_layer_contract_and_log_det(order):
 
 def test_inverse_maf_layer_samples_and_gradients():
   """The sequential inverse as a bijector in its own right (the sampling direction)."""
-  u = _normal((3, 4))
+  u = normal((3, 4))
   inverse = Inverse(MAFLayer(hidden=(8,), order=(2, 4, 1, 3)))
-  variables = check_bijector(inverse, u, _perturb(_init(inverse, u)))
+  variables = check_bijector(inverse, u, perturb(init_variables(inverse, u)))
   gradient = jax.grad(lambda v: inverse.apply(v, u)[0].sum())(variables)
   assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(gradient))
 
 
 def test_maf_layer_one_dimension():
-  x = _normal((3, 1))
+  x = normal((3, 1))
   check_bijector(MAFLayer(hidden=(4,)), x)
 
 
 def test_batch_norm_eval_contract_and_closed_form():
-  x = _normal((3, 2, 2))
+  x = normal((3, 2, 2))
   norm = BatchNorm()
   variables = _eval_variables(norm, x)
   check_bijector(norm, x, variables)
@@ -134,12 +110,12 @@ def test_batch_norm_eval_contract_and_closed_form():
 
 
 def test_batch_norm_training_call():
-  x = 2.0 + 3.0 * _normal((4, 3))
+  x = 2.0 + 3.0 * normal((4, 3))
   norm = BatchNorm(momentum=0.8)
   variables = norm.init(jax.random.PRNGKey(0), x)
   np.testing.assert_array_equal(variables['batch_stats']['mean'], 0.0)
   np.testing.assert_array_equal(variables['batch_stats']['var'], 1.0)
-  variables = {'params': _perturb(variables['params']),
+  variables = {'params': perturb(variables['params']),
                'batch_stats': variables['batch_stats']}
   (y, log_det), updates = norm.apply(variables, x, mutable=['batch_stats'])
   params = variables['params']
@@ -181,7 +157,7 @@ def test_maf_structure():
 
 
 def test_maf_eval_contract_and_training_call():
-  x = _normal((3, 3))
+  x = normal((3, 3))
   flow = maf(num_blocks=2, hidden=(8,))
   variables = _eval_variables(flow, x)
   check_bijector(flow, x, variables)

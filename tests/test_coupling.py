@@ -13,35 +13,11 @@ from nflax import nets
 from nflax.bijectors.base import as_distrax
 from nflax.bijectors.coupling import AffineCoupling, checkerboard, realnvp
 from nflax.bijectors.linear import Permutation
-from tests import bijector_checks
+from tests.bijector_checks import check_bijector, init_variables, normal, perturb
 
 SMALL_MLP = functools.partial(nets.MLP, hidden=(8,))
 SMALL_CONVNET = functools.partial(nets.ConvNet, hidden_channels=4, num_layers=1)
 SMALL_RESNET = functools.partial(nets.ResNet, hidden_channels=4, num_blocks=1)
-
-
-def check_bijector(module, x, variables=None):
-  """The shared oracle of ``tests/bijector_checks.py``."""
-  return bijector_checks.check_bijector(
-      module, x, variables)
-
-
-def _init(module, x):
-  """Variables of ``module`` on ``x``; one compiled program beats op-by-op init."""
-  return jax.jit(module.init)(jax.random.PRNGKey(0), x)
-
-
-def _normal(shape, seed=0):
-  """Standard normal float32 array (NumPy, so no compilation per shape)."""
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, np.float32))
-
-
-def _perturb(variables, seed=1, size=0.3):
-  """Adds Gaussian noise of standard deviation ``size`` to every variable."""
-  rng = np.random.default_rng(seed)
-  return jax.tree_util.tree_map(
-      lambda v: jnp.asarray(np.asarray(v) + size * rng.standard_normal(v.shape, np.float32)),
-      variables)
 
 
 def _unchanged_part(mask, shape, parity):
@@ -69,23 +45,23 @@ CASES = [
 
 @pytest.mark.parametrize('mask,shape,conditioner', CASES)
 def test_coupling_contract(mask, shape, conditioner):
-  x = _normal(shape)
+  x = normal(shape)
   module = AffineCoupling(mask=mask, parity=mask in ('alternate', 'checkerboard'),
                           conditioner=conditioner)
-  variables = _init(module, x)
+  variables = init_variables(module, x)
   y, log_det = module.apply(variables, x)
   np.testing.assert_array_equal(y, x)
   np.testing.assert_array_equal(log_det, jnp.zeros(shape[:1]))
-  check_bijector(module, x, _perturb(variables))
+  check_bijector(module, x, perturb(variables))
 
 
 @pytest.mark.parametrize('parity', [False, True])
 @pytest.mark.parametrize('mask,shape,conditioner', CASES)
 def test_coupling_transforms_only_the_unmasked_part(mask, shape, conditioner, parity):
-  x = _normal(shape)
+  x = normal(shape)
   module = AffineCoupling(mask=mask, parity=parity, conditioner=conditioner)
   shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
-  variables = _perturb(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes))
+  variables = perturb(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes))
   y, x = np.asarray(module.apply(variables, x)[0]), np.asarray(x)
   unchanged = _unchanged_part(mask, shape, parity)
   np.testing.assert_array_equal(y[:, unchanged], x[:, unchanged])
@@ -107,9 +83,9 @@ def test_coupling_matches_formula_with_fixed_conditioner():
       w = jnp.array([[1.0, -1.0], [0.5, 2.0]])
       return jnp.concatenate([x @ w, 2 * x], axis=-1)
 
-  x = _normal((3, 4))
+  x = normal((3, 4))
   module = AffineCoupling(mask='half', conditioner=Fixed)
-  variables = _init(module, x)
+  variables = init_variables(module, x)
   y, log_det = module.apply(variables, x)
   log_scale = jnp.tanh(x[:, :2] @ jnp.array([[1.0, -1.0], [0.5, 2.0]]))
   expected = x[:, 2:] * jnp.exp(log_scale) + 2 * x[:, :2]
@@ -118,9 +94,9 @@ def test_coupling_matches_formula_with_fixed_conditioner():
 
 
 def test_coupling_log_scale_is_bounded_by_scale():
-  x = 100 * _normal((3, 4))
+  x = 100 * normal((3, 4))
   module = AffineCoupling(mask='alternate', conditioner=SMALL_MLP)
-  variables = _perturb(_init(module, x), size=10.0)
+  variables = perturb(init_variables(module, x), size=10.0)
   _, log_det = module.apply(variables, x)
   bound = jnp.sum(jnp.abs(variables['params']['scale']))
   assert np.all(np.abs(log_det) <= bound + 1e-5)
@@ -157,9 +133,9 @@ def test_coupling_rejects_wrong_conditioner_output():
 
 @pytest.mark.parametrize('net', [SMALL_CONVNET, SMALL_RESNET])
 def test_conv_conditioners_shapes_and_zero_output(net):
-  x = _normal((2, 4, 4, 3))
+  x = normal((2, 4, 4, 3))
   module = net(out_channels=6)
-  out = module.apply(_init(module, x), x)
+  out = module.apply(init_variables(module, x), x)
   assert out.shape == (2, 4, 4, 6)
   np.testing.assert_array_equal(out, jnp.zeros_like(out))
   with pytest.raises(ValueError, match='batch, H, W, C'):
@@ -167,13 +143,13 @@ def test_conv_conditioners_shapes_and_zero_output(net):
 
 
 def test_realnvp_contract_and_mixing():
-  x = _normal((3, 2))
+  x = normal((3, 2))
   flow = realnvp(num_blocks=2, hidden=(8,))
-  variables = _init(flow, x)
+  variables = init_variables(flow, x)
   y, log_det = flow.apply(variables, x)
   np.testing.assert_allclose(y, x, atol=1e-6)
   np.testing.assert_allclose(log_det, jnp.zeros(3), atol=1e-6)
-  variables = check_bijector(flow, x, _perturb(variables))
+  variables = check_bijector(flow, x, perturb(variables))
   jacobian = jax.jit(jax.jacfwd(lambda v: flow.apply(variables, v[None])[0][0]))(x[0])
   assert np.all(np.abs(np.asarray(jacobian)) > 1e-6), 'some output ignores some input'
 
@@ -194,8 +170,8 @@ def test_realnvp_structure():
 
 def test_realnvp_as_distrax_density():
   flow = realnvp(num_blocks=2, hidden=(8,))
-  x = _normal((1, 3, 2))
-  variables = _perturb(_init(flow, x[0]))
+  x = normal((1, 3, 2))
+  variables = perturb(init_variables(flow, x[0]))
   base = distrax.MultivariateNormalDiag(jnp.zeros(2), jnp.ones(2))
   density = distrax.Transformed(base, distrax.Inverse(as_distrax(flow, variables)))
   z, log_det = flow.apply(variables, x[0])

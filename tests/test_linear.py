@@ -6,38 +6,14 @@ import numpy as np
 import pytest
 
 from nflax.bijectors.linear import ElementwiseAffine, Permutation, PositiveDefiniteAffine, Reverse
-from tests import bijector_checks
-
-
-def check_bijector(module, x, variables=None):
-  """The shared oracle of ``tests/bijector_checks.py``."""
-  return bijector_checks.check_bijector(
-      module, x, variables)
-
-
-def _init(module, x):
-  """Variables of ``module`` on ``x``; one compiled program beats op-by-op init."""
-  return jax.jit(module.init)(jax.random.PRNGKey(0), x)
-
-
-def _normal(shape, seed=0):
-  """Standard normal float32 array (NumPy, so no compilation per shape)."""
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, np.float32))
-
-
-def _perturb(variables, seed=1, size=0.3):
-  """Adds Gaussian noise of standard deviation ``size`` to every variable."""
-  rng = np.random.default_rng(seed)
-  return jax.tree_util.tree_map(
-      lambda v: jnp.asarray(np.asarray(v) + size * rng.standard_normal(v.shape, np.float32)),
-      variables)
+from tests.bijector_checks import check_bijector, init_variables, normal, perturb
 
 
 @pytest.mark.parametrize('shape', [(3, 4), (3, 4, 4, 2)])
 def test_elementwise_affine_contract_and_closed_form(shape):
-  x = _normal(shape)
+  x = normal(shape)
   module = ElementwiseAffine()
-  variables = _perturb(_init(module, x))
+  variables = perturb(init_variables(module, x))
   check_bijector(module, x, variables)
   y, log_det = module.apply(variables, x)
   params = variables['params']
@@ -48,25 +24,25 @@ def test_elementwise_affine_contract_and_closed_form(shape):
 
 
 def test_elementwise_affine_is_identity_at_init():
-  x = _normal((3, 5))
+  x = normal((3, 5))
   module = ElementwiseAffine()
-  y, log_det = module.apply(_init(module, x), x)
+  y, log_det = module.apply(init_variables(module, x), x)
   np.testing.assert_array_equal(y, x)
   np.testing.assert_array_equal(log_det, jnp.zeros(3))
 
 
 def test_positive_definite_affine_contract():
-  x = _normal((3, 4))
+  x = normal((3, 4))
   module = PositiveDefiniteAffine()
-  variables = _init(module, x)
+  variables = init_variables(module, x)
   np.testing.assert_array_equal(variables['params']['matrix'], jnp.eye(4))
   np.testing.assert_array_equal(module.apply(variables, x)[0], x)
-  check_bijector(module, x, _perturb(variables))
+  check_bijector(module, x, perturb(variables))
 
 
 def test_positive_definite_affine_matches_closed_form():
-  x = _normal((3, 3))
-  factor = _normal((3, 3), seed=2) + 2 * jnp.eye(3)
+  x = normal((3, 3))
+  factor = normal((3, 3), seed=2) + 2 * jnp.eye(3)
   positive_definite = factor @ factor.T
   shift = jnp.array([1.0, -2.0, 0.5])
   module = PositiveDefiniteAffine()
@@ -106,7 +82,7 @@ def test_positive_definite_affine_rejects_bad_input():
     Permutation(permutation=(2, 0, 3, 1)), Permutation(seed=3), Reverse()])
 @pytest.mark.parametrize('shape', [(3, 4), (2, 2, 2, 4)])
 def test_permutations_contract(module, shape):
-  check_bijector(module, _normal(shape))
+  check_bijector(module, normal(shape))
 
 
 def test_permutation_closed_forms():
