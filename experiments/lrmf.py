@@ -1,0 +1,184 @@
+"""LRMF alignment experiments on point clouds (LRMF Sec. 4, setup 1; Fig. 2, 8, 9).
+
+Data -> train -> evaluate -> write:
+
+1. load domains A and B (``config.data.a`` / ``config.data.b``: a registered
+   data set, the array field and an optional label field each) and split each
+   into train / validation / test;
+2. run Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) with the density family
+   ``config.density`` and the flow ``config.flow``; every stage (``private_a``,
+   ``private_b``, ``joint``) is checkpointed and resumable;
+3. evaluate on the test split: the LRMF objective (Eq. 3, with c(A, B) from the
+   private models on the same test data) and its convergence flag, the
+   objective of the identity map for reference, the 1-NN accuracy of a
+   classifier fitted on B's labelled points and scored on T(A) with A's labels,
+   and the first two moments of T(A) against B's;
+4. write ``results.json`` and the plots of Fig. 2/8/9: A, B and T(A) coloured
+   by position in A, the private and shared densities, the objective against
+   the zero line, and T's displacement field.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import ml_collections
+import numpy as np
+from absl import logging
+
+from experiments import data as data_lib
+from experiments import models, plots, training
+from experiments import workdir as workdir_lib
+from lrmf import algorithm, baselines
+
+_SPLITS = ('train', 'val', 'test')
+
+
+def load_domain(domain_config: ml_collections.ConfigDict, splits: tuple[int, int, int],
+                seed: int) -> dict[str, np.ndarray]:
+  """One domain's points (and labels) split into ``{split}_x`` / ``{split}_labels``."""
+  dataset = data_lib.load(domain_config.name, **domain_config.options)
+  fields = getattr(dataset, '_fields', ())
+  for field in (domain_config.field, domain_config.get('label_field')):
+    if field is not None and field not in fields:
+      raise ValueError(f"data set '{domain_config.name}' has no field '{field}'; "
+                       f'its fields are {list(fields)}')
+  x = np.asarray(data_lib.validate(getattr(dataset, domain_config.field),
+                                   f'{domain_config.name}.{domain_config.field}'), np.float32)
+  labels = (np.asarray(getattr(dataset, domain_config.label_field))
+            if domain_config.get('label_field') else np.zeros(len(x), np.int32))
+  if sum(splits) > len(x):
+    raise ValueError(f'data.splits {tuple(splits)} need {sum(splits)} examples; '
+                     f"'{domain_config.name}' gave {len(x)}")
+  order = np.random.default_rng(seed).permutation(len(x))
+  bounds = np.cumsum((0,) + tuple(splits))
+  out = {}
+  for split, lo, hi in zip(_SPLITS, bounds[:-1], bounds[1:]):
+    out[f'{split}_x'], out[f'{split}_labels'] = x[order[lo:hi]], labels[order[lo:hi]]
+  return out
+
+
+def _stage_runner(config: ml_collections.ConfigDict, workdir: str,
+                  metrics: workdir_lib.MetricsLog) -> algorithm.StageRunner:
+  """Runs each stage through the checkpointed :func:`experiments.training.train`."""
+  def run(stage, objective, variables, train_data, val_data, key):
+    train_config = config.train_joint if stage == 'joint' else config.train_private
+    return training.train(objective, variables, train_data, val_data,
+                          train_config=train_config, workdir=workdir, stage=stage, key=key,
+                          metrics=metrics)
+  return run
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs one LRMF alignment in ``workdir``; returns the results."""
+  start = time.time()
+  a = load_domain(config.data.a, config.data.splits, config.seed)
+  b = load_domain(config.data.b, config.data.splits, config.seed + 1)
+  if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
+    raise ValueError(f"domains A and B differ in shape: {a['train_x'].shape[1:]} vs "
+                     f"{b['train_x'].shape[1:]}")
+  event_shape = a['train_x'].shape[1:]
+  density = models.build_density(config.density, event_shape)
+  flow = models.build_flow(config.flow)
+  metrics = workdir_lib.MetricsLog(workdir)
+  runner = _stage_runner(config, workdir, metrics)
+  result = algorithm.train_lrmf(
+      flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
+      a_val=a['val_x'], b_val=b['val_x'], key=jax.random.PRNGKey(config.seed), eps=config.eps,
+      private_runner=runner, joint_runner=runner)
+  results = _evaluate(config, flow, density, result, a, b)
+  results['wall_time_s'] = time.time() - start
+  logging.info('results: %s', results)
+  metrics.write('final', 0, results)
+  metrics.close()
+  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
+  _plot(flow, density, result, a, b, results, workdir)
+  return results
+
+
+def _transform(flow, flow_variables, x):
+  return np.asarray(jax.jit(lambda v, x: flow.apply(v, x, method=type(flow).forward))(
+      flow_variables, jnp.asarray(x)))
+
+
+def _evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict:
+  """Test-split metrics of an :class:`lrmf.algorithm.LRMFResult`."""
+  test_a, test_b = jnp.asarray(a['test_x']), jnp.asarray(b['test_x'])
+  common = dict(flow=flow, density=density, private_a=result.private_a,
+                private_b=result.private_b, a=test_a, b=test_b)
+  objective = algorithm.evaluate_objective(
+      flow_variables=result.flow_variables, shared=result.shared_variables, **common)
+  identity = jax.jit(flow.init)(jax.random.PRNGKey(0), test_a[:8])
+  identity_objective = algorithm.evaluate_objective(
+      flow_variables=identity, shared=result.private_b, **common)
+  moved = _transform(flow, result.flow_variables, a['test_x'])
+  results = {
+      'test_objective': objective,
+      'val_objective': result.objective,
+      'converged': bool(objective < config.eps),
+      'eps': config.eps,
+      'test_objective_identity_map': identity_objective,
+      'mean_error': float(np.linalg.norm(moved.mean(0) - b['test_x'].mean(0))),
+      'covariance_error': float(np.linalg.norm(
+          np.cov(moved, rowvar=False) - np.cov(b['test_x'], rowvar=False))),
+  }
+  if config.data.a.get('label_field') and config.data.b.get('label_field'):
+    results['one_nn_accuracy'] = baselines.one_nn_accuracy(
+        reference_x=b['train_x'], reference_labels=b['train_labels'], x=moved,
+        labels=a['test_labels'])
+    results['one_nn_accuracy_identity_map'] = baselines.one_nn_accuracy(
+        reference_x=b['train_x'], reference_labels=b['train_labels'], x=a['test_x'],
+        labels=a['test_labels'])
+  return results
+
+
+def _position_colours(x: np.ndarray) -> np.ndarray:
+  """A colour value per point from its angle about A's centre (shows tearing)."""
+  centred = x - x.mean(0)
+  return np.arctan2(centred[:, 1], centred[:, 0])
+
+
+def _plot(flow, density, result, a, b, results, workdir) -> None:
+  out = workdir_lib.plots_dir(workdir)
+  history = workdir_lib.read_metrics(workdir, 'joint')
+  val = [(r['step'], r['val_loss']) for r in history if 'val_loss' in r]
+  if val:
+    steps, values = map(np.array, zip(*val))
+    plots.curves([('held-out LRMF objective (Eq. 3)', steps, values)],
+                 os.path.join(out, 'objective.png'), ylabel='objective (nats)', hline=0.0,
+                 title=f"test objective {results['test_objective']:.4f}")
+  if a['test_x'].shape[1] != 2:
+    return
+  moved = _transform(flow, result.flow_variables, a['test_x'])
+  colours = _position_colours(a['test_x'])
+  plots.scatter_panels([('A', a['test_x']), ('B', b['test_x']), ('T(A)', moved)],
+                       os.path.join(out, 'alignment.png'), colors=[colours, None, colours])
+  log_prob = jax.jit(lambda v, x: density.apply(v, x, method=type(density).log_prob))
+  everything = np.concatenate([a['test_x'], b['test_x'], moved])
+  plots.density_panels(
+      [('private model of A', lambda g: log_prob(result.private_a, jnp.asarray(g))),
+       ('private model of B', lambda g: log_prob(result.private_b, jnp.asarray(g))),
+       ('shared model', lambda g: log_prob(result.shared_variables, jnp.asarray(g)))],
+      everything, os.path.join(out, 'densities.png'))
+  _plot_vector_field(flow, result.flow_variables, a['test_x'], os.path.join(out, 'vector_field.png'))
+
+
+def _plot_vector_field(flow, flow_variables, points, path, resolution=20) -> None:
+  """Arrows ``T(x) - x`` on a grid over A's bounding box."""
+  lo, hi = points.min(0), points.max(0)
+  xs, ys = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+  grid = np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float32)
+  moved = _transform(flow, flow_variables, grid)
+  fig, ax = plt.subplots(figsize=(5, 5))
+  ax.scatter(points[:, 0], points[:, 1], s=2, c='0.7')
+  ax.quiver(grid[:, 0], grid[:, 1], moved[:, 0] - grid[:, 0], moved[:, 1] - grid[:, 1],
+            angles='xy', scale_units='xy', scale=1.0, width=0.003)
+  ax.set_title('T(x) - x')
+  ax.set_aspect('equal', adjustable='box')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
