@@ -15,11 +15,12 @@ import ml_collections
 VARIANTS = ('gaussian', 'ffjord', 'smoke')
 
 
-def _train(num_steps, lr, patience, batch_size=256):
+def _train(num_steps, lr, patience, batch_size=256, schedule='cosine', keep_best=True):
   return ml_collections.ConfigDict({
-      'num_steps': num_steps, 'batch_size': batch_size, 'lr': lr, 'weight_decay': 0.0,
+      'num_steps': num_steps, 'batch_size': batch_size, 'lr': lr, 'schedule': schedule,
+      'weight_decay': 0.0,
       'grad_clip': 0.0, 'steps_per_dispatch': 100, 'eval_every': 100, 'patience': patience,
-      'checkpoint_every': 500})
+      'checkpoint_every': 500, 'keep_best': keep_best})
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -42,14 +43,16 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       {'family': 'flow', 'flow': 'realnvp', 'num_blocks': 4, 'hidden': (512, 512)})
   config.flow = ml_collections.ConfigDict(
       {'flow': 'realnvp', 'num_blocks': 4, 'hidden': (512, 512)})
-  config.train_private = _train(num_steps=3000, lr=1e-3, patience=10)
-  config.train_joint = _train(num_steps=3000, lr=1e-4, patience=None)
+  config.train_private = _train(num_steps=3000, lr=1e-3, patience=None)
+  # The joint stage keeps its last parameters: the held-out objective is noisy around 0, and
+  # selecting its minimum would be biased below 0.
+  config.train_joint = _train(num_steps=3000, lr=1e-4, patience=None, keep_best=False)
 
   if variant == 'gaussian':
     config.density = ml_collections.ConfigDict({'family': 'gaussian'})
     config.flow = ml_collections.ConfigDict({'flow': 'affine'})
     config.train_private = _train(num_steps=2000, lr=1e-2, patience=5)
-    config.train_joint = _train(num_steps=2000, lr=1e-2, patience=None)
+    config.train_joint = _train(num_steps=2000, lr=1e-2, patience=None, keep_best=False)
   elif variant == 'ffjord':
     config.density = ml_collections.ConfigDict(
         {'family': 'flow', 'flow': 'ffjord', 'num_transforms': 2, 'hidden': (16, 16, 16),
@@ -58,14 +61,15 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
         {'flow': 'ffjord', 'num_transforms': 2, 'hidden': (16, 16, 16),
          'trace_estimator': 'exact'})
     config.train_private = _train(num_steps=1500, lr=1e-3, patience=5)
-    config.train_joint = _train(num_steps=1500, lr=1e-3, patience=None)
+    config.train_joint = _train(num_steps=1500, lr=1e-3, patience=None, keep_best=False)
   elif variant == 'smoke':
     config.data.a.options.n = config.data.b.options.n = 400
     config.data.splits = (200, 100, 100)
     for block in (config.density, config.flow):
       block.update(num_blocks=2, hidden=(16, 16))
     config.train_private = _train(num_steps=40, lr=1e-3, patience=None, batch_size=50)
-    config.train_joint = _train(num_steps=40, lr=1e-3, patience=None, batch_size=50)
+    config.train_joint = _train(num_steps=40, lr=1e-3, patience=None, batch_size=50,
+                                keep_best=False)
     for block in (config.train_private, config.train_joint):
       block.update(steps_per_dispatch=20, eval_every=20, checkpoint_every=20)
   elif variant:

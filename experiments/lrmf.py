@@ -12,7 +12,8 @@ Data -> train -> evaluate -> write:
    private models on the same test data) and its convergence flag, the
    objective of the identity map for reference, the 1-NN accuracy of a
    classifier fitted on B's labelled points and scored on T(A) with A's labels,
-   and the first two moments of T(A) against B's;
+   and the first two moments of T(A) against B's (Frobenius/Euclidean norms of
+   the differences, on the test and on the training split);
 4. write ``results.json`` and the plots of Fig. 2/8/9: A, B and T(A) coloured
    by position in A, the private and shared densities, the objective against
    the zero line, and T's displacement field.
@@ -44,7 +45,7 @@ def load_domain(domain_config: ml_collections.ConfigDict, splits: tuple[int, int
   dataset = data_lib.load(domain_config.name, **domain_config.options)
   fields = getattr(dataset, '_fields', ())
   for field in (domain_config.field, domain_config.get('label_field')):
-    if field is not None and field not in fields:
+    if field and field not in fields:
       raise ValueError(f"data set '{domain_config.name}' has no field '{field}'; "
                        f'its fields are {list(fields)}')
   x = np.asarray(data_lib.validate(getattr(dataset, domain_config.field),
@@ -116,6 +117,7 @@ def _evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict
   identity_objective = algorithm.evaluate_objective(
       flow_variables=identity, shared=result.private_b, **common)
   moved = _transform(flow, result.flow_variables, a['test_x'])
+  moved_train = _transform(flow, result.flow_variables, a['train_x'])
   results = {
       'test_objective': objective,
       'val_objective': result.objective,
@@ -125,6 +127,9 @@ def _evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict
       'mean_error': float(np.linalg.norm(moved.mean(0) - b['test_x'].mean(0))),
       'covariance_error': float(np.linalg.norm(
           np.cov(moved, rowvar=False) - np.cov(b['test_x'], rowvar=False))),
+      'train_mean_error': float(np.linalg.norm(moved_train.mean(0) - b['train_x'].mean(0))),
+      'train_covariance_error': float(np.linalg.norm(
+          np.cov(moved_train, rowvar=False) - np.cov(b['train_x'], rowvar=False))),
   }
   if config.data.a.get('label_field') and config.data.b.get('label_field'):
     results['one_nn_accuracy'] = baselines.one_nn_accuracy(

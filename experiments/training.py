@@ -25,11 +25,22 @@ from nflax import fitting
 
 
 def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam (or AdamW with ``weight_decay > 0``) with optional gradient clipping."""
-  if train_config.get('weight_decay', 0.0) > 0:
-    opt = optax.adamw(train_config.lr, weight_decay=train_config.weight_decay)
+  """Adam (AdamW with ``weight_decay > 0``), optional clipping and learning-rate schedule.
+
+  ``schedule``: ``'constant'`` (default) or ``'cosine'`` (decay from ``lr`` to 0 over
+  ``num_steps``; lets maximum-likelihood fits settle, which LRMF's c(A, B) needs).
+  """
+  schedule = train_config.get('schedule', 'constant')
+  if schedule == 'cosine':
+    lr = optax.cosine_decay_schedule(train_config.lr, train_config.num_steps)
+  elif schedule == 'constant':
+    lr = train_config.lr
   else:
-    opt = optax.adam(train_config.lr)
+    raise ValueError(f"train schedule must be 'constant' or 'cosine', got {schedule!r}")
+  if train_config.get('weight_decay', 0.0) > 0:
+    opt = optax.adamw(lr, weight_decay=train_config.weight_decay)
+  else:
+    opt = optax.adam(lr)
   clip = train_config.get('grad_clip', 0.0)
   return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt
 
@@ -46,7 +57,7 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
     val_data: held-out pytree or ``None``.
     train_config: fields ``num_steps, batch_size, lr, steps_per_dispatch,
       eval_every, patience, checkpoint_every`` (and optional ``weight_decay``,
-      ``grad_clip``).
+      ``grad_clip``, ``schedule``, ``keep_best``).
     workdir: the experiment's workdir; checkpoints go to
       ``<workdir>/checkpoints/<stage>``.
     stage: name of this training stage.
@@ -85,7 +96,7 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
         num_steps=train_config.num_steps, batch_size=train_config.batch_size, key=key,
         steps_per_dispatch=train_config.steps_per_dispatch,
         eval_every=train_config.eval_every, patience=train_config.get('patience'),
-        callback=on_dispatch)
+        keep_best=train_config.get('keep_best', True), callback=on_dispatch)
   except fitting.NonFiniteError as err:
     manager.wait_until_finished()
     kept = manager.latest_step()

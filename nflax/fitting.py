@@ -267,7 +267,7 @@ class FitResult:
 
   Attributes:
     params: the best parameters on the validation set (the final ones when no
-      validation set was given).
+      validation set was given or ``keep_best`` is off).
     model_state: the model state that goes with ``params``.
     state: the final :class:`FitState` (for resuming or inspection).
     history: one record per dispatch: ``step``, ``train_loss`` (mean over the
@@ -285,7 +285,7 @@ def fit(objective: Objective, state: FitState, train_data: PyTree,
         val_data: PyTree | None = None, *, optimizer: optax.GradientTransformation,
         num_steps: int, batch_size: int, key: Array, steps_per_dispatch: int = 100,
         eval_every: int | None = None, patience: int | None = None,
-        mesh: Mesh | None = None,
+        mesh: Mesh | None = None, keep_best: bool = True,
         callback: Callable[[FitState, dict], None] | None = None) -> FitResult:
   """Minimises ``objective`` from ``state`` until ``num_steps`` steps in total.
 
@@ -309,6 +309,9 @@ def fit(objective: Objective, state: FitState, train_data: PyTree,
       (default: every dispatch); the last dispatch is always evaluated.
     patience: stop after this many evaluations without improvement.
     mesh: data-parallel mesh; ``None`` uses all local devices.
+    keep_best: return the parameters with the lowest validation loss (else
+      the last ones; for objectives whose held-out value is noisy around its
+      optimum, selecting the minimum is biased low).
     callback: called as ``callback(state, record)`` after every dispatch.
 
   Returns:
@@ -360,7 +363,7 @@ def fit(objective: Objective, state: FitState, train_data: PyTree,
     history.append(record)
     if callback is not None:
       callback(state, record)
-  if val_data is None:
+  if val_data is None or not keep_best:
     return FitResult(state.params, state.model_state, state, history, stopped_early)
   return FitResult(state.best_params, state.best_model_state, state, history, stopped_early)
 

@@ -25,6 +25,8 @@ def test_variants_build(name):
     assert config.experiment in launch.EXPERIMENTS, (name, variant)
     if 'model' in config and 'family' in config.model:
       models.build_density(config.model, config.data.event_shape)
+    if 'flow' in config:
+      models.build_flow(config.flow)
   with pytest.raises(ValueError, match='unknown variant'):
     module.get_config('no_such_variant')
 

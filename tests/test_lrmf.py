@@ -1,0 +1,346 @@
+"""LRMF: pure losses against hand-computed Gaussian values, the closed forms of
+Example 2.1 and Sec. 8.3, and Algorithm 1 reaching them."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from scipy import optimize
+
+from lrmf import algorithm, gaussian, losses
+from nflax import bijectors, densities, fitting
+
+AFFINE = bijectors.PositiveDefiniteAffine()
+
+# Compiled once per shape: op-by-op execution compiles every primitive.
+lrmf_loss = jax.jit(losses.lrmf_loss, static_argnames=('flow', 'density'))
+lrmf_constant = jax.jit(losses.lrmf_constant, static_argnames=('density',))
+log_likelihood_ratio_distance = jax.jit(losses.log_likelihood_ratio_distance,
+                                        static_argnames=('density',))
+
+
+def _draw(rng, mean, cov, n):
+  return rng.multivariate_normal(mean, cov, n).astype(np.float32)
+
+
+def _mle_variables(x):
+  return gaussian.gaussian_variables(*gaussian.gaussian_mle(x))
+
+
+def _hand_log_likelihood(x, mean, var):
+  """``1/n sum_i log N(x_i; mean, var)`` of 1-D samples, written out."""
+  x = np.asarray(x, np.float64).ravel()
+  return float(np.mean(-0.5 * math.log(2 * math.pi * var) - (x - mean)**2 / (2 * var)))
+
+
+def _random_spd(rng, dim):
+  m = rng.normal(size=(dim, dim))
+  return m @ m.T + 0.5 * np.eye(dim)
+
+
+# --- closed forms (Example 2.1, Sec. 8.3) ---------------------------------------------
+
+
+def test_optimal_affine_1d_scales_and_shifts():
+  assert gaussian.optimal_affine_1d(1.0, 2.0, -3.0, 0.5) == pytest.approx((0.25, -3.25))
+  # For a centred A the paper's b* = mu_B - mu_A is the same map.
+  assert gaussian.optimal_affine_1d(0.0, 2.0, -3.0, 0.5) == pytest.approx((0.25, -3.0))
+  matrix, shift = gaussian.optimal_affine([1.0], [[4.0]], [-3.0], [[0.25]])
+  np.testing.assert_allclose([matrix[0, 0], shift[0]], [0.25, -3.25])
+
+
+def test_optimal_affine_matches_the_first_two_moments():
+  rng = np.random.default_rng(0)
+  mean_a, mean_b = rng.normal(size=3), rng.normal(size=3)
+  cov_a, cov_b = _random_spd(rng, 3), _random_spd(rng, 3)
+  matrix, shift = gaussian.optimal_affine(mean_a, cov_a, mean_b, cov_b)
+  np.testing.assert_allclose(matrix, matrix.T)
+  assert np.linalg.eigvalsh(matrix).min() > 0
+  np.testing.assert_allclose(matrix @ cov_a @ matrix, cov_b, atol=1e-10)
+  np.testing.assert_allclose(matrix @ mean_a + shift, mean_b, atol=1e-12)
+  variables = gaussian.optimal_affine_variables(mean_a, cov_a, mean_b, cov_b)
+  root = np.asarray(variables['params']['matrix'], np.float64)
+  np.testing.assert_allclose(root.T @ root, matrix, rtol=1e-5, atol=1e-5)
+  x = rng.normal(size=(5, 3)).astype(np.float32)
+  np.testing.assert_allclose(AFFINE.apply(variables, x, method=AFFINE.forward),
+                             x @ matrix + shift, rtol=1e-5, atol=1e-5)
+  assert gaussian.gaussian_lrmf_objective(matrix, shift, mean_a, cov_a, mean_b,
+                                          cov_b) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_example_2_1_objective_is_zero_exactly_at_the_optimum():
+  moments = (1.0, 2.0, -3.0, 0.5)
+  a_opt, b_opt = gaussian.optimal_affine_1d(*moments)
+  assert gaussian.gaussian_lrmf_objective_1d(a_opt, b_opt, *moments) == pytest.approx(
+      0.0, abs=1e-12)
+  for a, b in [(1.0, 0.0), (0.3, -3.25), (0.25, -2.0), (-0.25, -3.25)]:
+    assert gaussian.gaussian_lrmf_objective_1d(a, b, *moments) > 1e-3
+  # The mirrored map -a* x + (mu_B + a* mu_A) matches the moments too.
+  assert gaussian.gaussian_lrmf_objective_1d(-a_opt, -3.0 + a_opt, *moments) == pytest.approx(
+      0.0, abs=1e-12)
+  found = optimize.minimize(
+      lambda p: gaussian.gaussian_lrmf_objective_1d(math.exp(p[0]), p[1], *moments),
+      x0=[0.0, 0.0], method='Nelder-Mead', options={'xatol': 1e-9, 'fatol': 1e-12})
+  np.testing.assert_allclose([math.exp(found.x[0]), found.x[1]], [a_opt, b_opt], atol=1e-4)
+  assert gaussian.gaussian_lrmf_objective([[0.7]], [0.4], [1.0], [[4.0]], [-3.0], [[
+      0.25]]) == pytest.approx(gaussian.gaussian_lrmf_objective_1d(0.7, 0.4, *moments))
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda: gaussian.optimal_affine_1d(0.0, -1.0, 0.0, 1.0), 'sigma_a'),
+    (lambda: gaussian.optimal_affine([0.0, 0.0], np.eye(2), [0.0], np.eye(1)), 'mean_b'),
+    (lambda: gaussian.optimal_affine([0.0], [[1.0]], [0.0], [[-1.0]]), 'cov_b'),
+    (lambda: gaussian.optimal_affine([0.0, 0.0], [[1.0, 0.5], [0.0, 1.0]], [0.0, 0.0],
+                                     np.eye(2)), 'symmetric'),
+    (lambda: gaussian.gaussian_lrmf_objective_1d(0.0, 0.0, 0.0, 1.0, 0.0, 1.0), 'slope'),
+    (lambda: gaussian.gaussian_mle(np.zeros(5)), r'\(n, d\)'),
+])
+def test_bad_gaussian_inputs_raise(call, message):
+  with pytest.raises(ValueError, match=message):
+    call()
+
+
+def test_gaussian_variables_round_trip():
+  rng = np.random.default_rng(1)
+  mean, cov = rng.normal(size=2), _random_spd(rng, 2)
+  density = densities.Gaussian(dim=2)
+  got_mean, got_cov = density.apply(gaussian.gaussian_variables(mean, cov),
+                                    method=density.mean_and_covariance)
+  np.testing.assert_allclose(got_mean, mean, rtol=1e-6)
+  np.testing.assert_allclose(got_cov, cov, rtol=1e-5, atol=1e-6)
+
+
+# --- the pure losses against hand-computed values ------------------------------------
+
+
+def test_losses_match_hand_computed_1d_gaussian_values():
+  rng = np.random.default_rng(2)
+  a, b = _draw(rng, [1.0], [[4.0]], 400), _draw(rng, [-3.0], [[0.25]], 400)
+  density = densities.Gaussian(dim=1)
+  (mu_a, var_a), (mu_b, var_b) = [(m[0], c[0, 0]) for m, c in map(gaussian.gaussian_mle, (a, b))]
+  private_a, private_b = _mle_variables(a), _mle_variables(b)
+  # Maximum average log-likelihood of a Gaussian: -1/2 log(2 pi e sigma^2).
+  hand_c = -0.5 * math.log(2 * math.pi * math.e * var_a) - 0.5 * math.log(
+      2 * math.pi * math.e * var_b)
+  constant = lrmf_constant(density=density, private_a=private_a, private_b=private_b,
+                                  a=a, b=b)
+  assert float(constant) == pytest.approx(hand_c, abs=1e-4)
+
+  slope, shift = 0.7, 0.4
+  flow_variables = AFFINE.make_variables([[math.sqrt(slope)]], [shift])
+  shared = gaussian.gaussian_variables([0.3], [[1.7]])
+  hand = (-math.log(slope) - _hand_log_likelihood(slope * a + shift, 0.3, 1.7)
+          - _hand_log_likelihood(b, 0.3, 1.7) + hand_c)
+  loss = lrmf_loss(flow=AFFINE, density=density, flow_variables=flow_variables,
+                          shared=shared, a=a, b=b, constant=constant)
+  assert float(loss) == pytest.approx(hand, abs=1e-4)
+
+  # At the shared Gaussian fitted to the equal mixture of T(A) and B, Eq. 3 is
+  # the closed form of Example 2.1 at the sample moments.
+  optimal_shared = _mle_variables(np.concatenate([slope * a + shift, b]))
+  loss = lrmf_loss(flow=AFFINE, density=density, flow_variables=flow_variables,
+                          shared=optimal_shared, a=a, b=b, constant=constant)
+  closed_form = gaussian.gaussian_lrmf_objective_1d(slope, shift, mu_a, math.sqrt(var_a),
+                                                    mu_b, math.sqrt(var_b))
+  assert float(loss) == pytest.approx(closed_form, abs=1e-4)
+
+  # Definition 2.1 = Example 2.1 with T the identity.
+  distance = log_likelihood_ratio_distance(
+      density=density, private_a=private_a, private_b=private_b,
+      shared=_mle_variables(np.concatenate([a, b])), a=a, b=b)
+  assert float(distance) == pytest.approx(gaussian.gaussian_lrmf_objective_1d(
+      1.0, 0.0, mu_a, math.sqrt(var_a), mu_b, math.sqrt(var_b)), abs=1e-4)
+  assert float(distance) > 1.0
+
+
+def test_distance_is_zero_for_equal_data_and_positive_otherwise():
+  rng = np.random.default_rng(3)
+  density = densities.Gaussian(dim=2)
+  a = _draw(rng, [0.0, 1.0], [[1.0, 0.3], [0.3, 0.5]], 300)
+  private = _mle_variables(a)
+  same = log_likelihood_ratio_distance(density=density, private_a=private,
+                                              private_b=private, shared=private, a=a, b=a)
+  assert float(same) == pytest.approx(0.0, abs=1e-6)
+  b = a + np.float32([0.3, 0.0])
+  different = log_likelihood_ratio_distance(
+      density=density, private_a=private, private_b=_mle_variables(b),
+      shared=_mle_variables(np.concatenate([a, b])), a=a, b=b)
+  assert float(different) > 1e-3
+
+
+def test_objective_is_non_negative_at_converged_private_models():
+  rng = np.random.default_rng(4)
+  density = densities.Gaussian(dim=2)
+  a = _draw(rng, [0.0, 1.0], [[1.0, 0.3], [0.3, 0.5]], 300)
+  b = _draw(rng, [2.0, -1.0], [[0.6, -0.2], [-0.2, 1.5]], 300)
+  constant = lrmf_constant(density=density, private_a=_mle_variables(a),
+                                  private_b=_mle_variables(b), a=a, b=b)
+  num = 64
+  flows = {'params': {'matrix': jnp.eye(2) + 0.5 * rng.normal(size=(num, 2, 2)),
+                      'shift': 2.0 * rng.normal(size=(num, 2))}}
+  shared = {'params': {'mean': 2.0 * rng.normal(size=(num, 2)),
+                       'raw_scale_tril': rng.normal(size=(num, 2, 2))}}
+  objective = jax.jit(jax.vmap(lambda f, s: losses.lrmf_loss(
+      flow=AFFINE, density=density, flow_variables=f, shared=s, a=a, b=b, constant=constant)))
+  values = np.asarray(objective(flows, shared))
+  assert values.min() > -1e-4, values.min()
+  # ... and about 0 at the closed-form optimum with the optimal shared model.
+  optimum = gaussian.optimal_affine_variables(*gaussian.gaussian_mle(a),
+                                              *gaussian.gaussian_mle(b))
+  transformed = AFFINE.apply(optimum, a, method=AFFINE.forward)
+  at_optimum = lrmf_loss(
+      flow=AFFINE, density=density, flow_variables=optimum,
+      shared=_mle_variables(np.concatenate([transformed, b])), a=a, b=b, constant=constant)
+  assert float(at_optimum) == pytest.approx(0.0, abs=1e-4)
+
+
+# --- the objective of Algorithm 1 ----------------------------------------------------
+
+
+def test_objective_matches_the_pure_losses():
+  rng = np.random.default_rng(5)
+  density = densities.Gaussian(dim=2)
+  # Unequal sizes, not multiples of the evaluation chunk.
+  a, b = _draw(rng, [0.0, 1.0], np.eye(2), 150), _draw(rng, [1.0, 0.0], np.eye(2), 70)
+  private_a, private_b = _mle_variables(a), _mle_variables(b)
+  flow_variables = AFFINE.make_variables([[1.2, 0.1], [0.0, 0.9]], [0.3, -0.2])
+  shared = gaussian.gaussian_variables([0.5, 0.5], [[1.5, 0.2], [0.2, 0.8]])
+  pure_constant = float(lrmf_constant(density=density, private_a=private_a,
+                                      private_b=private_b, a=a, b=b))
+  pure = float(lrmf_loss(flow=AFFINE, density=density, flow_variables=flow_variables,
+                         shared=shared, a=a, b=b))
+  constant = algorithm.evaluate_constant(density=density, private_a=private_a,
+                                         private_b=private_b, a=a, b=b, batch_size=64)
+  assert constant == pytest.approx(pure_constant, abs=1e-4)
+  objective = algorithm.lrmf_objective(flow=AFFINE, density=density, constant=constant,
+                                       eval_batch_size=64)
+  state = fitting.init_fit_state(algorithm.joint_variables(flow_variables, shared),
+                                 optax.sgd(0.1))
+  assert set(state.params) == {'flow', 'shared'} and state.model_state == {}
+  data = fitting.Independent((a, b))
+  train, new_state = jax.jit(objective.train_loss)(state.params, state.model_state, data,
+                                                   jax.random.PRNGKey(0))
+  assert new_state == {}
+  assert float(train) == pytest.approx(pure, abs=1e-4)
+  held_out = float(fitting.evaluate(state.params, state.model_state, data,
+                                    eval_loss=objective.eval_loss))
+  assert held_out == pytest.approx(pure + pure_constant, abs=1e-4)
+  assert algorithm.evaluate_objective(
+      flow=AFFINE, density=density, flow_variables=flow_variables, shared=shared,
+      private_a=private_a, private_b=private_b, a=a, b=b,
+      batch_size=64) == pytest.approx(held_out, abs=1e-5)
+
+
+def test_fit_private_model_reaches_the_maximum_likelihood_gaussian():
+  rng = np.random.default_rng(6)
+  train = _draw(rng, [1.0, -2.0], [[2.0, 0.5], [0.5, 1.0]], 256)
+  val = _draw(rng, [1.0, -2.0], [[2.0, 0.5], [0.5, 1.0]], 128)
+  density = densities.Gaussian(dim=2)
+  result = algorithm.fit_private_model(
+      density, jax.jit(density.init)(jax.random.PRNGKey(0), train), train, val,
+      optimizer=optax.adam(0.1), num_steps=200, batch_size=256, key=jax.random.PRNGKey(1),
+      steps_per_dispatch=200)
+  mean, cov = density.apply({'params': result.params}, method=density.mean_and_covariance)
+  want_mean, want_cov = gaussian.gaussian_mle(train)
+  np.testing.assert_allclose(mean, want_mean, atol=1e-3)
+  np.testing.assert_allclose(cov, want_cov, atol=1e-3)
+
+
+def test_train_lrmf_keeps_constants_and_batch_statistics():
+  rng = np.random.default_rng(7)
+  a = _draw(rng, [0.0, 1.0], np.eye(2), 64)
+  b = _draw(rng, [2.0, 0.0], np.eye(2), 64)
+  flow = bijectors.Chain([bijectors.Invertible1x1Conv(), bijectors.BatchNorm()])
+  density = densities.FlowDensity(flow=bijectors.BatchNorm(),
+                                  base=densities.StandardNormal((2,)))
+  flow_variables = jax.jit(flow.init)(jax.random.PRNGKey(0), a)
+  # A caller's own runner: private models stay at their initialisation (no
+  # steps), the joint stage runs one dispatch.
+  private = algorithm.fit_runner(optimizer=optax.adam(1e-2), num_steps=0, batch_size=32)
+  joint_stages = []
+  joint = algorithm.fit_runner(
+      optimizer=optax.adam(1e-2), num_steps=5, batch_size=32, steps_per_dispatch=5,
+      callback=lambda stage, state, record: joint_stages.append(stage))
+  stages = []
+
+  def runner(stage, *args):
+    stages.append(stage)
+    return (joint if stage == 'joint' else private)(stage, *args)
+
+  result = algorithm.train_lrmf(
+      flow=flow, density=density, a_train=a, b_train=b, a_val=a, b_val=b,
+      key=jax.random.PRNGKey(1), eps=0.1, private_runner=runner, joint_runner=runner,
+      flow_variables=flow_variables)
+  assert stages == ['private_a', 'private_b', 'joint'] and joint_stages == ['joint']
+  assert set(result.flow_variables) == {'params', 'constants', 'batch_stats'}
+  assert set(result.shared_variables) == {'params', 'batch_stats'}
+  jax.tree.map(np.testing.assert_array_equal, result.flow_variables['constants'],
+               flow_variables['constants'])
+  moved = lambda new, old: any(jax.tree.leaves(jax.tree.map(
+      lambda x, y: not np.allclose(x, y), new['batch_stats'], old['batch_stats'])))
+  assert moved(result.flow_variables, flow_variables)
+  assert moved(result.shared_variables, result.private_b)  # thS started at thB
+  assert math.isfinite(result.objective)
+  assert result.objective == pytest.approx(result.histories['joint'][-1]['val_loss'], abs=1e-5)
+  assert result.converged == (result.objective < 0.1)
+
+
+def test_train_lrmf_rejects_mismatched_event_shapes():
+  x2, x3 = np.zeros((8, 2), np.float32), np.zeros((8, 3), np.float32)
+  runner = algorithm.fit_runner(optimizer=optax.sgd(0.1), num_steps=1, batch_size=4)
+  with pytest.raises(ValueError, match='event shape'):
+    algorithm.train_lrmf(flow=AFFINE, density=densities.Gaussian(dim=2), a_train=x2,
+                         b_train=x3, a_val=x2, b_val=x3, key=jax.random.PRNGKey(0), eps=0.1,
+                         private_runner=runner, joint_runner=runner)
+
+
+# --- Algorithm 1 reaches the closed form ---------------------------------------------
+
+
+@pytest.mark.parametrize('mean_a, cov_a, mean_b, cov_b', [
+    ([1.0], [[2.25]], [-2.0], [[0.5625]]),
+    ([0.0, 1.0], [[1.0, 0.3], [0.3, 0.5]], [2.0, -1.0], [[0.6, -0.2], [-0.2, 1.5]]),
+], ids=['1d', '2d'])
+def test_affine_gaussian_lrmf_reaches_the_closed_form(mean_a, cov_a, mean_b, cov_b):
+  rng = np.random.default_rng(8)
+  n = 256
+  a_train, a_val = _draw(rng, mean_a, cov_a, n), _draw(rng, mean_a, cov_a, n)
+  b_train, b_val = _draw(rng, mean_b, cov_b, n), _draw(rng, mean_b, cov_b, n)
+  dim = len(mean_a)
+  density = densities.Gaussian(dim=dim)
+  # Full batches and one evaluation per stage: the joint stage minimises Eq. 3
+  # on the training samples, whose minimiser is the closed form at their
+  # sample moments (selecting among several evaluations would follow the
+  # held-out noise instead).
+  result = algorithm.train_lrmf(
+      flow=AFFINE, density=density, a_train=a_train, b_train=b_train, a_val=a_val,
+      b_val=b_val, key=jax.random.PRNGKey(0), eps=0.02,
+      private_runner=algorithm.fit_runner(optimizer=optax.adam(0.1), num_steps=200,
+                                          batch_size=n, steps_per_dispatch=200),
+      joint_runner=algorithm.fit_runner(optimizer=optax.adam(0.05), num_steps=400,
+                                        batch_size=n, steps_per_dispatch=400))
+  sample_a, sample_b = gaussian.gaussian_mle(a_train), gaussian.gaussian_mle(b_train)
+  for private, (mean, cov) in [(result.private_a, sample_a), (result.private_b, sample_b)]:
+    got_mean, got_cov = density.apply(private, method=density.mean_and_covariance)
+    np.testing.assert_allclose(got_mean, mean, atol=2e-3)
+    np.testing.assert_allclose(got_cov, cov, atol=2e-3)
+  root = np.asarray(result.flow_variables['params']['matrix'], np.float64)
+  matrix, shift = root.T @ root, np.asarray(result.flow_variables['params']['shift'])
+  if dim == 1:  # Example 2.1
+    slope, offset = gaussian.optimal_affine_1d(
+        sample_a[0][0], math.sqrt(sample_a[1][0, 0]), sample_b[0][0],
+        math.sqrt(sample_b[1][0, 0]))
+    want_matrix, want_shift = np.array([[slope]]), np.array([offset])
+  else:  # Sec. 8.3
+    want_matrix, want_shift = gaussian.optimal_affine(*sample_a, *sample_b)
+  np.testing.assert_allclose(matrix, want_matrix, atol=5e-3)
+  np.testing.assert_allclose(shift, want_shift, atol=5e-3)
+  moved_mean, moved_cov = gaussian.gaussian_mle(a_train @ matrix + shift)
+  np.testing.assert_allclose(moved_mean, sample_b[0], atol=5e-3)
+  np.testing.assert_allclose(moved_cov, sample_b[1], atol=5e-3)
+  assert gaussian.gaussian_lrmf_objective(matrix, shift, *sample_a, *sample_b) < 1e-4
+  assert abs(result.objective) < 0.02
+  assert result.converged
