@@ -63,7 +63,7 @@ def load_domain(domain_config: ml_collections.ConfigDict, splits: tuple[int, int
   return out
 
 
-def _stage_runner(config: ml_collections.ConfigDict, workdir: str,
+def stage_runner(config: ml_collections.ConfigDict, workdir: str,
                   metrics: workdir_lib.MetricsLog) -> algorithm.StageRunner:
   """Runs each stage through the checkpointed :func:`experiments.training.train`."""
   def run(stage, objective, variables, train_data, val_data, key):
@@ -86,12 +86,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   density = models.build_density(config.density, event_shape)
   flow = models.build_flow(config.flow)
   metrics = workdir_lib.MetricsLog(workdir)
-  runner = _stage_runner(config, workdir, metrics)
+  runner = stage_runner(config, workdir, metrics)
   result = algorithm.train_lrmf(
       flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
       a_val=a['val_x'], b_val=b['val_x'], key=jax.random.PRNGKey(config.seed), eps=config.eps,
       private_runner=runner, joint_runner=runner)
-  results = _evaluate(config, flow, density, result, a, b)
+  results = evaluate(config, flow, density, result, a, b)
   results['wall_time_s'] = time.time() - start
   logging.info('results: %s', results)
   metrics.write('final', 0, results)
@@ -101,12 +101,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def _transform(flow, flow_variables, x):
+def transform(flow, flow_variables, x):
   return np.asarray(jax.jit(lambda v, x: flow.apply(v, x, method=type(flow).forward))(
       flow_variables, jnp.asarray(x)))
 
 
-def _evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict:
+def evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict:
   """Test-split metrics of an :class:`lrmf.algorithm.LRMFResult`."""
   test_a, test_b = jnp.asarray(a['test_x']), jnp.asarray(b['test_x'])
   common = dict(flow=flow, density=density, private_a=result.private_a,
@@ -116,8 +116,8 @@ def _evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict
   identity = jax.jit(flow.init)(jax.random.PRNGKey(0), test_a[:8])
   identity_objective = algorithm.evaluate_objective(
       flow_variables=identity, shared=result.private_b, **common)
-  moved = _transform(flow, result.flow_variables, a['test_x'])
-  moved_train = _transform(flow, result.flow_variables, a['train_x'])
+  moved = transform(flow, result.flow_variables, a['test_x'])
+  moved_train = transform(flow, result.flow_variables, a['train_x'])
   results = {
       'test_objective': objective,
       'val_objective': result.objective,
@@ -158,7 +158,7 @@ def _plot(flow, density, result, a, b, results, workdir) -> None:
                  title=f"test objective {results['test_objective']:.4f}")
   if a['test_x'].shape[1] != 2:
     return
-  moved = _transform(flow, result.flow_variables, a['test_x'])
+  moved = transform(flow, result.flow_variables, a['test_x'])
   colours = _position_colours(a['test_x'])
   plots.scatter_panels([('A', a['test_x']), ('B', b['test_x']), ('T(A)', moved)],
                        os.path.join(out, 'alignment.png'), colors=[colours, None, colours])
@@ -177,7 +177,7 @@ def _plot_vector_field(flow, flow_variables, points, path, resolution=20) -> Non
   lo, hi = points.min(0), points.max(0)
   xs, ys = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
   grid = np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float32)
-  moved = _transform(flow, flow_variables, grid)
+  moved = transform(flow, flow_variables, grid)
   fig, ax = plt.subplots(figsize=(5, 5))
   ax.scatter(points[:, 0], points[:, 1], s=2, c='0.7')
   ax.quiver(grid[:, 0], grid[:, 1], moved[:, 0] - grid[:, 0], moved[:, 1] - grid[:, 1],
