@@ -52,7 +52,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.density = ml_collections.ConfigDict({'family': 'gaussian'})
     config.flow = ml_collections.ConfigDict({'flow': 'affine'})
     config.train_private = _train(num_steps=2000, lr=1e-2, patience=5)
-    config.train_joint = _train(num_steps=2000, lr=1e-2, patience=None, keep_best=False)
+    config.train_joint = _train(num_steps=2000, lr=1e-2, patience=None, schedule='constant',
+                                keep_best=False)
   elif variant == 'ffjord':
     config.density = ml_collections.ConfigDict(
         {'family': 'flow', 'flow': 'ffjord', 'num_transforms': 2, 'hidden': (16, 16, 16),

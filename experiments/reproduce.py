@@ -119,7 +119,8 @@ def main(argv):
     ours = results.get(row.run_id, {}).get(row.metric)
     ours = 'not run' if ours is None else _format(ours)
     spec = row.config + (f':{row.variant}' if row.variant else '')
-    lines.append(f'| {row.method} | {row.claim} | {row.paper} | {ours} | `{spec}` | '
+    claim = row.claim.replace('|', '\\|')
+    lines.append(f'| {row.method} | {claim} | {row.paper} | {ours} | `{spec}` | '
                  f'`{row.command}` |')
   with open(_REPORT.value, 'w') as f:
     f.write('\n'.join(lines) + '\n')
