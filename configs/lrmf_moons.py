@@ -43,10 +43,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       {'family': 'flow', 'flow': 'realnvp', 'num_blocks': 4, 'hidden': (512, 512)})
   config.flow = ml_collections.ConfigDict(
       {'flow': 'realnvp', 'num_blocks': 4, 'hidden': (512, 512)})
-  config.train_private = _train(num_steps=3000, lr=1e-3, patience=None)
+  config.train_private = _train(num_steps=2000, lr=1e-3, patience=None)
   # The joint stage keeps its last parameters: the held-out objective is noisy around 0, and
   # selecting its minimum would be biased below 0.
-  config.train_joint = _train(num_steps=3000, lr=1e-4, patience=None, keep_best=False)
+  config.train_joint = _train(num_steps=2000, lr=1e-4, patience=None, keep_best=False)
 
   if variant == 'gaussian':
     config.density = ml_collections.ConfigDict({'family': 'gaussian'})
