@@ -143,13 +143,6 @@ def _train_discrepancy(method, config, flow, a, b, workdir, metrics, key):
   return {'params': result.params, **result.model_state}
 
 
-def _one_nn(config, a, b, moved):
-  if not (config.data.a.get('label_field') and config.data.b.get('label_field')):
-    return None
-  return baselines.one_nn_accuracy(reference_x=b['train_x'], reference_labels=b['train_labels'],
-                                   x=moved, labels=a['test_labels'])
-
-
 def _train_adversarial(config, flow, a, b, metrics, key):
   """SN-GAN baseline (Fig. 3): alternating critic / transform steps; returns ``(phi, log)``."""
   settings = config.adversarial
@@ -166,6 +159,7 @@ def _train_adversarial(config, flow, a, b, metrics, key):
       baselines.adversarial_step, flow=flow, critic=critic, flow_optimizer=flow_optimizer,
       critic_optimizer=critic_optimizer))
   a_train = jnp.asarray(a['train_x'])
+  move = lrmf_lib.transformer(flow)
   log, window = [], []
   for step in range(1, settings.num_steps + 1):
     step_key = jax.random.fold_in(loop_key, step)
@@ -180,7 +174,7 @@ def _train_adversarial(config, flow, a, b, metrics, key):
       if not all(np.isfinite(v) for v in record.values()):
         raise RuntimeError(f'[adversarial] non-finite loss at step {step}: {record}')
       variables = {'params': state.flow_params, **state.flow_state}
-      accuracy = _one_nn(config, a, b, lrmf_lib.transform(flow, variables, a['test_x']))
+      accuracy = lrmf_lib.one_nn_accuracy(config, a, b, move(variables, a['test_x']))
       if accuracy is not None:
         record['one_nn_accuracy'] = accuracy
       metrics.write('adversarial', step, record)
@@ -192,7 +186,7 @@ def _train_adversarial(config, flow, a, b, metrics, key):
 def _scores(config, a, b, moved) -> dict[str, float]:
   scores = {'knn_preservation': knn_preservation(a['test_x'], moved, config.knn_k),
             'exact_emd': baselines.exact_emd(moved, b['test_x'])}
-  accuracy = _one_nn(config, a, b, moved)
+  accuracy = lrmf_lib.one_nn_accuracy(config, a, b, moved)
   if accuracy is not None:
     scores['one_nn_accuracy'] = accuracy
   return scores
@@ -217,6 +211,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if len(a['test_x']) != len(b['test_x']):
     raise ValueError('the exact EMD needs equal test splits of A and B')
   flow = models.build_flow(config.flow)
+  move = lrmf_lib.transformer(flow)
   metrics = workdir_lib.MetricsLog(workdir)
   keys = dict(zip(METHODS, jax.random.split(jax.random.PRNGKey(config.seed), len(METHODS))))
   moved = {'input': a['test_x']}
@@ -228,22 +223,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
         a_val=a['val_x'], b_val=b['val_x'], key=keys['lrmf'], eps=config.eps,
         private_runner=runner, joint_runner=runner)
-    moved['lrmf'] = lrmf_lib.transform(flow, lrmf_result.flow_variables, a['test_x'])
+    moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
     details = lrmf_lib.evaluate(config, flow, density, lrmf_result, a, b)
     results['lrmf'] = {name: details[name] for name in ('test_objective', 'converged')}
   if 'back_to_back' in config.methods:
     composed, variables = baselines.back_to_back_from_densities(
         density_a=density, variables_a=lrmf_result.private_a, density_b=density,
         variables_b=lrmf_result.private_b)
-    moved['back_to_back'] = lrmf_lib.transform(composed, variables, a['test_x'])
+    moved['back_to_back'] = lrmf_lib.transformer(composed)(variables, a['test_x'])
   for method in ('mmd', 'emd'):
     if method in config.methods:
       variables = _train_discrepancy(method, config, flow, a, b, workdir, metrics, keys[method])
-      moved[method] = lrmf_lib.transform(flow, variables, a['test_x'])
+      moved[method] = move(variables, a['test_x'])
   if 'adversarial' in config.methods:
     variables, adversarial_log = _train_adversarial(config, flow, a, b, metrics,
                                                     keys['adversarial'])
-    moved['adversarial'] = lrmf_lib.transform(flow, variables, a['test_x'])
+    moved['adversarial'] = move(variables, a['test_x'])
   for method, points in moved.items():
     results.setdefault(method, {}).update(_scores(config, a, b, points))
   flat = {f'{metric}/{method}': value for method, scores in results.items()
