@@ -50,7 +50,7 @@ class Row:
     return f'python -m experiments.run --config={spec} --workdir=runs/{self.run_id} {flags_}'.strip()
 
 
-ROWS = (
+LRMF_ROWS = (
     Row('lrmf', 'moons, Real NVP LRMF: 1-NN accuracy of T(A) (Fig. 4)', '0.99 +- 0.0003',
         'configs/lrmf_moons.py', '', 'one_nn_accuracy'),
     Row('lrmf', 'moons, no alignment (input): 1-NN accuracy (Fig. 4)', '0.96',
@@ -91,7 +91,16 @@ ROWS = (
     Row('lrmf', 'Example 2.2: correlation R of the fit (Fig. 7)', '0.99996',
         'configs/lrmf_vanishing_gradient.py', '', 'r'),
 )
-"""Every reported number; methods append their rows here."""
+"""LRMF (papers/lrmf.txt)."""
+
+FDRE_ROWS: tuple[Row, ...] = ()
+"""Featurized density ratio estimation (papers/fdre.txt)."""
+
+ALIGNFLOW_ROWS: tuple[Row, ...] = ()
+"""AlignFlow (papers/alignflow.txt)."""
+
+ROWS = LRMF_ROWS + FDRE_ROWS + ALIGNFLOW_ROWS
+"""Every reported number, in report order."""
 
 
 def _load_config(row: Row):
