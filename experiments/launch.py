@@ -12,13 +12,14 @@ import jax
 import ml_collections
 from absl import logging
 
-from experiments import density, lrmf, lrmf_compare, lrmf_gradient
+from experiments import density, lrmf, lrmf_compare, lrmf_digits, lrmf_gradient
 from experiments import workdir as workdir_lib
 
 EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'density': density.run,
     'lrmf': lrmf.run,
     'lrmf_compare': lrmf_compare.run,
+    'lrmf_digits': lrmf_digits.run,
     'lrmf_vanishing_gradient': lrmf_gradient.run,
 }
 """Experiment family name -> ``run(config, workdir) -> results``."""

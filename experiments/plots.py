@@ -84,3 +84,25 @@ def curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,
     ax.set_title(title)
   ax.legend()
   return _save(fig, path)
+
+
+def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str, *,
+               low: float = 0.0, high: float = 1.0) -> str:
+  """A grid of grey-scale images, one labelled row per ``(title, images (n, H, W, 1))``.
+
+  Rows may differ in length; values are shown on the fixed scale ``[low, high]``
+  so that rows are comparable.
+  """
+  columns = max(len(images) for _, images in rows)
+  fig, axes = plt.subplots(len(rows), columns, figsize=(0.9 * columns + 1.5, 1.0 * len(rows)),
+                           squeeze=False)
+  for (title, images), row_axes in zip(rows, axes):
+    for index, ax in enumerate(row_axes):
+      ax.set_xticks([])
+      ax.set_yticks([])
+      for spine in ax.spines.values():
+        spine.set_visible(False)
+      if index < len(images):
+        ax.imshow(np.asarray(images[index])[..., 0], cmap='gray', vmin=low, vmax=high)
+    row_axes[0].set_ylabel(title, rotation=0, ha='right', va='center', fontsize=8)
+  return _save(fig, path)

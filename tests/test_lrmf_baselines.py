@@ -256,3 +256,31 @@ def test_one_nn_accuracy_matches_a_kd_tree_on_a_large_set():
   got = baselines.one_nn_accuracy(reference_x=reference, reference_labels=reference_labels,
                                   x=x, labels=labels)
   assert got == pytest.approx(expected)
+
+
+def test_coral_map_matches_target_moments():
+  rng = np.random.default_rng(0)
+  source = rng.normal(size=(400, 3)) @ np.array([[1., .5, 0.], [0., 1., .2], [0., 0., .3]])
+  target = rng.normal(size=(600, 3)) @ np.diag([2., 1., .5]) + np.array([1., -2., 3.])
+  for ridge in (0.0, 1.0):
+    moved = np.asarray(baselines.coral_map(jnp.asarray(source), source=source, target=target,
+                                           ridge=ridge), np.float64)
+    np.testing.assert_allclose(moved.mean(0), target.mean(0), atol=1e-4)
+    # CORAL maps C_s + ridge I onto C_t + ridge I, so cov(T(x)) = C_t + ridge (I - W^T W),
+    # W = C_s^-1/2 C_t^1/2: exactly C_t without the ridge.
+    if ridge == 0.0:
+      np.testing.assert_allclose(np.cov(moved, rowvar=False), np.cov(target, rowvar=False),
+                                 atol=2e-3)
+
+
+def test_exact_emd_map_moves_points_onto_their_optimal_matches():
+  x = _points(30, 0)
+  permutation = np.random.default_rng(1).permutation(30)
+  y = x[permutation] + 0.01
+  moved = baselines.exact_emd_map(x, y)
+  np.testing.assert_allclose(moved, x + 0.01, atol=1e-6)
+  z = _points(30, 2, shift=1.0)
+  cost = np.mean(np.sum((baselines.exact_emd_map(x, z) - x) ** 2, axis=1))
+  np.testing.assert_allclose(cost, baselines.exact_emd(x, z), rtol=1e-6)
+  with pytest.raises(ValueError, match='equal-size'):
+    baselines.exact_emd_map(x, z[:10])

