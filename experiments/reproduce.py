@@ -111,7 +111,57 @@ LRMF_ROWS = (
 )
 """LRMF (papers/lrmf.txt)."""
 
-FDRE_ROWS: tuple[Row, ...] = ()
+_FDRE_GAUSSIANS = 'configs/fdre_gaussians.py'
+_FDRE_MI = 'configs/fdre_mutual_information.py'
+_FDRE_DA = 'configs/fdre_domain_adaptation.py'
+FDRE_ROWS: tuple[Row, ...] = tuple(
+    Row('fdre', f'toy N(0,I) vs N([3,3],I): MSE of log r(x), {mode} (Fig. 2: separate most '
+        'accurate, qualitative)', 'qualitative', _FDRE_GAUSSIANS, '', f'log_ratio_mse/{mode}')
+    for mode in ('baseline', 'separate', 'joint_alpha_0_9', 'discriminative')
+) + tuple(
+    Row('fdre', f'MI of 20-d Gaussians, rho=0.9: {mode} (Fig. 4/9: separate closest to the true '
+        'MI, joint better with larger alpha)', '16.61 (true)', _FDRE_MI, '', f'mi/{mode}')
+    for mode in ('baseline', 'separate', 'joint_alpha_0_1', 'joint_alpha_0_5', 'joint_alpha_0_9',
+                 'discriminative')
+) + (
+    Row('fdre', '2-D mixture domain adaptation: unweighted logistic regression test error '
+        '(Table 8)', '0.236 +- 0.0456', _FDRE_DA, '', 'test_error/unweighted'),
+    Row('fdre', '2-D mixture: KMM IW(x) test error (Table 8)', '0.163 +- 0.0615', _FDRE_DA, '',
+        'test_error/kmm/iw_x'),
+    Row('fdre', '2-D mixture: KMM IW(z) test error (Table 8)', '0.0408 +- 0.0443', _FDRE_DA, '',
+        'test_error/kmm/iw_z'),
+    Row('fdre', '2-D mixture: KLIEP IW(x) test error (Table 8)', '0.163 +- 0.0548', _FDRE_DA, '',
+        'test_error/kliep/iw_x'),
+    Row('fdre', '2-D mixture: KLIEP IW(z) test error (Table 8)', '0.125 +- 0.0269', _FDRE_DA, '',
+        'test_error/kliep/iw_z'),
+) + tuple(
+    Row('fdre', f'breast cancer (sklearn 30-feature table), biased source, RBF SVM C={c}: {name} '
+        'test error (Table 9)', paper, _FDRE_DA, 'breast_cancer', f'test_error/{key}/C_{c}')
+    for c, name, key, paper in (
+        ('1', 'unweighted', 'unweighted', '0.537 +- 0.167'),
+        ('1', 'KMM IW(x)', 'kmm/iw_x', '0.532 +- 0.198'),
+        ('1', 'KMM IW(z)', 'kmm/iw_z', '0.418 +- 0.221'),
+        ('1', 'KLIEP IW(x)', 'kliep/iw_x', '0.589 +- 0.121'),
+        ('1', 'KLIEP IW(z)', 'kliep/iw_z', '0.55 +- 0.177'),
+        ('10', 'unweighted', 'unweighted', '0.591 +- 0.104'),
+        ('10', 'KMM IW(z)', 'kmm/iw_z', '0.421 +- 0.232'))
+) + tuple(
+    Row('fdre', f'MNIST diff-digits targeted generation (14x14, Real NVP), perc={perc}: fraction '
+        f'of target samples, {name} (Table 2)', paper, 'configs/fdre_targeted_mnist.py', '',
+        f'perc_{perc}/{key}')
+    for perc, name, key, paper in (
+        ('0.1', 'SIR IW(z)', 'iw_z', '0.447 +- 0.020'),
+        ('0.1', 'SIR IW(x)', 'iw_x', '0.441 +- 0.002'),
+        ('0.1', 'regular sampling', 'regular', '0.406 +- 0.055'),
+        ('1', 'SIR IW(z)', 'iw_z', '0.860 +- 0.004'),
+        ('1', 'SIR IW(x)', 'iw_x', '0.754 +- 0.007'),
+        ('1', 'regular sampling', 'regular', '0.720 +- 0.035'))
+) + tuple(
+    Row('fdre', f'MNIST diff-digits, perc=0.1: effective sample size of the {name} SIR weights '
+        '(of 5000 proposals; not in the paper)', '-', 'configs/fdre_targeted_mnist.py', '',
+        f'perc_0.1/{key}_effective_sample_size')
+    for name, key in (('IW(z)', 'iw_z'), ('IW(x)', 'iw_x'))
+)
 """Featurized density ratio estimation (papers/fdre.txt)."""
 
 ALIGNFLOW_ROWS: tuple[Row, ...] = ()

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from experiments.data import bundled, files, synthetic
+from experiments.data import fdre_data
 
 Dataset = tuple[np.ndarray, ...]
 """What a loader returns: a ``NamedTuple`` of numpy arrays."""
@@ -49,6 +50,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     'sklearn_digits': bundled.sklearn_digits,
     'digit_images': bundled.digit_images,
     'breast_cancer': bundled.breast_cancer,
+    'breast_cancer_biased': fdre_data.breast_cancer_biased,
     'mnist_idx': files.mnist_idx,
     'usps_libsvm': files.usps_libsvm,
     'paired_image_folders': files.paired_image_folders,

@@ -1,0 +1,304 @@
+"""Algorithm 1 (featurized DRE) and the training modes of Sec. 3.3.
+
+Algorithm 1: fit a flow ``f`` by maximum likelihood on the union of ``D_p`` and
+``D_q`` (:func:`fit_flow_on_mixture`), encode both sets, run any base
+estimator on the encodings, and compose (:func:`compose`): by Lemma 1,
+``p(x) / q(x) = p'(f(x)) / q'(f(x))``, so ``r_z o f`` is a ratio on input space.
+
+Training modes of the probabilistic-classifier estimator (:func:`fit_log_ratio`):
+
+* ``'baseline'``: a classifier on ``x`` (no flow);
+* ``'separate'``: Algorithm 1 - flow first, then a classifier on ``z = f(x)``;
+* ``'joint'``: flow and classifier together, ``alpha L_sup + (1 - alpha) L_flow`` (Eq. 1);
+* ``'discriminative'``: the classifier ``c(f(x))`` with the flow inside, trained
+  by the logistic loss only (Eq. 1 with ``alpha = 1``).
+
+Training runs through a :class:`StageRunner` (stages ``'flow'``,
+``'classifier'``, ``'joint'``) so callers choose optimiser, budgets and
+checkpointing; :func:`fit_runner` is the plain :func:`nflax.fitting.fit` one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Protocol, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fdre import estimators
+from nflax import densities, fitting, nets
+from nflax.bijectors.base import Bijector
+
+Array = jax.Array
+PyTree = Any
+
+MODES = ('baseline', 'separate', 'joint', 'discriminative')
+"""Training modes of :func:`fit_log_ratio`."""
+
+
+class RatioClassifier(nn.Module):
+  """MLP classifier of App. E.2 (Table 5): ReLU layers of ``hidden``, one logit.
+
+  Maps ``(batch, *event)`` (flattened) to ``(batch,)`` logits of ``P(y = 1 | x)``.
+  """
+
+  hidden: Sequence[int] = (100, 100, 100)
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    flat = x.reshape(x.shape[0], -1)
+    return nets.MLP(tuple(self.hidden), 1, zero_init_output=False)(flat)[:, 0]
+
+
+class FlowClassifier(nn.Module):
+  """A classifier on a flow's features, ``c(f(x))``, with the flow density alongside.
+
+  ``__call__(x) -> (logits (batch,), log_prob (batch,))`` where
+  ``log_prob = log base(f(x)) + log|det df/dx|``. Parameters are
+  ``{'flow': ..., 'classifier': ...}``; the ``'flow'`` subtree is the same as
+  that of a :class:`nflax.densities.FlowDensity` with the same flow.
+
+  Attributes:
+    flow: the bijector ``f`` (data -> latent).
+    base: the latent density (usually ``StandardNormal``).
+    classifier: maps features to logits.
+  """
+
+  flow: Bijector
+  base: densities.Density
+  classifier: nn.Module
+
+  def __call__(self, x: Array) -> tuple[Array, Array]:
+    z, log_det = self.flow.forward_and_log_det(x)
+    return self.classifier(z), self.base.log_prob(z) + log_det
+
+  def encode(self, x: Array) -> Array:
+    """``z = f(x)``."""
+    return self.flow.forward(x)
+
+  def decode(self, z: Array) -> Array:
+    """``x = f^{-1}(z)``."""
+    return self.flow.inverse(z)
+
+
+def hybrid_loss(*, logits: Array, labels: Array, log_prob: Array, alpha: float) -> Array:
+  """``L_joint = alpha L_sup + (1 - alpha) L_flow`` (Eq. 1).
+
+  ``L_sup`` is :func:`fdre.estimators.logistic_loss`, ``L_flow = -mean log p(x)``
+  the flow's negative log-likelihood on the same batch (both sets). ``alpha = 1``
+  is discriminative training, ``alpha = 0`` maximum likelihood only.
+
+  Args:
+    logits: ``(batch,)`` classifier logits.
+    labels: ``(batch,)`` labels (1 for ``D_p``, 0 for ``D_q``).
+    log_prob: ``(batch,)`` flow log-densities of the inputs.
+    alpha: weight in ``[0, 1]``.
+  """
+  if not 0.0 <= alpha <= 1.0:
+    raise ValueError(f'alpha must lie in [0, 1], got {alpha}')
+  supervised = estimators.logistic_loss(logits=logits, labels=labels)
+  if alpha == 1.0:
+    return supervised
+  return alpha * supervised - (1.0 - alpha) * jnp.mean(log_prob)
+
+
+def _apply(module: nn.Module, params: PyTree, model_state: PyTree, x: Array, train: bool):
+  """``module.apply`` with batch statistics updated in training calls; returns (out, state)."""
+  variables = {'params': params, **model_state}
+  if train and model_state:
+    return module.apply(variables, x, mutable=list(model_state))
+  return module.apply(variables, x), model_state
+
+
+def classifier_objective(classifier: nn.Module, eval_batch_size: int = 1024) -> fitting.Objective:
+  """Logistic loss of ``classifier`` on ``{'x', 'label'}`` batches (baseline, separate)."""
+  def per_example(params, model_state, batch, train):
+    logits, state = _apply(classifier, params, model_state, batch['x'], train)
+    return estimators.binary_cross_entropy(logits=logits, labels=batch['label']), state
+
+  def train_loss(params, model_state, batch, key):
+    del key
+    losses, state = per_example(params, model_state, batch, True)
+    return jnp.mean(losses), state
+
+  def eval_loss(params, model_state, data):
+    return fitting.mean_over_batches(
+        lambda batch: per_example(params, model_state, batch, False)[0], data, eval_batch_size)
+
+  return fitting.Objective(train_loss, eval_loss)
+
+
+def hybrid_objective(model: FlowClassifier, *, alpha: float,
+                     eval_batch_size: int = 1024) -> fitting.Objective:
+  """:func:`hybrid_loss` of a :class:`FlowClassifier` on ``{'x', 'label'}`` batches.
+
+  The held-out loss is the same ``alpha L_sup + (1 - alpha) L_flow`` on the
+  validation set (model selection on validation data).
+  """
+  if not 0.0 <= alpha <= 1.0:
+    raise ValueError(f'alpha must lie in [0, 1], got {alpha}')
+
+  def train_loss(params, model_state, batch, key):
+    del key
+    (logits, log_prob), state = _apply(model, params, model_state, batch['x'], True)
+    return hybrid_loss(logits=logits, labels=batch['label'], log_prob=log_prob,
+                       alpha=alpha), state
+
+  def per_example(params, model_state, batch):
+    logits, log_prob = _apply(model, params, model_state, batch['x'], False)[0]
+    supervised = estimators.binary_cross_entropy(logits=logits, labels=batch['label'])
+    return supervised if alpha == 1.0 else alpha * supervised - (1 - alpha) * log_prob
+
+  def eval_loss(params, model_state, data):
+    return fitting.mean_over_batches(
+        lambda batch: per_example(params, model_state, batch), data, eval_batch_size)
+
+  return fitting.Objective(train_loss, eval_loss)
+
+
+class StageRunner(Protocol):
+  """Runs one training stage and returns its :class:`nflax.fitting.FitResult`.
+
+  Called as ``runner(stage, objective, variables, train_data, val_data, key)``
+  with ``stage`` in ``('flow', 'classifier', 'joint')``; the result's
+  ``params``/``model_state`` must be the best ones on ``val_data``.
+  """
+
+  def __call__(self, stage: str, objective: fitting.Objective, variables: PyTree,
+               train_data: PyTree, val_data: PyTree, key: Array) -> fitting.FitResult:
+    ...
+
+
+def fit_runner(*, optimizer: optax.GradientTransformation, num_steps: int, batch_size: int,
+               patience: int | None = None, steps_per_dispatch: int = 100) -> StageRunner:
+  """A :class:`StageRunner` calling :func:`nflax.fitting.fit` (no checkpoints)."""
+  def run(stage, objective, variables, train_data, val_data, key):
+    del stage
+    return fitting.fit(objective, fitting.init_fit_state(variables, optimizer), train_data,
+                       val_data, optimizer=optimizer, num_steps=num_steps,
+                       batch_size=min(batch_size, len(train_data['x'])), key=key,
+                       steps_per_dispatch=steps_per_dispatch, patience=patience)
+  return run
+
+
+def labelled_union(p: Array, q: Array) -> dict[str, np.ndarray]:
+  """``{'x': [p; q], 'label': [1...1, 0...0]}``, the classifier's data set."""
+  p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
+  if p.shape[1:] != q.shape[1:]:
+    raise ValueError(f'D_p and D_q differ in event shape: {p.shape[1:]} vs {q.shape[1:]}')
+  return {'x': np.concatenate([p, q]),
+          'label': np.concatenate([np.ones(len(p), np.float32), np.zeros(len(q), np.float32)])}
+
+
+def fit_flow_on_mixture(*, density: densities.FlowDensity, p_train: Array, q_train: Array,
+                        p_val: Array, q_val: Array, key: Array,
+                        runner: StageRunner) -> fitting.FitResult:
+  """Algorithm 1, lines 1-3: maximum likelihood of ``density`` on ``D = D_p u D_q``.
+
+  Stage ``'flow'``; the validation set is the union of ``p_val`` and ``q_val``.
+  """
+  train = {'x': labelled_union(p_train, q_train)['x']}
+  val = {'x': labelled_union(p_val, q_val)['x']}
+  key_init, key_fit = jax.random.split(key)
+  variables = density.init(key_init, jnp.asarray(train['x'][:256]))
+  nll = fitting.nll_objective(density)
+  objective = fitting.Objective(
+      lambda params, state, batch, k: nll.train_loss(params, state, batch['x'], k),
+      lambda params, state, data: nll.eval_loss(params, state, data['x']))
+  return runner('flow', objective, variables, train, val, key_fit)
+
+
+def encoder(density: densities.FlowDensity, variables: PyTree) -> Callable[[Array], Array]:
+  """The fitted feature map ``x -> z = f(x)`` (evaluation mode), compiled."""
+  return jax.jit(lambda x: density.apply(variables, x, method=densities.FlowDensity.encode))
+
+
+def compose(log_ratio_z: Callable[[Array], Array],
+            encode: Callable[[Array], Array]) -> Callable[[Array], Array]:
+  """Algorithm 1, line 6 / Lemma 1: ``log r(x) = log r_z(f(x))`` on input space."""
+  return lambda x: log_ratio_z(encode(x))
+
+
+@dataclasses.dataclass
+class FittedRatio:
+  """A fitted log-ratio estimator of one training mode.
+
+  Attributes:
+    mode: one of :data:`MODES`.
+    log_ratio: ``x (batch, *event) -> (batch,)`` estimates of ``log p(x)/q(x)``
+      (corrected for the set sizes), compiled.
+    encode: ``x -> z``, the feature map (``None`` for ``'baseline'``).
+    decode: ``z -> x = f^{-1}(z)`` (``None`` for ``'baseline'``).
+    log_prob: ``x -> log h(x)`` of the flow (``None`` for ``'baseline'``).
+    variables: the fitted Flax variables by stage.
+  """
+  mode: str
+  log_ratio: Callable[[Array], Array]
+  encode: Callable[[Array], Array] | None
+  decode: Callable[[Array], Array] | None
+  log_prob: Callable[[Array], Array] | None
+  variables: dict[str, PyTree]
+
+
+def fit_log_ratio(*, mode: str, flow: Bijector, classifier: nn.Module, p_train: Array,
+                  q_train: Array, p_val: Array, q_val: Array, key: Array, runner: StageRunner,
+                  alpha: float = 0.5) -> FittedRatio:
+  """Trains a probabilistic-classifier ratio estimator in one of the modes of Sec. 3.3.
+
+  Args:
+    mode: one of :data:`MODES`.
+    flow: the flow ``f`` (unused for ``'baseline'``).
+    classifier: logits module (e.g. :class:`RatioClassifier`).
+    p_train, q_train: ``(n_p, *event)``, ``(n_q, *event)`` samples (label 1 / 0).
+    p_val, q_val: validation samples (early stopping, best parameters).
+    key: PRNG key.
+    runner: runs the stages (``'flow'`` + ``'classifier'`` for separate,
+      ``'classifier'`` for baseline, ``'joint'`` for joint/discriminative).
+    alpha: Eq. 1 weight of ``L_sup`` for ``'joint'`` (ignored otherwise).
+
+  Returns:
+    A :class:`FittedRatio` whose ``log_ratio`` includes ``log(n_q / n_p)``.
+  """
+  if mode not in MODES:
+    raise ValueError(f'unknown training mode {mode!r}; available: {MODES}')
+  n_p, n_q = len(p_train), len(q_train)
+  base = densities.StandardNormal(tuple(np.shape(p_train)[1:]))
+  key_flow, key_init, key_fit = jax.random.split(key, 3)
+  if mode in ('baseline', 'separate'):
+    variables: dict[str, PyTree] = {}
+    encode = decode = log_prob = None
+    train, val = labelled_union(p_train, q_train), labelled_union(p_val, q_val)
+    if mode == 'separate':
+      density = densities.FlowDensity(flow=flow, base=base)
+      fitted = fit_flow_on_mixture(density=density, p_train=p_train, q_train=q_train,
+                                   p_val=p_val, q_val=q_val, key=key_flow, runner=runner)
+      variables['flow'] = {'params': fitted.params, **fitted.model_state}
+      encode = encoder(density, variables['flow'])
+      decode = jax.jit(lambda z: density.apply(variables['flow'], z,
+                                               method=densities.FlowDensity.decode))
+      log_prob = jax.jit(lambda x: density.apply(variables['flow'], x))
+      train = {**train, 'x': np.asarray(encode(jnp.asarray(train['x'])))}
+      val = {**val, 'x': np.asarray(encode(jnp.asarray(val['x'])))}
+    init = classifier.init(key_init, jnp.asarray(train['x'][:8]))
+    fitted = runner('classifier', classifier_objective(classifier), init, train, val, key_fit)
+    variables['classifier'] = {'params': fitted.params, **fitted.model_state}
+    logits = jax.jit(lambda z: classifier.apply(variables['classifier'], z))
+    log_ratio_z = lambda z: estimators.classifier_log_ratio(logits=logits(z), n_p=n_p, n_q=n_q)
+    log_ratio = log_ratio_z if encode is None else compose(log_ratio_z, encode)
+    return FittedRatio(mode, log_ratio, encode, decode, log_prob, variables)
+  model = FlowClassifier(flow=flow, base=base, classifier=classifier)
+  weight = 1.0 if mode == 'discriminative' else alpha
+  train, val = labelled_union(p_train, q_train), labelled_union(p_val, q_val)
+  init = model.init(key_init, jnp.asarray(train['x'][:256]))
+  fitted = runner('joint', hybrid_objective(model, alpha=weight), init, train, val, key_fit)
+  joint_vars = {'params': fitted.params, **fitted.model_state}
+  forward = jax.jit(lambda x: model.apply(joint_vars, x))
+  encode = jax.jit(lambda x: model.apply(joint_vars, x, method=FlowClassifier.encode))
+  decode = jax.jit(lambda z: model.apply(joint_vars, z, method=FlowClassifier.decode))
+  log_ratio = lambda x: estimators.classifier_log_ratio(logits=forward(x)[0], n_p=n_p, n_q=n_q)
+  return FittedRatio(mode, log_ratio, encode, decode, lambda x: forward(x)[1],
+                     {'joint': joint_vars})

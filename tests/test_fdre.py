@@ -1,0 +1,198 @@
+"""Featurized DRE: Lemma 1, the estimators against known ratios, weighting, SIR and MI."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from scipy import optimize, stats
+
+from fdre import estimators, featurize, mutual_information, weighting
+from nflax import bijectors
+
+
+def _gaussian_log_pdf(x, mean, cov):
+  return stats.multivariate_normal(mean, cov).logpdf(x)
+
+
+def test_lemma1_ratio_in_x_equals_ratio_in_z_for_an_affine_map():
+  """p, q Gaussian, f(x) = A x + b: log p/q (x) = log p'/q' (f(x)) with p' = N(A mu + b, A S A^T)."""
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(2, 2)) + 2 * np.eye(2), rng.normal(size=2)
+  mean_p, cov_p = np.zeros(2), np.eye(2)
+  mean_q, cov_q = np.array([3.0, 3.0]), np.array([[1.0, 0.3], [0.3, 0.5]])
+  x = rng.normal(size=(50, 2)) * 2
+  log_r_x = _gaussian_log_pdf(x, mean_p, cov_p) - _gaussian_log_pdf(x, mean_q, cov_q)
+  log_r_z = lambda z: (_gaussian_log_pdf(np.asarray(z), a @ mean_p + b, a @ cov_p @ a.T)
+                       - _gaussian_log_pdf(np.asarray(z), a @ mean_q + b, a @ cov_q @ a.T))
+  composed = featurize.compose(log_r_z, lambda x: x @ a.T + b)
+  np.testing.assert_allclose(composed(x), log_r_x, rtol=1e-6, atol=1e-6)
+
+
+def test_lemma1_with_a_maf_feature_map():
+  """For a random MAF f: densities of f(X_p), f(X_q) by change of variables give the x-ratio."""
+  flow = bijectors.maf(num_blocks=1, hidden=(8,), batch_norm=False)
+  x = jax.random.normal(jax.random.PRNGKey(0), (40, 2)) * 2
+  variables = flow.init(jax.random.PRNGKey(1), x)
+  variables = jax.tree.map(lambda v: v + 0.3 * jax.random.normal(jax.random.PRNGKey(2), v.shape),
+                           variables)
+  z = flow.apply(variables, x, method=type(flow).forward)
+  x_back, inv_log_det = flow.apply(variables, z, method=type(flow).inverse_and_log_det)
+  np.testing.assert_allclose(x_back, x, atol=1e-4)
+  # p'(z) = p(f^-1(z)) |det d f^-1 / dz|, likewise q'.
+  log_p = lambda x: _gaussian_log_pdf(np.asarray(x), np.zeros(2), np.eye(2))
+  log_q = lambda x: _gaussian_log_pdf(np.asarray(x), np.array([3.0, 3.0]), np.eye(2))
+  log_p_z = log_p(x_back) + inv_log_det
+  log_q_z = log_q(x_back) + inv_log_det
+  np.testing.assert_allclose(log_p_z - log_q_z, log_p(x) - log_q(x), atol=1e-3)
+
+
+def test_classifier_log_ratio_of_the_bayes_classifier_is_exact():
+  x = np.linspace(-3, 3, 13)
+  n_p, n_q = 300, 1200
+  log_p, log_q = stats.norm(1, 1).logpdf(x), stats.norm(-1, 1).logpdf(x)
+  bayes_logit = np.log(n_p) + log_p - np.log(n_q) - log_q
+  got = estimators.classifier_log_ratio(logits=jnp.asarray(bayes_logit), n_p=n_p, n_q=n_q)
+  np.testing.assert_allclose(got, log_p - log_q, atol=1e-5)
+  with pytest.raises(ValueError, match='positive'):
+    estimators.classifier_log_ratio(logits=jnp.zeros(3), n_p=0, n_q=3)
+
+
+def test_trained_classifier_log_ratio_approaches_the_true_one_with_unequal_sizes():
+  """p = N(1, 1), q = N(-1, 1): log r(x) = 2x; n_p = 2000, n_q = 500 (size correction needed)."""
+  rng = np.random.default_rng(0)
+  p, q = rng.normal(1, 1, (2500, 1)), rng.normal(-1, 1, (625, 1))
+  runner = featurize.fit_runner(optimizer=optax.adam(0.05), num_steps=600, batch_size=500,
+                                steps_per_dispatch=300)
+  fitted = featurize.fit_log_ratio(
+      mode='baseline', flow=None, classifier=featurize.RatioClassifier(hidden=()),
+      p_train=p[:2000], q_train=q[:500], p_val=p[2000:], q_val=q[500:625],
+      key=jax.random.PRNGKey(0), runner=runner)
+  grid = np.linspace(-2, 2, 21)[:, None].astype(np.float32)
+  np.testing.assert_allclose(fitted.log_ratio(jnp.asarray(grid)), 2 * grid[:, 0], atol=0.3)
+
+
+def test_hybrid_loss_is_eq1():
+  logits, labels = jnp.array([0.5, -1.0]), jnp.array([1.0, 0.0])
+  log_prob = jnp.array([-2.0, -3.0])
+  sup = estimators.logistic_loss(logits=logits, labels=labels)
+  expected = 0.3 * sup + 0.7 * 2.5
+  assert np.isclose(featurize.hybrid_loss(logits=logits, labels=labels, log_prob=log_prob,
+                                          alpha=0.3), expected)
+  assert np.isclose(featurize.hybrid_loss(logits=logits, labels=labels,
+                                          log_prob=jnp.array([jnp.nan, 0.0]), alpha=1.0), sup)
+  with pytest.raises(ValueError, match='alpha'):
+    featurize.hybrid_loss(logits=logits, labels=labels, log_prob=log_prob, alpha=1.5)
+
+
+def _one_d_shift(n_source=1000, n_target=1000):
+  """Source N(0, 1), target N(0.5, 0.8^2): r(x) = target / source."""
+  rng = np.random.default_rng(1)
+  source = rng.normal(0.0, 1.0, (n_source, 1)).astype(np.float32)
+  target = rng.normal(0.5, 0.8, (n_target, 1)).astype(np.float32)
+  true_log_ratio = lambda x: stats.norm(0.5, 0.8).logpdf(x[:, 0]) - stats.norm(0, 1).logpdf(x[:, 0])
+  return source, target, true_log_ratio
+
+
+def test_kmm_recovers_a_known_ratio_in_1d():
+  source, target, true_log_ratio = _one_d_shift()
+  beta = np.asarray(estimators.kmm_weights(source=jnp.asarray(source), target=jnp.asarray(target),
+                                           kernel_gamma=0.5, bound=10.0))
+  truth = np.exp(true_log_ratio(source))
+  assert np.all(beta >= -1e-6) and np.all(beta <= 10 + 1e-6)
+  inside = np.abs(source[:, 0] - 0.3) < 1.5
+  assert np.corrcoef(beta[inside], truth[inside])[0, 1] > 0.9
+  assert np.mean(np.abs(beta[inside] - truth[inside])) < 0.15
+
+
+def test_kmm_solves_its_qp_like_a_reference_solver():
+  rng = np.random.default_rng(2)
+  source, target = rng.normal(size=(12, 2)), rng.normal(0.7, 1.0, (15, 2))
+  kw = dict(source=jnp.asarray(source), target=jnp.asarray(target), kernel_gamma=0.5)
+  beta = estimators.kmm_weights(**kw, bound=3.0, eps=0.1, num_iterations=5000)
+  objective = lambda b: float(estimators.kmm_objective(jnp.asarray(b), **kw))
+  reference = optimize.minimize(
+      objective, np.ones(12), method='SLSQP', bounds=[(0, 3.0)] * 12,
+      constraints=[{'type': 'ineq', 'fun': lambda b: 12 * 1.1 - b.sum()},
+                   {'type': 'ineq', 'fun': lambda b: b.sum() - 12 * 0.9}])
+  assert 10.8 - 1e-3 <= float(beta.sum()) <= 13.2 + 1e-3
+  assert objective(beta) <= reference.fun + 1e-3
+
+
+def test_kliep_recovers_a_known_ratio_in_1d():
+  source, target, true_log_ratio = _one_d_shift()
+  alpha = estimators.kliep_fit(numerator=jnp.asarray(target), denominator=jnp.asarray(source),
+                               centers=jnp.asarray(target[:100]), kernel_gamma=0.5)
+  log_ratio = lambda x: estimators.kliep_log_ratio(
+      jnp.asarray(x), centers=jnp.asarray(target[:100]), alpha=alpha, kernel_gamma=0.5)
+  assert np.all(np.asarray(alpha) >= 0)
+  # The constraint mean_j r(x_j^den) = 1 holds.
+  assert np.isclose(float(jnp.mean(jnp.exp(log_ratio(source)))), 1.0, atol=1e-3)
+  inside = np.abs(source[:, 0] - 0.3) < 1.5
+  got, truth = np.exp(log_ratio(source[inside])), np.exp(true_log_ratio(source[inside]))
+  assert np.corrcoef(got, truth)[0, 1] > 0.95
+  assert np.mean(np.abs(got - truth)) < 0.1
+
+
+def test_mixture_correction_uses_the_actual_set_sizes():
+  x = np.linspace(-3, 3, 9)
+  n_p, n_q = 250, 1000
+  log_p, log_q = stats.norm(1, 1).logpdf(x), stats.norm(-1, 2).logpdf(x)
+  log_h = np.logaddexp(np.log(n_p / 1250) + log_p, np.log(n_q / 1250) + log_q)
+  got = weighting.mixture_log_weight(log_ratio=jnp.asarray(log_p - log_q), n_p=n_p, n_q=n_q)
+  np.testing.assert_allclose(got, log_p - log_h, atol=1e-5)
+  equal = weighting.mixture_log_weight(log_ratio=jnp.asarray(log_p - log_q), n_p=5, n_q=5)
+  r = np.exp(log_p - log_q)
+  np.testing.assert_allclose(equal, np.log(r / (0.5 * (r + 1))), atol=1e-5)  # App. D.4
+
+
+def test_sir_from_the_mixture_targets_p():
+  """Samples of h = 0.2 N(2, 1) + 0.8 N(-2, 1) resampled with p/h weights have p's mean 2."""
+  key_c, key_x, key_s = jax.random.split(jax.random.PRNGKey(0), 3)
+  n = 4000
+  from_p = jax.random.bernoulli(key_c, 0.2, (n,))
+  x = jnp.where(from_p, 2.0, -2.0) + jax.random.normal(key_x, (n,))
+  log_r = stats.norm(2, 1).logpdf(np.asarray(x)) - stats.norm(-2, 1).logpdf(np.asarray(x))
+  log_w = weighting.mixture_log_weight(log_ratio=jnp.asarray(log_r), n_p=200, n_q=800)
+  idx = weighting.sir_indices(key_s, log_weights=log_w, num_samples=2000)
+  assert abs(float(jnp.mean(x[idx])) - 2.0) < 0.15
+
+
+def test_self_normalisation_and_flattening():
+  log_r = jnp.array([0.0, 1.0, 2.0, 50.0])
+  w = weighting.self_normalize(log_r)
+  assert np.isclose(float(w.sum()), 1.0) and np.all(np.isfinite(w))
+  np.testing.assert_allclose(weighting.self_normalize(weighting.flatten(log_r, power=0.0)), 0.25)
+  np.testing.assert_allclose(weighting.flatten(log_r, power=0.2), 0.2 * log_r)
+  with pytest.raises(ValueError, match='power'):
+    weighting.flatten(log_r, power=-1.0)
+
+
+def test_mutual_information_of_the_true_ratio_is_the_true_mi():
+  dim, rho, n = 20, 0.9, 10000
+  key_x, key_e, key_p = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(key_x, (n, dim))
+  y = rho * x + math.sqrt(1 - rho**2) * jax.random.normal(key_e, (n, dim))
+  joint, marginals = mutual_information.joint_and_marginal_samples(key_p, x=x, y=y)
+  assert joint.shape == marginals.shape == (n, 2 * dim)
+  np.testing.assert_allclose(marginals[:, :dim], x)
+  xs, ys = joint[:, :dim], joint[:, dim:]
+  # log v(x, y) / (p(x) q(y)) for unit-variance pairs with correlation rho, per coordinate.
+  log_r = jnp.sum(-0.5 * jnp.log(1 - rho**2) - (rho**2 * (xs**2 + ys**2) - 2 * rho * xs * ys)
+                  / (2 * (1 - rho**2)), 1)
+  true_mi = -dim / 2 * math.log(1 - rho**2)
+  assert abs(float(mutual_information.mutual_information(joint_log_ratio=log_r)) - true_mi) < 0.2
+
+
+def test_breast_cancer_biased_split_follows_app_d2():
+  from experiments import data
+  split = data.load('breast_cancer_biased', seed=0)
+  assert len(split.target_x) == round(0.75 * 569)
+  assert split.source_labels.mean() < 0.3 < 0.5 < split.target_labels.mean()  # benign dropped
+  used = np.concatenate([split.source_x, split.target_x])
+  np.testing.assert_allclose(used.mean(0), 0.0, atol=1e-4)
+  np.testing.assert_allclose(used.std(0), 1.0, atol=1e-3)
+  with pytest.raises(ValueError, match='target_fraction'):
+    data.load('breast_cancer_biased', target_fraction=1.0)
