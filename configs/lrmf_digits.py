@@ -18,7 +18,8 @@ from configs import lrmf_moons
 VARIANTS = ('paper', 'smoke')
 
 
-def _domain(source: str, n: int | None) -> ml_collections.ConfigDict:
+def digit_domain(source: str, n: int | None) -> ml_collections.ConfigDict:
+  """A labelled ``digit_images`` domain at 16x16 (USPS's resolution) in ``[0, 1]``."""
   return ml_collections.ConfigDict({
       'name': 'digit_images', 'field': 'images', 'label_field': 'labels',
       'options': {'source': source, 'size': 16, 'n': n, 'seed': 0}})
@@ -30,8 +31,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
   config.experiment = 'lrmf_digits'
   config.data = ml_collections.ConfigDict()
-  config.data.a = _domain('sklearn_digits', None)   # 1,797 images
-  config.data.b = _domain('mnist_5000', None)       # 5,000 images
+  config.data.a = digit_domain('sklearn_digits', None)   # 1,797 images
+  config.data.b = digit_domain('mnist_5000', None)       # 5,000 images
   config.data.splits_a = (1297, 250, 250)            # train, validation, test
   config.data.splits_b = (4000, 500, 500)
   config.vae = ml_collections.ConfigDict({'latent_dim': 32, 'hidden': (512, 256)})

@@ -16,15 +16,9 @@ Variants: `:paper` (3 levels x 8 steps x 512 filters, lr 1e-5), `:smoke` (tiny, 
 
 import ml_collections
 
-from configs import lrmf_moons
+from configs import lrmf_digits, lrmf_moons
 
 VARIANTS = ('paper', 'smoke')
-
-
-def _domain(source: str, n: int | None) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({
-      'name': 'digit_images', 'field': 'images', 'label_field': 'labels',
-      'options': {'source': source, 'size': 16, 'n': n, 'seed': 0}})
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -32,8 +26,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     raise ValueError(f'unknown variant {variant!r} of lrmf_glow_digits; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
   config.data = ml_collections.ConfigDict()
-  config.data.a = _domain('sklearn_digits', 1500)
-  config.data.b = _domain('mnist_5000', 1500)
+  config.data.a = lrmf_digits.digit_domain('sklearn_digits', 1500)
+  config.data.b = lrmf_digits.digit_domain('mnist_5000', 1500)
   config.data.splits = (1000, 250, 250)  # train, validation, test per domain
   config.data.logit_alpha = 0.05
   glow = {'family': 'flow', 'flow': 'glow', 'num_levels': 2, 'steps_per_level': 4,

@@ -201,15 +201,20 @@ def _position_colours(x: np.ndarray) -> np.ndarray:
   return np.arctan2(centred[:, 1], centred[:, 0])
 
 
-def _plot(config, flow, density, result, a, b, results, workdir) -> None:
-  out = workdir_lib.plots_dir(workdir)
+def plot_objective(workdir: str, test_objective: float) -> None:
+  """``plots/objective.png``: the joint stage's held-out objective (Eq. 3) against 0."""
   history = workdir_lib.read_metrics(workdir, 'joint')
   val = [(r['step'], r['val_loss']) for r in history if 'val_loss' in r]
   if val:
     steps, values = map(np.array, zip(*val))
     plots.curves([('held-out LRMF objective (Eq. 3)', steps, values)],
-                 os.path.join(out, 'objective.png'), ylabel='objective (nats)', hline=0.0,
-                 title=f"test objective {results['test_objective']:.4f}")
+                 os.path.join(workdir_lib.plots_dir(workdir), 'objective.png'),
+                 ylabel='objective (nats)', hline=0.0, title=f'test objective {test_objective:.4f}')
+
+
+def _plot(config, flow, density, result, a, b, results, workdir) -> None:
+  out = workdir_lib.plots_dir(workdir)
+  plot_objective(workdir, results['test_objective'])
   if a['test_x'].ndim == 4:
     _plot_images(flow, result, a, b, config.data.get('logit_alpha'),
                  os.path.join(out, 'translations.png'))

@@ -167,17 +167,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _plot(workdir, a, b, decoded, reconstructed, results) -> None:
-  out = workdir_lib.plots_dir(workdir)
-  history = workdir_lib.read_metrics(workdir, 'joint')
-  val = [(r['step'], r['val_loss']) for r in history if 'val_loss' in r]
-  if val:
-    steps, values = map(np.array, zip(*val))
-    plots.curves([('held-out LRMF objective (Eq. 3) on VAE codes', steps, values)],
-                 os.path.join(out, 'objective.png'), ylabel='objective (nats)', hline=0.0,
-                 title=f"test objective {results['test_objective']:.4f}")
+  lrmf_lib.plot_objective(workdir, results['test_objective'])
   count = 12
   plots.image_rows(
       [('A', a['train_x'][:count]), ('A decoded', np.asarray(reconstructed)),
        ('LRMF T(A)', decoded['lrmf'][:count]), ('CORAL', decoded['coral'][:count]),
        ('EMD', decoded['emd'][:count]), ('B', b['train_x'][:count])],
-      os.path.join(out, 'translations.png'))
+      os.path.join(workdir_lib.plots_dir(workdir), 'translations.png'))
