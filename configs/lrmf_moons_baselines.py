@@ -43,8 +43,6 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     block.hidden = (256, 256)
   # The setting its reported numbers were measured with (not the flagship's longer stage).
   config.train_private.update(num_steps=1500, lr=1e-3)
-  config.data.a.options.n = config.data.b.options.n = 3000
-  config.data.splits = (2000, 500, 500)
   config.train_joint.num_steps = 2000
   config.train_baseline.num_steps = 1000
   return config

@@ -46,6 +46,5 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     for block in (config.density, config.flow):
       block.hidden = (256, 256)
     config.train_private.update(num_steps=2000, lr=1e-3)
-    config.data.splits = (2000, 500, 500)
     config.train_joint.num_steps = 2000
   return config
