@@ -41,7 +41,7 @@ _TRAIN_BLOCKS = {'flow': 'train_flow', 'classifier': 'train_classifier', 'joint'
 
 
 def stage_runner(config: ml_collections.ConfigDict, workdir: str, metrics: workdir_lib.MetricsLog,
-                 prefix: str) -> featurize.StageRunner:
+                 prefix: str) -> fitting.StageRunner:
   """Runs stage ``s`` as the checkpointed stage ``<prefix>_<s>`` with ``config.train_<s>``."""
   def run(stage, objective, variables, train_data, val_data, key) -> fitting.FitResult:
     return training.train(objective, variables, train_data, val_data,

@@ -38,7 +38,7 @@ from experiments import data as data_lib
 from experiments import models, plots, training
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
-from nflax import bijectors
+from nflax import bijectors, fitting
 
 _SPLITS = ('train', 'val', 'test')
 
@@ -100,7 +100,7 @@ def from_logit_space(x: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def stage_runner(config: ml_collections.ConfigDict, workdir: str,
-                  metrics: workdir_lib.MetricsLog) -> algorithm.StageRunner:
+                  metrics: workdir_lib.MetricsLog) -> fitting.StageRunner:
   """Runs each stage through the checkpointed :func:`experiments.training.train`."""
   def run(stage, objective, variables, train_data, val_data, key):
     train_config = config.train_joint if stage == 'joint' else config.train_private

@@ -13,21 +13,20 @@ Training modes of the probabilistic-classifier estimator (:func:`fit_log_ratio`)
 * ``'discriminative'``: the classifier ``c(f(x))`` with the flow inside, trained
   by the logistic loss only (Eq. 1 with ``alpha = 1``).
 
-Training runs through a :class:`StageRunner` (stages ``'flow'``,
+Training runs through a :class:`nflax.fitting.StageRunner` (stages ``'flow'``,
 ``'classifier'``, ``'joint'``) so callers choose optimiser, budgets and
-checkpointing; :func:`fit_runner` is the plain :func:`nflax.fitting.fit` one.
+checkpointing; :func:`nflax.fitting.fit_runner` is the plain in-memory one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from fdre import estimators
 from nflax import densities, fitting, nets
@@ -160,31 +159,6 @@ def hybrid_objective(model: FlowClassifier, *, alpha: float,
   return fitting.Objective(train_loss, eval_loss)
 
 
-class StageRunner(Protocol):
-  """Runs one training stage and returns its :class:`nflax.fitting.FitResult`.
-
-  Called as ``runner(stage, objective, variables, train_data, val_data, key)``
-  with ``stage`` in ``('flow', 'classifier', 'joint')``; the result's
-  ``params``/``model_state`` must be the best ones on ``val_data``.
-  """
-
-  def __call__(self, stage: str, objective: fitting.Objective, variables: PyTree,
-               train_data: PyTree, val_data: PyTree, key: Array) -> fitting.FitResult:
-    ...
-
-
-def fit_runner(*, optimizer: optax.GradientTransformation, num_steps: int, batch_size: int,
-               patience: int | None = None, steps_per_dispatch: int = 100) -> StageRunner:
-  """A :class:`StageRunner` calling :func:`nflax.fitting.fit` (no checkpoints)."""
-  def run(stage, objective, variables, train_data, val_data, key):
-    del stage
-    return fitting.fit(objective, fitting.init_fit_state(variables, optimizer), train_data,
-                       val_data, optimizer=optimizer, num_steps=num_steps,
-                       batch_size=min(batch_size, len(train_data['x'])), key=key,
-                       steps_per_dispatch=steps_per_dispatch, patience=patience)
-  return run
-
-
 def labelled_union(p: Array, q: Array) -> dict[str, np.ndarray]:
   """``{'x': [p; q], 'label': [1...1, 0...0]}``, the classifier's data set."""
   p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
@@ -196,7 +170,7 @@ def labelled_union(p: Array, q: Array) -> dict[str, np.ndarray]:
 
 def fit_flow_on_mixture(*, density: densities.FlowDensity, p_train: Array, q_train: Array,
                         p_val: Array, q_val: Array, key: Array,
-                        runner: StageRunner) -> fitting.FitResult:
+                        runner: fitting.StageRunner) -> fitting.FitResult:
   """Algorithm 1, lines 1-3: maximum likelihood of ``density`` on ``D = D_p u D_q``.
 
   Stage ``'flow'``; the validation set is the union of ``p_val`` and ``q_val``.
@@ -245,7 +219,7 @@ class FittedRatio:
 
 
 def fit_log_ratio(*, mode: str, flow: Bijector, classifier: nn.Module, p_train: Array,
-                  q_train: Array, p_val: Array, q_val: Array, key: Array, runner: StageRunner,
+                  q_train: Array, p_val: Array, q_val: Array, key: Array, runner: fitting.StageRunner,
                   alpha: float = 0.5) -> FittedRatio:
   """Trains a probabilistic-classifier ratio estimator in one of the modes of Sec. 3.3.
 

@@ -9,9 +9,9 @@
 4. Recompute the objective on held-out data, with ``c(A, B)`` from the private
    models on that same data, and flag convergence when it is below ``eps``.
 
-Every stage is one call of a :class:`StageRunner`; :func:`fit_runner` is the
-plain :func:`nflax.fitting.fit` one, and callers that checkpoint their stages
-pass their own. The joint stage optimises the params pytree
+Every stage is one call of a :class:`nflax.fitting.StageRunner`;
+:func:`nflax.fitting.fit_runner` is the plain in-memory one, and callers that
+checkpoint their stages pass their own. The joint stage optimises the params pytree
 ``{'flow': phi, 'shared': thS}``; the other collections of both modules
 (batch statistics, Glow's ``'constants'``) travel in the fit state's
 ``model_state`` as ``{collection: {'flow': ..., 'shared': ...}}``.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -33,7 +33,6 @@ from nflax import fitting
 Array = jax.Array
 PyTree = Any
 Variables = Any
-StageCallback = Callable[[str, fitting.FitState, dict], None]
 
 _PARTS = ('flow', 'shared')
 
@@ -224,67 +223,18 @@ def evaluate_objective(*, flow: nn.Module, density: nn.Module, flow_variables: V
   return float(jax.jit(value)(flow_variables, shared, private_a, private_b, a, b))
 
 
-class StageRunner(Protocol):
-  """Runs one training stage of Algorithm 1 and returns its :class:`nflax.fitting.FitResult`.
-
-  Called as ``runner(stage, objective, variables, train_data, val_data, key)``
-  with ``stage`` one of ``'private_a'``, ``'private_b'``, ``'joint'``;
-  ``variables`` are the starting Flax variables (for
-  :func:`nflax.fitting.init_fit_state`); the result's ``params`` and
-  ``model_state`` must be the best ones on ``val_data``. The runner owns the
-  optimiser, step budget, batch size, early stopping and any checkpointing.
-  """
-
-  def __call__(self, stage: str, objective: fitting.Objective, variables: Variables,
-               train_data: PyTree, val_data: PyTree, key: Array) -> fitting.FitResult:
-    ...
-
-
-def fit_runner(*, optimizer: optax.GradientTransformation, num_steps: int, batch_size: int,
-               patience: int | None = None, steps_per_dispatch: int = 100,
-               eval_every: int | None = None,
-               callback: StageCallback | None = None) -> StageRunner:
-  """A :class:`StageRunner` that calls :func:`nflax.fitting.fit` from a fresh state.
-
-  Args:
-    optimizer: the optax transformation.
-    num_steps: step budget of the stage.
-    batch_size: examples per step (from each data set for the joint stage).
-    patience: stop after this many evaluations without improvement on the
-      held-out data (``None``: run ``num_steps``).
-    steps_per_dispatch: steps compiled into one ``lax.scan``.
-    eval_every: evaluation period in steps (default: every dispatch).
-    callback: called as ``callback(stage, state, record)`` after every dispatch.
-
-  Returns:
-    The runner.
-  """
-
-  def run(stage, objective, variables, train_data, val_data, key):
-    on_dispatch = None
-    if callback is not None:
-      on_dispatch = lambda state, record: callback(stage, state, record)
-    return fitting.fit(
-        objective, fitting.init_fit_state(variables, optimizer), train_data, val_data,
-        optimizer=optimizer, num_steps=num_steps, batch_size=batch_size, key=key,
-        steps_per_dispatch=steps_per_dispatch, eval_every=eval_every, patience=patience,
-        callback=on_dispatch)
-
-  return run
-
-
 def fit_private_model(density: nn.Module, variables: Variables, train: Array, val: Array, *,
                       optimizer: optax.GradientTransformation, num_steps: int,
                       batch_size: int, key: Array, patience: int | None = None,
                       steps_per_dispatch: int = 100, eval_every: int | None = None,
-                      callback: StageCallback | None = None,
+                      callback: fitting.StageCallback | None = None,
                       stage: str = 'private') -> fitting.FitResult:
   """Maximum likelihood ``max_th log P_M(X; th)`` (the private models of Eq. 3, Alg. 1).
 
   Minimises the negative log-likelihood of ``train`` from ``variables`` and
   keeps the parameters that are best on ``val`` (early stopping after
   ``patience`` evaluations without improvement); the other arguments are
-  those of :func:`fit_runner`, ``stage`` is passed to the callback.
+  those of :func:`nflax.fitting.fit_runner`, ``stage`` is passed to the callback.
 
   Args:
     density: the density family ``M``.
@@ -296,7 +246,7 @@ def fit_private_model(density: nn.Module, variables: Variables, train: Array, va
     The :class:`nflax.fitting.FitResult`; ``params`` / ``model_state`` are the
     best on ``val``.
   """
-  runner = fit_runner(optimizer=optimizer, num_steps=num_steps, batch_size=batch_size,
+  runner = fitting.fit_runner(optimizer=optimizer, num_steps=num_steps, batch_size=batch_size,
                       patience=patience, steps_per_dispatch=steps_per_dispatch,
                       eval_every=eval_every, callback=callback)
   return runner(stage, fitting.nll_objective(density), variables, train, val, key)
@@ -343,7 +293,7 @@ def _as_variables(result: fitting.FitResult) -> Variables:
 
 def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: Array,
                a_val: Array, b_val: Array, key: Array, eps: float,
-               private_runner: StageRunner, joint_runner: StageRunner,
+               private_runner: fitting.StageRunner, joint_runner: fitting.StageRunner,
                flow_variables: Variables | None = None, init_batch_size: int = 256,
                eval_batch_size: int = 1024) -> LRMFResult:
   """Algorithm 1 (Sec. 8.1): aligns ``T(A)`` with ``B`` with respect to the family ``M``.
@@ -367,7 +317,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     b_val: ``(m_b, *event)`` held-out samples of B.
     key: the run's key.
     eps: convergence threshold on the held-out objective.
-    private_runner: runs the two private stages (e.g. :func:`fit_runner`).
+    private_runner: runs the two private stages (e.g. :func:`nflax.fitting.fit_runner`).
     joint_runner: runs the joint stage.
     flow_variables: initial ``phi``; by default ``flow.init`` on the first
       ``init_batch_size`` examples of ``a_train``.

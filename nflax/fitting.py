@@ -31,7 +31,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 import flax.linen as nn
 import jax
@@ -379,3 +379,59 @@ def progress_logger(num_steps: int, prefix: str = '') -> Callable[[FitState, dic
                  record['step'], num_steps, record['train_loss'], val, rate,
                  time.strftime('%H:%M:%S', time.gmtime(eta)))
   return log
+
+
+StageCallback = Callable[[str, FitState, dict], None]
+"""``callback(stage, state, record)`` after every dispatch of a stage."""
+
+
+class StageRunner(Protocol):
+  """Runs one named training stage of a multi-stage method; returns its :class:`FitResult`.
+
+  Called as ``runner(stage, objective, variables, train_data, val_data, key)``:
+  ``stage`` names the stage (e.g. LRMF's ``'private_a'``, ``'private_b'``,
+  ``'joint'``; FDRE's ``'flow'``, ``'classifier'``, ``'joint'``), ``variables``
+  are the starting Flax variables (for :func:`init_fit_state`), and the
+  result's ``params`` / ``model_state`` must be the best ones on ``val_data``.
+  The runner owns the optimiser, step budget, batch size, early stopping and
+  any checkpointing, so methods stay free of I/O; :func:`fit_runner` is the
+  plain in-memory one, experiment code passes checkpointing runners.
+  """
+
+  def __call__(self, stage: str, objective: Objective, variables: PyTree, train_data: PyTree,
+               val_data: PyTree, key: Array) -> FitResult:
+    ...
+
+
+def fit_runner(*, optimizer: optax.GradientTransformation, num_steps: int, batch_size: int,
+               patience: int | None = None, steps_per_dispatch: int = 100,
+               eval_every: int | None = None,
+               callback: StageCallback | None = None) -> StageRunner:
+  """A :class:`StageRunner` that calls :func:`fit` from a fresh state.
+
+  Args:
+    optimizer: the optax transformation.
+    num_steps: step budget of the stage.
+    batch_size: examples per step (from each part of :class:`Independent`
+      data), capped at the size of the training set.
+    patience: stop after this many evaluations without improvement on the
+      held-out data (``None``: run ``num_steps``).
+    steps_per_dispatch: steps compiled into one ``lax.scan``.
+    eval_every: evaluation period in steps (default: every dispatch).
+    callback: called as ``callback(stage, state, record)`` after every dispatch.
+
+  Returns:
+    The runner.
+  """
+
+  def run(stage, objective, variables, train_data, val_data, key):
+    on_dispatch = None
+    if callback is not None:
+      on_dispatch = lambda state, record: callback(stage, state, record)
+    return fit(objective, init_fit_state(variables, optimizer), train_data, val_data,
+               optimizer=optimizer, num_steps=num_steps,
+               batch_size=min(batch_size, _num_examples(train_data)), key=key,
+               steps_per_dispatch=steps_per_dispatch, eval_every=eval_every,
+               patience=patience, callback=on_dispatch)
+
+  return run

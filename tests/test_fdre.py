@@ -10,7 +10,7 @@ import pytest
 from scipy import optimize, stats
 
 from fdre import estimators, featurize, mutual_information, weighting
-from nflax import bijectors
+from nflax import bijectors, fitting
 
 
 def _gaussian_log_pdf(x, mean, cov):
@@ -64,7 +64,7 @@ def test_trained_classifier_log_ratio_approaches_the_true_one_with_unequal_sizes
   """p = N(1, 1), q = N(-1, 1): log r(x) = 2x; n_p = 2000, n_q = 500 (size correction needed)."""
   rng = np.random.default_rng(0)
   p, q = rng.normal(1, 1, (2500, 1)), rng.normal(-1, 1, (625, 1))
-  runner = featurize.fit_runner(optimizer=optax.adam(0.05), num_steps=600, batch_size=500,
+  runner = fitting.fit_runner(optimizer=optax.adam(0.05), num_steps=600, batch_size=500,
                                 steps_per_dispatch=300)
   fitted = featurize.fit_log_ratio(
       mode='baseline', flow=None, classifier=featurize.RatioClassifier(hidden=()),

@@ -259,9 +259,9 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
   flow_variables = jax.jit(flow.init)(jax.random.PRNGKey(0), a)
   # A caller's own runner: private models stay at their initialisation (no
   # steps), the joint stage runs one dispatch.
-  private = algorithm.fit_runner(optimizer=optax.adam(1e-2), num_steps=0, batch_size=32)
+  private = fitting.fit_runner(optimizer=optax.adam(1e-2), num_steps=0, batch_size=32)
   joint_stages = []
-  joint = algorithm.fit_runner(
+  joint = fitting.fit_runner(
       optimizer=optax.adam(1e-2), num_steps=5, batch_size=32, steps_per_dispatch=5,
       callback=lambda stage, state, record: joint_stages.append(stage))
   stages = []
@@ -290,7 +290,7 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
 
 def test_train_lrmf_rejects_mismatched_event_shapes():
   x2, x3 = np.zeros((8, 2), np.float32), np.zeros((8, 3), np.float32)
-  runner = algorithm.fit_runner(optimizer=optax.sgd(0.1), num_steps=1, batch_size=4)
+  runner = fitting.fit_runner(optimizer=optax.sgd(0.1), num_steps=1, batch_size=4)
   with pytest.raises(ValueError, match='event shape'):
     algorithm.train_lrmf(flow=AFFINE, density=densities.Gaussian(dim=2), a_train=x2,
                          b_train=x3, a_val=x2, b_val=x3, key=jax.random.PRNGKey(0), eps=0.1,
@@ -318,9 +318,9 @@ def test_affine_gaussian_lrmf_reaches_the_closed_form(mean_a, cov_a, mean_b, cov
   result = algorithm.train_lrmf(
       flow=AFFINE, density=density, a_train=a_train, b_train=b_train, a_val=a_val,
       b_val=b_val, key=jax.random.PRNGKey(0), eps=0.02,
-      private_runner=algorithm.fit_runner(optimizer=optax.adam(0.1), num_steps=200,
+      private_runner=fitting.fit_runner(optimizer=optax.adam(0.1), num_steps=200,
                                           batch_size=n, steps_per_dispatch=200),
-      joint_runner=algorithm.fit_runner(optimizer=optax.adam(0.05), num_steps=400,
+      joint_runner=fitting.fit_runner(optimizer=optax.adam(0.05), num_steps=400,
                                         batch_size=n, steps_per_dispatch=400))
   sample_a, sample_b = gaussian.gaussian_mle(a_train), gaussian.gaussian_mle(b_train)
   for private, (mean, cov) in [(result.private_a, sample_a), (result.private_b, sample_b)]:
