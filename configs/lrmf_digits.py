@@ -35,7 +35,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.data.b = digit_domain('mnist_5000', None)       # 5,000 images
   config.data.splits_a = (1297, 250, 250)            # train, validation, test
   config.data.splits_b = (4000, 500, 500)
-  config.vae = ml_collections.ConfigDict({'latent_dim': 32, 'hidden': (512, 256)})
+  # codes: one posterior draw per image ('sample') or the posterior mean ('mean'; overfits).
+  config.vae = ml_collections.ConfigDict({'latent_dim': 32, 'hidden': (512, 256),
+                                          'codes': 'sample'})
   config.train_vae = ml_collections.ConfigDict(config.train_private.to_dict())
   config.train_vae.update(num_steps=4000, batch_size=128, lr=1e-3, keep_best=True)
   config.coral_ridge = 1.0  # CORAL's regularised covariances, C + I (Sun et al., 2016)
@@ -44,10 +46,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     width = {'': 256, 'paper': 512}[variant]
     for block in (config.density, config.flow):
       block.update(hidden=(width, width))
-    config.train_private.update(num_steps=3000)
-    # 32-d codes are far apart at the start (objective ~15 nats): a larger joint step size
-    # than on moons, where the objective starts near 1.
-    config.train_joint.update(num_steps=3000, lr=3e-4)
+    config.train_private.update(num_steps=2000, lr=1e-3)
+    # Flow densities on a few thousand 32-d codes overfit: the joint stage keeps its best
+    # parameters on the validation codes (the reported objective is on the separate test split).
+    config.train_joint.update(num_steps=2000, lr=2e-4, keep_best=True)
   else:
     config.data.a.options.n = 120
     config.data.b.options.n = 120
