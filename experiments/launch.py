@@ -14,6 +14,7 @@ from absl import logging
 
 from experiments import density, lrmf, lrmf_compare, lrmf_digits, lrmf_gradient
 from experiments import fdre_adaptation, fdre_modes, fdre_targeted
+from experiments import alignflow
 from experiments import workdir as workdir_lib
 
 EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
@@ -22,6 +23,7 @@ EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'lrmf_compare': lrmf_compare.run,
     'lrmf_digits': lrmf_digits.run,
     'lrmf_vanishing_gradient': lrmf_gradient.run,
+    'alignflow': alignflow.run,
     'fdre_adaptation': fdre_adaptation.run,
     'fdre_modes': fdre_modes.run,
     'fdre_targeted': fdre_targeted.run,

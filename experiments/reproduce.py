@@ -164,7 +164,51 @@ FDRE_ROWS: tuple[Row, ...] = tuple(
 )
 """Featurized density ratio estimation (papers/fdre.txt)."""
 
-ALIGNFLOW_ROWS: tuple[Row, ...] = ()
+_AF_MNIST = 'MNIST vs inverted-and-squared MNIST, 16x16 (stand-in for Maps; paper values: Maps)'
+_AF_MOONS = 'moons vs moons rotated 50 deg (2-D toy; paper values: Maps)'
+
+ALIGNFLOW_ROWS: tuple[Row, ...] = (
+    Row('alignflow', f'{_AF_MNIST}: CycleGAN paired test MSE A->B (Table 1)', '0.0245',
+        'configs/alignflow_mnist.py', '', 'mse_a_to_b/cyclegan'),
+    Row('alignflow', f'{_AF_MNIST}: AF (ADV only) MSE A->B (Table 1)', '0.0385',
+        'configs/alignflow_mnist.py', '', 'mse_a_to_b/adversarial'),
+    Row('alignflow', f'{_AF_MNIST}: AF (Hybrid, lam chosen on validation) MSE A->B (Table 1)',
+        '0.0209', 'configs/alignflow_mnist.py', '', 'mse_a_to_b/hybrid_best'),
+    Row('alignflow', f'{_AF_MNIST}: AF (MLE only) MSE A->B (Table 1)', '0.0452',
+        'configs/alignflow_mnist.py', '', 'mse_a_to_b/mle'),
+    Row('alignflow', f'{_AF_MNIST}: CycleGAN MSE B->A (Table 1)', '0.0953',
+        'configs/alignflow_mnist.py', '', 'mse_b_to_a/cyclegan'),
+    Row('alignflow', f'{_AF_MNIST}: AF (ADV only) MSE B->A (Table 1)', '0.1123',
+        'configs/alignflow_mnist.py', '', 'mse_b_to_a/adversarial'),
+    Row('alignflow', f'{_AF_MNIST}: AF (Hybrid) MSE B->A (Table 1)', '0.0897',
+        'configs/alignflow_mnist.py', '', 'mse_b_to_a/hybrid_best'),
+    Row('alignflow', f'{_AF_MNIST}: AF (MLE only) MSE B->A (Table 1)', '0.1746',
+        'configs/alignflow_mnist.py', '', 'mse_b_to_a/mle'),
+    Row('alignflow', f'{_AF_MNIST}: hybrid beats ADV-only and MLE-only, A->B (Table 1, 3)',
+        'True', 'configs/alignflow_mnist.py', '', 'hybrid_beats_adversarial_and_mle/a_to_b'),
+    Row('alignflow', f'{_AF_MNIST}: max |G_B->A(G_A->B(a)) - a| of hybrid AF over finite float32 round trips '
+        '(Prop. 1: exact in exact arithmetic)',
+        '0', 'configs/alignflow_mnist.py', '', 'max_cycle_error_a/hybrid_lam0.001'),
+    Row('alignflow', f'{_AF_MNIST}: share of hybrid AF round trips lost to float32 sigmoid '
+        'saturation (excluded from the max above)', '0', 'configs/alignflow_mnist.py', '',
+        'non_finite_cycle_fraction_a/hybrid_lam0.001'),
+    Row('alignflow', f'{_AF_MNIST}: hybrid beats ADV-only and MLE-only, B->A (Table 1, 3)',
+        'True', 'configs/alignflow_mnist.py', '', 'hybrid_beats_adversarial_and_mle/b_to_a'),
+    Row('alignflow', f'{_AF_MNIST}: max cycle error of CycleGAN (approximate)', '> 0',
+        'configs/alignflow_mnist.py', '', 'max_cycle_error_a/cyclegan'),
+    Row('alignflow', f'{_AF_MOONS}: CycleGAN paired test MSE A->B', '0.0245 (Maps)',
+        'configs/alignflow_moons.py', '', 'mse_a_to_b/cyclegan'),
+    Row('alignflow', f'{_AF_MOONS}: AF (ADV only) MSE A->B', '0.0385 (Maps)',
+        'configs/alignflow_moons.py', '', 'mse_a_to_b/adversarial'),
+    Row('alignflow', f'{_AF_MOONS}: AF (Hybrid, lam chosen on validation) MSE A->B',
+        '0.0209 (Maps)', 'configs/alignflow_moons.py', '', 'mse_a_to_b/hybrid_best'),
+    Row('alignflow', f'{_AF_MOONS}: AF (MLE only) MSE A->B', '0.0452 (Maps)',
+        'configs/alignflow_moons.py', '', 'mse_a_to_b/mle'),
+    Row('alignflow', f'{_AF_MOONS}: hybrid beats ADV-only and MLE-only, A->B', 'True',
+        'configs/alignflow_moons.py', '', 'hybrid_beats_adversarial_and_mle/a_to_b'),
+    Row('alignflow', f'{_AF_MOONS}: hybrid beats ADV-only and MLE-only, B->A', 'True',
+        'configs/alignflow_moons.py', '', 'hybrid_beats_adversarial_and_mle/b_to_a'),
+)
 """AlignFlow (papers/alignflow.txt)."""
 
 ROWS = LRMF_ROWS + FDRE_ROWS + ALIGNFLOW_ROWS

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from experiments.data import bundled, files, synthetic
+from experiments.data import bundled, files, paired_digits, synthetic
 from experiments.data import fdre_data
 
 Dataset = tuple[np.ndarray, ...]
@@ -55,6 +55,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     'usps_libsvm': files.usps_libsvm,
     'paired_image_folders': files.paired_image_folders,
     'side_by_side_image_pairs': files.side_by_side_image_pairs,
+    'mnist_transformed_pair': paired_digits.mnist_transformed_pair,
 }
 """Data-set name -> loader; the only place a name is bound to code."""
 

@@ -1,0 +1,355 @@
+"""AlignFlow translation experiments (AlignFlow Sec. 5.1, 5.3; Table 1, 3; Fig. 2, 4).
+
+Data -> train -> evaluate -> write, for two domains with a known pairing:
+
+1. load paired domains (``config.data``): either one paired data set with fields ``a``
+   and ``b`` (``mnist_transformed_pair``), or two point sets ``config.data.a`` /
+   ``config.data.b`` drawn with the same seed (moons and the same moons rotated). The
+   pairs are split into disjoint A-train and B-train halves (so training is unpaired),
+   then paired validation and test splits;
+2. train one model per entry of ``config.modes``: ``'adversarial'`` (lam = 0),
+   ``'hybrid'`` (one run per ``config.lams``, Table 3), ``'mle'`` (critics off,
+   lam -> inf), all AlignFlow through the same loss and step; and ``'cyclegan'`` (the
+   baseline, same critics and GAN form). Each stage is checkpointed and resumes;
+3. evaluate on the paired test split: MSE of ``G_{A->B}(a)`` to its true pair ``b`` and
+   of ``G_{B->A}(b)`` to ``a`` (Table 1; images in ``[-1, 1]``), the largest cycle error
+   ``|G_{B->A}(G_{A->B}(a)) - a|`` (Prop. 1: float rounding for AlignFlow), held-out
+   log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1 reports the
+   cross-validated best);
+4. write ``results.json`` and plots: translations (scatter plots for points, image
+   grids for images), paired samples from ``Z`` and latent interpolations
+   ``z1 sin(phi) + z2 cos(phi)`` decoded into both domains (Fig. 2, 4).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from alignflow import critics as critics_lib
+from alignflow import cyclegan, losses
+from alignflow import model as model_lib
+from alignflow import training as alignflow_training
+from experiments import data as data_lib
+from experiments import plots
+from experiments import workdir as workdir_lib
+from nflax import bijectors, fitting, nets
+
+MODES = ('adversarial', 'hybrid', 'mle', 'cyclegan')
+
+
+def load_paired_domains(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """Unpaired training halves and paired validation / test splits of the two domains.
+
+  Returns:
+    ``train_a``, ``train_b`` (disjoint source examples), ``val_a``, ``val_b``,
+    ``test_a``, ``test_b`` (``val_b[i]`` is the pair of ``val_a[i]``).
+  """
+  data = config.data
+  if 'name' in data:
+    pair = data_lib.load(data.name, **data.options)
+    a, b = (np.asarray(data_lib.validate(getattr(pair, field), f'{data.name}.{field}'))
+            for field in ('a', 'b'))
+  else:
+    a, b = (np.asarray(data_lib.validate(
+        getattr(data_lib.load(domain.name, **domain.options), domain.field),
+        f'{domain.name}.{domain.field}'), np.float32) for domain in (data.a, data.b))
+  if a.shape != b.shape:
+    raise ValueError(f'paired domains need equal shapes, got {a.shape} and {b.shape}')
+  num_train, num_val, num_test = data.splits
+  needed = 2 * num_train + num_val + num_test
+  if needed > len(a):
+    raise ValueError(f'data.splits {tuple(data.splits)} need {needed} pairs (two disjoint '
+                     f'training halves), the data set has {len(a)}')
+  order = np.random.default_rng(config.seed).permutation(len(a))
+  bounds = np.cumsum([0, num_train, num_train, num_val, num_test])
+  parts = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+  return {'train_a': a[parts[0]], 'train_b': b[parts[1]], 'val_a': a[parts[2]],
+          'val_b': b[parts[2]], 'test_a': a[parts[3]], 'test_b': b[parts[3]]}
+
+
+def _is_image(event_shape: tuple[int, ...]) -> bool:
+  return len(event_shape) == 3
+
+
+def build_alignflow(model_config: ml_collections.ConfigDict,
+                    event_shape: tuple[int, ...]) -> model_lib.AlignFlow:
+  """The two flows of ``model_config`` with ``num_shared`` shared layers.
+
+  Images: each private flow is :func:`nflax.bijectors.realnvp_image` (AlignFlow App.
+  B.1, reduced), the shared layers are ActNorm + checkerboard couplings on the latent
+  image, and the fixed pre-processing ``[-1, 1] -> [0, 1] -> logit`` keeps the data ->
+  data map a bijection. Vectors: Real NVP private and shared blocks, no pre-processing.
+  """
+  if _is_image(event_shape):
+    def private():
+      return bijectors.realnvp_image(
+          num_levels=model_config.num_levels, hidden_channels=model_config.hidden_channels,
+          num_blocks=model_config.num_blocks, num_checkerboard=model_config.num_checkerboard,
+          num_channelwise=model_config.num_channelwise, num_final=model_config.num_final)
+    conditioner = functools.partial(nets.ResNet, hidden_channels=model_config.hidden_channels,
+                                    num_blocks=model_config.num_blocks)
+    shared_layers = []
+    for index in range(model_config.num_shared):
+      shared_layers += [bijectors.ActNorm(), bijectors.AffineCoupling(
+          mask='checkerboard', parity=index % 2 == 1, conditioner=conditioner)]
+    preprocess = bijectors.Chain([bijectors.ScaleShift(scale=0.5, shift=0.5),
+                                  bijectors.Logit(alpha=model_config.logit_alpha)])
+  else:
+    def private():
+      return bijectors.realnvp(num_blocks=model_config.num_private,
+                               hidden=tuple(model_config.hidden))
+    shared_layers = ([bijectors.realnvp(num_blocks=model_config.num_shared,
+                                        hidden=tuple(model_config.hidden))]
+                     if model_config.num_shared else [])
+    preprocess = None
+  shared = bijectors.Chain(shared_layers) if shared_layers else None
+  return model_lib.AlignFlow(private_a=private(), private_b=private(), shared=shared,
+                             preprocess=preprocess)
+
+
+def build_critic(critic_config: ml_collections.ConfigDict, event_shape: tuple[int, ...]):
+  """A :class:`~alignflow.critics.PatchCritic` for images, an MLP critic for vectors."""
+  if _is_image(event_shape):
+    return critics_lib.PatchCritic(base_channels=critic_config.base_channels,
+                                   num_layers=critic_config.num_layers)
+  return critics_lib.MLPCritic(hidden=tuple(critic_config.hidden))
+
+
+def build_cyclegan(config: ml_collections.ConfigDict,
+                   event_shape: tuple[int, ...]) -> cyclegan.CycleGAN:
+  settings = config.cyclegan
+  if _is_image(event_shape):
+    make = functools.partial(cyclegan.ImageTranslator, hidden_channels=settings.hidden_channels,
+                             num_blocks=settings.num_blocks)
+  else:
+    make = functools.partial(cyclegan.VectorTranslator, hidden=tuple(settings.hidden))
+  return cyclegan.CycleGAN(a_to_b_net=make(), b_to_a_net=make())
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float
+                   ) -> optax.GradientTransformation:
+  """Adam(lr, b1, 0.999), constant for the first half then linearly to 0 (App. B.1)."""
+  half = train_config.num_steps // 2
+  schedule = optax.join_schedules(
+      [optax.constant_schedule(train_config.lr),
+       optax.linear_schedule(train_config.lr, 0.0, max(train_config.num_steps - half, 1))],
+      [half])
+  adam = optax.adam(schedule, b1=train_config.b1, b2=0.999)
+  return optax.chain(optax.clip_by_global_norm(grad_clip), adam) if grad_clip > 0 else adam
+
+
+def _stages(config: ml_collections.ConfigDict) -> list[tuple[str, str, float]]:
+  """``(stage name, mode, lam)`` for every model the config trains."""
+  unknown = set(config.modes) - set(MODES)
+  if unknown:
+    raise ValueError(f'unknown config.modes {sorted(unknown)}; available: {MODES}')
+  stages = []
+  for mode in config.modes:
+    if mode == 'hybrid':
+      stages += [(f'hybrid_lam{lam:g}', mode, float(lam)) for lam in config.lams]
+    else:
+      stages.append((mode, mode, 0.0 if mode in ('adversarial', 'cyclegan') else 1.0))
+  return stages
+
+
+def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
+                state: alignflow_training.AdversarialState, data: dict[str, np.ndarray], *,
+                objective, critic, optimizer, critic_optimizer, train_critics: bool,
+                key: jax.Array, metrics: workdir_lib.MetricsLog
+                ) -> alignflow_training.AdversarialState:
+  """Runs :func:`alignflow.training.train_steps` to ``config.train.num_steps`` with resume.
+
+  Dispatches of ``steps_per_dispatch`` steps; metrics are averaged per dispatch and
+  logged; the state is checkpointed (orbax) every ``checkpoint_every`` steps and at the
+  end, and restored from ``<workdir>/checkpoints/<stage>`` when present.
+  """
+  settings = config.train
+  manager = ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints', stage)),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+  latest = manager.latest_step()
+  if latest is not None:
+    state = manager.restore(latest, args=ocp.args.StandardRestore(state))
+    metrics.truncate_after(stage, latest)
+    logging.info('[%s] resuming from step %d', stage, latest)
+  train_data = fitting.Independent((jnp.asarray(data['train_a']), jnp.asarray(data['train_b'])))
+  step = int(state.step)
+  while step < settings.num_steps:
+    chunk = min(settings.steps_per_dispatch, settings.num_steps - step)
+    start = time.perf_counter()
+    state, stacked = alignflow_training.train_steps(
+        state, train_data, key, objective=objective, critic=critic, form=config.gan_form,
+        optimizer=optimizer, critic_optimizer=critic_optimizer, train_critics=train_critics,
+        batch_size=settings.batch_size, num_steps=chunk)
+    record = {name: float(jnp.mean(values)) for name, values in stacked.items()}
+    if not all(np.isfinite(value) for value in record.values()):
+      manager.wait_until_finished()
+      raise RuntimeError(f'[{stage}] non-finite loss or gradient in steps {step}..'
+                         f'{step + chunk}: {record}; the last good checkpoint (step '
+                         f'{manager.latest_step()}) is kept. Lower train.lr or raise lam.')
+    step += chunk
+    record['steps_per_sec'] = chunk / (time.perf_counter() - start)
+    metrics.write(stage, step, record)
+    logging.info('[%s] step %d/%d loss %.4f (%.1f steps/s)', stage, step, settings.num_steps,
+                 record['loss'], record['steps_per_sec'])
+    if step % settings.checkpoint_every == 0 or step == settings.num_steps:
+      manager.save(step, args=ocp.args.StandardSave(state))
+  manager.wait_until_finished()
+  manager.close()
+  return state
+
+
+def _translators(model, variables):
+  """Compiled ``(a_to_b, b_to_a)`` of a trained model."""
+  return (jax.jit(lambda x: model.apply(variables, x, method=type(model).a_to_b)),
+          jax.jit(lambda x: model.apply(variables, x, method=type(model).b_to_a)))
+
+
+def _cycle_errors(cycled: jax.Array, original: np.ndarray) -> tuple[float, float]:
+  """Largest ``|cycled - original|`` over finite round trips, and the non-finite fraction.
+
+  In float32 a translated pixel whose post-processing sigmoid rounds to exactly 0 or 1
+  cannot be mapped back (the logit of the next pre-processing is infinite): a limit of
+  the number format, not of the bijection, reported separately.
+  """
+  error = jnp.abs(cycled - original).reshape(len(original), -1)
+  finite = jnp.all(jnp.isfinite(error), axis=1)
+  largest = jnp.max(jnp.where(finite[:, None], error, 0.0))
+  return float(largest), float(1.0 - jnp.mean(finite))
+
+
+def _evaluate(a_to_b, b_to_a, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+  moved_a, moved_b = a_to_b(a), b_to_a(b)
+  error_a, non_finite_a = _cycle_errors(b_to_a(moved_a), a)
+  error_b, non_finite_b = _cycle_errors(a_to_b(moved_b), b)
+  return {'mse_a_to_b': float(losses.paired_mse(translated=moved_a, target=b)),
+          'mse_b_to_a': float(losses.paired_mse(translated=moved_b, target=a)),
+          'max_cycle_error_a': error_a, 'max_cycle_error_b': error_b,
+          'non_finite_cycle_fraction_a': non_finite_a,
+          'non_finite_cycle_fraction_b': non_finite_b}
+
+
+def _plot_translations(stage, a_to_b, b_to_a, data, out_dir):
+  a, b = data['test_a'], data['test_b']
+  path = os.path.join(out_dir, f'translation_{stage}.png')
+  if _is_image(a.shape[1:]):
+    k = 10
+    return plots.image_rows([('A', a[:k]), ('B (the true pairs of A)', b[:k]),
+                             (f'G_A->B(A) [{stage}]', np.asarray(a_to_b(a[:k]))),
+                             (f'G_B->A(B) [{stage}]', np.asarray(b_to_a(b[:k])))], path,
+                            low=-1.0, high=1.0)
+  colour = a[:, 0]
+  return plots.scatter_panels(
+      [('A (test)', a), ('B (test)', b), (f'G_A->B(A) [{stage}]', np.asarray(a_to_b(a))),
+       (f'G_B->A(B) [{stage}]', np.asarray(b_to_a(b)))], path,
+      colors=[colour, colour, colour, colour])
+
+
+def _plot_latent(stage, model, variables, data, key, out_dir) -> list[str]:
+  """Paired samples from ``Z`` and polar interpolations decoded into both domains."""
+  event_shape = data['test_a'].shape[1:]
+  z = jax.random.normal(key, (10 if _is_image(event_shape) else 1000, *event_shape))
+  sample_a, sample_b = model.apply(variables, z, method=model_lib.AlignFlow.sample_pairs)
+  z_ends, _ = model.apply(variables, data['test_a'][:2], method=model_lib.AlignFlow.encode_a)
+  path_z = model_lib.polar_interpolation(z1=z_ends[0], z2=z_ends[1],
+                                         angles=jnp.linspace(0.0, jnp.pi / 2, 10))
+  along_a = model.apply(variables, path_z, method=model_lib.AlignFlow.decode_a)[0]
+  along_b = model.apply(variables, path_z, method=model_lib.AlignFlow.decode_b)[0]
+  if _is_image(event_shape):
+    return [
+        plots.image_rows([('z ~ p_Z -> A', np.asarray(sample_a)),
+                          ('same z -> B', np.asarray(sample_b))],
+                         os.path.join(out_dir, f'paired_samples_{stage}.png'), low=-1.0, high=1.0),
+        plots.image_rows([('interpolation in Z -> A', np.asarray(along_a)),
+                          ('same latents -> B', np.asarray(along_b))],
+                         os.path.join(out_dir, f'interpolation_{stage}.png'), low=-1.0, high=1.0)]
+  colour = np.asarray(z[:, 0])
+  return [plots.scatter_panels(
+      [('z ~ p_Z', np.asarray(z)), ('G_Z->A(z)', np.asarray(sample_a)),
+       ('G_Z->B(z)', np.asarray(sample_b))],
+      os.path.join(out_dir, f'paired_samples_{stage}.png'), colors=[colour] * 3)]
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains and evaluates every mode of ``config.modes``; returns the results."""
+  start = time.time()
+  data = load_paired_domains(config)
+  event_shape = tuple(data['train_a'].shape[1:])
+  metrics = workdir_lib.MetricsLog(workdir)
+  out_dir = workdir_lib.plots_dir(workdir)
+  critic = build_critic(config.critic, event_shape)
+  critic_optimizer = make_optimizer(config.train, grad_clip=0.0)
+  key = jax.random.PRNGKey(config.seed)
+  init_batch = (jnp.asarray(data['train_a'][:config.train.batch_size]),
+                jnp.asarray(data['train_b'][:config.train.batch_size]))
+  results: dict = {'num_train_per_domain': len(data['train_a']),
+                   'num_test_pairs': len(data['test_a'])}
+  results['mse_identity/a_to_b'] = float(losses.paired_mse(translated=data['test_a'],
+                                                           target=data['test_b']))
+  val_mse: dict[str, float] = {}
+  for index, (stage, mode, lam) in enumerate(_stages(config)):
+    stage_start = time.time()
+    stage_key = jax.random.fold_in(key, index)
+    init_key, critic_key_a, critic_key_b, train_key, plot_key = jax.random.split(stage_key, 5)
+    if mode == 'cyclegan':
+      model = build_cyclegan(config, event_shape)
+      objective = cyclegan.cyclegan_objective(model=model, critic=critic, form=config.gan_form,
+                                              cycle_weight=config.cyclegan.cycle_weight)
+      grad_clip = 0.0
+    else:
+      model = build_alignflow(config.model, event_shape)
+      objective = alignflow_training.alignflow_objective(
+          model=model, critic=critic, form=config.gan_form, lam_a=lam, lam_b=lam,
+          adversarial_weight=0.0 if mode == 'mle' else 1.0,
+          dequantization_width=config.dequantization_width)
+      grad_clip = config.train.flow_grad_clip
+    variables = model.init(init_key, *init_batch)
+    optimizer = make_optimizer(config.train, grad_clip=grad_clip)
+    state = alignflow_training.init_state(
+        variables=variables,
+        critic_params={'a': critic.init(critic_key_a, init_batch[0])['params'],
+                       'b': critic.init(critic_key_b, init_batch[1])['params']},
+        optimizer=optimizer, critic_optimizer=critic_optimizer, pool_size=config.pool_size,
+        event_shape=event_shape)
+    state = train_stage(config, workdir, stage, state, data, objective=objective, critic=critic,
+                        optimizer=optimizer, critic_optimizer=critic_optimizer,
+                        train_critics=mode != 'mle', key=train_key, metrics=metrics)
+    trained = {'params': state.params, **state.model_state}
+    a_to_b, b_to_a = _translators(model, trained)
+    test = _evaluate(a_to_b, b_to_a, data['test_a'], data['test_b'])
+    val = _evaluate(a_to_b, b_to_a, data['val_a'], data['val_b'])
+    val_mse[stage] = (val['mse_a_to_b'] + val['mse_b_to_a']) / 2
+    for name, value in test.items():
+      results[f'{name}/{stage}'] = value
+    if mode != 'cyclegan':
+      log_prob_a, log_prob_b = model.apply(trained, data['test_a'], data['test_b'])
+      results[f'test_log_likelihood_a/{stage}'] = float(jnp.mean(log_prob_a))
+      results[f'test_log_likelihood_b/{stage}'] = float(jnp.mean(log_prob_b))
+      _plot_latent(stage, model, trained, data, plot_key, out_dir)
+    _plot_translations(stage, a_to_b, b_to_a, data, out_dir)
+    results[f'seconds/{stage}'] = time.time() - stage_start
+    logging.info('[%s] test %s (%.0f s)', stage, test, results[f'seconds/{stage}'])
+  hybrid = [stage for stage, mode, _ in _stages(config) if mode == 'hybrid']
+  if hybrid:
+    best = min(hybrid, key=lambda stage: val_mse[stage])
+    results['hybrid_best_lam_stage'] = best
+    for direction in ('a_to_b', 'b_to_a'):
+      results[f'mse_{direction}/hybrid_best'] = results[f'mse_{direction}/{best}']
+      if {'adversarial', 'mle'} <= set(config.modes):
+        results[f'hybrid_beats_adversarial_and_mle/{direction}'] = bool(
+            results[f'mse_{direction}/{best}'] < min(results[f'mse_{direction}/adversarial'],
+                                                     results[f'mse_{direction}/mle']))
+  results['seconds'] = time.time() - start
+  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
+  metrics.close()
+  return results

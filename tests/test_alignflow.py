@@ -1,0 +1,263 @@
+"""AlignFlow: exact cycle consistency on real images, densities, losses, pool and steps."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from alignflow import critics, cyclegan, losses
+from alignflow import model as model_lib
+from alignflow import training
+from experiments import data as data_lib
+from nflax import bijectors, fitting, nets
+
+
+def _perturbed(variables, key, scale=0.05):
+  """Parameters moved off the identity initialisation, so the maps are non-trivial."""
+  leaves, treedef = jax.tree.flatten(variables)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(treedef, [
+      leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)])
+
+
+def _image_model():
+  def private():
+    return bijectors.realnvp_image(num_levels=1, hidden_channels=4, num_blocks=1, num_final=2)
+  shared = bijectors.Chain([bijectors.ActNorm(), bijectors.AffineCoupling(
+      mask='checkerboard', conditioner=functools.partial(nets.ResNet, hidden_channels=4,
+                                                         num_blocks=1))])
+  preprocess = bijectors.Chain([bijectors.ScaleShift(scale=0.5, shift=0.5),
+                                bijectors.Logit(alpha=0.05)])
+  return model_lib.AlignFlow(private_a=private(), private_b=private(), shared=shared,
+                             preprocess=preprocess)
+
+
+def _vector_model(num_shared=1, num_private=2):
+  shared = bijectors.realnvp(num_blocks=num_shared, hidden=(8,)) if num_shared else None
+  return model_lib.AlignFlow(private_a=bijectors.realnvp(num_blocks=num_private, hidden=(8,)),
+                             private_b=bijectors.realnvp(num_blocks=num_private, hidden=(8,)),
+                             shared=shared)
+
+
+def test_exact_cycle_consistency_on_real_mnist_images():
+  """Prop. 1 in data space: A -> B -> A and B -> A -> B return the input (float32)."""
+  pair = data_lib.load('mnist_transformed_pair', n=8, seed=0, size=8)
+  a, b = jnp.asarray(pair.a), jnp.asarray(pair.b)
+  model = _image_model()
+  variables = _perturbed(model.init(jax.random.PRNGKey(0), a, b), jax.random.PRNGKey(1), 0.02)
+
+  @jax.jit
+  def round_trips(a, b):
+    a_to_b = functools.partial(model.apply, variables, method=model.a_to_b)
+    b_to_a = functools.partial(model.apply, variables, method=model.b_to_a)
+    translated = a_to_b(a)
+    return translated, b_to_a(translated), a_to_b(b_to_a(b))
+
+  translated, a_again, b_again = round_trips(a, b)
+  assert float(jnp.mean(jnp.abs(translated - a))) > 0.05  # a real, non-identity map
+  # Float32 rounding only; the worst pixels sit where the sigmoid of the post-processing
+  # saturates, the median is at the 1e-7 level.
+  for again, original in ((a_again, a), (b_again, b)):
+    error = jnp.abs(again - original)
+    assert float(jnp.max(error)) < 1e-4 and float(jnp.median(error)) < 1e-6
+
+
+def test_translation_log_det_matches_dense_jacobian():
+  model = _vector_model(num_shared=0)
+  a = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
+  variables = _perturbed(model.init(jax.random.PRNGKey(1), a, a), jax.random.PRNGKey(2), 0.3)
+
+  @jax.jit
+  def log_dets(a):
+    _, log_det = model.apply(variables, a, method=model.forward_and_log_det)
+    single = lambda x: model.apply(variables, x[None], method=model.a_to_b)[0]
+    return log_det, jax.vmap(lambda x: jnp.linalg.slogdet(jax.jacfwd(single)(x))[1])(a)
+
+  log_det, dense = log_dets(a)
+  np.testing.assert_allclose(log_det, dense, atol=1e-4)
+
+
+def test_shared_layers_share_parameters_and_densities_are_flow_densities():
+  model = _vector_model(num_shared=1)
+  a = jax.random.normal(jax.random.PRNGKey(0), (5, 2))
+  variables = model.init(jax.random.PRNGKey(1), a, a + 1)
+  assert set(variables['params']) == {'private_a', 'private_b', 'shared'}
+  variables = _perturbed(variables, jax.random.PRNGKey(2), 0.3)
+  z, log_det = model.apply(variables, a, method=model.encode_a)
+  expected = -0.5 * jnp.sum(z**2, -1) - math.log(2 * math.pi) + log_det
+  np.testing.assert_allclose(model.apply(variables, a, method=model.log_prob_a), expected,
+                             rtol=1e-5)
+  fake_b, fake_a, log_p_a, log_p_b = model.apply(variables, a, a + 1,
+                                                 method=model.translate_with_log_probs)
+  np.testing.assert_allclose(fake_b, model.apply(variables, a, method=model.a_to_b), atol=1e-6)
+  np.testing.assert_allclose(log_p_b, model.apply(variables, a + 1, method=model.log_prob_b),
+                             rtol=1e-5)
+  sample_a, sample_b = model.apply(variables, z, method=model.sample_pairs)
+  np.testing.assert_allclose(sample_a, a, atol=1e-5)  # G_{Z->A}(G_{A->Z}(a)) = a
+  np.testing.assert_allclose(sample_b, fake_b, atol=1e-5)  # paired: same z into B
+
+
+def test_polar_interpolation_endpoints():
+  z1, z2 = jnp.ones((2, 2)), -jnp.ones((2, 2))
+  path = model_lib.polar_interpolation(z1=z1, z2=z2, angles=[0.0, math.pi / 2, math.pi / 4])
+  assert path.shape == (3, 2, 2)
+  np.testing.assert_allclose(path[0], z2, atol=1e-6)
+  np.testing.assert_allclose(path[1], z1, atol=1e-6)
+  np.testing.assert_allclose(path[2], 0.0, atol=1e-6)
+  with pytest.raises(ValueError, match='one shape'):
+    model_lib.polar_interpolation(z1=z1, z2=jnp.ones(3), angles=[0.0])
+
+
+def test_gan_losses_match_hand_computed_values():
+  real, fake = jnp.array([0.0, math.log(3.0)]), jnp.array([0.0])
+  # E log sigmoid(real) = (log 1/2 + log 3/4) / 2, E log(1 - sigmoid(0)) = log 1/2.
+  expected = (math.log(0.5) + math.log(0.75)) / 2 + math.log(0.5)
+  np.testing.assert_allclose(
+      losses.gan_value(real_logits=real, fake_logits=fake, form='cross_entropy'), expected,
+      rtol=1e-6)
+  np.testing.assert_allclose(
+      losses.critic_loss(real_logits=real, fake_logits=fake, form='cross_entropy'), -expected,
+      rtol=1e-6)
+  np.testing.assert_allclose(losses.generator_loss(fake_logits=fake, form='cross_entropy'),
+                             math.log(2.0), rtol=1e-6)
+  # Least squares: -1/2 mean((1-1)^2, (3-1)^2) - 1/2 mean(0^2, 2^2) = -1 - 1.
+  np.testing.assert_allclose(losses.gan_value(real_logits=jnp.array([1.0, 3.0]),
+                                              fake_logits=jnp.array([[0.0, 2.0]]),
+                                              form='least_squares'), -2.0)
+  np.testing.assert_allclose(
+      losses.generator_loss(fake_logits=jnp.array([1.0, 3.0]), form='least_squares'), 1.0)
+  np.testing.assert_allclose(losses.cycle_loss(reconstructed=jnp.array([[1.0, 2.0]]),
+                                               original=jnp.array([[0.0, 0.0]])), 1.5)
+  np.testing.assert_allclose(losses.paired_mse(translated=jnp.array([1.0, -1.0]),
+                                               target=jnp.zeros(2)), 1.0)
+  with pytest.raises(ValueError, match='unknown GAN form'):
+    losses.gan_value(real_logits=real, fake_logits=fake, form='wasserstein')
+
+
+def test_hybrid_loss_value_and_special_cases():
+  terms = dict(gan_a=jnp.array(0.3), gan_b=jnp.array(0.7), log_likelihood_a=jnp.array(-2.0),
+               log_likelihood_b=jnp.array(-4.0))
+  np.testing.assert_allclose(losses.hybrid_loss(**terms, lam_a=0.5, lam_b=0.25),
+                             1.0 + 1.0 + 1.0)
+  np.testing.assert_allclose(losses.hybrid_loss(**terms, lam_a=0.0, lam_b=0.0), 1.0)  # ADV
+  np.testing.assert_allclose(  # MLE only: the lam -> inf limit, divided by lam
+      losses.hybrid_loss(**terms, lam_a=1.0, lam_b=1.0, adversarial_weight=0.0), 6.0)
+  lam = 1e6
+  np.testing.assert_allclose(losses.hybrid_loss(**terms, lam_a=lam, lam_b=lam) / lam, 6.0,
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match='lam_a must be >= 0'):
+    losses.hybrid_loss(**terms, lam_a=-1.0, lam_b=0.0)
+
+
+def _vector_setup(lam, adversarial_weight, pool_size=0):
+  model = _vector_model(num_shared=0, num_private=1)
+  critic = critics.MLPCritic(hidden=(8,))
+  a = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
+  b = 2.0 * jax.random.normal(jax.random.PRNGKey(1), (32, 2)) + 1.0
+  variables = model.init(jax.random.PRNGKey(2), a, b)
+  critic_params = {'a': critic.init(jax.random.PRNGKey(3), a)['params'],
+                   'b': critic.init(jax.random.PRNGKey(4), b)['params']}
+  objective = training.alignflow_objective(
+      model=model, critic=critic, form='least_squares', lam_a=lam, lam_b=lam,
+      adversarial_weight=adversarial_weight)
+  optimizer = optax.adam(1e-2)
+  state = training.init_state(variables=variables, critic_params=critic_params,
+                              optimizer=optimizer, critic_optimizer=optimizer,
+                              pool_size=pool_size, event_shape=(2,))
+  return model, critic, a, b, objective, optimizer, state
+
+
+def test_alignflow_objective_modes_are_settings_of_one_loss():
+  model, critic, a, b, _, _, state = _vector_setup(0.0, 1.0)
+  variables = {'params': state.params}
+  log_p_a, log_p_b = model.apply(variables, a, b)
+  gan_a = losses.generator_loss(fake_logits=critic.apply(
+      {'params': state.critic_params['a']}, model.apply(variables, b, method=model.b_to_a)),
+      form='least_squares')
+  gan_b = losses.generator_loss(fake_logits=critic.apply(
+      {'params': state.critic_params['b']}, model.apply(variables, a, method=model.a_to_b)),
+      form='least_squares')
+  for lam, weight, expected in [
+      (0.0, 1.0, gan_a + gan_b),
+      (0.1, 1.0, gan_a + gan_b - 0.1 * (jnp.mean(log_p_a) + jnp.mean(log_p_b))),
+      (1.0, 0.0, -(jnp.mean(log_p_a) + jnp.mean(log_p_b)))]:
+    objective = training.alignflow_objective(model=model, critic=critic, form='least_squares',
+                                             lam_a=lam, lam_b=lam, adversarial_weight=weight)
+    loss, _ = jax.jit(objective)(state.params, {}, state.critic_params, a, b,
+                                 jax.random.PRNGKey(0))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_mle_step_leaves_critics_and_adversarial_step_trains_them():
+  for lam, weight, train_critics in [(1.0, 0.0, False), (0.1, 1.0, True)]:
+    _, critic, a, b, objective, optimizer, state = _vector_setup(lam, weight, pool_size=8)
+    new_state, metrics = training.train_steps(
+        state, fitting.Independent((a, b)), jax.random.PRNGKey(5), objective=objective,
+        critic=critic, form='least_squares', optimizer=optimizer, critic_optimizer=optimizer,
+        train_critics=train_critics, batch_size=8, num_steps=3)
+    assert int(new_state.step) == 3 and metrics['loss'].shape == (3,)
+    critic_moved = jax.tree.leaves(jax.tree.map(
+        lambda x, y: jnp.any(x != y), new_state.critic_params, state.critic_params))
+    assert any(map(bool, critic_moved)) == train_critics
+    assert int(new_state.pool_a.count) == (8 if train_critics else 0)
+    assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
+
+
+def test_history_pool_fills_then_mixes():
+  pool = training.init_pool(3, (2,))
+  fakes = jnp.arange(10.0).reshape(5, 2)
+  pool, returned = training.query_pool(pool, fakes, jax.random.PRNGKey(0))
+  assert int(pool.count) == 3
+  np.testing.assert_array_equal(returned[:3], fakes[:3])  # filling: returned as they are
+  stored = {tuple(row) for row in np.asarray(pool.samples)}
+  assert stored <= {tuple(row) for row in np.asarray(fakes)}
+  for row in np.asarray(returned[3:]):  # a new sample or one it replaced
+    assert tuple(row) in {tuple(r) for r in np.asarray(fakes)}
+  outputs = jax.vmap(lambda key: training.query_pool(pool, fakes + 100.0, key)[1])(
+      jax.random.split(jax.random.PRNGKey(1), 100))
+  fraction_own = np.mean(np.all(np.asarray(outputs) == np.asarray(fakes + 100.0), axis=-1))
+  assert 0.4 < fraction_own < 0.6  # a full pool returns a past sample half of the time
+  _, out = training.query_pool(training.init_pool(0, (2,)), fakes, jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(out, fakes)
+  with pytest.raises(ValueError, match='do not fit'):
+    training.query_pool(training.init_pool(2, (3,)), fakes, jax.random.PRNGKey(0))
+
+
+def test_patch_critic_scores_patches_and_cyclegan_objective_is_gan_plus_cycle():
+  images = jnp.zeros((2, 8, 8, 1))
+  patch_critic = critics.PatchCritic(base_channels=4, num_layers=2)
+  patch_params = patch_critic.init(jax.random.PRNGKey(0), images)['params']
+  assert patch_critic.apply({'params': patch_params}, images).shape == (2, 4, 4)
+  with pytest.raises(ValueError, match='expects images'):
+    patch_critic.apply({'params': patch_params}, jnp.zeros((2, 8)))
+  a = jax.random.normal(jax.random.PRNGKey(1), (6, 2))
+  b = a + 1.0
+  model = cyclegan.CycleGAN(a_to_b_net=cyclegan.VectorTranslator(hidden=(8,)),
+                            b_to_a_net=cyclegan.VectorTranslator(hidden=(8,)))
+  variables = _perturbed(model.init(jax.random.PRNGKey(2), a, b), jax.random.PRNGKey(3), 0.3)
+  critic = critics.MLPCritic(hidden=(8,))
+  critic_params = critic.init(jax.random.PRNGKey(4), a)['params']
+  objective = cyclegan.cyclegan_objective(model=model, critic=critic, form='least_squares',
+                                          cycle_weight=10.0)
+  loss, (fake_a, fake_b, metrics) = objective(
+      variables['params'], {}, {'a': critic_params, 'b': critic_params}, a, b,
+      jax.random.PRNGKey(5))
+  np.testing.assert_allclose(fake_b, model.apply(variables, a, method=model.a_to_b))
+  cycle_a = jnp.mean(jnp.abs(model.apply(variables, fake_b, method=model.b_to_a) - a))
+  np.testing.assert_allclose(metrics['cycle_a'], cycle_a, rtol=1e-6)
+  assert float(cycle_a) > 0  # CycleGAN is only approximately cycle consistent
+  np.testing.assert_allclose(loss, metrics['generator_gan_a'] + metrics['generator_gan_b']
+                             + 10.0 * (metrics['cycle_a'] + metrics['cycle_b']), rtol=1e-6)
+
+
+def test_mnist_transformed_pair_keeps_the_pairing():
+  pair = data_lib.load('mnist_transformed_pair', n=6, seed=1, size=8, transform='invert_gamma')
+  assert pair.a.shape == pair.b.shape == (6, 8, 8, 1) and pair.labels.shape == (6,)
+  assert pair.a.min() >= -1.0 and pair.a.max() <= 1.0
+  np.testing.assert_allclose(pair.b, 2 * (1 - (pair.a + 1) / 2)**2 - 1, atol=1e-6)
+  with pytest.raises(ValueError, match="unknown transform 'blur'"):
+    data_lib.load('mnist_transformed_pair', n=6, transform='blur')
