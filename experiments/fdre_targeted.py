@@ -38,18 +38,22 @@ from nflax import bijectors
 _DIGITS = {'p': (1, 2), 'q': (0, 7)}
 
 
-def _groups(config) -> tuple[np.ndarray, np.ndarray]:
-  """All examples of ``p`` and of ``q`` as ``(n, size * size)`` vectors in ``[0, 1)``.
+def dequantized_digits(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """The 5,000 bundled MNIST digits as ``(n, size * size)`` vectors in ``[0, 1)`` and labels.
 
-  Pixels are quantised to 256 levels and uniformly dequantised once (App. D.1 (a)), so the
-  flow's likelihood cannot collapse onto exact pixel values.
+  Pixels are quantised to 256 levels and uniformly dequantised once (App. D.1 (a)), so a
+  flow's likelihood cannot collapse onto exact pixel values. Labels are ``(n,)`` int32.
   """
-  digits = data_lib.load('digit_images', source='mnist_5000', size=config.data.size,
-                         seed=config.seed)
+  digits = data_lib.load('digit_images', source='mnist_5000', size=size, seed=seed)
   levels = np.round(digits.images.reshape(len(digits.images), -1) * 255).astype(np.int32)
-  flat = np.asarray(bijectors.dequantize(jax.random.PRNGKey(config.seed), levels))
+  return np.asarray(bijectors.dequantize(jax.random.PRNGKey(seed), levels)), digits.labels
+
+
+def _groups(config) -> tuple[np.ndarray, np.ndarray]:
+  """All examples of ``p`` and of ``q`` as ``(n, size * size)`` vectors in ``[0, 1)``."""
+  flat, labels = dequantized_digits(config.data.size, config.seed)
   if config.scenario == 'digits':
-    return (flat[np.isin(digits.labels, _DIGITS['p'])], flat[np.isin(digits.labels, _DIGITS['q'])])
+    return flat[np.isin(labels, _DIGITS['p'])], flat[np.isin(labels, _DIGITS['q'])]
   if config.scenario == 'background':
     half = len(flat) // 2
     return flat[:half], 1.0 - flat[half:]

@@ -12,9 +12,8 @@ import jax
 import ml_collections
 from absl import logging
 
-from experiments import density, lrmf, lrmf_compare, lrmf_digits, lrmf_gradient
-from experiments import fdre_adaptation, fdre_modes, fdre_targeted
-from experiments import alignflow
+from experiments import (alignflow, density, fdre_adaptation, fdre_augmentation, fdre_modes,
+                         fdre_targeted, lrmf, lrmf_compare, lrmf_digits, lrmf_gradient)
 from experiments import workdir as workdir_lib
 
 EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
@@ -25,6 +24,7 @@ EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'lrmf_vanishing_gradient': lrmf_gradient.run,
     'alignflow': alignflow.run,
     'fdre_adaptation': fdre_adaptation.run,
+    'fdre_augmentation': fdre_augmentation.run,
     'fdre_modes': fdre_modes.run,
     'fdre_targeted': fdre_targeted.run,
 }

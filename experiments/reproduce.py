@@ -161,6 +161,17 @@ FDRE_ROWS: tuple[Row, ...] = tuple(
         '(of 5000 proposals; not in the paper)', '-', 'configs/fdre_targeted_mnist.py', '',
         f'perc_0.1/{key}_effective_sample_size')
     for name, key in (('IW(z)', 'iw_z'), ('IW(x)', 'iw_x'))
+) + tuple(
+    Row('fdre', f'Importance-weighted augmentation, MNIST 14x14 (50 real digits per class, '
+        f'per-class Real NVP generator, logistic regression; paper: Omniglot, DAGAN, CNN): test '
+        f'accuracy, {name} (Table 3)', paper, 'configs/fdre_augmentation.py', '',
+        f'accuracy/{key}')
+    for name, key, paper in (
+        ('data only', 'data_only', '0.756 +- 0.001'),
+        ('synthetic only', 'synthetic_only', '0.557 +- 0.003'),
+        ('mixture', 'mixture', '0.767 +- 0.003'),
+        ('mixture + IW(x)', 'mixture_iw_x', '0.765 +- 0.005'),
+        ('mixture + IW(z)', 'mixture_iw_z', '0.784 +- 0.007'))
 )
 """Featurized density ratio estimation (papers/fdre.txt)."""
 

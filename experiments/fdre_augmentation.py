@@ -1,0 +1,274 @@
+"""Featurized DRE for importance-weighted data augmentation (Sec. 5, App. D.5, E.3, E.4, Table 3).
+
+The paper's pipeline (Omniglot, a DAGAN as generator, a CNN downstream) on what this machine
+has: the 5,000 bundled MNIST digits at ``data.size`` pixels a side, one Real NVP per class as
+the generator, logistic regression (scikit-learn) downstream. Per seed of ``config.seeds``:
+
+1. split every class into ``data.train_per_class`` real training digits,
+   ``data.val_per_class`` validation digits and the rest as the test set (reported only);
+2. fit one flow ``g_c = realnvp o logit`` per class on that class's real training digits, all
+   classes in one compiled program (:func:`per_class_nll_objective`, checkpointed stage
+   ``seed<i>_generators``, early stopping on the summed NLL of the validation digits); draw
+   ``synthetic_per_class`` labelled synthetic digits from each (and
+   ``synthetic_val_per_class`` more for the ratio classifiers' validation), at temperature
+   ``generator.temperature``, clipped to ``[0, 1]``;
+3. ratios ``r = p_real / q_synthetic`` at the synthetic digits: IW(x), a classifier on pixels
+   (:func:`fdre.featurize.fit_log_ratio` mode ``'baseline'``), and IW(z), Algorithm 1 (mode
+   ``'separate'``: a flow fitted on the mixture of real and synthetic training digits, then a
+   classifier on ``z = f(x)``); both with the set-size correction and early stopping on real
+   + synthetic validation digits (App. D.5);
+4. downstream classifiers trained on: real only (data-only), synthetic only, real + synthetic
+   (mixture), and real + synthetic with the synthetic digits weighted by IW(x) or IW(z); real
+   digits keep weight 1 (App. D.5). Synthetic weights are flattened and self-normalised
+   (App. D.1): ``w_i = n * r_i^gamma / sum_j r_j^gamma`` (mean 1); ``gamma`` is chosen from
+   ``weighting.powers`` by real-validation accuracy, separately for IW(x) and IW(z);
+5. test accuracy on the held-out real digits (mean and standard error over seeds), with
+   diagnostics: balanced accuracy of each ratio classifier on the validation digits, the
+   effective sample fraction of the weights, and how often a synthetic digit's class agrees with
+   the data-only classifier, unweighted and weighted (do the weights favour well-formed digits?).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import ml_collections
+import numpy as np
+from absl import logging
+from sklearn import linear_model
+
+from experiments import fdre_modes, fdre_targeted, models, plots, training
+from experiments import workdir as workdir_lib
+from fdre import featurize, weighting
+from nflax import bijectors, densities, fitting
+
+METHODS = ('data_only', 'synthetic_only', 'mixture', 'mixture_iw_x', 'mixture_iw_z')
+"""Downstream training sets of Table 3, in its column order."""
+
+_SPACES = {'iw_x': 'baseline', 'iw_z': 'separate'}
+
+
+def split_per_class(labels: np.ndarray, rng: np.random.Generator, *, train_per_class: int,
+                    val_per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Indices of ``train_per_class`` / ``val_per_class`` examples of every class, and the rest.
+
+  Raises:
+    ValueError: a class has no example left for the test set.
+  """
+  train, val, test = [], [], []
+  for label in np.unique(labels):
+    members = rng.permutation(np.flatnonzero(labels == label))
+    if len(members) <= train_per_class + val_per_class:
+      raise ValueError(f'class {label} has {len(members)} examples; data.train_per_class + '
+                       f'data.val_per_class = {train_per_class + val_per_class} leave none to test')
+    train.append(members[:train_per_class])
+    val.append(members[train_per_class:train_per_class + val_per_class])
+    test.append(members[train_per_class + val_per_class:])
+  return tuple(np.concatenate(part) for part in (train, val, test))
+
+
+def augmentation_weights(log_ratio: np.ndarray, power: float) -> np.ndarray:
+  """Flattened, self-normalised weights of the synthetic examples, scaled to mean 1 (App. D.1).
+
+  ``w_i = n r_i^power / sum_j r_j^power`` for ``(n,)`` log-ratios ``log r_i``; ``power = 0`` is
+  the unweighted mixture, ``power = 1`` plain self-normalisation.
+  """
+  log_weights = weighting.flatten(jnp.asarray(log_ratio), power=power)
+  return len(log_ratio) * np.asarray(weighting.self_normalize(log_weights), np.float64)
+
+
+def _generator(config: ml_collections.ConfigDict) -> densities.FlowDensity:
+  flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
+                          models.build_flow(config.generator)))
+  return densities.FlowDensity(flow=flow, base=densities.StandardNormal((config.data.size**2,)))
+
+
+def per_class_nll_objective(density: densities.FlowDensity) -> fitting.Objective:
+  """Sum over classes ``c`` of the NLL of class-``c`` data under its own parameters ``theta_c``.
+
+  Parameters (and model state) are stacked over classes on their leading axis; data are
+  ``(n, num_classes, *event)`` (example ``i`` of every class in row ``i``). The gradient with
+  respect to ``theta_c`` is that of class ``c``'s NLL alone, so with Adam (elementwise) this
+  trains one independent density per class in one compiled program.
+  """
+  nll = fitting.nll_objective(density)
+
+  def train_loss(params, model_state, batch, key):
+    losses, states = jax.vmap(nll.train_loss, in_axes=(0, 0, 1, None))(
+        params, model_state, batch, key)
+    return jnp.sum(losses), states
+
+  def eval_loss(params, model_state, data):
+    return jnp.sum(jax.vmap(nll.eval_loss, in_axes=(0, 0, 1))(params, model_state, data))
+
+  return fitting.Objective(train_loss, eval_loss)
+
+
+def _by_class(x: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+  """Examples ``(n, *event)`` with equal class counts -> ``(n / classes, classes, *event)``."""
+  return np.stack([x[labels == label] for label in classes], axis=1)
+
+
+def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.ndarray,
+               real_val: np.ndarray, labels_val: np.ndarray, *, key: jax.Array, workdir: str,
+               stage: str, metrics: workdir_lib.MetricsLog
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Fits one generator flow per class (one checkpointed stage) and samples labelled digits.
+
+  Every class has the same number of training and validation digits (``split_per_class``).
+
+  Returns:
+    ``(train, train_labels, val, val_labels)``: ``synthetic_per_class`` and
+    ``synthetic_val_per_class`` samples of every class, ``(n, size * size)`` in ``[0, 1]``.
+  """
+  density = _generator(config)
+  classes = np.unique(labels)
+  train, val = _by_class(real, labels, classes), _by_class(real_val, labels_val, classes)
+  key_init, key_fit, key_sample = jax.random.split(key, 3)
+  init = jax.vmap(density.init)(jax.random.split(key_init, len(classes)),
+                                jnp.swapaxes(jnp.asarray(train), 0, 1))
+  fitted = training.train(per_class_nll_objective(density), init, train, val,
+                          train_config=config.train_generator, workdir=workdir, stage=stage,
+                          key=key_fit, metrics=metrics)
+  per_class = config.synthetic_per_class + config.synthetic_val_per_class
+  z = config.generator.temperature * jax.random.normal(
+      key_sample, (len(classes), per_class, real.shape[1]))
+  decode = lambda variables, latent: density.apply(variables, latent,
+                                                   method=densities.FlowDensity.decode)
+  samples = np.clip(np.asarray(jax.vmap(decode)(
+      {'params': fitted.params, **fitted.model_state}, z)), 0.0, 1.0)
+  sample_labels = np.broadcast_to(classes[:, None], samples.shape[:2]).astype(np.int32)
+  cut = config.synthetic_per_class
+  flat = lambda a: a.reshape((-1,) + a.shape[2:])
+  return (flat(samples[:, :cut]), flat(sample_labels[:, :cut]), flat(samples[:, cut:]),
+          flat(sample_labels[:, cut:]))
+
+
+def _classifier(config, x, y, weights=None) -> linear_model.LogisticRegression:
+  model = linear_model.LogisticRegression(C=config.downstream.C,
+                                          max_iter=config.downstream.max_iter)
+  return model.fit(x, y, sample_weight=weights)
+
+
+def _run_seed(config, seed_index: int, seed: int, workdir: str,
+              metrics: workdir_lib.MetricsLog) -> tuple[dict, dict]:
+  """One repetition of the pipeline; returns (scalar results, arrays for the plots)."""
+  x, labels = fdre_targeted.dequantized_digits(config.data.size, seed)
+  train_idx, val_idx, test_idx = split_per_class(
+      labels, np.random.default_rng(seed), train_per_class=config.data.train_per_class,
+      val_per_class=config.data.val_per_class)
+  real, real_y = x[train_idx], labels[train_idx]
+  val, val_y = x[val_idx], labels[val_idx]
+  test, test_y = x[test_idx], labels[test_idx]
+  prefix = f'seed{seed_index}'
+  key = jax.random.PRNGKey(seed)
+  synthetic, synthetic_y, synthetic_val, _ = synthesize(
+      config, real, real_y, val, val_y, key=jax.random.fold_in(key, 1), workdir=workdir,
+      stage=f'{prefix}_generators', metrics=metrics)
+  flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
+                          models.build_flow(config.flow)))
+  ratio_classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
+  results: dict = {}
+  log_ratios = {}
+  for index, (space, mode) in enumerate(_SPACES.items()):
+    fitted = featurize.fit_log_ratio(
+        mode=mode, flow=flow, classifier=ratio_classifier, p_train=real, q_train=synthetic,
+        p_val=val, q_val=synthetic_val, key=jax.random.fold_in(key, 2 + index),
+        runner=fdre_modes.stage_runner(config, workdir, metrics, f'{prefix}_{space}'))
+    log_ratio = lambda data: np.asarray(fitted.log_ratio(jnp.asarray(data)), np.float64)
+    log_ratios[space] = log_ratio(synthetic)
+    results[f'ratio_balanced_accuracy/{space}'] = float(
+        0.5 * np.mean(log_ratio(val) > 0) + 0.5 * np.mean(log_ratio(synthetic_val) < 0))
+
+  mixture_x = np.concatenate([real, synthetic])
+  mixture_y = np.concatenate([real_y, synthetic_y])
+  accuracy = lambda model, data, y: float(model.score(data, y))
+  classifiers = {'data_only': _classifier(config, real, real_y),
+                 'synthetic_only': _classifier(config, synthetic, synthetic_y),
+                 'mixture': _classifier(config, mixture_x, mixture_y)}
+  agrees = classifiers['data_only'].predict(synthetic) == synthetic_y
+  results['synthetic_label_agreement/unweighted'] = float(np.mean(agrees))
+  for space, log_ratio in log_ratios.items():
+    best = None
+    for power in config.weighting.powers:
+      weights = augmentation_weights(log_ratio, power)
+      model = _classifier(config, mixture_x, mixture_y,
+                          np.concatenate([np.ones(len(real)), weights]))
+      val_accuracy = accuracy(model, val, val_y)
+      results[f'val_accuracy/mixture_{space}/power_{power:g}'] = val_accuracy
+      if best is None or val_accuracy > best[0]:
+        best = (val_accuracy, power, weights, model)
+    _, power, weights, classifiers[f'mixture_{space}'] = best
+    results[f'selected_power/{space}'] = power
+    results[f'effective_sample_fraction/{space}'] = float(
+        np.sum(weights)**2 / np.sum(weights**2) / len(weights))
+    results[f'synthetic_label_agreement/{space}'] = float(np.average(agrees, weights=weights))
+  for method in METHODS:
+    results[f'val_accuracy/{method}'] = accuracy(classifiers[method], val, val_y)
+    results[f'accuracy/{method}'] = accuracy(classifiers[method], test, test_y)
+  return results, {'real': real, 'synthetic': synthetic, 'log_ratios': log_ratios}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """The Table 3 pipeline for every seed; returns test accuracies (mean, standard error)."""
+  start = time.time()
+  if not config.seeds:
+    raise ValueError('config.seeds is empty; give at least one seed')
+  metrics = workdir_lib.MetricsLog(workdir)
+  per_seed = []
+  for seed_index, seed in enumerate(config.seeds):
+    seed_results, arrays = _run_seed(config, seed_index, seed, workdir, metrics)
+    metrics.write('seed', seed_index, seed_results)
+    per_seed.append(seed_results)
+    if seed_index == 0:
+      _plot_samples(config, arrays, workdir)
+  results: dict = {}
+  for name in per_seed[0]:
+    values = np.asarray([r[name] for r in per_seed], np.float64)
+    results[name] = float(values.mean())
+    if name.startswith('accuracy/'):
+      results[name.replace('accuracy/', 'accuracy_stderr/')] = (
+          float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0)
+    if name.startswith(('accuracy/', 'selected_power/')):
+      results[name.replace('/', '_per_seed/', 1)] = values.tolist()
+  results.update({'num_seeds': len(per_seed), 'n_real_train': len(arrays['real']),
+                  'n_synthetic_train': len(arrays['synthetic'])})
+  results['wall_time_s'] = time.time() - start
+  logging.info('results: %s', results)
+  metrics.write('final', 0, results)
+  metrics.close()
+  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
+  _plot_accuracy(results, workdir)
+  return results
+
+
+def _plot_samples(config, arrays, workdir, count: int = 12) -> None:
+  """Real digits and synthetic digits with the highest and lowest IW(x) / IW(z) weights."""
+  side = config.data.size
+  images = lambda rows: rows.reshape(len(rows), side, side, 1)
+  rows = [('real', images(arrays['real'][::max(1, len(arrays['real']) // count)][:count]))]
+  for space, log_ratio in arrays['log_ratios'].items():
+    order = np.argsort(-log_ratio)
+    label = 'IW(x)' if space == 'iw_x' else 'IW(z)'
+    rows.append((f'highest {label}', images(arrays['synthetic'][order[:count]])))
+    rows.append((f'lowest {label}', images(arrays['synthetic'][order[-count:]])))
+  plots.image_rows(rows, os.path.join(workdir_lib.plots_dir(workdir), 'synthetic_by_weight.png'))
+
+
+def _plot_accuracy(results, workdir) -> None:
+  fig, ax = plt.subplots(figsize=(6.0, 3.4))
+  means = [results[f'accuracy/{m}'] for m in METHODS]
+  errors = [results[f'accuracy_stderr/{m}'] for m in METHODS] if results['num_seeds'] > 1 else None
+  ax.bar(range(len(METHODS)), means, yerr=errors, color='tab:blue', capsize=3)
+  ax.set_title(f"{results['num_seeds']} seed(s); error bars: standard error", fontsize=9)
+  ax.set_xticks(range(len(METHODS)))
+  ax.set_xticklabels([m.replace('_', ' ') for m in METHODS], rotation=20, ha='right')
+  ax.set_ylim(max(0.0, min(means) - 0.1), min(1.0, max(means) + 0.05))
+  ax.set_ylabel('test accuracy (real digits)')
+  fig.tight_layout()
+  fig.savefig(os.path.join(workdir_lib.plots_dir(workdir), 'accuracy.png'), dpi=110)
+  plt.close(fig)
