@@ -40,7 +40,7 @@ from alignflow import cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training as alignflow_training
 from experiments import data as data_lib
-from experiments import plots
+from experiments import plots, training
 from experiments import workdir as workdir_lib
 from nflax import bijectors, fitting, nets
 
@@ -174,14 +174,7 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
   end, and restored from ``<workdir>/checkpoints/<stage>`` when present.
   """
   settings = config.train
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints', stage)),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-  latest = manager.latest_step()
-  if latest is not None:
-    state = manager.restore(latest, args=ocp.args.StandardRestore(state))
-    metrics.truncate_after(stage, latest)
-    logging.info('[%s] resuming from step %d', stage, latest)
+  manager, state = training.restore_stage(state, workdir=workdir, stage=stage, metrics=metrics)
   train_data = fitting.Independent((jnp.asarray(data['train_a']), jnp.asarray(data['train_b'])))
   step = int(state.step)
   while step < settings.num_steps:

@@ -45,6 +45,26 @@ def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTra
   return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt
 
 
+def restore_stage(state: Any, *, workdir: str, stage: str,
+                  metrics: workdir_lib.MetricsLog) -> tuple[ocp.CheckpointManager, Any]:
+  """The stage's checkpoint manager and its latest state (``state`` if none is saved yet).
+
+  Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept); on
+  restore, the metrics log of the stage is truncated to the restored step so that a
+  resumed run logs every step once. ``state`` is any checkpointable pytree and defines
+  the structure to restore.
+  """
+  manager = ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints', stage)),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+  latest = manager.latest_step()
+  if latest is not None:
+    state = manager.restore(latest, args=ocp.args.StandardRestore(state))
+    logging.info('[%s] resuming from the checkpoint at step %d', stage, latest)
+    metrics.truncate_after(stage, latest)
+  return manager, state
+
+
 def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
           *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
           key: jax.Array, metrics: workdir_lib.MetricsLog) -> fitting.FitResult:
@@ -72,15 +92,8 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
       step and the last good checkpoint, which is kept.
   """
   optimizer = make_optimizer(train_config)
-  state = fitting.init_fit_state(variables, optimizer)
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints', stage)),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-  latest = manager.latest_step()
-  if latest is not None:
-    state = manager.restore(latest, args=ocp.args.StandardRestore(state))
-    logging.info('[%s] resuming from the checkpoint at step %d', stage, latest)
-    metrics.truncate_after(stage, latest)
+  manager, state = restore_stage(fitting.init_fit_state(variables, optimizer), workdir=workdir,
+                                 stage=stage, metrics=metrics)
   log_progress = fitting.progress_logger(train_config.num_steps, prefix=f'[{stage}] ')
   every = train_config.checkpoint_every
 
