@@ -18,7 +18,8 @@ Data -> train -> evaluate -> write:
    fitted to a few thousand codes overfit quickly (measured with means: private
    train NLL -61 vs validation -39 nats after 3000 steps; with draws: the
    validation NLL of A's private model rose from 56 to 5,384 over 2000 steps),
-   so the stages are short and selected on validation codes;
+   so the stages are short (the private models keep their best parameters on
+   the validation codes, the joint stage its last ones);
 3. run Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) on the codes (stages
    ``'private_a'``, ``'private_b'``, ``'joint'``) and evaluate Eq. 3 on the test
    codes with its convergence flag;
