@@ -84,9 +84,8 @@ def test_parameter_shapes_follow_lrmf_architecture():
       (3, 16), (16, 16), (16, 16), (16, 2)]
 
 
-@pytest.mark.parametrize('dim', [2, 3])
-def test_check_bijector_exact_trace(dim):
-  x, variables = batch_and_variables(dim)
+def test_check_bijector_exact_trace():
+  x, variables = batch_and_variables(2)
   y, log_det = EXACT.apply(variables, x)
   assert np.abs(np.asarray(y - x)).max() > 0.1, 'map should not be identity'
   assert np.abs(np.asarray(log_det)).max() > 0.01

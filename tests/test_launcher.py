@@ -40,7 +40,8 @@ def test_smoke_run_writes_everything(tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
-  overrides = ['--config.train.num_steps=1500', '--config.train.patience=1000']
+  overrides = ['--config.train.num_steps=1500', '--config.train.patience=1000',
+               '--config.train.checkpoint_every=300']
   straight, killed = tmp_path / 'straight', tmp_path / 'killed'
   subprocess.run(_launch_cmd(straight, *overrides), cwd=REPO, check=True,
                  capture_output=True)
