@@ -7,6 +7,14 @@ space of a MAF fitted on source + unlabelled target (IW(z)). Weight hyper-parame
 in {0.01, 0.1, 0.5, 1}, KMM bound B in {1, 10, 100, 1000}) are chosen on a labelled target
 validation split; the error is measured on a separate target test split.
 
+KLIEP's kernel: `grid.kliep_selection = 'lcv'` chooses it instead by likelihood cross-validation on
+the unlabelled target (KLIEP paper). Measured (3 runs, seed 0, 90 s): LCV picks kernel_gamma = 1,
+the narrowest of the grid, in every run and space, and its score keeps rising up to gamma = 10
+(10.9 nats, above the true KL(target || source) of ~4.5): only target points are held out, so
+narrow kernels between the sparse source points go unpenalised. Test error with LCV: KLIEP IW(x)
+0.175, IW(z) 0.173; with target-validation selection (default): IW(x) 0.161, IW(z) 0.164; KMM
+IW(x) 0.140, IW(z) 0.121; unweighted 0.257.
+
 Run:
   python -m experiments.run --config=configs/fdre_domain_adaptation.py --workdir=runs/fdre_da
 Variants: `:breast_cancer` (Table 9: biased breast-cancer split, RBF SVM with gamma 0.1 and
@@ -38,7 +46,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.estimators = ('kmm', 'kliep')
   config.grid = ml_collections.ConfigDict({
       'kernel_gammas': (0.01, 0.1, 0.5, 1.0), 'bounds': (1.0, 10.0, 100.0, 1000.0),
-      'num_centers': 100})
+      'num_centers': 100, 'kliep_selection': 'validation'})
   config.classifier = ml_collections.ConfigDict(
       {'kind': 'logistic_regression', 'c_values': (1.0,), 'svm_gamma': 0.1})
   if variant == 'breast_cancer':
@@ -57,7 +65,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.num_runs = 1
     config.data.options = {'n': 200, 'n_target': 300}
     config.flow.update(num_blocks=2, hidden=(16,))
-    config.grid.update(kernel_gammas=(0.5,), bounds=(10.0,), num_centers=20)
+    config.grid.update(kernel_gammas=(0.5,), bounds=(10.0,), num_centers=20,
+                       kliep_selection='lcv')
     config.train_flow.update(num_steps=10, batch_size=50, steps_per_dispatch=10, eval_every=10,
                              checkpoint_every=10)
   return config

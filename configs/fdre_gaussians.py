@@ -7,6 +7,20 @@ batch norm), MLP classifier of App. E.2 (3 x 100 ReLU).
 
 Run:
   python -m experiments.run --config=configs/fdre_gaussians.py --workdir=runs/fdre_gaussians
+
+Measured (2-core CPU, ~100 s per run; data seed via --config.seed). MSE of log r on the ~18% of
+test points with |true log r| <= 5, where both sets have data (log_ratio_mse_overlap), seeds 0 / 1
+/ 2: baseline 0.29 / 2.66 / 1.30 (mean 1.42), separate 0.73 / 0.26 / 0.54 (0.51), joint alpha 0.9
+0.12 / 0.36 / 0.23 (0.24), discriminative 0.13 / 1.97 / 0.59 (0.89). The MSE on all test points
+(seed 0: baseline 12.3, separate 13.1, joint 15.7, discriminative 6.3; seed 1: discriminative
+8e12) measures extrapolation far from the other set (|true log r| up to 22), where the logistic
+loss is flat: on seed 0, retraining only the baseline classifier with 3 keys gives 171 / 13.5 /
+63. Every classifier reaches the Bayes validation loss (seed 0: 0.039-0.041 vs 0.0408); the MAF's
+validation NLL is 0.02-0.04 nats above the true mixture's (3.52 vs 3.49 on seed 0; its training
+NLL is above the truth too, and lr 1e-4 or no batch norm are no better). Seed 0 is separate's bad
+case (3 classifier keys: 0.6-1.1 vs 0.2-0.4 in x): the flow squeezes the gap between the modes,
+so log r is steeper in z than in x (|d log r / dz| 29 at the midpoint vs 4.2 in x).
+
 Variants: `:alphas` (joint with alpha in {0.01, 0.1, 0.5, 0.7}, Fig. 6), `:paper` (paper sizes and
 optimiser: Adam 1e-4 for the flow, 2e-4 for the classifier, 100 epochs), `:smoke` (tests).
 """
@@ -35,6 +49,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.flow = ml_collections.ConfigDict(
       {'flow': 'maf', 'num_blocks': 5, 'hidden': (100,), 'batch_norm': True})
   config.classifier = ml_collections.ConfigDict({'hidden': (100, 100, 100)})
+  # log_ratio_mse_overlap: the error on test points with |true log r| <= this (posterior of p
+  # between 0.7% and 99.3%), where the data constrain the ratio.
+  config.overlap_log_ratio = 5.0
   config.modes = ml_collections.ConfigDict({
       'baseline': ('baseline', 1.0), 'separate': ('separate', 1.0),
       'joint_alpha_0_9': ('joint', 0.9), 'discriminative': ('discriminative', 1.0)})

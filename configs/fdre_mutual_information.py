@@ -8,7 +8,16 @@ classifier, separate, joint with alpha in {0.1, 0.5, 0.9}, discriminative. MAF o
 Run:
   python -m experiments.run --config=configs/fdre_mutual_information.py --workdir=runs/fdre_mi
 Variants: `:paper` (80K / 10K / 10K pairs, paper optimisers, 200 epochs), `:smoke` (tests).
-The default uses 20K / 2.5K / 5K pairs and a few thousand steps (minutes on 2 CPU cores).
+The default uses 20K / 2.5K / 5K pairs and a few thousand steps (~15 minutes on 2 CPU cores);
+the flow stage of `separate` runs until its validation NLL stops improving (up to 8000 steps).
+
+Measured (seed 0): MI baseline 13.64, separate 13.49, joint alpha 0.1 / 0.5 / 0.9 13.82 / 14.98 /
+16.05, discriminative 10.78 (true 16.61). With the flow stopped at 2000 steps (its validation
+NLL still falling: 50.78 nats against 49.21 for the true mixture; 50.18 at the early stop)
+separate gave 10.43; a run of separate alone (another key) gave 18.27: the separate estimate
+moves by several nats with the flow fit and the key. The validation logistic loss shows why:
+the Bayes classifier reaches 0.0037, baseline 0.0107, discriminative 0.0061, separate 0.0275
+(the z-space classifier over-fits: training loss 0.005-0.01).
 """
 
 import ml_collections
@@ -39,4 +48,6 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.modes = ml_collections.ConfigDict({'baseline': ('baseline', 1.0)})
   else:
     config.classifier.hidden = (200, 200, 200)
+    # The flow's validation NLL still falls at 2000 steps; let early stopping end the stage.
+    config.train_flow.num_steps = 8000
   return config

@@ -14,7 +14,12 @@ Per run (``config.num_runs`` data seeds):
    importance weights ``p_target / p_source`` on the source points for every
    hyper-parameter of the grid; train the weighted downstream classifier on
    source ``x`` (logistic regression or an RBF SVM, scikit-learn), pick the
-   hyper-parameters with the lowest target-validation error;
+   hyper-parameters with the lowest target-validation error. With
+   ``grid.kliep_selection = 'lcv'`` KLIEP's kernel is instead chosen without labels,
+   by likelihood cross-validation on the unlabelled target (the KLIEP paper's rule,
+   :func:`fdre.estimators.kliep_lcv_score`); on the 2-D mixture it picks the
+   narrowest kernel of any grid (held-out folds are drawn from the target only, so
+   narrow kernels that miss the sparse source points go unpenalised);
 4. report the target-test error of the unweighted classifier and of IW(x) and
    IW(z) per estimator (mean and standard error over runs), write
    ``results.json`` and, for 2-d data, the weights in x and z.
@@ -73,6 +78,9 @@ def _errors(config, c_value, x, labels, weights, evaluation) -> list[float]:
 
 
 def _grid(config, estimator):
+  if config.grid.kliep_selection not in ('lcv', 'validation'):
+    raise ValueError(f"grid.kliep_selection must be 'lcv' or 'validation', got "
+                     f'{config.grid.kliep_selection!r}')
   bounds = config.grid.bounds if estimator == 'kmm' else (1.0,)
   return list(itertools.product(config.grid.kernel_gammas, bounds))
 
@@ -100,6 +108,14 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
   spaces = {'x': (source_x, target_x),
             'z': (np.asarray(encode(jnp.asarray(source_x))),
                   np.asarray(encode(jnp.asarray(target_x))))}
+  grids = {(estimator, space): _grid(config, estimator)
+           for estimator, space in itertools.product(config.estimators, spaces)}
+  if 'kliep' in config.estimators and config.grid.kliep_selection == 'lcv':
+    for space, (source_s, target_s) in spaces.items():
+      lcv = lambda point: estimators.kliep_lcv_score(
+          numerator=jnp.asarray(target_s), denominator=jnp.asarray(source_s),
+          kernel_gamma=point[0], num_centers=config.grid.num_centers)
+      grids['kliep', space] = [max(grids['kliep', space], key=lcv)]
   errors, kept_weights = {}, {}
   for c_value in config.classifier.c_values:
     suffix = f'/C_{c_value:g}' if len(config.classifier.c_values) > 1 else ''
@@ -108,7 +124,7 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
     for estimator, (space, (source_s, target_s)) in itertools.product(
         config.estimators, spaces.items()):
       best = None
-      for kernel_gamma, bound in _grid(config, estimator):
+      for kernel_gamma, bound in grids[estimator, space]:
         weights = importance_weights(estimator, source_s, target_s, kernel_gamma=kernel_gamma,
                                      bound=bound, num_centers=config.grid.num_centers)
         val_error, test_error = _errors(config, c_value, source_x, source_labels,

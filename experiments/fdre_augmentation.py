@@ -7,8 +7,9 @@ the generator, logistic regression (scikit-learn) downstream. Per seed of ``conf
 1. split every class into ``data.train_per_class`` real training digits,
    ``data.val_per_class`` validation digits and the rest as the test set (reported only);
 2. fit one flow ``g_c = realnvp o logit`` per class on that class's real training digits, all
-   classes in one compiled program (:func:`per_class_nll_objective`, checkpointed stage
-   ``seed<i>_generators``, early stopping on the summed NLL of the validation digits); draw
+   classes in one compiled program (:func:`nflax.fitting.per_class_nll_objective`,
+   checkpointed stage ``seed<i>_generators``, early stopping on the summed NLL of the
+   validation digits); draw
    ``synthetic_per_class`` labelled synthetic digits from each (and
    ``synthetic_val_per_class`` more for the ratio classifiers' validation), at temperature
    ``generator.temperature``, clipped to ``[0, 1]``;
@@ -71,41 +72,10 @@ def split_per_class(labels: np.ndarray, rng: np.random.Generator, *, train_per_c
   return tuple(np.concatenate(part) for part in (train, val, test))
 
 
-def augmentation_weights(log_ratio: np.ndarray, power: float) -> np.ndarray:
-  """Flattened, self-normalised weights of the synthetic examples, scaled to mean 1 (App. D.1).
-
-  ``w_i = n r_i^power / sum_j r_j^power`` for ``(n,)`` log-ratios ``log r_i``; ``power = 0`` is
-  the unweighted mixture, ``power = 1`` plain self-normalisation.
-  """
-  log_weights = weighting.flatten(jnp.asarray(log_ratio), power=power)
-  return len(log_ratio) * np.asarray(weighting.self_normalize(log_weights), np.float64)
-
-
 def _generator(config: ml_collections.ConfigDict) -> densities.FlowDensity:
   flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
                           models.build_flow(config.generator)))
   return densities.FlowDensity(flow=flow, base=densities.StandardNormal((config.data.size**2,)))
-
-
-def per_class_nll_objective(density: densities.FlowDensity) -> fitting.Objective:
-  """Sum over classes ``c`` of the NLL of class-``c`` data under its own parameters ``theta_c``.
-
-  Parameters (and model state) are stacked over classes on their leading axis; data are
-  ``(n, num_classes, *event)`` (example ``i`` of every class in row ``i``). The gradient with
-  respect to ``theta_c`` is that of class ``c``'s NLL alone, so with Adam (elementwise) this
-  trains one independent density per class in one compiled program.
-  """
-  nll = fitting.nll_objective(density)
-
-  def train_loss(params, model_state, batch, key):
-    losses, states = jax.vmap(nll.train_loss, in_axes=(0, 0, 1, None))(
-        params, model_state, batch, key)
-    return jnp.sum(losses), states
-
-  def eval_loss(params, model_state, data):
-    return jnp.sum(jax.vmap(nll.eval_loss, in_axes=(0, 0, 1))(params, model_state, data))
-
-  return fitting.Objective(train_loss, eval_loss)
 
 
 def _by_class(x: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -131,7 +101,7 @@ def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.n
   key_init, key_fit, key_sample = jax.random.split(key, 3)
   init = jax.vmap(density.init)(jax.random.split(key_init, len(classes)),
                                 jnp.swapaxes(jnp.asarray(train), 0, 1))
-  fitted = training.train(per_class_nll_objective(density), init, train, val,
+  fitted = training.train(fitting.per_class_nll_objective(density), init, train, val,
                           train_config=config.train_generator, workdir=workdir, stage=stage,
                           key=key_fit, metrics=metrics)
   per_class = config.synthetic_per_class + config.synthetic_val_per_class
@@ -195,7 +165,8 @@ def _run_seed(config, seed_index: int, seed: int, workdir: str,
   for space, log_ratio in log_ratios.items():
     best = None
     for power in config.weighting.powers:
-      weights = augmentation_weights(log_ratio, power)
+      weights = np.asarray(weighting.augmentation_weights(jnp.asarray(log_ratio), power=power),
+                           np.float64)
       model = _classifier(config, mixture_x, mixture_y,
                           np.concatenate([np.ones(len(real)), weights]))
       val_accuracy = accuracy(model, val, val_y)

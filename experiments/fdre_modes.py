@@ -4,8 +4,11 @@
 
 * ``'gaussians'`` (the motivating example, Sec. 3.1, Fig. 2/5/6):
   ``p = N(0, I)``, ``q = N([3, 3], I)``; error of each mode's ``log r(x)``
-  against the true ``log r(x) = -mu^T x + ||mu||^2 / 2`` on test points of both
-  sets (mean squared error, and on the test points of ``p`` alone);
+  against the true ``log r(x) = -mu^T x + ||mu||^2 / 2``: mean squared error on
+  the test points of both sets, of ``p``, of ``q``, and on the test points with
+  ``|log r| <= config.overlap_log_ratio`` (``log_ratio_mse_overlap``: where both
+  sets have data; elsewhere the logistic loss is flat and ``log r`` is an
+  extrapolation);
 * ``'mutual_information'`` (Sec. 5.2, App. D.3, Fig. 4/9): pairs of 20-d
   Gaussians with correlation ``rho``; ``D_p`` the joint pairs, ``D_q`` the
   pairs with ``y`` shuffled (product of marginals); MI = mean ``log r`` over
@@ -14,8 +17,10 @@
 Data -> train -> evaluate -> write: every entry of ``config.modes``
 (``name: (mode, alpha)``) trains through :func:`fdre.featurize.fit_log_ratio`
 with checkpointed stages ``<name>_flow``, ``<name>_classifier``,
-``<name>_joint``; ``results.json`` holds the metrics per mode; plots show the
-estimated against the true log-ratio and the encodings of each flow.
+``<name>_joint``; ``results.json`` holds the metrics per mode, with
+:func:`diagnostics` (validation losses of the classifier and the flow next to those
+of the true densities); plots show the estimated against the true log-ratio and the
+encodings of each flow.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from experiments import data as data_lib
 from experiments import models, plots, training
 from experiments import workdir as workdir_lib
 from experiments.data import synthetic
-from fdre import featurize, mutual_information
+from fdre import estimators, featurize, mutual_information
 from nflax import fitting
 
 _TRAIN_BLOCKS = {'flow': 'train_flow', 'classifier': 'train_classifier', 'joint': 'train_joint'}
@@ -81,15 +86,56 @@ def load_task(config: ml_collections.ConfigDict) -> dict[str, tuple[np.ndarray, 
                    "'mutual_information'")
 
 
-def true_log_ratio(config: ml_collections.ConfigDict, x: np.ndarray) -> np.ndarray:
-  """``log p(x) / q(x)`` of the task, in closed form."""
+def true_log_densities(config: ml_collections.ConfigDict,
+                       x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``(log p(x), log q(x))`` of the task in closed form, each ``(n,)`` for ``(n, d)`` points.
+
+  ``'gaussians'``: ``p = N(0, I)``, ``q = N(mu, I)``. ``'mutual_information'``: ``p`` the
+  joint of ``dim`` independent unit-variance pairs with correlation ``rho``, ``q = N(0, I)``
+  on all ``2 dim`` coordinates (the product of the marginals).
+  """
+  x = np.asarray(x, np.float64)
+  log_normal = -0.5 * x.shape[1] * np.log(2 * np.pi) - 0.5 * np.sum(x**2, 1)
   if config.task == 'gaussians':
     mean = np.asarray(config.data.mean_q, np.float64)
-    return -x @ mean + 0.5 * mean @ mean
+    return log_normal, log_normal + x @ mean - 0.5 * mean @ mean
   rho, dim = config.data.rho, config.data.dim
   xs, ys = x[:, :dim], x[:, dim:]
-  return np.sum(-0.5 * np.log(1 - rho**2)
-                - (rho**2 * (xs**2 + ys**2) - 2 * rho * xs * ys) / (2 * (1 - rho**2)), 1)
+  log_joint = np.sum(-np.log(2 * np.pi) - 0.5 * np.log(1 - rho**2)
+                     - (xs**2 + ys**2 - 2 * rho * xs * ys) / (2 * (1 - rho**2)), 1)
+  return log_joint, log_normal
+
+
+def true_log_ratio(config: ml_collections.ConfigDict, x: np.ndarray) -> np.ndarray:
+  """``log p(x) / q(x)`` of the task, in closed form, ``(n,)``."""
+  log_p, log_q = true_log_densities(config, x)
+  return log_p - log_q
+
+
+def diagnostics(config: ml_collections.ConfigDict, fitted: featurize.FittedRatio, *,
+                p_val: np.ndarray, q_val: np.ndarray, n_p: int, n_q: int) -> dict[str, float]:
+  """Validation losses of a fitted mode next to those of the true densities.
+
+  * ``classifier_val_loss``: the logistic loss ``L_sup`` of the fitted classifier (logit
+    ``log r + log(n_p / n_q)``) on ``D_p^val u D_q^val``, and ``bayes_val_loss`` the same
+    loss of the Bayes classifier (the true ``log r``): equal values mean a calibrated
+    classifier on the data;
+  * ``flow_val_nll`` (modes with a flow density): ``-mean log h(x)`` of the flow on the
+    validation union, and ``true_mixture_val_nll`` that of the mixture ``pi_p p + pi_q q``
+    it should learn (``pi`` the training-set fractions).
+  """
+  val = np.concatenate([p_val, q_val])
+  labels = jnp.concatenate([jnp.ones(len(p_val)), jnp.zeros(len(q_val))])
+  shift = np.log(n_p / n_q)
+  log_p, log_q = true_log_densities(config, val)
+  fitted_logits = np.asarray(fitted.log_ratio(jnp.asarray(val)), np.float64) + shift
+  loss = lambda logits: float(estimators.logistic_loss(logits=jnp.asarray(logits), labels=labels))
+  out = {'classifier_val_loss': loss(fitted_logits), 'bayes_val_loss': loss(log_p - log_q + shift)}
+  if fitted.log_prob is not None and fitted.mode != 'discriminative':
+    log_h = np.logaddexp(np.log(n_p / (n_p + n_q)) + log_p, np.log(n_q / (n_p + n_q)) + log_q)
+    out['flow_val_nll'] = -float(np.mean(np.asarray(fitted.log_prob(jnp.asarray(val)))))
+    out['true_mixture_val_nll'] = -float(np.mean(log_h))
+  return out
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -102,7 +148,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
   test = np.concatenate([p_test, q_test])
   truth = true_log_ratio(config, test)
-  results: dict = {}
+  # Where both sets have data the logistic loss pins log r down; far from both it is an
+  # extrapolation that no loss term constrains (|log r| up to ~20 on the toy test points).
+  overlap = np.abs(truth) <= config.overlap_log_ratio
+  results: dict = {'overlap_fraction': float(np.mean(overlap))}
   fitted_by_mode = {}
   for index, (name, (mode, alpha)) in enumerate(config.modes.items()):
     mode_start = time.time()
@@ -111,8 +160,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         p_val=p_val, q_val=q_val, alpha=alpha, runner=stage_runner(config, workdir, metrics, name),
         key=jax.random.fold_in(jax.random.PRNGKey(config.seed), index))
     estimate = np.asarray(fitted.log_ratio(jnp.asarray(test)), np.float64)
-    results[f'log_ratio_mse/{name}'] = float(np.mean((estimate - truth) ** 2))
+    squared = (estimate - truth)**2
+    results[f'log_ratio_mse/{name}'] = float(np.mean(squared))
+    results[f'log_ratio_mse_p/{name}'] = float(np.mean(squared[:len(p_test)]))
+    results[f'log_ratio_mse_q/{name}'] = float(np.mean(squared[len(p_test):]))
+    results[f'log_ratio_mse_overlap/{name}'] = float(np.mean(squared[overlap]))
     results[f'log_ratio_mae/{name}'] = float(np.mean(np.abs(estimate - truth)))
+    for key, value in diagnostics(config, fitted, p_val=p_val, q_val=q_val, n_p=len(p_train),
+                                  n_q=len(q_train)).items():
+      results[f'{key}/{name}'] = value
     if config.task == 'mutual_information':
       results[f'mi/{name}'] = float(mutual_information.mutual_information(
           joint_log_ratio=jnp.asarray(estimate[:len(p_test)])))
@@ -140,9 +196,12 @@ def _plot(config, fitted_by_mode, test, truth, n_p, results, workdir) -> None:
     ax.scatter(truth[:n_p], estimate[:n_p], s=3, label='x ~ p')
     ax.scatter(truth[n_p:], estimate[n_p:], s=3, label='x ~ q')
     ax.plot([lo, hi], [lo, hi], 'k--', lw=0.8)
+    ax.axvspan(-config.overlap_log_ratio, config.overlap_log_ratio, color='0.9', zorder=0)
     ax.set_xlabel('true log r(x)')
     ax.set_ylabel('estimated log r(x)')
-    ax.set_title(f"{name}\nMSE {results[f'log_ratio_mse/{name}']:.3g}", fontsize=9)
+    overlap_mse = results[f'log_ratio_mse_overlap/{name}']
+    ax.set_title(f"{name}\nMSE {results[f'log_ratio_mse/{name}']:.3g}, on |log r| <= "
+                 f"{config.overlap_log_ratio:g} (grey) {overlap_mse:.3g}", fontsize=9)
   axes[0][0].legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(os.path.join(out, 'log_ratio_vs_truth.png'), dpi=110)

@@ -11,11 +11,14 @@ For each ``perc`` of ``config.percs``:
 3. ``num_proposals`` samples ``z ~ N(0, I)`` decoded by ``f^-1``; SIR draws
    ``num_samples`` of them with weights ``q / h`` (:func:`fdre.weighting.mixture_log_weight`
    with the real set sizes), from the z-classifier on ``z`` and from the x-classifier on the
-   decoded ``x``; plain sampling takes the first ``num_samples`` proposals;
+   decoded ``x``, self-normalised (App. D.4: keys ``iw_z``, ``iw_x``) and flattened to
+   ``(q / h)^gamma`` for every ``gamma`` of ``config.flattening_powers`` (App. D.1: keys
+   ``iw_z_power_<gamma>``); plain sampling takes the first ``num_samples`` proposals;
 4. a separately trained attribute classifier (held-out real digits of both groups, stage
    ``attribute_classifier``) scores every set: the fraction assigned to the target ``q``;
-   the effective sample size of the SIR weights and the number of distinct proposals drawn
-   show when a high fraction comes from a few resampled proposals.
+   the effective sample size ``1 / sum w~^2`` of the SIR weights and the number of distinct
+   proposals drawn show when a high fraction comes from a few resampled proposals;
+   ``plots/samples_perc_<perc>.png`` shows the first samples of every method.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 from absl import logging
 
 from experiments import data as data_lib
-from experiments import fdre_modes, models
+from experiments import fdre_modes, models, plots
 from experiments import workdir as workdir_lib
 from fdre import featurize, weighting
 from nflax import bijectors
@@ -104,18 +107,25 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         'iw_z': -np.asarray(fitted['separate'].log_ratio(jnp.asarray(x))),
         'iw_x': -np.asarray(fitted['baseline'].log_ratio(jnp.asarray(x)))}
     name = f'perc_{perc:g}'
-    results[f'{name}/regular'] = target_fraction(x[:config.num_samples])
+    drawn = {'regular': x[:config.num_samples]}
     for method, log_r in log_q_over_p.items():
       log_w = weighting.mixture_log_weight(log_ratio=jnp.asarray(log_r), n_p=len(q_train),
                                            n_q=len(p_train))
-      idx = weighting.sir_indices(jax.random.fold_in(key, 11), log_weights=log_w,
-                                  num_samples=config.num_samples)
-      results[f'{name}/{method}'] = target_fraction(x[np.asarray(idx)])
-      # Degenerate weights resample few proposals: report the effective sample size
-      # 1 / sum w~^2 and the number of distinct proposals drawn.
-      normalized = np.asarray(weighting.self_normalize(log_w), np.float64)
-      results[f'{name}/{method}_effective_sample_size'] = float(1.0 / np.sum(normalized**2))
-      results[f'{name}/{method}_distinct_samples'] = int(len(np.unique(np.asarray(idx))))
+      for power in (1.0,) + tuple(config.flattening_powers):
+        # power 1: self-normalised weights as in App. D.4; below 1: flattened (App. D.1).
+        label = method if power == 1.0 else f'{method}_power_{power:g}'
+        flat = weighting.flatten(log_w, power=power)
+        idx = np.asarray(weighting.sir_indices(jax.random.fold_in(key, 11), log_weights=flat,
+                                               num_samples=config.num_samples))
+        drawn[label] = x[idx]
+        # Degenerate weights resample few proposals: the effective sample size
+        # 1 / sum w~^2 and the number of distinct proposals drawn show it.
+        normalized = np.asarray(weighting.self_normalize(flat), np.float64)
+        results[f'{name}/{label}_effective_sample_size'] = float(1.0 / np.sum(normalized**2))
+        results[f'{name}/{label}_distinct_samples'] = int(len(np.unique(idx)))
+    for label, samples in drawn.items():
+      results[f'{name}/{label}'] = target_fraction(samples)
+    _plot_samples(config, drawn, name, workdir)
     results[f'{name}/n_p'], results[f'{name}/n_q'] = len(p_train), len(q_train)
     metrics.write('perc', index, {k: v for k, v in results.items() if k.startswith(name)})
   results['wall_time_s'] = time.time() - start
@@ -124,3 +134,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics.close()
   workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
   return results
+
+
+def _plot_samples(config, drawn: dict[str, np.ndarray], name: str, workdir: str,
+                  count: int = 12) -> None:
+  """The first ``count`` samples of every method (repeats show degenerate SIR weights)."""
+  side = config.data.size
+  titles = {'regular': 'regular', 'iw_x': 'SIR IW(x)', 'iw_z': 'SIR IW(z)'}
+  rows = []
+  for label, samples in drawn.items():
+    method, _, power = label.partition('_power_')
+    title = titles[method] + (f', r^{power}' if power else '')
+    rows.append((title, samples[:count].reshape(-1, side, side, 1)))
+  plots.image_rows(rows, os.path.join(workdir_lib.plots_dir(workdir), f'samples_{name}.png'))

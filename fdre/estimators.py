@@ -11,7 +11,8 @@ same ratio ``r = p / q``.
 * kernel mean matching: :func:`kmm_weights` solves the QP of Huang et al.
   (2006) with the box and sum constraints, by accelerated projected gradient;
 * KLIEP: :func:`kliep_fit` / :func:`kliep_log_ratio`, the Gaussian-kernel model
-  ``r(x) = sum_l alpha_l k(x, c_l)`` of Sugiyama et al. (2008).
+  ``r(x) = sum_l alpha_l k(x, c_l)`` of Sugiyama et al. (2008), and its kernel selection by
+  likelihood cross-validation, :func:`kliep_lcv_score`.
 
 Kernel convention, used by every function here: ``k(x, x') = exp(-kernel_gamma
 ||x - x'||^2)``; ``kernel_gamma`` is the coefficient of the squared distance
@@ -232,3 +233,42 @@ def kliep_log_ratio(x: Array, *, centers: Array, alpha: Array, kernel_gamma: flo
   """``log r(x) = log sum_l alpha_l k(x, c_l)`` of a fitted KLIEP model, ``(batch,)``."""
   return jnp.log(jnp.maximum(
       gaussian_kernel(x, centers, kernel_gamma=kernel_gamma) @ alpha, 1e-30))
+
+
+def kliep_lcv_score(*, numerator: Array, denominator: Array, kernel_gamma: float,
+                    num_centers: int, num_folds: int = 5) -> float:
+  """Likelihood cross-validation score of KLIEP for one kernel (Sugiyama et al., 2008).
+
+  The numerator samples are cut into ``num_folds`` equal folds (in their given order; shuffle
+  them first); for each fold ``k``, KLIEP is fitted (:func:`kliep_fit`) on the other folds
+  against all of ``denominator``, with the first ``num_centers`` of those samples as centres,
+  and scored by the held-out log-likelihood ``mean_{x in fold k} log r_k(x)``. The score is
+  the mean over folds; the kernel with the highest score is selected. Needs no labels.
+
+  Args:
+    numerator: ``(n_num, d)`` samples of the ratio's numerator.
+    denominator: ``(n_den, d)`` samples of its denominator.
+    kernel_gamma: Gaussian kernel coefficient (module docstring).
+    num_centers: kernel centres per fit (at most the training part of ``numerator``).
+    num_folds: number of folds, at least 2.
+
+  Returns:
+    The cross-validated mean held-out ``log r``.
+  """
+  fold = numerator.shape[0] // num_folds
+  if num_folds < 2 or fold < 1:
+    raise ValueError(f'kliep_lcv_score needs num_folds >= 2 folds of >= 1 sample, got '
+                     f'num_folds={num_folds} for {numerator.shape[0]} samples')
+  if num_centers > (num_folds - 1) * fold:
+    raise ValueError(f'num_centers={num_centers} exceeds the {(num_folds - 1) * fold} '
+                     'training samples of a fold')
+  folds = numerator[:num_folds * fold].reshape((num_folds, fold) + numerator.shape[1:])
+  scores = []
+  for k in range(num_folds):
+    train = jnp.concatenate([folds[j] for j in range(num_folds) if j != k])
+    centers = train[:num_centers]
+    alpha = kliep_fit(numerator=train, denominator=denominator, centers=centers,
+                      kernel_gamma=kernel_gamma)
+    scores.append(jnp.mean(kliep_log_ratio(folds[k], centers=centers, alpha=alpha,
+                                           kernel_gamma=kernel_gamma)))
+  return float(jnp.mean(jnp.stack(scores)))

@@ -38,6 +38,20 @@ def flatten(log_weights: Array, *, power: float) -> Array:
   return power * log_weights
 
 
+def augmentation_weights(log_ratio: Array, *, power: float) -> Array:
+  """Flattened, self-normalised weights scaled to mean 1 (App. D.1, items 1 and 2).
+
+  ``w_i = n r_i^power / sum_j r_j^power`` for ``(n,)`` log-ratios ``log r_i``: the weights of
+  ``n`` synthetic examples in an importance-weighted training set (App. D.5), where real
+  examples keep weight 1. ``power = 0`` gives the unweighted set, ``power = 1`` plain
+  self-normalisation.
+
+  Returns:
+    ``(n,)`` non-negative weights with mean 1.
+  """
+  return log_ratio.shape[0] * self_normalize(flatten(log_ratio, power=power))
+
+
 def mixture_log_weight(*, log_ratio: Array, n_p: int, n_q: int) -> Array:
   """``log p(x) / h(x)`` for a model ``h`` fitted on the mixture of ``D_p`` and ``D_q`` (App. D.4).
 

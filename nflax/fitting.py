@@ -6,7 +6,8 @@ The pieces, from the inside out:
   ``train_loss(params, model_state, batch, key) -> (loss, new_model_state)``
   with an evaluation loss ``eval_loss(params, model_state, data) -> scalar``
   over a whole held-out set; :func:`nll_objective` builds the negative
-  log-likelihood of a density module;
+  log-likelihood of a density module, :func:`per_class_nll_objective` the sum
+  of such NLLs for one density per class (stacked parameters, one program);
 * :func:`train_steps` runs several optimiser steps in one compiled
   ``lax.scan`` (one dispatch), drawing each batch from the replicated data set
   with keys derived by ``fold_in(key, step)``, so a resumed run reproduces an
@@ -91,6 +92,30 @@ def nll_objective(density: nn.Module, eval_batch_size: int = 1024) -> Objective:
     return mean_over_batches(
         lambda batch: -density.apply(variables, batch, method=method, rngs=rngs),
         data, eval_batch_size)
+
+  return Objective(train_loss, eval_loss)
+
+
+def per_class_nll_objective(density: nn.Module, eval_batch_size: int = 1024) -> Objective:
+  """Sum over classes ``c`` of the NLL of class-``c`` data under its own parameters ``theta_c``.
+
+  ``sum_c -1/n sum_i log p(x_ic; theta_c)``: one independent density per class in one
+  compiled program (:func:`nll_objective` vmapped over classes). Parameters and model state
+  are stacked over classes on their leading axis (e.g. ``jax.vmap(density.init)``); data are
+  ``(n, num_classes, *event)``, example ``i`` of every class in row ``i``, so a minibatch of
+  rows draws the same number of examples of every class. The gradient with respect to
+  ``theta_c`` is that of class ``c``'s NLL alone, so with an elementwise optimiser (Adam)
+  training equals training every class's density on its own.
+  """
+  nll = nll_objective(density, eval_batch_size)
+
+  def train_loss(params, model_state, batch, key):
+    losses, states = jax.vmap(nll.train_loss, in_axes=(0, 0, 1, None))(
+        params, model_state, batch, key)
+    return jnp.sum(losses), states
+
+  def eval_loss(params, model_state, data):
+    return jnp.sum(jax.vmap(nll.eval_loss, in_axes=(0, 0, 1))(params, model_state, data))
 
   return Objective(train_loss, eval_loss)
 

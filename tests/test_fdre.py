@@ -4,11 +4,13 @@ import math
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 from scipy import optimize, stats
 
+from experiments import fdre_modes
 from fdre import estimators, featurize, mutual_information, weighting
 from nflax import bijectors, fitting
 
@@ -32,19 +34,22 @@ def test_lemma1_ratio_in_x_equals_ratio_in_z_for_an_affine_map():
 
 
 def test_lemma1_with_a_maf_feature_map():
-  """For a random MAF f: densities of f(X_p), f(X_q) by change of variables give the x-ratio."""
+  """Random MAF f: p'(z) = p(f^-1(z)) |det df^-1/dz| (log-det checked by jacfwd); same ratio."""
   flow = bijectors.maf(num_blocks=1, hidden=(8,), batch_norm=False)
   x = jax.random.normal(jax.random.PRNGKey(0), (40, 2)) * 2
   variables = flow.init(jax.random.PRNGKey(1), x)
   variables = jax.tree.map(lambda v: v + 0.3 * jax.random.normal(jax.random.PRNGKey(2), v.shape),
                            variables)
-  z = flow.apply(variables, x, method=type(flow).forward)
-  x_back, inv_log_det = flow.apply(variables, z, method=type(flow).inverse_and_log_det)
+  forward = jax.jit(lambda x: flow.apply(variables, x, method=type(flow).forward))
+  inverse = jax.jit(lambda z: flow.apply(variables, z, method=type(flow).inverse_and_log_det))
+  z = forward(x)
+  x_back, inv_log_det = inverse(z)
   np.testing.assert_allclose(x_back, x, atol=1e-4)
-  # p'(z) = p(f^-1(z)) |det d f^-1 / dz|, likewise q'.
+  jacobians = jax.jit(jax.vmap(jax.jacfwd(lambda zi: inverse(zi[None])[0][0])))(z)
+  np.testing.assert_allclose(inv_log_det, np.linalg.slogdet(np.asarray(jacobians))[1], atol=1e-4)
   log_p = lambda x: _gaussian_log_pdf(np.asarray(x), np.zeros(2), np.eye(2))
   log_q = lambda x: _gaussian_log_pdf(np.asarray(x), np.array([3.0, 3.0]), np.eye(2))
-  log_p_z = log_p(x_back) + inv_log_det
+  log_p_z = log_p(x_back) + inv_log_det  # the density of f(X_p) at z
   log_q_z = log_q(x_back) + inv_log_det
   np.testing.assert_allclose(log_p_z - log_q_z, log_p(x) - log_q(x), atol=1e-3)
 
@@ -136,6 +141,20 @@ def test_kliep_recovers_a_known_ratio_in_1d():
   assert np.mean(np.abs(got - truth)) < 0.1
 
 
+def test_kliep_likelihood_cross_validation_prefers_a_sensible_kernel():
+  """LCV ranks a moderate width above a too-wide (r ~ 1, score ~ 0) and a too-narrow kernel."""
+  source, target, _ = _one_d_shift(n_source=400, n_target=400)
+  score = lambda g: estimators.kliep_lcv_score(numerator=jnp.asarray(target),
+                                               denominator=jnp.asarray(source), kernel_gamma=g,
+                                               num_centers=50)
+  moderate, wide, narrow = score(0.5), score(1e-4), score(200.0)
+  assert abs(wide) < 0.02 < moderate  # the true KL(target || source) is ~0.2
+  assert narrow < moderate
+  with pytest.raises(ValueError, match='num_centers'):
+    estimators.kliep_lcv_score(numerator=jnp.asarray(target), denominator=jnp.asarray(source),
+                               kernel_gamma=0.5, num_centers=400)
+
+
 def test_mixture_correction_uses_the_actual_set_sizes():
   x = np.linspace(-3, 3, 9)
   n_p, n_q = 250, 1000
@@ -170,6 +189,17 @@ def test_self_normalisation_and_flattening():
     weighting.flatten(log_r, power=-1.0)
 
 
+def test_augmentation_weights_flatten_then_self_normalise_to_mean_one():
+  log_r = jnp.log(jnp.array([0.5, 1.0, 2.0, 4.0]))
+  np.testing.assert_allclose(weighting.augmentation_weights(log_r, power=0.0), np.ones(4))
+  plain = weighting.augmentation_weights(log_r, power=1.0)
+  np.testing.assert_allclose(plain, 4 * np.exp(log_r) / np.exp(log_r).sum(), rtol=1e-5)
+  flattened = weighting.augmentation_weights(log_r, power=0.2)
+  np.testing.assert_allclose(flattened, 4 * np.exp(0.2 * log_r) / np.exp(0.2 * log_r).sum(),
+                             rtol=1e-5)
+  assert np.ptp(flattened) < np.ptp(plain)
+
+
 def test_mutual_information_of_the_true_ratio_is_the_true_mi():
   dim, rho, n = 20, 0.9, 10000
   key_x, key_e, key_p = jax.random.split(jax.random.PRNGKey(0), 3)
@@ -184,6 +214,22 @@ def test_mutual_information_of_the_true_ratio_is_the_true_mi():
                   / (2 * (1 - rho**2)), 1)
   true_mi = -dim / 2 * math.log(1 - rho**2)
   assert abs(float(mutual_information.mutual_information(joint_log_ratio=log_r)) - true_mi) < 0.2
+
+
+def test_true_log_densities_of_the_toy_and_mi_tasks_match_scipy():
+  rng = np.random.default_rng(3)
+  toy = ml_collections.ConfigDict({'task': 'gaussians', 'data': {'mean_q': (3.0, 3.0)}})
+  x = rng.normal(size=(6, 2))
+  log_p, log_q = fdre_modes.true_log_densities(toy, x)
+  np.testing.assert_allclose(log_p, _gaussian_log_pdf(x, np.zeros(2), np.eye(2)), rtol=1e-10)
+  np.testing.assert_allclose(log_q, _gaussian_log_pdf(x, np.full(2, 3.0), np.eye(2)), rtol=1e-10)
+  mi = ml_collections.ConfigDict({'task': 'mutual_information', 'data': {'dim': 2, 'rho': 0.9}})
+  pairs = rng.normal(size=(6, 4))  # [x1, x2, y1, y2]: x_i and y_i correlated
+  cov = np.eye(4) + 0.9 * (np.eye(4, k=2) + np.eye(4, k=-2))
+  log_joint, log_marginals = fdre_modes.true_log_densities(mi, pairs)
+  np.testing.assert_allclose(log_joint, _gaussian_log_pdf(pairs, np.zeros(4), cov), rtol=1e-10)
+  np.testing.assert_allclose(log_marginals, _gaussian_log_pdf(pairs, np.zeros(4), np.eye(4)),
+                             rtol=1e-10)
 
 
 def test_breast_cancer_biased_split_follows_app_d2():
