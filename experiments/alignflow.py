@@ -13,9 +13,10 @@ Data -> train -> evaluate -> write, for two domains with a known pairing:
    baseline, same critics and GAN form). Each stage is checkpointed and resumes;
 3. evaluate on the paired test split: MSE of ``G_{A->B}(a)`` to its true pair ``b`` and
    of ``G_{B->A}(b)`` to ``a`` (Table 1; images in ``[-1, 1]``), the largest cycle error
-   ``|G_{B->A}(G_{A->B}(a)) - a|`` (Prop. 1: float rounding for AlignFlow), held-out
-   log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1 reports the
-   cross-validated best);
+   ``|G_{B->A}(G_{A->B}(a)) - a|`` computed in float64 (Prop. 1: float rounding for
+   AlignFlow) and the share of float32 round trips that saturate (:func:`cycle_report`),
+   held-out log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1
+   reports the cross-validated best);
 4. write ``results.json`` and plots: translations (scatter plots for points, image
    grids for images), paired samples from ``Z`` and latent interpolations
    ``z1 sin(phi) + z2 cos(phi)`` decoded into both domains (Fig. 2, 4).
@@ -26,7 +27,9 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Callable, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -148,7 +151,7 @@ def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float
   return optax.chain(optax.clip_by_global_norm(grad_clip), adam) if grad_clip > 0 else adam
 
 
-def _stages(config: ml_collections.ConfigDict) -> list[tuple[str, str, float]]:
+def training_stages(config: ml_collections.ConfigDict) -> list[tuple[str, str, float]]:
   """``(stage name, mode, lam)`` for every model the config trains."""
   unknown = set(config.modes) - set(MODES)
   if unknown:
@@ -162,23 +165,80 @@ def _stages(config: ml_collections.ConfigDict) -> list[tuple[str, str, float]]:
   return stages
 
 
+class StageSetup(NamedTuple):
+  """What one training stage needs: the generator, its objective and optimiser, a state."""
+  model: nn.Module
+  objective: alignflow_training.GeneratorObjective
+  optimizer: optax.GradientTransformation
+  train_critics: bool
+  state: alignflow_training.AdversarialState
+
+
+def init_stage(config: ml_collections.ConfigDict, mode: str, lam: float,
+               init_batch: tuple[jax.Array, jax.Array], *, critic: nn.Module,
+               critic_optimizer: optax.GradientTransformation, model_key: jax.Array,
+               critic_keys: tuple[jax.Array, jax.Array]) -> StageSetup:
+  """The generator of ``mode`` (one of :data:`MODES`) and a fresh state for its stage.
+
+  AlignFlow modes are settings of one objective (Eq. 7): ``'adversarial'`` (``lam = 0``),
+  ``'hybrid'`` (``lam_A = lam_B = lam``), ``'mle'`` (critics off); ``'cyclegan'`` is the
+  baseline with the same critics. ``init_batch = (a, b)`` batches initialise the
+  generator (data-dependent ActNorm) and the critics ``C_A``, ``C_B``.
+  """
+  event_shape = tuple(init_batch[0].shape[1:])
+  if mode == 'cyclegan':
+    model = build_cyclegan(config, event_shape)
+    objective = cyclegan.cyclegan_objective(model=model, critic=critic, form=config.gan_form,
+                                            cycle_weight=config.cyclegan.cycle_weight)
+    grad_clip = 0.0
+  else:
+    model = build_alignflow(config.model, event_shape)
+    objective = alignflow_training.alignflow_objective(
+        model=model, critic=critic, form=config.gan_form, lam_a=lam, lam_b=lam,
+        adversarial_weight=0.0 if mode == 'mle' else 1.0,
+        dequantization_width=config.dequantization_width)
+    grad_clip = config.train.flow_grad_clip
+  optimizer = make_optimizer(config.train, grad_clip=grad_clip)
+  init_critic = jax.jit(critic.init)
+  state = alignflow_training.init_state(
+      variables=jax.jit(model.init)(model_key, *init_batch),  # compiled: eager init is slower
+      critic_params={'a': init_critic(critic_keys[0], init_batch[0])['params'],
+                     'b': init_critic(critic_keys[1], init_batch[1])['params']},
+      optimizer=optimizer, critic_optimizer=critic_optimizer, pool_size=config.pool_size,
+      event_shape=event_shape)
+  return StageSetup(model, objective, optimizer, mode != 'mle', state)
+
+
 def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
                 state: alignflow_training.AdversarialState, data: dict[str, np.ndarray], *,
                 objective, critic, optimizer, critic_optimizer, train_critics: bool,
-                key: jax.Array, metrics: workdir_lib.MetricsLog
+                key: jax.Array, metrics: workdir_lib.MetricsLog, until: int | None = None
                 ) -> alignflow_training.AdversarialState:
-  """Runs :func:`alignflow.training.train_steps` to ``config.train.num_steps`` with resume.
+  """Runs :func:`alignflow.training.train_steps` to step ``until`` with resume.
 
-  Dispatches of ``steps_per_dispatch`` steps; metrics are averaged per dispatch and
-  logged; the state is checkpointed (orbax) every ``checkpoint_every`` steps and at the
-  end, and restored from ``<workdir>/checkpoints/<stage>`` when present.
+  ``until`` defaults to ``config.train.num_steps``; a smaller one stops part-way (the
+  optimiser's schedule still spans ``num_steps``), so a later call continues the same
+  run. Dispatches of ``steps_per_dispatch`` steps; metrics are averaged per dispatch and
+  logged; the state is checkpointed (orbax) every ``checkpoint_every`` steps and at
+  ``until``, and restored from ``<workdir>/checkpoints/<stage>`` when present.
+
+  Raises:
+    ValueError: the stage's checkpoint is already past ``until``.
   """
   settings = config.train
+  until = settings.num_steps if until is None else until
   manager, state = training.restore_stage(state, workdir=workdir, stage=stage, metrics=metrics)
+  # Committed to the device like a restored state, so that calls which continue a run
+  # (``until``) and resumed runs share one compilation of ``train_steps``.
+  state = jax.device_put(state, jax.devices()[0])
   train_data = fitting.Independent((jnp.asarray(data['train_a']), jnp.asarray(data['train_b'])))
   step = int(state.step)
-  while step < settings.num_steps:
-    chunk = min(settings.steps_per_dispatch, settings.num_steps - step)
+  if step > until:
+    manager.close()
+    raise ValueError(f'[{stage}] asked to train to step {until}, but its checkpoint in '
+                     f'{workdir} is at step {step}; delete checkpoints/{stage} to redo it')
+  while step < until:
+    chunk = min(settings.steps_per_dispatch, until - step)
     start = time.perf_counter()
     state, stacked = alignflow_training.train_steps(
         state, train_data, key, objective=objective, critic=critic, form=config.gan_form,
@@ -195,41 +255,55 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
     metrics.write(stage, step, record)
     logging.info('[%s] step %d/%d loss %.4f (%.1f steps/s)', stage, step, settings.num_steps,
                  record['loss'], record['steps_per_sec'])
-    if step % settings.checkpoint_every == 0 or step == settings.num_steps:
+    if step % settings.checkpoint_every == 0 or step == until:
       manager.save(step, args=ocp.args.StandardSave(state))
   manager.wait_until_finished()
   manager.close()
   return state
 
 
-def _translators(model, variables):
-  """Compiled ``(a_to_b, b_to_a)`` of a trained model."""
+def translators(model: nn.Module, variables) -> tuple[Callable, Callable]:
+  """Compiled ``(a_to_b, b_to_a)`` of a trained model (``(batch, *event)`` in and out)."""
   return (jax.jit(lambda x: model.apply(variables, x, method=type(model).a_to_b)),
           jax.jit(lambda x: model.apply(variables, x, method=type(model).b_to_a)))
 
 
-def _cycle_errors(cycled: jax.Array, original: np.ndarray) -> tuple[float, float]:
+def _cycle_errors(cycled: np.ndarray, original: np.ndarray) -> tuple[float, float]:
   """Largest ``|cycled - original|`` over finite round trips, and the non-finite fraction.
 
-  In float32 a translated pixel whose post-processing sigmoid rounds to exactly 0 or 1
-  cannot be mapped back (the logit of the next pre-processing is infinite): a limit of
-  the number format, not of the bijection, reported separately.
+  A round trip is non-finite when a translated pixel's post-processing sigmoid rounded
+  to exactly 0 or 1 (see :func:`alignflow.model.round_trips`): a limit of the number
+  format, not of the bijection, reported separately.
   """
-  error = jnp.abs(cycled - original).reshape(len(original), -1)
-  finite = jnp.all(jnp.isfinite(error), axis=1)
-  largest = jnp.max(jnp.where(finite[:, None], error, 0.0))
-  return float(largest), float(1.0 - jnp.mean(finite))
+  error = np.abs(cycled - original).reshape(len(original), -1)
+  finite = np.all(np.isfinite(error), axis=1)
+  largest = float(np.max(error[finite])) if finite.any() else float('nan')
+  return largest, float(1.0 - np.mean(finite))
 
 
-def _evaluate(a_to_b, b_to_a, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-  moved_a, moved_b = a_to_b(a), b_to_a(b)
-  error_a, non_finite_a = _cycle_errors(b_to_a(moved_a), a)
-  error_b, non_finite_b = _cycle_errors(a_to_b(moved_b), b)
-  return {'mse_a_to_b': float(losses.paired_mse(translated=moved_a, target=b)),
-          'mse_b_to_a': float(losses.paired_mse(translated=moved_b, target=a)),
-          'max_cycle_error_a': error_a, 'max_cycle_error_b': error_b,
-          'non_finite_cycle_fraction_a': non_finite_a,
-          'non_finite_cycle_fraction_b': non_finite_b}
+def cycle_report(model: nn.Module, variables, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+  """Exact cycle consistency (Prop. 1) of a trained translator, both ways.
+
+  ``max_cycle_error_float64_{a,b}``: the largest ``|G_{B->A}(G_{A->B}(a)) - a|`` (and
+  ``B -> A -> B``) over finite round trips computed in float64, the number Prop. 1 is
+  about; ``non_finite_cycle_fraction_float64_{a,b}`` the share that saturates even there.
+  In the model's own float32: ``non_finite_cycle_fraction_float32_{a,b}`` and
+  ``max_cycle_error_float32_{a,b}`` over the finite ones (a saturated sigmoid may also
+  come back finite but wrong, as ``sigmoid(inf) = 1``).
+  """
+  report = {}
+  for precision, float64 in (('float64', True), ('float32', False)):
+    cycled = model_lib.round_trips(model, variables, a, b, float64=float64)
+    for start, x, again in (('a', a, cycled[0]), ('b', b, cycled[1])):
+      error, non_finite = _cycle_errors(again, x)
+      report.update({f'max_cycle_error_{precision}_{start}': error,
+                     f'non_finite_cycle_fraction_{precision}_{start}': non_finite})
+  return report
+
+
+def _paired_mses(a_to_b, b_to_a, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+  return {'mse_a_to_b': float(losses.paired_mse(translated=a_to_b(a), target=b)),
+          'mse_b_to_a': float(losses.paired_mse(translated=b_to_a(b), target=a))}
 
 
 def _plot_translations(stage, a_to_b, b_to_a, data, out_dir):
@@ -290,37 +364,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results['mse_identity/a_to_b'] = float(losses.paired_mse(translated=data['test_a'],
                                                            target=data['test_b']))
   val_mse: dict[str, float] = {}
-  for index, (stage, mode, lam) in enumerate(_stages(config)):
+  for index, (stage, mode, lam) in enumerate(training_stages(config)):
     stage_start = time.time()
     stage_key = jax.random.fold_in(key, index)
     init_key, critic_key_a, critic_key_b, train_key, plot_key = jax.random.split(stage_key, 5)
-    if mode == 'cyclegan':
-      model = build_cyclegan(config, event_shape)
-      objective = cyclegan.cyclegan_objective(model=model, critic=critic, form=config.gan_form,
-                                              cycle_weight=config.cyclegan.cycle_weight)
-      grad_clip = 0.0
-    else:
-      model = build_alignflow(config.model, event_shape)
-      objective = alignflow_training.alignflow_objective(
-          model=model, critic=critic, form=config.gan_form, lam_a=lam, lam_b=lam,
-          adversarial_weight=0.0 if mode == 'mle' else 1.0,
-          dequantization_width=config.dequantization_width)
-      grad_clip = config.train.flow_grad_clip
-    variables = model.init(init_key, *init_batch)
-    optimizer = make_optimizer(config.train, grad_clip=grad_clip)
-    state = alignflow_training.init_state(
-        variables=variables,
-        critic_params={'a': critic.init(critic_key_a, init_batch[0])['params'],
-                       'b': critic.init(critic_key_b, init_batch[1])['params']},
-        optimizer=optimizer, critic_optimizer=critic_optimizer, pool_size=config.pool_size,
-        event_shape=event_shape)
+    model, objective, optimizer, train_critics, state = init_stage(
+        config, mode, lam, init_batch, critic=critic, critic_optimizer=critic_optimizer,
+        model_key=init_key, critic_keys=(critic_key_a, critic_key_b))
     state = train_stage(config, workdir, stage, state, data, objective=objective, critic=critic,
                         optimizer=optimizer, critic_optimizer=critic_optimizer,
-                        train_critics=mode != 'mle', key=train_key, metrics=metrics)
+                        train_critics=train_critics, key=train_key, metrics=metrics)
     trained = {'params': state.params, **state.model_state}
-    a_to_b, b_to_a = _translators(model, trained)
-    test = _evaluate(a_to_b, b_to_a, data['test_a'], data['test_b'])
-    val = _evaluate(a_to_b, b_to_a, data['val_a'], data['val_b'])
+    a_to_b, b_to_a = translators(model, trained)
+    test = {**_paired_mses(a_to_b, b_to_a, data['test_a'], data['test_b']),
+            **cycle_report(model, trained, data['test_a'], data['test_b'])}
+    val = _paired_mses(a_to_b, b_to_a, data['val_a'], data['val_b'])
     val_mse[stage] = (val['mse_a_to_b'] + val['mse_b_to_a']) / 2
     for name, value in test.items():
       results[f'{name}/{stage}'] = value
@@ -332,7 +390,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     _plot_translations(stage, a_to_b, b_to_a, data, out_dir)
     results[f'seconds/{stage}'] = time.time() - stage_start
     logging.info('[%s] test %s (%.0f s)', stage, test, results[f'seconds/{stage}'])
-  hybrid = [stage for stage, mode, _ in _stages(config) if mode == 'hybrid']
+  hybrid = [stage for stage, mode, _ in training_stages(config) if mode == 'hybrid']
   if hybrid:
     best = min(hybrid, key=lambda stage: val_mse[stage])
     results['hybrid_best_lam_stage'] = best

@@ -15,6 +15,7 @@ from absl import logging
 from experiments import (alignflow, density, fdre_adaptation, fdre_augmentation, fdre_modes,
                          fdre_targeted, lrmf, lrmf_compare, lrmf_digits, lrmf_gradient)
 from experiments import workdir as workdir_lib
+from experiments import alignflow_adaptation
 
 EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'density': density.run,
@@ -23,6 +24,7 @@ EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'lrmf_digits': lrmf_digits.run,
     'lrmf_vanishing_gradient': lrmf_gradient.run,
     'alignflow': alignflow.run,
+    'alignflow_adaptation': alignflow_adaptation.run,
     'fdre_adaptation': fdre_adaptation.run,
     'fdre_augmentation': fdre_augmentation.run,
     'fdre_modes': fdre_modes.run,

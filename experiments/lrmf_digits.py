@@ -46,9 +46,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
-from scipy import stats
-from sklearn import linear_model
 
+from experiments import classification
 from experiments import lrmf as lrmf_lib
 from experiments import models, plots, training
 from experiments import workdir as workdir_lib
@@ -57,40 +56,6 @@ from nflax import vae as vae_lib
 
 METHODS = ('source_only', 'lrmf', 'coral', 'emd')
 """The alignments of A's codes that are decoded and classified, in report order."""
-
-
-def mcnemar_p_value(correct_1: np.ndarray, correct_2: np.ndarray) -> float:
-  """Exact two-sided McNemar test that two classifiers have the same accuracy.
-
-  Only the discordant pairs count: ``n_12`` examples right for the first and
-  wrong for the second, ``n_21`` the reverse. Under the null each discordant
-  example goes either way with probability 1/2, so the p-value is the
-  two-sided binomial tail of ``min(n_12, n_21)`` in ``n_12 + n_21`` trials.
-
-  Args:
-    correct_1: ``(n,)`` booleans, the first classifier's hits on a test set.
-    correct_2: ``(n,)`` booleans, the second's on the same examples.
-
-  Returns:
-    The p-value (1.0 when no example is discordant).
-  """
-  correct_1, correct_2 = np.asarray(correct_1, bool), np.asarray(correct_2, bool)
-  if correct_1.shape != correct_2.shape:
-    raise ValueError(f'McNemar needs paired predictions, got {correct_1.shape} and '
-                     f'{correct_2.shape}')
-  n_12 = int(np.sum(correct_1 & ~correct_2))
-  n_21 = int(np.sum(~correct_1 & correct_2))
-  if n_12 + n_21 == 0:
-    return 1.0
-  return float(stats.binomtest(min(n_12, n_21), n_12 + n_21, 0.5).pvalue)
-
-
-def _classifier_hits(config, train_images, train_labels, test_images, test_labels):
-  """Hits of a logistic-regression digit classifier on the test images, ``(n_test,)``."""
-  flat = lambda images: np.asarray(images).reshape(len(images), -1)
-  classifier = linear_model.LogisticRegression(C=config.classifier.c, max_iter=2000)
-  classifier.fit(flat(train_images), train_labels)
-  return classifier.predict(flat(test_images)) == test_labels
 
 
 def _fit_vae(config, a, b, workdir, metrics, key):
@@ -157,11 +122,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'emd': baselines.exact_emd_map(source, codes_b['train_x'][matched]),
   }
   decoded = {method: np.asarray(decode(jnp.asarray(z))) for method, z in aligned.items()}
-  hits = {method: _classifier_hits(config, images, a['train_labels'], b['test_x'],
-                                   b['test_labels'])
+  hits = {method: classification.classifier_hits(images, a['train_labels'], b['test_x'], b['test_labels'],
+                                  c=config.classifier.c)
           for method, images in decoded.items()}
-  hits['target_only'] = _classifier_hits(config, b['train_x'], b['train_labels'], b['test_x'],
-                                         b['test_labels'])
+  hits['target_only'] = classification.classifier_hits(b['train_x'], b['train_labels'], b['test_x'],
+                                        b['test_labels'], c=config.classifier.c)
   results = {
       'test_objective': test_objective,
       'val_objective': result.objective,
@@ -171,7 +136,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           vae_variables['params'], {}, jnp.asarray(np.concatenate([a['val_x'], b['val_x']])))),
   }
   results.update({f'accuracy/{method}': float(np.mean(h)) for method, h in hits.items()})
-  results.update({f'mcnemar_p/lrmf_vs_{method}': mcnemar_p_value(hits['lrmf'], hits[method])
+  results.update({f'mcnemar_p/lrmf_vs_{method}': classification.mcnemar_p_value(hits['lrmf'], hits[method])
                   for method in METHODS if method != 'lrmf'})
   results['wall_time_s'] = time.time() - start
   logging.info('results: %s', results)

@@ -183,6 +183,11 @@ FDRE_ROWS: tuple[Row, ...] = tuple(
 
 _AF_MNIST = 'MNIST vs inverted-and-squared MNIST, 16x16 (stand-in for Maps; paper values: Maps)'
 _AF_MOONS = 'moons vs moons rotated 50 deg (2-D toy; paper values: Maps)'
+_AF_UDA = 'configs/alignflow_digits_adaptation.py'
+_AF_DATA = ('data differ: scikit-learn 8x8 digits upsampled stand in for USPS; 16x16, not 32x32; '
+            'logistic regression on translated pixels, no CyCADA feature-level losses')
+_AF_M2D = f'MNIST -> sklearn digits ({_AF_DATA})'
+_AF_D2M = f'sklearn digits -> MNIST ({_AF_DATA})'
 
 ALIGNFLOW_ROWS: tuple[Row, ...] = (
     Row('alignflow', f'{_AF_MNIST}: CycleGAN paired test MSE A->B (Table 1)', '0.0245',
@@ -203,16 +208,16 @@ ALIGNFLOW_ROWS: tuple[Row, ...] = (
         'configs/alignflow_mnist.py', '', 'mse_b_to_a/mle'),
     Row('alignflow', f'{_AF_MNIST}: hybrid beats ADV-only and MLE-only, A->B (Table 1, 3)',
         'True', 'configs/alignflow_mnist.py', '', 'hybrid_beats_adversarial_and_mle/a_to_b'),
-    Row('alignflow', f'{_AF_MNIST}: max |G_B->A(G_A->B(a)) - a| of hybrid AF over finite float32 round trips '
-        '(Prop. 1: exact in exact arithmetic)',
-        '0', 'configs/alignflow_mnist.py', '', 'max_cycle_error_a/hybrid_lam0.001'),
+    Row('alignflow', f'{_AF_MNIST}: max |G_B->A(G_A->B(a)) - a| of hybrid AF, round trips in '
+        'float64 (Prop. 1: exact in exact arithmetic)',
+        '0', 'configs/alignflow_mnist.py', '', 'max_cycle_error_float64_a/hybrid_lam0.001'),
     Row('alignflow', f'{_AF_MNIST}: share of hybrid AF round trips lost to float32 sigmoid '
-        'saturation (excluded from the max above)', '0', 'configs/alignflow_mnist.py', '',
-        'non_finite_cycle_fraction_a/hybrid_lam0.001'),
+        'saturation (a number-format limit; none in float64)', '0', 'configs/alignflow_mnist.py',
+        '', 'non_finite_cycle_fraction_float32_a/hybrid_lam0.001'),
     Row('alignflow', f'{_AF_MNIST}: hybrid beats ADV-only and MLE-only, B->A (Table 1, 3)',
         'True', 'configs/alignflow_mnist.py', '', 'hybrid_beats_adversarial_and_mle/b_to_a'),
     Row('alignflow', f'{_AF_MNIST}: max cycle error of CycleGAN (approximate)', '> 0',
-        'configs/alignflow_mnist.py', '', 'max_cycle_error_a/cyclegan'),
+        'configs/alignflow_mnist.py', '', 'max_cycle_error_float64_a/cyclegan'),
     Row('alignflow', f'{_AF_MOONS}: CycleGAN paired test MSE A->B', '0.0245 (Maps)',
         'configs/alignflow_moons.py', '', 'mse_a_to_b/cyclegan'),
     Row('alignflow', f'{_AF_MOONS}: AF (ADV only) MSE A->B', '0.0385 (Maps)',
@@ -225,6 +230,24 @@ ALIGNFLOW_ROWS: tuple[Row, ...] = (
         'configs/alignflow_moons.py', '', 'hybrid_beats_adversarial_and_mle/a_to_b'),
     Row('alignflow', f'{_AF_MOONS}: hybrid beats ADV-only and MLE-only, B->A', 'True',
         'configs/alignflow_moons.py', '', 'hybrid_beats_adversarial_and_mle/b_to_a'),
+    Row('alignflow', f'{_AF_M2D}: source only, target test accuracy (Table 2, MNIST->USPS)',
+        '0.822 +- 0.008', _AF_UDA, '', 'accuracy/a_to_b/source_only'),
+    Row('alignflow', f'{_AF_M2D}: AlignFlow (hybrid; steps chosen on target validation), target '
+        'test accuracy (Table 2, MNIST->USPS)', '0.962 +- 0.002', _AF_UDA, '',
+        'accuracy/a_to_b/alignflow'),
+    Row('alignflow', f'{_AF_M2D}: target only (Table 2, MNIST->USPS)', '0.963 +- 0.001', _AF_UDA,
+        '', 'accuracy/a_to_b/target_only'),
+    Row('alignflow', f'{_AF_M2D}: McNemar p, AlignFlow vs source only', 'n/a', _AF_UDA, '',
+        'mcnemar_p/a_to_b/alignflow_vs_source_only'),
+    Row('alignflow', f'{_AF_D2M}: source only, target test accuracy (Table 2, USPS->MNIST)',
+        '0.696 +- 0.038', _AF_UDA, '', 'accuracy/b_to_a/source_only'),
+    Row('alignflow', f'{_AF_D2M}: AlignFlow (hybrid; steps chosen on target validation), target '
+        'test accuracy (Table 2, USPS->MNIST)', '0.967 +- 0.001', _AF_UDA, '',
+        'accuracy/b_to_a/alignflow'),
+    Row('alignflow', f'{_AF_D2M}: target only (Table 2, USPS->MNIST)', '0.992 +- 0.001', _AF_UDA,
+        '', 'accuracy/b_to_a/target_only'),
+    Row('alignflow', f'{_AF_D2M}: McNemar p, AlignFlow vs source only', 'n/a', _AF_UDA, '',
+        'mcnemar_p/b_to_a/alignflow_vs_source_only'),
 )
 """AlignFlow (papers/alignflow.txt)."""
 

@@ -12,6 +12,7 @@ import pytest
 from alignflow import critics, cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training
+from experiments import alignflow as alignflow_experiment
 from experiments import data as data_lib
 from nflax import bijectors, fitting, nets
 
@@ -261,3 +262,33 @@ def test_mnist_transformed_pair_keeps_the_pairing():
   np.testing.assert_allclose(pair.b, 2 * (1 - (pair.a + 1) / 2)**2 - 1, atol=1e-6)
   with pytest.raises(ValueError, match="unknown transform 'blur'"):
     data_lib.load('mnist_transformed_pair', n=6, transform='blur')
+
+
+def test_round_trip_saturated_in_float32_is_exact_in_float64():
+  """Prop. 1 is exact in real arithmetic; float32 loses a cycle to the sigmoid, float64 not.
+
+  ``G_{A->Z}`` is the identity on logit pixels and ``G_{B->Z}`` divides them by 8 (ActNorm
+  parameters set by hand), so a pixel of 0.9 (logit 2.25) lands at logit 18 in B, where
+  the float32 sigmoid rounds to 1: the way back meets an infinite logit, and
+  ``sigmoid(inf) = 1`` returns 1/0.9 instead of 0.9 (layers that mix pixels, such as
+  couplings, turn the infinity into NaN). The float64 sigmoid does not round, and the
+  cycle returns the pixel to ~1e-10.
+  """
+  preprocess = bijectors.Chain([bijectors.ScaleShift(scale=0.5, shift=0.5),
+                                bijectors.Logit(alpha=0.05)])
+  model = model_lib.AlignFlow(private_a=bijectors.ActNorm(), private_b=bijectors.ActNorm(),
+                              preprocess=preprocess)
+  images = np.stack([np.full((4, 4, 1), 0.9, np.float32),
+                     np.linspace(-0.5, 0.5, 16, dtype=np.float32).reshape(4, 4, 1)])
+  variables = {'params': {
+      'private_a': {'bias': jnp.zeros(1), 'log_scale': jnp.zeros(1)},
+      'private_b': {'bias': jnp.zeros(1), 'log_scale': jnp.full(1, -math.log(8.0))}}}
+  assert jax.tree.structure(variables) == jax.tree.structure(
+      model.init(jax.random.PRNGKey(0), images, images))
+
+  report = alignflow_experiment.cycle_report(model, variables, images, images)  # round_trips
+  assert report['max_cycle_error_float32_a'] == pytest.approx(1 / 0.9 - 0.9, rel=1e-5)
+  assert 1e-13 < report['max_cycle_error_float64_a'] < 1e-8  # float rounding only, ~1e-10
+  assert report['max_cycle_error_float32_b'] < 1e-5  # B -> A -> B does not saturate
+  assert report['max_cycle_error_float64_b'] < 1e-12
+  assert report['non_finite_cycle_fraction_float64_a'] == 0.0

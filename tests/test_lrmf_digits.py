@@ -1,4 +1,4 @@
-"""LRMF setups 3 and 4: the VAE, the digit domains, McNemar's test, the logit-space data."""
+"""LRMF setups 3 and 4: the VAE, the digit domains, the logit-space data."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,6 @@ import pytest
 
 from experiments import data as data_lib
 from experiments import lrmf as lrmf_lib
-from experiments import lrmf_digits
 from nflax import vae as vae_lib
 
 
@@ -52,18 +51,6 @@ def test_digit_images_share_one_resolution_and_range():
     assert images.min() >= 0.0 and images.max() <= 1.0 and images.max() > 0.9
   with pytest.raises(ValueError, match="unknown source 'usps'"):
     data_lib.load('digit_images', source='usps')
-
-
-def test_mcnemar_exact_p_value_by_hand():
-  # 10 examples right only for the first classifier, 2 only for the second, 20 ties:
-  # p = 2 * P(Binomial(12, 1/2) <= 2) = 2 * (1 + 12 + 66) / 4096.
-  first = np.array([True] * 10 + [False] * 2 + [True] * 15 + [False] * 5)
-  second = np.array([False] * 10 + [True] * 2 + [True] * 15 + [False] * 5)
-  np.testing.assert_allclose(lrmf_digits.mcnemar_p_value(first, second), 2 * 79 / 4096)
-  np.testing.assert_allclose(lrmf_digits.mcnemar_p_value(second, first), 2 * 79 / 4096)
-  assert lrmf_digits.mcnemar_p_value(first, first) == 1.0
-  with pytest.raises(ValueError, match='paired'):
-    lrmf_digits.mcnemar_p_value(first, second[:5])
 
 
 def test_logit_space_round_trip_within_one_dequantisation_level():
