@@ -1,6 +1,7 @@
 """AlignFlow: exact cycle consistency on real images, densities, losses, pool and steps."""
 
 import functools
+import json
 import math
 
 import jax
@@ -292,3 +293,41 @@ def test_round_trip_saturated_in_float32_is_exact_in_float64():
   assert report['max_cycle_error_float32_b'] < 1e-5  # B -> A -> B does not saturate
   assert report['max_cycle_error_float64_b'] < 1e-12
   assert report['non_finite_cycle_fraction_float64_a'] == 0.0
+
+
+def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
+  """A stage stopped at a checkpoint and restarted ends where a straight run ends.
+
+  The adversarial state carries the flows, both critics, both optimisers and the history
+  pools; all of them must come back from the checkpoint for the continuation to match.
+  """
+  from configs import alignflow_moons  # pylint: disable=g-import-not-at-top
+  from experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  config = alignflow_moons.get_config('smoke')
+  data = alignflow_experiment.load_paired_domains(config)
+  event_shape = tuple(data['train_a'].shape[1:])
+  critic = alignflow_experiment.build_critic(config.critic, event_shape)
+  critic_optimizer = alignflow_experiment.make_optimizer(config.train, grad_clip=0.0)
+  init_batch = (jnp.asarray(data['train_a'][:16]), jnp.asarray(data['train_b'][:16]))
+  keys = jax.random.split(jax.random.PRNGKey(0), 4)
+
+  def train(workdir, until=None):
+    setup = alignflow_experiment.init_stage(
+        config, 'hybrid', 0.1, init_batch, critic=critic, critic_optimizer=critic_optimizer,
+        model_key=keys[0], critic_keys=(keys[1], keys[2]))
+    return alignflow_experiment.train_stage(
+        config, str(workdir), 'hybrid', setup.state, data, objective=setup.objective,
+        critic=critic, optimizer=setup.optimizer, critic_optimizer=critic_optimizer,
+        train_critics=setup.train_critics, key=keys[3],
+        metrics=workdir_lib.MetricsLog(str(workdir)), until=until)
+
+  straight = train(tmp_path / 'straight')
+  assert int(train(tmp_path / 'resumed', until=2).step) == 2
+  resumed = train(tmp_path / 'resumed')  # a fresh state, restored from step 2
+  with open(tmp_path / 'resumed' / 'metrics.jsonl') as f:
+    logged_steps = [json.loads(line)['step'] for line in f]
+  assert logged_steps == [2, 4], 'the second call did not continue from the checkpoint'
+  assert int(resumed.step) == int(straight.step) == config.train.num_steps
+  assert int(resumed.pool_a.count) > 0
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
+               straight, resumed)
