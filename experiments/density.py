@@ -82,7 +82,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'steps': int(result.state.step),
       'stopped_early': bool(result.stopped_early),
       'num_params': int(sum(p.size for p in jax.tree.leaves(result.params))),
-      'wall_time_s': time.time() - start,
+      'seconds': time.time() - start,
   }
   logging.info('results: %s', results)
   metrics.write('final', results['steps'], results)

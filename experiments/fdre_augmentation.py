@@ -208,7 +208,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       results[name.replace('/', '_per_seed/', 1)] = values.tolist()
   results.update({'num_seeds': len(per_seed), 'n_real_train': len(arrays['real']),
                   'n_synthetic_train': len(arrays['synthetic'])})
-  results['wall_time_s'] = time.time() - start
+  results['seconds'] = time.time() - start
   logging.info('results: %s', results)
   metrics.write('final', 0, results)
   metrics.close()

@@ -128,7 +128,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     _plot_samples(config, drawn, name, workdir)
     results[f'{name}/n_p'], results[f'{name}/n_q'] = len(p_train), len(q_train)
     metrics.write('perc', index, {k: v for k, v in results.items() if k.startswith(name)})
-  results['wall_time_s'] = time.time() - start
+  results['seconds'] = time.time() - start
   logging.info('results: %s', results)
   metrics.write('final', 0, results)
   metrics.close()

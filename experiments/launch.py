@@ -6,8 +6,6 @@ workdir)``; :func:`run_experiment` is what ``python -m experiments.run`` calls.
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Callable
 
 import jax
@@ -39,10 +37,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs ``config`` in ``workdir`` (resuming from its checkpoints, if any).
 
   With ``config.distributed`` set, ``jax.distributed.initialize()`` joins the
-  hosts of a multi-host job (TPU pods) before anything else touches JAX. The results
-  gain ``seconds`` (wall time of this invocation; a resumed run counts only its
-  continuation) unless the family reports its own, and ``results.json`` is rewritten
-  with it.
+  hosts of a multi-host job (TPU pods) before anything else touches JAX. Every family's
+  results carry ``seconds``, the wall time of this invocation (a resumed run counts only
+  its continuation).
   """
   if config.get('experiment') not in EXPERIMENTS:
     raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
@@ -51,9 +48,4 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
     jax.distributed.initialize()
   logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
   workdir_lib.save_config(config, workdir)
-  start = time.time()
-  results = EXPERIMENTS[config.experiment](config, workdir)
-  if 'seconds' not in results:
-    results['seconds'] = time.time() - start
-    workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  return results
+  return EXPERIMENTS[config.experiment](config, workdir)

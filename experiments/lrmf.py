@@ -131,7 +131,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       a_val=a['val_x'], b_val=b['val_x'], key=jax.random.PRNGKey(config.seed), eps=config.eps,
       private_runner=runner, joint_runner=runner)
   results = evaluate(config, flow, density, result, a, b)
-  results['wall_time_s'] = time.time() - start
+  results['seconds'] = time.time() - start
   logging.info('results: %s', results)
   metrics.write('final', 0, results)
   metrics.close()

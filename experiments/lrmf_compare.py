@@ -244,9 +244,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   flat = {f'{metric}/{method}': value for method, scores in results.items()
           for metric, value in scores.items()}
   results.update(flat)
-  results['wall_time_s'] = time.time() - start
+  results['seconds'] = time.time() - start
   logging.info('results: %s', flat)
-  metrics.write('final', 0, {**flat, 'wall_time_s': results['wall_time_s']})
+  metrics.write('final', 0, {**flat, 'seconds': results['seconds']})
   metrics.close()
   workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
   _write_table(results, list(moved), os.path.join(workdir, 'table.md'))
