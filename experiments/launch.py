@@ -48,4 +48,5 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
     jax.distributed.initialize()
   logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
   workdir_lib.save_config(config, workdir)
+  workdir_lib.save_environment(workdir, [str(device) for device in jax.devices()])
   return EXPERIMENTS[config.experiment](config, workdir)

@@ -3,6 +3,7 @@
 Layout of ``<workdir>``::
 
     config.json          the resolved config of the run
+    environment.json     Python, package versions and devices of the (last) invocation
     metrics.jsonl        one JSON object per logged record (``{"step", "stage", ...}``)
     events.out.tfevents* the same scalars for TensorBoard (when tensorboardX is present)
     results.json         the final metrics of the run
@@ -15,9 +16,11 @@ the checkpoint that the run resumes from, so the log reads like one run.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
+import platform
 from typing import Any
 
 import ml_collections
@@ -50,6 +53,23 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes the resolved config to ``<workdir>/config.json``."""
   os.makedirs(workdir, exist_ok=True)
   write_json(os.path.join(workdir, 'config.json'), config.to_dict())
+
+
+RECORDED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'distrax', 'orbax-checkpoint', 'numpy',
+                     'scipy', 'scikit-learn')
+"""Packages whose versions change a run's numbers (the setup.py pins are lower bounds)."""
+
+
+def save_environment(workdir: str, devices: list[str]) -> None:
+  """Writes ``<workdir>/environment.json``: Python, :data:`RECORDED_PACKAGES`, ``devices``."""
+  versions = {}
+  for name in RECORDED_PACKAGES:
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      versions[name] = None
+  write_json(os.path.join(workdir, 'environment.json'),
+             {'python': platform.python_version(), 'packages': versions, 'devices': devices})
 
 
 def plots_dir(workdir: str) -> str:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -37,6 +38,9 @@ def test_smoke_run_writes_everything(tmp_path):
   assert results['test_nll'] < results['gaussian_test_nll']
   with open(tmp_path / 'config.json') as f:
     assert json.load(f)['model']['flow'] == 'realnvp'
+  with open(tmp_path / 'environment.json') as f:
+    environment = json.load(f)
+  assert environment['packages']['jax'] == jax.__version__ and environment['devices']
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
