@@ -11,9 +11,10 @@ Run:
 Measured (2-core CPU, ~100 s per run; data seed via --config.seed). MSE of log r on the ~18% of
 test points with |true log r| <= 5, where both sets have data (log_ratio_mse_overlap), seeds 0 / 1
 / 2: baseline 0.29 / 2.66 / 1.30 (mean 1.42), separate 0.73 / 0.26 / 0.54 (0.51), joint alpha 0.9
-0.12 / 0.36 / 0.23 (0.24), discriminative 0.13 / 1.97 / 0.59 (0.89). The MSE on all test points
-(seed 0: baseline 12.3, separate 13.1, joint 15.7, discriminative 6.3; seed 1: discriminative
-8e12) measures extrapolation far from the other set (|true log r| up to 22), where the logistic
+0.12 / 0.36 / 0.23 (0.24), discriminative 0.13 / 1.97 / 0.59 (0.89), with an earlier install
+of the packages; with jax 0.10.2 / flax 0.12.8 seed 0 gives 0.29 / 0.78 / 0.12 / 0.13 (58 s).
+The MSE on all test points (seed 0: baseline 12.3, separate 13.1, joint 15.7, discriminative
+6.3; seed 1: discriminative 8e12) measures extrapolation far from the other set (|true log r| up to 22), where the logistic
 loss is flat: on seed 0, retraining only the baseline classifier with 3 keys gives 171 / 13.5 /
 63. Every classifier reaches the Bayes validation loss (seed 0: 0.039-0.041 vs 0.0408); the MAF's
 validation NLL is 0.02-0.04 nats above the true mixture's (3.52 vs 3.49 on seed 0; its training
