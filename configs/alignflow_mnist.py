@@ -8,9 +8,21 @@ machine. Reduced App. B.1 flows (2-scale RealNVP, ResNet couplings, ActNorm; one
 coupling on the latent image), logit pre-processing (a bijection, so cycles are exact),
 PatchGAN critics, least-squares GAN terms, a pool of 50, Adam(2e-4, 0.5, 0.999) with linear
 decay over the second half, gradient clipping 10 for the flows, batch 16. Modes:
-adversarial-only, hybrid (lam = 1e-3: lam scales with the nats of 256 pixels) and MLE-only
+adversarial-only, hybrid (lam in {1e-3, 1e-2}, chosen on validation MSE; lam scales with the
+nats of 256 pixels, the paper's 1e-5 on 256x256x3 images is ~8e-3 here) and MLE-only
 AlignFlow, and a CycleGAN baseline (small ResNet generators, cycle weight 10); paired
 samples and latent interpolations decoded into both domains (Fig. 2, 4).
+
+Measured (seed 0, 2000 steps a model, 60 min on 2 CPU cores shared with other jobs; jax 0.10.2),
+paired test MSE A->B / B->A (identity 3.29): ADV-only 0.650 / 0.424 (collapsed to blank
+images; its flows push every pixel into the sigmoid's tails, so no round trip is finite even in
+float64), hybrid lam 1e-3 (chosen on validation) 0.438 / 0.327, hybrid lam 1e-2 0.612 / 0.420,
+MLE-only 0.730 / 0.399, CycleGAN 0.0089 / 0.0071. The hybrid beats both special cases in both
+directions (Table 1's claim; at 400 steps it did not: ADV 0.863 / 0.512, hybrid 0.840 / 0.456,
+MLE 0.637 / 0.391). CycleGAN wins by far here, unlike Table 1: the pairing is pixel-wise, which
+its residual convolutional generator represents almost directly, while AlignFlow must route it
+through a shared latent of two multi-scale flows. AlignFlow round trips in float64: max error
+3e-12 (hybrid), 6e-13 (MLE); CycleGAN's cycle error is 0.98.
 
 Run:
   python -m experiments.run --config=configs/alignflow_mnist.py --workdir=runs/alignflow_mnist
@@ -43,13 +55,13 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       {'hidden_channels': 16, 'num_blocks': 2, 'cycle_weight': 10.0})
   config.gan_form = 'least_squares'
   config.modes = ('adversarial', 'hybrid', 'mle', 'cyclegan')
-  config.lams = (1e-3,)
+  config.lams = (1e-3, 1e-2)  # chosen on validation MSE
   config.pool_size = 50
   config.dequantization_width = 2.0 / 256  # one 8-bit level in [-1, 1]
 
   config.train = ml_collections.ConfigDict({
-      'num_steps': 400, 'batch_size': 16, 'lr': 2e-4, 'b1': 0.5, 'flow_grad_clip': 10.0,
-      'steps_per_dispatch': 100, 'checkpoint_every': 200})
+      'num_steps': 2000, 'batch_size': 16, 'lr': 2e-4, 'b1': 0.5, 'flow_grad_clip': 10.0,
+      'steps_per_dispatch': 100, 'checkpoint_every': 500})
 
   if variant == 'lam_sweep':
     config.modes = ('hybrid',)
