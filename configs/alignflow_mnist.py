@@ -22,7 +22,11 @@ directions (Table 1's claim; at 400 steps it did not: ADV 0.863 / 0.512, hybrid 
 MLE 0.637 / 0.391). CycleGAN wins by far here, unlike Table 1: the pairing is pixel-wise, which
 its residual convolutional generator represents almost directly, while AlignFlow must route it
 through a shared latent of two multi-scale flows. AlignFlow round trips in float64: max error
-3e-12 (hybrid), 6e-13 (MLE); CycleGAN's cycle error is 0.98.
+3e-12 (hybrid), 6e-13 (MLE); CycleGAN's cycle error is 0.98. `:lam_sweep` (same data, other
+keys per stage; 54 min): lam 1e-5 0.726 / 0.424 and 1e-4 0.627 / 0.424 collapse like ADV-only
+(no finite round trip), 1e-3 (chosen) 0.518 / 0.416, 1e-2 0.562 / 0.410: with another key the
+hybrid still beats both special cases A->B, but not MLE-only B->A (0.416 vs 0.399); one key
+per number, so differences under ~0.1 are not settled.
 
 Run:
   python -m experiments.run --config=configs/alignflow_mnist.py --workdir=runs/alignflow_mnist
