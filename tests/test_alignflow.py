@@ -13,8 +13,10 @@ import pytest
 from alignflow import critics, cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training
+from configs import alignflow_moons
 from experiments import alignflow as alignflow_experiment
 from experiments import data as data_lib
+from experiments import workdir as workdir_lib
 from nflax import bijectors, fitting, nets
 
 
@@ -301,8 +303,6 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
   The adversarial state carries the flows, both critics, both optimisers and the history
   pools; all of them must come back from the checkpoint for the continuation to match.
   """
-  from configs import alignflow_moons  # pylint: disable=g-import-not-at-top
-  from experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   config = alignflow_moons.get_config('smoke')
   data = alignflow_experiment.load_paired_domains(config)
   event_shape = tuple(data['train_a'].shape[1:])
