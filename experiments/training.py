@@ -1,126 +1,202 @@
-"""Checkpointed, logged, resumable training: ``nflax.fitting.fit`` plus a workdir.
+"""Checkpointed, logged, resumable training stages: :mod:`nflax.engine` plus a workdir.
 
-Every experiment trains through :func:`train`, one call per stage (a stage is
-one model being fitted, e.g. ``'flow'`` or ``'private_a'``). A stage
-checkpoints its :class:`~nflax.fitting.FitState` with orbax every
-``checkpoint_every`` steps and at its end; rerunning the experiment restores
-the latest checkpoint and continues, and a finished stage is restored without
-training. Because batches and keys are derived from ``(seed, step)``, the
-resumed run ends with the same metrics as an uninterrupted one.
+Every stage of every experiment (a stage is one model or one pair of adversaries being
+trained, e.g. ``'flow'``, ``'private_a'`` or ``'hybrid_lam0.001'``) runs through
+:func:`run_stage`, or :func:`train` for the gradient-descent stages of an
+:class:`nflax.fitting.Objective`. A stage checkpoints the engine's
+:class:`~nflax.engine.Run` (every replica) with orbax every ``checkpoint_every`` steps and
+at its end; rerunning the experiment restores the latest checkpoint and continues, and a
+finished stage is restored without training. Because batches and keys are derived from
+``(seed, step)``, the resumed run ends with the same metrics as an uninterrupted one.
+
+:func:`make_optimizer` is the one optimiser and schedule factory of every config's
+training block.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import logging
 
 from experiments import workdir as workdir_lib
-from nflax import fitting
+from nflax import engine, fitting, parallel
+
+SCHEDULES = ('constant', 'cosine', 'linear_decay_second_half')
 
 
-def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def make_optimizer(train_config: ml_collections.ConfigDict,
+                   grad_clip: float | None = None) -> optax.GradientTransformation:
   """Adam (AdamW with ``weight_decay > 0``), optional clipping and learning-rate schedule.
 
-  ``schedule``: ``'constant'`` (default) or ``'cosine'`` (decay from ``lr`` to 0 over
-  ``num_steps``; lets maximum-likelihood fits settle, which LRMF's c(A, B) needs).
+  Fields of ``train_config``: ``lr``, ``num_steps``, optional ``b1`` (0.9), ``b2``
+  (0.999), ``weight_decay`` (0), ``grad_clip`` (0: none; the ``grad_clip`` argument
+  overrides it) and ``schedule``: ``'constant'`` (default), ``'cosine'`` (decay from
+  ``lr`` to 0 over ``num_steps``; lets maximum-likelihood fits settle, which LRMF's
+  c(A, B) needs) or ``'linear_decay_second_half'`` (constant for the first half, then
+  linearly to 0: AlignFlow App. B.1 and CycleGAN).
   """
   schedule = train_config.get('schedule', 'constant')
+  num_steps = train_config.num_steps
   if schedule == 'cosine':
-    lr = optax.cosine_decay_schedule(train_config.lr, train_config.num_steps)
+    lr = optax.cosine_decay_schedule(train_config.lr, num_steps)
+  elif schedule == 'linear_decay_second_half':
+    half = num_steps // 2
+    lr = optax.join_schedules(
+        [optax.constant_schedule(train_config.lr),
+         optax.linear_schedule(train_config.lr, 0.0, max(num_steps - half, 1))], [half])
   elif schedule == 'constant':
     lr = train_config.lr
   else:
-    raise ValueError(f"train schedule must be 'constant' or 'cosine', got {schedule!r}")
+    raise ValueError(f'train.schedule must be one of {SCHEDULES}, got {schedule!r}')
+  b1, b2 = train_config.get('b1', 0.9), train_config.get('b2', 0.999)
   if train_config.get('weight_decay', 0.0) > 0:
-    opt = optax.adamw(lr, weight_decay=train_config.weight_decay)
+    opt = optax.adamw(lr, b1=b1, b2=b2, weight_decay=train_config.weight_decay)
   else:
-    opt = optax.adam(lr)
-  clip = train_config.get('grad_clip', 0.0)
+    opt = optax.adam(lr, b1=b1, b2=b2)
+  clip = train_config.get('grad_clip', 0.0) if grad_clip is None else grad_clip
   return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt
 
 
-def restore_stage(state: Any, *, workdir: str, stage: str,
-                  metrics: workdir_lib.MetricsLog) -> tuple[ocp.CheckpointManager, Any]:
-  """The stage's checkpoint manager and its latest state (``state`` if none is saved yet).
+def _manager(workdir: str, stage: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints', stage)),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+
+def restore_stage(run: engine.Run, *, workdir: str, stage: str,
+                  metrics: workdir_lib.MetricsLog) -> tuple[ocp.CheckpointManager, engine.Run]:
+  """The stage's checkpoint manager and its latest run (``run`` if none is saved yet).
 
   Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept); on
   restore, the metrics log of the stage is truncated to the restored step so that a
-  resumed run logs every step once. ``state`` is any checkpointable pytree and defines
-  the structure to restore.
+  resumed run logs every step once. ``run`` defines the structure to restore.
   """
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints', stage)),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+  manager = _manager(workdir, stage)
   latest = manager.latest_step()
   if latest is not None:
-    state = manager.restore(latest, args=ocp.args.StandardRestore(state))
+    run = manager.restore(latest, args=ocp.args.StandardRestore(run))
     logging.info('[%s] resuming from the checkpoint at step %d', stage, latest)
     metrics.truncate_after(stage, latest)
-  return manager, state
+  return manager, run
 
 
-def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
-          *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
-          key: jax.Array, metrics: workdir_lib.MetricsLog) -> fitting.FitResult:
-  """Fits ``objective`` for one stage with checkpoints, logs and resume.
+def _loggable(record: dict) -> dict:
+  """A dispatch record for ``metrics.jsonl``: each ``(R,)`` metric as its mean over the
+  replicas that trained, plus ``<name>/replicas`` (every replica's value) when ``R > 1``."""
+  out: dict[str, Any] = {}
+  for name, value in record.items():
+    value = np.asarray(value)
+    if value.ndim == 0:
+      out[name] = value.item()
+      continue
+    finite = value[np.isfinite(value)]
+    out[name] = float(finite.mean()) if finite.size else float('nan')
+    if value.size > 1:
+      out[f'{name}/replicas'] = value.tolist()
+  return out
+
+
+Trainer = Callable[[engine.Run, int, Callable[[engine.Run, dict], None]], Any]
+"""``trainer(run, num_steps, callback) -> result``: an engine call (:func:`nflax.engine.train`
+or :func:`nflax.fitting.fit` with everything else bound) from ``run`` to step ``num_steps``,
+calling ``callback(run, record)`` after every dispatch; ``result.run`` is the final run."""
+
+
+def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
+              metrics: workdir_lib.MetricsLog, num_steps: int, checkpoint_every: int,
+              until: int | None = None) -> Any:
+  """Runs one stage through the engine with checkpoints, logs and resume.
 
   Args:
-    objective: the losses to minimise.
-    variables: freshly initialised Flax variables (define the state's shapes).
-    train_data: training pytree (common leading axis).
-    val_data: held-out pytree or ``None``.
-    train_config: fields ``num_steps, batch_size, lr, steps_per_dispatch,
-      eval_every, patience, checkpoint_every`` (and optional ``weight_decay``,
-      ``grad_clip``, ``schedule``, ``keep_best``).
-    workdir: the experiment's workdir; checkpoints go to
-      ``<workdir>/checkpoints/<stage>``.
-    stage: name of this training stage.
-    key: the stage's key.
+    trainer: the engine call of the stage (see :data:`Trainer`).
+    run: the fresh run, replaced by the stage's latest checkpoint if there is one.
+    stage: name of the stage; checkpoints go to ``<workdir>/checkpoints/<stage>``.
+    workdir: the experiment's workdir.
     metrics: the run's metrics log.
+    num_steps: the stage's step budget.
+    checkpoint_every: checkpoint period in steps (and at the end).
+    until: stop at this step instead of ``num_steps`` (a later call continues the same
+      stage, whose optimiser schedule still spans ``num_steps``).
 
   Returns:
-    The :class:`~nflax.fitting.FitResult` (history only of the steps run now).
+    What ``trainer`` returns.
 
   Raises:
-    RuntimeError: the loss or a gradient became NaN/Inf; the message names the
-      step and the last good checkpoint, which is kept.
+    RuntimeError: a replica met a NaN/Inf; the message names the replica, the step and
+      the last good checkpoint, which is kept.
+    ValueError: the stage's checkpoint is already past ``until``.
   """
-  optimizer = make_optimizer(train_config)
-  manager, state = restore_stage(fitting.init_fit_state(variables, optimizer), workdir=workdir,
-                                 stage=stage, metrics=metrics)
-  log_progress = fitting.progress_logger(train_config.num_steps, prefix=f'[{stage}] ')
-  every = train_config.checkpoint_every
+  until = num_steps if until is None else until
+  manager, run = restore_stage(run, workdir=workdir, stage=stage, metrics=metrics)
+  reached = int(np.max(parallel.to_host(run.state.step)))
+  if reached > until:
+    manager.close()
+    raise ValueError(f'[{stage}] asked to train to step {until}, but its checkpoint in '
+                     f'{workdir} is at step {reached}; delete checkpoints/{stage} to redo it')
 
-  def on_dispatch(state: fitting.FitState, record: dict) -> None:
-    metrics.write(stage, record['step'], record)
-    log_progress(state, record)
-    if record['step'] % every == 0 or record['step'] >= train_config.num_steps:
-      manager.save(record['step'], args=ocp.args.StandardSave(state))
+  def on_dispatch(run: engine.Run, record: dict) -> None:
+    metrics.write(stage, record['step'], _loggable(record))
+    if record['step'] % checkpoint_every == 0 or record['step'] >= until:
+      manager.save(record['step'], args=ocp.args.StandardSave(run))
 
   try:
-    result = fitting.fit(
-        objective, state, train_data, val_data, optimizer=optimizer,
-        num_steps=train_config.num_steps, batch_size=train_config.batch_size, key=key,
-        steps_per_dispatch=train_config.steps_per_dispatch,
-        eval_every=train_config.eval_every, patience=train_config.get('patience'),
-        keep_best=train_config.get('keep_best', True), callback=on_dispatch)
-  except fitting.NonFiniteError as err:
+    result = trainer(run, until, on_dispatch)
+  except engine.NonFiniteError as err:
     manager.wait_until_finished()
     kept = manager.latest_step()
     where = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
              if kept is not None else 'no checkpoint had been written yet')
+    manager.close()
     raise RuntimeError(f'[{stage}] training stopped: {err}; {where}. Lower the learning '
                        'rate or check the data before rerunning.') from err
   manager.wait_until_finished()
-  if int(result.state.step) != manager.latest_step():
-    manager.save(int(result.state.step), args=ocp.args.StandardSave(result.state),
-                 force=True)
+  final_step = int(np.max(parallel.to_host(result.run.state.step)))
+  if manager.latest_step() != final_step:
+    manager.save(final_step, args=ocp.args.StandardSave(result.run), force=True)
     manager.wait_until_finished()
   manager.close()
   return result
+
+
+def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
+          *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
+          keys: jax.Array, metrics: workdir_lib.MetricsLog) -> fitting.FitResult:
+  """Fits ``objective`` for one stage (every replica) with checkpoints, logs and resume.
+
+  Args:
+    objective: the losses to minimise.
+    variables: freshly initialised replicated Flax variables (define the state's shapes).
+    train_data: replicated training pytree, leaves ``(R, n, ...)``.
+    val_data: replicated held-out pytree or ``None``.
+    train_config: fields ``num_steps, batch_size, lr, steps_per_dispatch,
+      eval_every, patience, checkpoint_every`` (and the optional fields of
+      :func:`make_optimizer`, ``keep_best``).
+    workdir: the experiment's workdir.
+    stage: name of this training stage.
+    keys: ``(R, 2)`` the stage's keys.
+    metrics: the run's metrics log.
+
+  Returns:
+    The :class:`~nflax.fitting.FitResult` (history only of the steps run now).
+  """
+  optimizer = make_optimizer(train_config)
+
+  def trainer(run, num_steps, callback):
+    return fitting.fit(
+        objective, run, train_data, val_data, optimizer=optimizer, num_steps=num_steps,
+        batch_size=train_config.batch_size, keys=keys,
+        steps_per_dispatch=train_config.steps_per_dispatch,
+        eval_every=train_config.eval_every, patience=train_config.get('patience'),
+        keep_best=train_config.get('keep_best', True), name=f'[{stage}] ',
+        callback=callback)
+
+  return run_stage(trainer, fitting.init_fit_run(variables, optimizer), stage=stage,
+                   workdir=workdir, metrics=metrics, num_steps=train_config.num_steps,
+                   checkpoint_every=train_config.checkpoint_every)

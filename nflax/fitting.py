@@ -1,4 +1,4 @@
-"""Maximum-likelihood fitting (and any other minibatch objective) in pure JAX.
+"""Gradient-descent fitting of any minibatch objective, through :mod:`nflax.engine`.
 
 The pieces, from the inside out:
 
@@ -8,41 +8,35 @@ The pieces, from the inside out:
   over a whole held-out set; :func:`nll_objective` builds the negative
   log-likelihood of a density module, :func:`per_class_nll_objective` the sum
   of such NLLs for one density per class (stacked parameters, one program);
-* :func:`train_steps` runs several optimiser steps in one compiled
-  ``lax.scan`` (one dispatch), drawing each batch from the replicated data set
-  with keys derived by ``fold_in(key, step)``, so a resumed run reproduces an
-  uninterrupted one exactly; :class:`Independent` data sets (e.g. the two
-  domains of an alignment problem) are sampled independently;
-* :func:`evaluate` computes the evaluation loss (jitted);
+* :class:`GradientStep` is the engine step of one optimiser update on a
+  :class:`FitState`;
+* :func:`fit` trains every replica of a run (seeds, settings) with the engine:
+  scanned dispatches, the NaN guard, evaluation, best parameters and early
+  stopping per replica; :func:`fit_runner` wraps it as a :class:`StageRunner`,
+  the contract multi-stage methods (LRMF, FDRE) train through;
+* :func:`evaluate` computes one replica's evaluation loss (jitted);
   :func:`mean_over_batches` averages per-example losses over a large set in
-  fixed-size chunks;
-* :func:`fit` is the host loop: dispatch, evaluate, keep the best parameters,
-  stop early after ``patience`` evaluations without improvement, call a
-  callback (checkpointing, logging) and return a history.
+  fixed-size chunks.
 
-Every piece works on a :class:`FitState`, a pytree that can be checkpointed.
-A non-finite loss or gradient halts the scan before the bad update is applied;
-:func:`fit` then raises :class:`NonFiniteError` and the state it carries is the
-last good one.
+Replicated arguments (states, variables, data, keys) carry a leading replica
+axis ``R`` on every leaf (:func:`nflax.engine.add_replica_axis` makes one replica).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-import time
 from typing import Any, Callable, NamedTuple, Protocol
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
-from absl import logging
 from flax import struct
 from jax.sharding import Mesh
 
-from nflax import parallel
+from nflax import engine, parallel
 
 Array = jax.Array
 PyTree = Any
@@ -121,126 +115,73 @@ def per_class_nll_objective(density: nn.Module, eval_batch_size: int = 1024) -> 
 
 
 class FitState(struct.PyTreeNode):
-  """Everything a training run needs to continue; a checkpointable pytree.
+  """A gradient-descent training state; a checkpointable pytree.
+
+  In the engine every leaf carries a leading replica axis (:func:`init_fit_state`).
 
   Attributes:
-    step: number of optimiser steps taken (int32 scalar).
+    step: number of optimiser steps taken (int32).
     params: trainable parameters.
     model_state: non-trainable collections (``{}`` if none).
     opt_state: optimiser state.
-    best_params: parameters at the lowest validation loss seen so far.
-    best_model_state: model state that goes with ``best_params``.
-    best_val_loss: lowest validation loss so far (``+inf`` before any).
-    evals_since_best: evaluations since ``best_val_loss`` last improved.
-    halted: set when a non-finite loss or gradient stopped the scan.
   """
   step: Array
   params: PyTree
   model_state: PyTree
   opt_state: PyTree
-  best_params: PyTree
-  best_model_state: PyTree
-  best_val_loss: Array
-  evals_since_best: Array
-  halted: Array
 
 
 def init_fit_state(variables: PyTree, optimizer: optax.GradientTransformation) -> FitState:
-  """A fresh :class:`FitState` from Flax ``variables`` (``{'params': ...}``)."""
+  """Replicated :class:`FitState` s from replicated Flax ``variables`` (``{'params': ...}``).
+
+  Every leaf of ``variables`` has a leading replica axis ``R``; the optimiser state is
+  initialised per replica.
+  """
   if 'params' not in variables:
     raise ValueError("variables must contain a 'params' collection, got "
                      f'{sorted(variables)}')
   params = variables['params']
-  model_state = {k: v for k, v in variables.items() if k != 'params'}
+  count = engine.num_replicas(params)
   return FitState(
-      step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-      opt_state=optimizer.init(params), best_params=params,
-      best_model_state=model_state, best_val_loss=jnp.array(jnp.inf, jnp.float32),
-      evals_since_best=jnp.zeros((), jnp.int32), halted=jnp.zeros((), bool))
+      step=jnp.zeros((count,), jnp.int32), params=params,
+      model_state={k: v for k, v in variables.items() if k != 'params'},
+      opt_state=jax.vmap(optimizer.init)(params))
 
 
-@struct.dataclass
-class Independent:
-  """Data sets sampled independently of each other, ``batch_size`` from each.
+@dataclasses.dataclass(frozen=True)
+class GradientStep:
+  """The engine step of gradient descent on ``objective.train_loss`` (one replica).
 
-  ``Independent((a, b))`` as training data gives each step the batch
-  ``Independent((a_batch, b_batch))``; ``a`` and ``b`` may differ in size,
-  and each is drawn from its own epoch permutations.
+  ``(state, batch, key) -> (state, metrics)`` with ``metrics`` ``loss``, ``grad_norm``
+  and ``update_norm`` (the norm of the update applied: a finite one keeps the updated
+  parameters finite, which the engine's guard relies on). A frozen dataclass, so equal
+  steps share one compilation.
   """
-  parts: tuple
+  objective: Objective
+  optimizer: optax.GradientTransformation
+
+  def __call__(self, state: FitState, batch: PyTree, key: Array) -> tuple[FitState, dict]:
+    grad_fn = jax.value_and_grad(self.objective.train_loss, has_aux=True)
+    (loss, model_state), grads = grad_fn(state.params, state.model_state, batch, key)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+    new_state = state.replace(step=state.step + 1,
+                              params=optax.apply_updates(state.params, updates),
+                              model_state=model_state, opt_state=opt_state)
+    return new_state, {'loss': loss, 'grad_norm': optax.tree.norm(grads),
+                       'update_norm': optax.tree.norm(updates)}
 
 
-def _num_examples(data: PyTree) -> int:
-  if isinstance(data, Independent):
-    return min(_num_examples(part) for part in data.parts)
-  sizes = {leaf.shape[0] for leaf in jax.tree.leaves(data)}
-  if len(sizes) != 1:
-    raise ValueError(f'all arrays of a data set need the same leading size, got {sizes}')
-  return sizes.pop()
+@dataclasses.dataclass(frozen=True)
+class _HeldOutLoss:
+  """``evaluate(state, data)`` of the engine from an :class:`Objective`'s ``eval_loss``."""
+  eval_loss: EvalLoss
+
+  def __call__(self, state: FitState, data: PyTree) -> Array:
+    return self.eval_loss(state.params, state.model_state, data)
 
 
-def batch_at(data: PyTree, step: Array, key: Array, batch_size: int) -> PyTree:
-  """The minibatch of ``step``: epochs are fresh permutations of the data.
-
-  Epoch ``e = step // (n // batch_size)`` uses the permutation drawn from
-  ``fold_in(key, e)``; the remainder of each permutation is dropped. The
-  parts of :class:`Independent` data are drawn with keys ``fold_in(key, part)``.
-  """
-  if isinstance(data, Independent):
-    return Independent(tuple(
-        batch_at(part, step, jax.random.fold_in(key, index), batch_size)
-        for index, part in enumerate(data.parts)))
-  n = _num_examples(data)
-  steps_per_epoch = n // batch_size
-  epoch, position = jnp.divmod(step, steps_per_epoch)
-  order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-  idx = jax.lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
-  return jax.tree.map(lambda a: a[idx], data)
-
-
-@functools.partial(jax.jit, static_argnames=(
-    'train_loss', 'optimizer', 'batch_size', 'num_steps', 'mesh'))
-def train_steps(state: FitState, data: PyTree, key: Array, *, train_loss: TrainLoss,
-                optimizer: optax.GradientTransformation, batch_size: int,
-                num_steps: int, mesh: Mesh | None = None) -> tuple[FitState, dict]:
-  """Runs ``num_steps`` optimiser steps in one ``lax.scan``.
-
-  Args:
-    state: the state to continue from.
-    data: the training set, a pytree of arrays with a common leading axis n.
-    key: the run's key; step ``s`` draws its batch from ``fold_in(key_data,
-      epoch)`` and its loss randomness from ``fold_in(key_loss, s)``.
-    train_loss: see :class:`Objective`.
-    optimizer: an optax transformation.
-    batch_size: examples per step (divisible by the mesh's devices).
-    num_steps: steps in this dispatch.
-    mesh: a :func:`nflax.parallel.data_mesh`; ``None`` for a single device.
-
-  Returns:
-    ``(state, metrics)`` with ``metrics['loss']`` and ``metrics['grad_norm']``
-    of shape ``(num_steps,)``. Once a step's loss or gradient is non-finite
-    the state stops changing and ``state.halted`` is set.
-  """
-  key_data, key_loss = jax.random.split(key)
-  grad_fn = jax.value_and_grad(train_loss, has_aux=True)
-
-  def one_step(state, _):
-    batch = batch_at(data, state.step, key_data, batch_size)
-    if mesh is not None:
-      batch = parallel.shard_batch(batch, mesh)
-    (loss, model_state), grads = grad_fn(
-        state.params, state.model_state, batch, jax.random.fold_in(key_loss, state.step))
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    grad_norm = optax.tree.norm(grads)
-    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & ~state.halted
-    stepped = state.replace(
-        step=state.step + 1, params=optax.apply_updates(state.params, updates),
-        model_state=model_state, opt_state=opt_state)
-    new_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), stepped, state)
-    new_state = new_state.replace(halted=state.halted | ~ok)
-    return new_state, {'loss': loss, 'grad_norm': grad_norm}
-
-  return jax.lax.scan(one_step, state, None, length=num_steps)
+def _params_and_model_state(state: FitState) -> tuple[PyTree, PyTree]:
+  return state.params, state.model_state
 
 
 def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
@@ -250,7 +191,7 @@ def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
   The data set is padded to a multiple of ``batch_size`` and mapped with
   ``lax.map`` so memory stays bounded; padded examples are not counted.
   """
-  n = _num_examples(data)
+  n = engine.num_examples(data)
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
   padded = jax.tree.map(
@@ -263,168 +204,111 @@ def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
 @functools.partial(jax.jit, static_argnames=('eval_loss',))
 def evaluate(params: PyTree, model_state: PyTree, data: PyTree, *,
              eval_loss: EvalLoss) -> Array:
-  """``eval_loss(params, model_state, data)``, compiled."""
+  """``eval_loss(params, model_state, data)`` of one replica, compiled."""
   return eval_loss(params, model_state, data)
-
-
-@jax.jit
-def _track_best(state: FitState, val_loss: Array) -> FitState:
-  improved = val_loss < state.best_val_loss
-  pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(improved, a, b), new, old)
-  return state.replace(
-      best_params=pick(state.params, state.best_params),
-      best_model_state=pick(state.model_state, state.best_model_state),
-      best_val_loss=jnp.where(improved, val_loss, state.best_val_loss),
-      evals_since_best=jnp.where(improved, 0, state.evals_since_best + 1))
-
-
-class NonFiniteError(FloatingPointError):
-  """Training met a NaN/Inf; ``state`` is the last good :class:`FitState`."""
-
-  def __init__(self, message: str, state: FitState):
-    super().__init__(message)
-    self.state = state
 
 
 @dataclasses.dataclass
 class FitResult:
-  """What :func:`fit` returns.
+  """What :func:`fit` returns; every array has the leading replica axis.
 
   Attributes:
-    params: the best parameters on the validation set (the final ones when no
+    params: each replica's best parameters on the validation set (the final ones when no
       validation set was given or ``keep_best`` is off).
     model_state: the model state that goes with ``params``.
-    state: the final :class:`FitState` (for resuming or inspection).
-    history: one record per dispatch: ``step``, ``train_loss`` (mean over the
-      dispatch), ``grad_norm``, ``val_loss`` where evaluated, ``steps_per_sec``.
-    stopped_early: whether ``patience`` ended the run.
+    run: the final :class:`nflax.engine.Run` (for resuming or inspection).
+    history: one record per dispatch (:class:`nflax.engine.Result`): ``step``, ``loss``,
+      ``grad_norm``, ``update_norm`` (``(R,)`` means over the dispatch), ``val_loss``
+      ``(R,)`` where evaluated, ``steps_per_sec``.
   """
   params: PyTree
   model_state: PyTree
-  state: FitState
+  run: engine.Run
   history: list[dict]
-  stopped_early: bool
+
+  @property
+  def state(self) -> FitState:
+    return self.run.state
+
+  @property
+  def stopped_early(self) -> np.ndarray:
+    """``(R,)`` whether ``patience`` ended each replica."""
+    return np.asarray(parallel.to_host(self.run.stopped))
 
 
-def fit(objective: Objective, state: FitState, train_data: PyTree,
+def init_fit_run(variables: PyTree, optimizer: optax.GradientTransformation) -> engine.Run:
+  """The engine's :class:`~nflax.engine.Run` of a fresh fit (best-parameter tracking on)."""
+  return engine.init_run(init_fit_state(variables, optimizer), _params_and_model_state)
+
+
+def fit(objective: Objective, run: engine.Run, train_data: PyTree,
         val_data: PyTree | None = None, *, optimizer: optax.GradientTransformation,
-        num_steps: int, batch_size: int, key: Array, steps_per_dispatch: int = 100,
+        num_steps: int, batch_size: int, keys: Array, steps_per_dispatch: int = 100,
         eval_every: int | None = None, patience: int | None = None,
-        mesh: Mesh | None = None, keep_best: bool = True,
-        callback: Callable[[FitState, dict], None] | None = None) -> FitResult:
-  """Minimises ``objective`` from ``state`` until ``num_steps`` steps in total.
+        mesh: Mesh | None = None, keep_best: bool = True, name: str = '',
+        callback: Callable[[engine.Run, dict], None] | None = None) -> FitResult:
+  """Minimises ``objective`` for every replica of ``run`` until ``num_steps`` steps.
 
-  ``state.step`` may already be positive (a resumed run): the loop continues
-  from there and, since batches and keys depend only on ``(key, step)``,
-  reaches the same result as an uninterrupted run when resumed at a dispatch
-  boundary. Dispatches end at multiples of ``steps_per_dispatch``.
+  The engine (:func:`nflax.engine.train`) runs :class:`GradientStep`; ``run`` may be
+  resumed from a checkpoint (its replicas' ``state.step`` positive), and since batches and
+  keys depend only on ``(key, step)`` the result equals an uninterrupted run's.
 
   Args:
     objective: the losses (:func:`nll_objective` for maximum likelihood).
-    state: from :func:`init_fit_state` or a restored checkpoint.
-    train_data: pytree of arrays with a common leading axis.
-    val_data: held-out data for evaluation, best-parameter tracking and early
-      stopping; ``None`` to train blind for ``num_steps``.
-    optimizer: the optax transformation ``state.opt_state`` belongs to.
-    num_steps: total number of steps of the run.
-    batch_size: examples per step, at most the training-set size.
-    key: the run's key.
-    steps_per_dispatch: steps compiled into one ``lax.scan``.
-    eval_every: evaluate when a dispatch reaches a multiple of this many steps
-      (default: every dispatch); the last dispatch is always evaluated.
-    patience: stop after this many evaluations without improvement.
-    mesh: data-parallel mesh; ``None`` uses all local devices.
-    keep_best: return the parameters with the lowest validation loss (else
-      the last ones; for objectives whose held-out value is noisy around its
-      optimum, selecting the minimum is biased low).
-    callback: called as ``callback(state, record)`` after every dispatch.
+    run: from :func:`init_fit_run` or a restored checkpoint.
+    train_data: replicated training data, leaves ``(R, n, ...)``.
+    val_data: replicated held-out data for evaluation, best-parameter tracking and
+      early stopping; ``None`` to train blind for ``num_steps``.
+    optimizer: the optax transformation the states' ``opt_state`` belong to.
+    num_steps: total number of steps.
+    batch_size: examples per replica per step, at most the training-set size.
+    keys: ``(R, 2)`` the replicas' keys.
+    steps_per_dispatch, eval_every, patience, mesh, name, callback: see
+      :func:`nflax.engine.train`.
+    keep_best: return the parameters with the lowest validation loss (else the last
+      ones; for objectives whose held-out value is noisy around its optimum, selecting
+      the minimum is biased low).
 
   Returns:
     A :class:`FitResult`.
 
   Raises:
-    NonFiniteError: a loss or gradient became NaN/Inf.
+    nflax.engine.NonFiniteError: a loss, gradient or update became NaN/Inf.
   """
-  n = _num_examples(train_data)
-  if not 0 < batch_size <= n:
-    raise ValueError(f'batch_size {batch_size} must be in [1, {n}] (training-set size)')
-  if steps_per_dispatch < 1 or num_steps < 0:
-    raise ValueError('steps_per_dispatch must be >= 1 and num_steps >= 0')
-  eval_every = eval_every or steps_per_dispatch
-  mesh = parallel.data_mesh() if mesh is None else mesh
-  parallel.check_divisible(batch_size, mesh)
-  train_data = parallel.replicate(train_data, mesh)
-  state = parallel.replicate(state, mesh)
-  history: list[dict] = []
-  stopped_early = patience is not None and int(state.evals_since_best) >= patience
-  step = int(state.step)
-  while step < num_steps and not stopped_early:
-    chunk = min(steps_per_dispatch - step % steps_per_dispatch, num_steps - step)
-    start = time.perf_counter()
-    new_state, metrics = train_steps(
-        state, train_data, key, train_loss=objective.train_loss, optimizer=optimizer,
-        batch_size=batch_size, num_steps=chunk, mesh=mesh)
-    if bool(new_state.halted):
-      bad = int(new_state.step)
-      raise NonFiniteError(
-          f'non-finite loss or gradient at step {bad} (loss '
-          f'{float(metrics["loss"][bad - step])}, grad norm '
-          f'{float(metrics["grad_norm"][bad - step])}); training stopped, the '
-          'returned state holds the last finite parameters', new_state.replace(
-              halted=jnp.zeros((), bool)))
-    state, step = new_state, step + chunk
-    record = {'step': step, 'train_loss': float(jnp.mean(metrics['loss'])),
-              'grad_norm': float(jnp.mean(metrics['grad_norm']))}
-    if val_data is not None and (step // eval_every > (step - chunk) // eval_every
-                                 or step == num_steps):
-      val_loss = evaluate(state.params, state.model_state, val_data,
-                          eval_loss=objective.eval_loss)
-      if not math.isfinite(float(val_loss)):
-        raise NonFiniteError(f'non-finite validation loss at step {step}', state)
-      state = _track_best(state, val_loss)
-      record['val_loss'] = float(val_loss)
-      stopped_early = patience is not None and int(state.evals_since_best) >= patience
-    record['steps_per_sec'] = chunk / (time.perf_counter() - start)
-    history.append(record)
-    if callback is not None:
-      callback(state, record)
-  if val_data is None or not keep_best:
-    return FitResult(state.params, state.model_state, state, history, stopped_early)
-  return FitResult(state.best_params, state.best_model_state, state, history, stopped_early)
+  result = engine.train(
+      GradientStep(objective, optimizer), run, train_data, keys, num_steps=num_steps,
+      batch_size=batch_size, val_data=val_data,
+      evaluate=None if val_data is None else _HeldOutLoss(objective.eval_loss),
+      snapshot=_params_and_model_state if run.best is not None else None,
+      steps_per_dispatch=steps_per_dispatch, eval_every=eval_every, patience=patience,
+      mesh=mesh, name=name, callback=callback)
+  final = result.run
+  if val_data is None or not keep_best or final.best is None:
+    params, model_state = final.state.params, final.state.model_state
+  else:
+    params, model_state = final.best
+  return FitResult(params, model_state, final, result.history)
 
 
-def progress_logger(num_steps: int, prefix: str = '') -> Callable[[FitState, dict], None]:
-  """A ``fit`` callback logging step, losses, steps/s and the time left."""
-  def log(state: FitState, record: dict) -> None:
-    del state
-    rate = record['steps_per_sec']
-    eta = (num_steps - record['step']) / max(rate, 1e-9)
-    val = f" val {record['val_loss']:.4f}" if 'val_loss' in record else ''
-    logging.info('%sstep %d/%d  loss %.4f%s  %.1f steps/s  ETA %s', prefix,
-                 record['step'], num_steps, record['train_loss'], val, rate,
-                 time.strftime('%H:%M:%S', time.gmtime(eta)))
-  return log
-
-
-StageCallback = Callable[[str, FitState, dict], None]
-"""``callback(stage, state, record)`` after every dispatch of a stage."""
+StageCallback = Callable[[str, engine.Run, dict], None]
+"""``callback(stage, run, record)`` after every dispatch of a stage."""
 
 
 class StageRunner(Protocol):
   """Runs one named training stage of a multi-stage method; returns its :class:`FitResult`.
 
-  Called as ``runner(stage, objective, variables, train_data, val_data, key)``:
-  ``stage`` names the stage (e.g. LRMF's ``'private_a'``, ``'private_b'``,
-  ``'joint'``; FDRE's ``'flow'``, ``'classifier'``, ``'joint'``), ``variables``
-  are the starting Flax variables (for :func:`init_fit_state`), and the
-  result's ``params`` / ``model_state`` must be the best ones on ``val_data``.
-  The runner owns the optimiser, step budget, batch size, early stopping and
-  any checkpointing, so methods stay free of I/O; :func:`fit_runner` is the
-  plain in-memory one, experiment code passes checkpointing runners.
+  Called as ``runner(stage, objective, variables, train_data, val_data, keys)`` with
+  replicated ``variables`` (the starting Flax variables), data and ``(R, 2)`` keys:
+  ``stage`` names the stage (e.g. LRMF's ``'private_a'``, ``'private_b'``, ``'joint'``;
+  FDRE's ``'flow'``, ``'classifier'``, ``'joint'``), and the result's ``params`` /
+  ``model_state`` must be each replica's best on ``val_data``. The runner owns the
+  optimiser, step budget, batch size, early stopping and any checkpointing, so methods
+  stay free of I/O; :func:`fit_runner` is the plain in-memory one, experiment code
+  passes checkpointing runners.
   """
 
   def __call__(self, stage: str, objective: Objective, variables: PyTree, train_data: PyTree,
-               val_data: PyTree, key: Array) -> FitResult:
+               val_data: PyTree, keys: Array) -> FitResult:
     ...
 
 
@@ -437,26 +321,26 @@ def fit_runner(*, optimizer: optax.GradientTransformation, num_steps: int, batch
   Args:
     optimizer: the optax transformation.
     num_steps: step budget of the stage.
-    batch_size: examples per step (from each part of :class:`Independent`
+    batch_size: examples per step (from each part of :class:`~nflax.engine.Independent`
       data), capped at the size of the training set.
     patience: stop after this many evaluations without improvement on the
       held-out data (``None``: run ``num_steps``).
     steps_per_dispatch: steps compiled into one ``lax.scan``.
     eval_every: evaluation period in steps (default: every dispatch).
-    callback: called as ``callback(stage, state, record)`` after every dispatch.
+    callback: called as ``callback(stage, run, record)`` after every dispatch.
 
   Returns:
     The runner.
   """
 
-  def run(stage, objective, variables, train_data, val_data, key):
+  def run(stage, objective, variables, train_data, val_data, keys):
     on_dispatch = None
     if callback is not None:
       on_dispatch = lambda state, record: callback(stage, state, record)
-    return fit(objective, init_fit_state(variables, optimizer), train_data, val_data,
+    return fit(objective, init_fit_run(variables, optimizer), train_data, val_data,
                optimizer=optimizer, num_steps=num_steps,
-               batch_size=min(batch_size, _num_examples(train_data)), key=key,
-               steps_per_dispatch=steps_per_dispatch, eval_every=eval_every,
-               patience=patience, callback=on_dispatch)
+               batch_size=min(batch_size, engine.num_examples(train_data, replicated=True)),
+               keys=keys, steps_per_dispatch=steps_per_dispatch, eval_every=eval_every,
+               patience=patience, name=f'[{stage}] ', callback=on_dispatch)
 
   return run

@@ -1,42 +1,93 @@
-"""Data parallelism: one mesh axis ``'data'`` over the local devices.
+"""Devices: one mesh over every device of every host, axes ``('replica', 'data')``.
 
-Training code stays single-program: parameters and the full data set are
-replicated, each step's batch is constrained to be split along ``'data'``, and
-``jax.jit`` inserts the gradient all-reduce. With one device this is a no-op,
-so the same code runs on a laptop CPU, one GPU or every chip of a TPU host.
+Replicated training state and data carry a leading replica axis (seeds and
+shape-preserving settings, :mod:`nflax.engine`). The mesh puts as many devices on the
+``'replica'`` axis as divide the number of replicas (``gcd(R, devices)``) and the rest on
+``'data'``: with enough devices every replica trains on its own devices, otherwise each
+step's batch is split along ``'data'`` and ``jax.jit`` inserts the gradient all-reduce.
+With one device all of this is a no-op, so the same code runs on a laptop CPU, one GPU or
+every chip of a TPU pod.
+
+Multi-host (``jax.distributed.initialize()``): every process holds the same host copy of
+the (small) data sets and states; :func:`place_replicated` builds global arrays from it,
+each process feeding only its own devices, and :func:`to_host` brings results back to
+every process. Only :func:`is_writer` (process 0) writes files.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+REPLICA_AXIS = 'replica'
 DATA_AXIS = 'data'
 
 
-def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A 1-D mesh with axis ``'data'`` over ``devices`` (default: all local ones)."""
-  devices = jax.local_devices() if devices is None else list(devices)
-  return Mesh(np.asarray(devices), (DATA_AXIS,))
+def mesh(num_replicas: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A ``(replica, data)`` mesh over ``devices`` (default: every device of every host).
+
+  The ``'replica'`` axis has ``gcd(num_replicas, len(devices))`` devices, the ``'data'``
+  axis the rest.
+  """
+  devices = jax.devices() if devices is None else list(devices)
+  if num_replicas < 1:
+    raise ValueError(f'num_replicas must be >= 1, got {num_replicas}')
+  replica_size = math.gcd(num_replicas, len(devices))
+  grid = np.asarray(devices).reshape(replica_size, len(devices) // replica_size)
+  return Mesh(grid, (REPLICA_AXIS, DATA_AXIS))
 
 
-def replicate(tree: Any, mesh: Mesh) -> Any:
-  """Places every array of ``tree`` on every device of ``mesh``."""
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+def replicated_sharding(mesh_: Mesh) -> NamedSharding:
+  """Leading axis split over ``'replica'``, the rest copied over ``'data'``."""
+  return NamedSharding(mesh_, PartitionSpec(REPLICA_AXIS))
 
 
-def shard_batch(batch: Any, mesh: Mesh) -> Any:
-  """Inside ``jit``: splits the leading (batch) axis of every leaf over ``'data'``."""
-  sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+def place_replicated(tree: Any, mesh_: Mesh) -> Any:
+  """Places every leaf (leading replica axis) on ``mesh_`` with :func:`replicated_sharding`.
+
+  In a multi-process job every process passes the same values; each feeds its own devices.
+  """
+  sharding = replicated_sharding(mesh_)
+
+  def place(leaf):
+    if isinstance(leaf, jax.Array) and leaf.sharding == sharding:
+      return leaf
+    if jax.process_count() == 1:
+      return jax.device_put(leaf, sharding)
+    host = to_host(leaf) if isinstance(leaf, jax.Array) else np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return jax.tree.map(place, tree)
+
+
+def shard_replicated_batch(batch: Any, mesh_: Mesh) -> Any:
+  """Inside ``jit``: leaves ``(R, B, ...)`` split over ``'replica'`` and ``'data'``."""
+  sharding = NamedSharding(mesh_, PartitionSpec(REPLICA_AXIS, DATA_AXIS))
   return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
 
 
-def check_divisible(batch_size: int, mesh: Mesh) -> None:
-  """Raises if ``batch_size`` cannot be split evenly over the mesh's devices."""
-  num = mesh.shape[DATA_AXIS]
+def to_host(tree: Any) -> Any:
+  """Every leaf as a numpy array on this host (gathered across processes if needed)."""
+  def get(leaf):
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+    return np.asarray(leaf)
+  return jax.tree.map(get, tree)
+
+
+def is_writer() -> bool:
+  """Whether this process writes files (process 0 of a multi-host job)."""
+  return jax.process_index() == 0
+
+
+def check_divisible(batch_size: int, mesh_: Mesh) -> None:
+  """Raises if ``batch_size`` cannot be split evenly over the mesh's ``'data'`` axis."""
+  num = mesh_.shape[DATA_AXIS]
   if batch_size % num:
     raise ValueError(
         f'batch size {batch_size} is not divisible by the {num} devices of the '
