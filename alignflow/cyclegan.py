@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from alignflow import losses
 from alignflow.training import GeneratorObjective
-from nflax import nets
+from nflax import gan, nets
 
 Array = jax.Array
 
@@ -96,9 +96,9 @@ def cyclegan_objective(*, model: CycleGAN, critic: nn.Module, form: str,
     variables = {'params': params, **model_state}
     fake_b, fake_a = model.apply(variables, a, b)
     cycled_b, cycled_a = model.apply(variables, fake_a, fake_b)
-    gan_a = losses.generator_loss(
+    gan_a = gan.generator_loss(
         fake_logits=critic.apply({'params': critic_params['a']}, fake_a), form=form)
-    gan_b = losses.generator_loss(
+    gan_b = gan.generator_loss(
         fake_logits=critic.apply({'params': critic_params['b']}, fake_b), form=form)
     cycle_a = losses.cycle_loss(reconstructed=cycled_a, original=a)
     cycle_b = losses.cycle_loss(reconstructed=cycled_b, original=b)

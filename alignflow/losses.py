@@ -1,19 +1,12 @@
-"""Pure AlignFlow losses: GAN terms (Eq. 1, 6), MLE terms and the hybrid objective (Eq. 7).
+"""Pure AlignFlow losses: MLE terms, the hybrid objective (Eq. 7), cycle loss and paired MSE.
 
-Critics output real-valued *logits* ``D(x)``; the cross-entropy critic of the paper is
-``C(x) = sigmoid(D(x))``. Logits may have any shape (``(batch,)`` for vectors,
-``(batch, h, w)`` patches for a PatchGAN critic); every expectation is a mean over all
-entries. Two GAN forms are provided (``form``):
-
-* ``'cross_entropy'``: ``L_GAN(C, G) = E_real log C(x) + E_fake log(1 - C(G(y)))``
-  (Eq. 1, 6), maximised by the critic;
-* ``'least_squares'`` (LSGAN, Mao et al. 2017; what the public AlignFlow code trains
-  with): ``L_GAN = -1/2 E_real (D(x) - 1)^2 - 1/2 E_fake D(G(y))^2``, likewise maximised
-  by the critic.
-
-The generator side minimises the GAN term; :func:`generator_loss` gives the usual
-surrogates (non-saturating ``-E log C(G(y))`` for cross-entropy, ``1/2 E (D(G(y)) - 1)^2``
-for least squares).
+The GAN terms of Eq. 1 and 6 are :mod:`nflax.gan` (shared with LRMF's SN-GAN
+baseline): ``gan.gan_value`` is ``L_GAN(C, G)``, maximised by the critic, with critics
+that output real-valued *logits* ``D(x)`` of any shape and two forms, ``'cross_entropy'``
+(Eq. 1, 6: ``L_GAN = E_real log C(x) + E_fake log(1 - C(G(y)))``, ``C = sigmoid(D)``)
+and ``'least_squares'`` (LSGAN, Mao et al. 2017; what the public AlignFlow code trains
+with); ``gan.critic_loss`` is ``-L_GAN`` and ``gan.generator_loss`` the generator's
+surrogate.
 
 Eq. 7: ``L_AlignFlow = L_GAN(C_A, G_{B->A}) + L_GAN(C_B, G_{A->B}) - lam_A L_MLE(G_{Z->A})
 - lam_B L_MLE(G_{Z->B})``, minimised by the flows and maximised by the critics, where
@@ -28,56 +21,6 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-
-GAN_FORMS = ('cross_entropy', 'least_squares')
-
-
-def _check_form(form: str) -> None:
-  if form not in GAN_FORMS:
-    raise ValueError(f'unknown GAN form {form!r}; expected one of {GAN_FORMS}')
-
-
-def gan_value(*, real_logits: Array, fake_logits: Array, form: str) -> Array:
-  """The GAN term ``L_GAN(C, G)`` of Eq. 1 / 6, maximised by the critic.
-
-  Args:
-    real_logits: critic logits on real samples of the critic's domain, any shape.
-    fake_logits: critic logits on translated samples ``G(y)``, any shape.
-    form: ``'cross_entropy'`` (``E log sigmoid(D_real) + E log(1 - sigmoid(D_fake))``)
-      or ``'least_squares'`` (``-1/2 E (D_real - 1)^2 - 1/2 E D_fake^2``).
-
-  Returns:
-    Scalar value (at most 0 in both forms).
-  """
-  _check_form(form)
-  if form == 'cross_entropy':
-    return jnp.mean(jax.nn.log_sigmoid(real_logits)) + jnp.mean(jax.nn.log_sigmoid(-fake_logits))
-  return -0.5 * jnp.mean((real_logits - 1.0)**2) - 0.5 * jnp.mean(fake_logits**2)
-
-
-def critic_loss(*, real_logits: Array, fake_logits: Array, form: str) -> Array:
-  """``-L_GAN(C, G)``: what a critic minimises (binary cross-entropy or LSGAN loss)."""
-  return -gan_value(real_logits=real_logits, fake_logits=fake_logits, form=form)
-
-
-def generator_loss(*, fake_logits: Array, form: str) -> Array:
-  """Generator surrogate of the GAN term, minimised by the translation ``G``.
-
-  ``'cross_entropy'``: the non-saturating ``-E log sigmoid(D(G(y)))`` (same fixed points
-  as minimising ``E log(1 - C(G(y)))`` of Eq. 6, stronger gradients early on).
-  ``'least_squares'``: ``1/2 E (D(G(y)) - 1)^2``.
-
-  Args:
-    fake_logits: critic logits on translated samples, any shape.
-    form: one of :data:`GAN_FORMS`.
-
-  Returns:
-    Scalar loss.
-  """
-  _check_form(form)
-  if form == 'cross_entropy':
-    return -jnp.mean(jax.nn.log_sigmoid(fake_logits))
-  return 0.5 * jnp.mean((fake_logits - 1.0)**2)
 
 
 def mle_value(*, log_prob: Array) -> Array:
@@ -98,8 +41,8 @@ def hybrid_loss(*, gan_a: Array, gan_b: Array, log_likelihood_a: Array,
   (Eq. 7 divided by ``lam``).
 
   Args:
-    gan_a: ``L_GAN(C_A, G_{B->A})`` (from :func:`gan_value`) or, for the flows'
-      update, its generator surrogate (:func:`generator_loss`).
+    gan_a: ``L_GAN(C_A, G_{B->A})`` (from :func:`nflax.gan.gan_value`) or, for the
+      flows' update, its generator surrogate (:func:`nflax.gan.generator_loss`).
     gan_b: ``L_GAN(C_B, G_{A->B})`` or its generator surrogate.
     log_likelihood_a: ``L_MLE(G_{Z->A})`` (:func:`mle_value`), nats per example.
     log_likelihood_b: ``L_MLE(G_{Z->B})``.

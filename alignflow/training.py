@@ -30,7 +30,7 @@ import optax
 from flax import struct
 
 from alignflow import losses
-from nflax import fitting
+from nflax import fitting, gan
 
 Array = jax.Array
 PyTree = Any
@@ -172,9 +172,9 @@ def alignflow_objective(*, model: nn.Module, critic: nn.Module, form: str, lam_a
     fake_b, fake_a, log_prob_a, log_prob_b = model.apply(
         {'params': params, **model_state}, a, b, method=type(model).translate_with_log_probs)
     if adversarial_weight > 0:
-      gan_a = losses.generator_loss(
+      gan_a = gan.generator_loss(
           fake_logits=critic.apply({'params': critic_params['a']}, fake_a), form=form)
-      gan_b = losses.generator_loss(
+      gan_b = gan.generator_loss(
           fake_logits=critic.apply({'params': critic_params['b']}, fake_b), form=form)
     else:
       gan_a = gan_b = jnp.zeros(())
@@ -202,7 +202,7 @@ def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, 
      critics, producing ``fake_a = G_{B->A}(b)`` and ``fake_b = G_{A->B}(a)``.
   2. With ``train_critics``, the generated samples go through the history pools and
      ``C_A`` (real ``a`` vs pooled ``fake_a``) and ``C_B`` (real ``b`` vs pooled
-     ``fake_b``) take one optimiser step on :func:`~alignflow.losses.critic_loss`
+     ``fake_b``) take one optimiser step on :func:`~nflax.gan.critic_loss`
      (i.e. they maximise ``L_GAN``, Eq. 7).
 
   Pure: bind the keyword arguments with ``functools.partial`` and ``jax.jit`` at the
@@ -214,7 +214,7 @@ def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, 
     key: this step's key.
     objective: the generator objective (e.g. :func:`alignflow_objective`).
     critic: the critic module (applied with ``critic_params['a']`` and ``['b']``).
-    form: GAN form of the critics' loss, one of :data:`alignflow.losses.GAN_FORMS`.
+    form: GAN form of the critics' loss, one of :data:`nflax.gan.GAN_FORMS`.
     optimizer: the generator's optax transformation.
     critic_optimizer: the critics' optax transformation.
     train_critics: update the critics (off for MLE-only training).
@@ -235,10 +235,10 @@ def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, 
     pool_b, fake_b = query_pool(state.pool_b, jax.lax.stop_gradient(fake_b), key_pool_b)
 
     def critics_loss(critic_params):
-      loss_a = losses.critic_loss(
+      loss_a = gan.critic_loss(
           real_logits=critic.apply({'params': critic_params['a']}, a),
           fake_logits=critic.apply({'params': critic_params['a']}, fake_a), form=form)
-      loss_b = losses.critic_loss(
+      loss_b = gan.critic_loss(
           real_logits=critic.apply({'params': critic_params['b']}, b),
           fake_logits=critic.apply({'params': critic_params['b']}, fake_b), form=form)
       return loss_a + loss_b, (loss_a, loss_b)

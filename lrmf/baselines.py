@@ -13,8 +13,8 @@ Each baseline trains (or builds) a map ``T`` that sends data set A towards B:
   :func:`coral_map` matches second moments in closed form, :func:`exact_emd_map`
   moves every source point onto its optimal-transport match.
 * SN-GAN (Fig. 3, Fig. 4): adversarial alignment against a spectrally
-  normalised critic (:class:`SpectralNormCritic`, :func:`critic_loss`,
-  :func:`generator_loss`, :func:`adversarial_step`).
+  normalised critic (:class:`SpectralNormCritic`, :func:`adversarial_step`)
+  with the cross-entropy GAN losses of :mod:`nflax.gan`.
 
 The local-structure metric of setup 1 is :func:`one_nn_accuracy`: a
 1-nearest-neighbour classifier fitted to B's points and labels, scored on
@@ -42,7 +42,7 @@ import optax
 from flax import struct
 from scipy import optimize, spatial
 
-from nflax import densities, fitting
+from nflax import densities, fitting, gan
 from nflax.bijectors.base import Bijector, Chain, Inverse
 
 Array = jax.Array
@@ -424,34 +424,6 @@ class SpectralNormCritic(nn.Module):
     return x[:, 0]
 
 
-def critic_loss(*, real_logits: Array, fake_logits: Array) -> Array:
-  """Binary cross-entropy of the critic, from logits (GAN value function, Goodfellow 2014).
-
-  ``L_C = -E_B log sigmoid(D(b)) - E_A log(1 - sigmoid(D(T(a))))
-  = E softplus(-D(b)) + E softplus(D(T(a)))``, stable for any logit.
-
-  Args:
-    real_logits: ``(m,)`` critic logits on samples of B.
-    fake_logits: ``(n,)`` critic logits on ``T(A)``.
-
-  Returns:
-    Scalar loss, minimised by the critic.
-  """
-  return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
-
-
-def generator_loss(*, fake_logits: Array) -> Array:
-  """Non-saturating transform loss ``-E_A log sigmoid(D(T(a))) = E softplus(-D(T(a)))``.
-
-  Args:
-    fake_logits: ``(n,)`` critic logits on ``T(A)``.
-
-  Returns:
-    Scalar loss, minimised by the transformation ``T``.
-  """
-  return jnp.mean(jax.nn.softplus(-fake_logits))
-
-
 class AdversarialState(struct.PyTreeNode):
   """Everything the SN-GAN baseline needs to continue; a checkpointable pytree.
 
@@ -502,11 +474,12 @@ def adversarial_step(state: AdversarialState, batch: fitting.Independent, key: A
   """One SN-GAN alignment step: a critic update, then a transform update.
 
   1. ``T(a)`` is computed once (its VJP kept for step 3).
-  2. The critic takes one optimiser step on :func:`critic_loss` over the
-     batch ``[b; T(a)]`` (one forward, so one power-iteration update of the
-     spectral-norm statistics).
-  3. ``T`` takes one optimiser step on :func:`generator_loss` against the
-     updated critic (statistics frozen).
+  2. The critic takes one optimiser step on the binary cross-entropy
+     ``nflax.gan.critic_loss(form='cross_entropy')`` over the batch ``[b; T(a)]``
+     (one forward, so one power-iteration update of the spectral-norm statistics).
+  3. ``T`` takes one optimiser step on the non-saturating
+     ``nflax.gan.generator_loss(form='cross_entropy')`` against the updated critic
+     (statistics frozen).
 
   Pure: bind the static arguments and compile at the call site,
   ``jax.jit(functools.partial(adversarial_step, flow=..., critic=...,
@@ -538,7 +511,8 @@ def adversarial_step(state: AdversarialState, batch: fitting.Independent, key: A
     logits, updates = critic.apply(
         {'params': params, 'batch_stats': state.critic_stats},
         jnp.concatenate([b, fake_const]), update_stats=True, mutable=['batch_stats'])
-    loss = critic_loss(real_logits=logits[:num_real], fake_logits=logits[num_real:])
+    loss = gan.critic_loss(real_logits=logits[:num_real], fake_logits=logits[num_real:],
+                           form='cross_entropy')
     return loss, updates['batch_stats']
 
   (c_loss, critic_stats), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
@@ -550,7 +524,7 @@ def adversarial_step(state: AdversarialState, batch: fitting.Independent, key: A
   def transform_objective(transformed):
     logits = critic.apply({'params': critic_params, 'batch_stats': critic_stats}, transformed,
                           update_stats=False)
-    return generator_loss(fake_logits=logits)
+    return gan.generator_loss(fake_logits=logits, form='cross_entropy')
 
   g_loss, fake_grads = jax.value_and_grad(transform_objective)(fake)
   (flow_grads,) = flow_vjp(fake_grads)

@@ -2,7 +2,7 @@
 
 Modules: ``bijectors`` (the flow layers), ``densities`` (Gaussian, mixture and
 flow densities), ``nets`` (conditioner networks), ``fitting`` (maximum-likelihood
-training), ``parallel`` (data-parallel meshes).
+training), ``gan`` (GAN critic and generator losses), ``parallel`` (data-parallel meshes).
 """
 
 __version__ = "0.1.0"

@@ -12,7 +12,8 @@ import numpy as np
 import optax
 from jax.scipy import stats
 
-from alignflow import losses, theory
+from alignflow import theory
+from nflax import gan
 
 MEAN_A, STD_A, MEAN_B, STD_B = 1.0, 0.5, -1.0, 2.0
 SCALE, SHIFT = 3.0, 0.5  # G_{A->B}(a) = SCALE a + SHIFT, J = |SCALE|
@@ -44,8 +45,8 @@ def _fit_quadratic_critic(real, fake):
   logits = _logits
 
   def loss(w):
-    return losses.critic_loss(real_logits=logits(w, real), fake_logits=logits(w, fake),
-                              form='cross_entropy')
+    return gan.critic_loss(real_logits=logits(w, real), fake_logits=logits(w, fake),
+                           form='cross_entropy')
 
   optimizer = optax.adam(0.1)
 
