@@ -28,46 +28,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nflax import fitting
+from lrmf import losses
+from nflax import densities, fitting
 
 Array = jax.Array
 PyTree = Any
 Variables = Any
 
 _PARTS = ('flow', 'shared')
-
-
-class _Alignment(nn.Module):
-  """The flow ``T`` and the shared model ``thS`` as one module (scopes ``'flow'``, ``'shared'``)."""
-
-  flow: nn.Module
-  shared: nn.Module
-
-  def source_log_prob(self, a: Array) -> Array:
-    """``log P_M(T(a); thS) + log|det dT(a)/da|``, ``(n,)``, for ``a`` of shape ``(n, *event)``."""
-    transformed, log_det = self.flow.forward_and_log_det(a)
-    return self.shared.log_prob(transformed) + log_det
-
-  def target_log_prob(self, b: Array) -> Array:
-    """``log P_M(b; thS)`` per example, ``(n,)``, for ``b`` ``(n, *event)``."""
-    return self.shared.log_prob(b)
-
-  def __call__(self, a: Array, b: Array) -> Array:
-    """Eq. 3 without ``c(A, B)``, a scalar.
-
-    ``-E_A[log|det dT(a)/da| + log P_M(T(a); thS)] - E_B log P_M(b; thS)``.
-    The shared model scores ``T(a)`` and ``b`` in one call, so a training call
-    of a model with batch statistics normalises with those of the mixture the
-    shared model is fitted to.
-
-    Args:
-      a: ``(n_a, *event)`` batch of A.
-      b: ``(n_b, *event)`` batch of B.
-    """
-    transformed, log_det = self.flow.forward_and_log_det(a)
-    log_prob = self.shared.log_prob(jnp.concatenate([transformed, b]))
-    n_a = a.shape[0]
-    return -jnp.mean(log_det + log_prob[:n_a]) - jnp.mean(log_prob[n_a:])
 
 
 def joint_variables(flow_variables: Variables, shared_variables: Variables) -> Variables:
@@ -106,14 +74,19 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module, constant: float,
   ...}}`` (see :func:`joint_variables`).
 
   * ``train_loss(params, model_state, batch, key)`` on a batch
-    ``Independent((a, b))`` is ``-E_a log|det dT(a)/da| - E_a log P_M(T(a);
-    thS) - E_b log P_M(b; thS)``: Eq. 3 without ``c(A, B)``, which has the same
-    gradients (``lrmf.losses.lrmf_loss`` with ``constant=0``). Model-state
-    collections are mutable (training mode: batch statistics) and ``key`` is
-    the ``'hutchinson'`` rng.
+    ``Independent((a, b))`` is :func:`lrmf.losses.lrmf_loss` with ``constant=0``
+    (Eq. 3 without ``c(A, B)``, which has the same gradients) in training mode
+    (``mutable=True``: batch statistics of ``T`` are those of ``a``, those of the
+    shared model those of ``[T(a); b]``, and the updated collections are the new
+    model state); ``key`` is the ``'hutchinson'`` rng.
   * ``eval_loss(params, model_state, Independent((a, b)))`` is the full Eq. 3
-    on whole held-out sets, ``eval_batch_size`` examples at a time, in
-    evaluation mode, plus ``constant``.
+    on whole held-out sets in evaluation mode, ``eval_batch_size`` examples at
+    a time, plus ``constant``. Held-out sets are too large for one
+    :func:`~lrmf.losses.lrmf_loss` call, so Eq. 3 is evaluated as the sum of two
+    held-out negative log-likelihoods (:func:`nflax.fitting.nll_objective`):
+    ``-E_A[log|det dT(a)/da| + log P_M(T(a); thS)]`` is that of A under the
+    flow density ``FlowDensity(flow=T, base=M)`` and ``-log P_M(B; thS)`` that
+    of B under ``M``.
 
   Args:
     flow: the flow ``T`` (an ``nflax`` bijector; forward maps A towards B).
@@ -127,27 +100,26 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module, constant: float,
   Returns:
     The objective.
   """
-  model = _Alignment(flow=flow, shared=density)
+  nll_a = fitting.nll_objective(densities.FlowDensity(flow=flow, base=density),
+                                eval_batch_size=eval_batch_size).eval_loss
+  nll_b = fitting.nll_objective(density, eval_batch_size=eval_batch_size).eval_loss
 
   def train_loss(params, model_state, batch, key):
     a, b = batch.parts
-    variables = {'params': params, **model_state}
-    rngs = {'hutchinson': key}
-    if model_state:
-      return model.apply(variables, a, b, mutable=list(model_state), rngs=rngs)
-    return model.apply(variables, a, b, rngs=rngs), {}
+    flow_variables, shared = _split(params, model_state)
+    loss, (flow_state, shared_state) = losses.lrmf_loss(
+        flow=flow, density=density, flow_variables=flow_variables, shared=shared, a=a, b=b,
+        mutable=True, key=key)
+    return loss, joint_variables(flow_state, shared_state)
 
   def eval_loss(params, model_state, data):
     a, b = data.parts
-    variables = {'params': params, **model_state}
-    rngs = {'hutchinson': jax.random.PRNGKey(0)}
-
-    def negative(method):
-      return lambda x: -model.apply(variables, x, method=method, rngs=rngs)
-
-    return (fitting.mean_over_batches(negative(_Alignment.source_log_prob), a, eval_batch_size)
-            + fitting.mean_over_batches(negative(_Alignment.target_log_prob), b,
-                                        eval_batch_size)
+    flow_variables, shared = _split(params, model_state)
+    pushforward: dict[str, dict[str, PyTree]] = {}  # FlowDensity's scopes: 'flow', 'base'
+    for scope, variables in (('flow', flow_variables), ('base', shared)):
+      for collection, tree in variables.items():
+        pushforward.setdefault(collection, {})[scope] = tree
+    return (nll_a(*_params_and_state(pushforward), a) + nll_b(*_params_and_state(shared), b)
             + constant)
 
   return fitting.Objective(train_loss, eval_loss)

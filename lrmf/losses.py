@@ -49,8 +49,26 @@ def lrmf_constant(*, density: nn.Module, private_a: Variables, private_b: Variab
           + average_log_likelihood(density=density, variables=private_b, x=b))
 
 
+def _apply(module: nn.Module, variables: Variables, x: Array, *, method: str, mutable: bool,
+           key: Array | None) -> tuple[Any, Variables]:
+  """``module.<method>(x)`` and its updated non-``'params'`` collections (``{}`` if none).
+
+  With ``mutable`` every other collection of ``variables`` is mutable (training mode:
+  layers with batch statistics use and update those of ``x``); otherwise all are
+  read-only and ``{}`` is returned for them. ``key`` is the ``'hutchinson'`` rng.
+  """
+  rngs = {} if key is None else {'hutchinson': key}
+  collections = [name for name in variables if name != 'params'] if mutable else []
+  method_fn = getattr(type(module), method)
+  if collections:
+    return module.apply(variables, x, method=method_fn, mutable=collections, rngs=rngs)
+  return module.apply(variables, x, method=method_fn, rngs=rngs), {}
+
+
 def lrmf_loss(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
-              shared: Variables, a: Array, b: Array, constant: Array | float = 0.0) -> Array:
+              shared: Variables, a: Array, b: Array, constant: Array | float = 0.0,
+              mutable: bool = False, key: Array | None = None
+              ) -> Array | tuple[Array, tuple[Variables, Variables]]:
   """The LRMF objective, Eq. 3 (Definition 2.2).
 
   ``L(A, B, phi, thS) = -E_A log|det dT(a)/da| - log P_M(T(A); thS)
@@ -61,6 +79,12 @@ def lrmf_loss(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
   (Lemma 2.1, Theorem 2.3) and it upper-bounds the log-likelihood ratio
   distance ``d(T(A), B; M)`` up to the bias term (Eq. 4).
 
+  The shared model scores ``T(a)`` and ``b`` in one call, on their concatenation
+  ``[T(a); b]`` (``(n_a + n_b, *event)``): a model with batch statistics in
+  training mode (``mutable=True``) normalises with those of the mixture it is
+  fitted to. Without batch statistics the value is the same as scoring the two
+  sets separately.
+
   Args:
     flow: the normalising flow ``T``; its forward maps A towards B.
     density: the density family ``M``.
@@ -70,15 +94,30 @@ def lrmf_loss(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
     b: ``(n_b, *event)`` batch of B.
     constant: ``c(A, B)`` (0 gives the objective up to its constant, which has
       the same gradients).
+    mutable: training mode, a static Python bool. False: every collection is
+      read-only (running averages of batch statistics are used). True: the
+      non-``'params'`` collections of ``flow_variables`` and ``shared`` (batch
+      statistics, Glow's ``'constants'``) are mutable, and the updated ones are
+      returned.
+    key: optional ``'hutchinson'`` rng of stochastic trace estimators (FFJORD);
+      split between ``T`` and the shared model.
 
   Returns:
-    Scalar objective.
+    The scalar objective; with ``mutable=True`` the pair ``(objective,
+    (flow_state, shared_state))`` of the updated non-``'params'`` collections of
+    ``flow_variables`` and ``shared`` (``{}`` for a model without any).
   """
-  transformed, log_det = flow.apply(flow_variables, a, method=type(flow).forward_and_log_det)
-  return (-jnp.mean(log_det)
-          - average_log_likelihood(density=density, variables=shared, x=transformed)
-          - average_log_likelihood(density=density, variables=shared, x=b)
-          + constant)
+  key_flow, key_shared = (None, None) if key is None else jax.random.split(key)
+  (transformed, log_det), flow_state = _apply(
+      flow, flow_variables, a, method='forward_and_log_det', mutable=mutable, key=key_flow)
+  log_prob, shared_state = _apply(
+      density, shared, jnp.concatenate([transformed, b]), method='log_prob', mutable=mutable,
+      key=key_shared)
+  n_a = a.shape[0]
+  loss = -jnp.mean(log_det + log_prob[:n_a]) - jnp.mean(log_prob[n_a:]) + constant
+  if mutable:
+    return loss, (flow_state, shared_state)
+  return loss
 
 
 def log_likelihood_ratio_distance(*, density: nn.Module, private_a: Variables,

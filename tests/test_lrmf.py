@@ -1,6 +1,7 @@
 """LRMF: pure losses against hand-computed Gaussian values, the closed forms of
 Example 2.1 and Sec. 8.3, and Algorithm 1 reaching them."""
 
+import functools
 import math
 
 import jax
@@ -232,6 +233,43 @@ def test_objective_matches_the_pure_losses():
       flow=AFFINE, density=density, flow_variables=flow_variables, shared=shared,
       private_a=private_a, private_b=private_b, a=a, b=b,
       batch_size=64) == pytest.approx(held_out, abs=1e-5)
+
+
+def test_training_loss_is_lrmf_loss_scoring_the_mixture_once():
+  rng = np.random.default_rng(8)
+  a = _draw(rng, [0.0, 1.0], np.eye(2), 48)
+  b = _draw(rng, [2.0, 0.0], [[2.0, 0.3], [0.3, 0.5]], 32)
+  # Batch statistics in T and in the shared model, Glow-style 'constants' in T.
+  flow = bijectors.Chain([bijectors.Invertible1x1Conv(), bijectors.BatchNorm()])
+  density = densities.FlowDensity(flow=bijectors.BatchNorm(),
+                                  base=densities.StandardNormal((2,)))
+  flow_variables = jax.jit(flow.init)(jax.random.PRNGKey(0), a)
+  shared = jax.jit(density.init)(jax.random.PRNGKey(1), b)
+  objective = algorithm.lrmf_objective(flow=flow, density=density, constant=0.0)
+  joint = algorithm.joint_variables(flow_variables, shared)
+  params = joint['params']
+  model_state = {k: v for k, v in joint.items() if k != 'params'}
+  key = jax.random.PRNGKey(2)
+  train, new_state = jax.jit(objective.train_loss)(params, model_state,
+                                                   fitting.Independent((a, b)), key)
+  # Chain holds a list, so the modules are closed over rather than static arguments.
+  loss_fn = functools.partial(losses.lrmf_loss, flow=flow, density=density)
+  pure, (flow_state, shared_state) = jax.jit(functools.partial(loss_fn, mutable=True))(
+      flow_variables=flow_variables, shared=shared, a=a, b=b, key=key)
+  assert float(train) == pytest.approx(float(pure), abs=1e-6)
+  jax.tree.map(np.testing.assert_array_equal, new_state,
+               algorithm.joint_variables(flow_state, shared_state))
+  assert set(flow_state) == {'constants', 'batch_stats'} and set(shared_state) == {'batch_stats'}
+  # The shared model normalises with the statistics of [T(a); b], T in training mode.
+  transformed, _ = flow.apply(flow_variables, a, method=flow.forward,
+                              mutable=['batch_stats', 'constants'])
+  mixture = np.concatenate([transformed, b])
+  stats = shared_state['batch_stats']['flow']
+  np.testing.assert_allclose(stats['batch_mean'], mixture.mean(0), atol=1e-5)
+  np.testing.assert_allclose(stats['batch_var'], mixture.var(0), atol=1e-5)
+  # Evaluation mode (running averages) differs from training mode.
+  frozen = float(jax.jit(loss_fn)(flow_variables=flow_variables, shared=shared, a=a, b=b))
+  assert abs(frozen - float(pure)) > 1e-3
 
 
 def test_fit_private_model_reaches_the_maximum_likelihood_gaussian():
