@@ -1,4 +1,11 @@
-"""Data-parallel training over 4 (virtual CPU) devices equals training on one."""
+"""The engine on a ``('replica', 'data')`` mesh of 4 (virtual CPU) devices equals one device.
+
+One subprocess (the device count is fixed when JAX starts) fits small Real NVP densities of
+two moons: every replica of a run on the 4-device mesh must end with the parameters and
+validation loss of a one-seed fit on one device, whether the mesh splits the batch
+(1 replica: mesh 1 x 4), spreads the replicas (4 replicas: mesh 4 x 1) or both
+(2 replicas: mesh 2 x 2). Splitting the batch only reorders float sums.
+"""
 
 import os
 import subprocess
@@ -10,45 +17,61 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np, optax
     from sklearn.datasets import make_moons
-    from nflax import bijectors, densities, fitting, parallel
+    from nflax import bijectors, densities, engine, fitting, parallel
 
     assert jax.device_count() == 4, jax.devices()
-    x = make_moons(1024, noise=0.05, random_state=0)[0].astype(np.float32)
-    density = densities.FlowDensity(bijectors.realnvp(num_blocks=2, hidden=(32,)),
+    DENSITY = densities.FlowDensity(bijectors.realnvp(num_blocks=2, hidden=(32,)),
                                     densities.StandardNormal((2,)))
-    opt = optax.adam(1e-3)
+    OPT = optax.adam(1e-3)
 
-    def run(mesh):
-      state = fitting.init_fit_state(density.init(jax.random.PRNGKey(0), x[:8]), opt)
-      return fitting.fit(fitting.nll_objective(density), state, x[:768], x[768:],
-                         optimizer=opt, num_steps=60, batch_size=64,
-                         key=jax.random.PRNGKey(1), steps_per_dispatch=30, mesh=mesh)
+    def data(seed):
+      x = make_moons(640, noise=0.05, random_state=seed)[0].astype(np.float32)
+      return x[:512], x[512:]
 
-    four = run(parallel.data_mesh())
-    one = run(parallel.data_mesh(jax.devices()[:1]))
-    leaves = jax.tree.leaves(four.state.params)
-    assert len(leaves[0].sharding.device_set) == 4
-    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in
-               zip(leaves, jax.tree.leaves(one.state.params)))
-    print('MAX_PARAM_DIFF', diff)
-    print('VAL', four.history[-1]['val_loss'], one.history[-1]['val_loss'])
+    def fit(seeds, mesh, batch_size=64):
+      train, val = map(np.stack, zip(*[data(s) for s in seeds]))
+      keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+      variables = jax.vmap(lambda k, x: DENSITY.init(k, x[:8]))(keys, train)
+      return fitting.fit(fitting.nll_objective(DENSITY), fitting.init_fit_run(variables, OPT),
+                         train, val, optimizer=OPT, num_steps=40, batch_size=batch_size,
+                         keys=keys, steps_per_dispatch=20, mesh=mesh)
+
+    single = {s: fit((s,), parallel.mesh(1, jax.devices()[:1])) for s in (0, 1, 2, 3)}
+    for seeds in ((0,), (0, 1, 2, 3), (1, 3)):
+      mesh = parallel.mesh(len(seeds))
+      result = fit(seeds, mesh)
+      devices = len(jax.tree.leaves(result.state.params)[0].sharding.device_set)
+      params = parallel.to_host(result.params)
+      for index, seed in enumerate(seeds):
+        diff = max(float(np.max(np.abs(a - np.asarray(b)))) for a, b in zip(
+            jax.tree.leaves(engine.replica(params, index)),
+            jax.tree.leaves(engine.replica(single[seed].params, 0))))
+        val = abs(float(result.history[-1]['val_loss'][index])
+                  - float(single[seed].history[-1]['val_loss'][0]))
+        print('CASE', len(seeds), mesh.shape['replica'], mesh.shape['data'], devices, seed,
+              diff, val)
     try:
-      fitting.fit(fitting.nll_objective(density),
-                  fitting.init_fit_state(density.init(jax.random.PRNGKey(0), x[:8]), opt),
-                  x, optimizer=opt, num_steps=1, batch_size=66, key=jax.random.PRNGKey(0))
+      fit((0,), parallel.mesh(1), batch_size=66)
     except ValueError as err:
       print('DIVISIBILITY', err)
 """)
 
 
-def test_four_devices_match_one():
+def test_replicas_and_batch_split_over_four_devices_match_one_device():
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
              JAX_PLATFORMS='cpu')
   out = subprocess.run([sys.executable, '-c', _SCRIPT], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  lines = dict(line.split(' ', 1) for line in out.stdout.splitlines() if ' ' in line)
-  assert float(lines['MAX_PARAM_DIFF']) < 1e-4, out.stdout
-  val_four, val_one = map(float, lines['VAL'].split())
-  assert abs(val_four - val_one) < 1e-4
-  assert 'not divisible by the 4 devices' in lines['DIVISIBILITY']
+  cases = [line.split()[1:] for line in out.stdout.splitlines() if line.startswith('CASE')]
+  # (replicas, mesh replica axis, mesh data axis): batch split, replicas spread, both.
+  meshes = {tuple(map(int, case[:3])) for case in cases}
+  assert meshes == {(1, 1, 4), (4, 4, 1), (2, 2, 2)}, out.stdout
+  assert len(cases) == 1 + 4 + 2, out.stdout
+  for replicas, _, _, devices, seed, param_diff, val_diff in cases:
+    assert int(devices) == 4, out.stdout  # the state lives on every device of the mesh
+    assert float(param_diff) < 1e-5, (replicas, seed, out.stdout)
+    assert float(val_diff) < 1e-5, (replicas, seed, out.stdout)
+  divisibility = [line for line in out.stdout.splitlines() if line.startswith('DIVISIBILITY')]
+  assert divisibility and "not divisible by the 4 devices of the 'data'" in divisibility[0], (
+      out.stdout)
