@@ -43,7 +43,7 @@ VARIANTS = ('lam_sweep', 'paper_scale', 'smoke')
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'alignflow'
-  config.seed = 0
+  config.seeds = (0,)
   config.distributed = False
 
   config.data = ml_collections.ConfigDict({

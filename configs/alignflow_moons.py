@@ -20,7 +20,7 @@ VARIANTS = ('cross_entropy', 'no_sharing', 'smoke')
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'alignflow'
-  config.seed = 0
+  config.seeds = (0,)
   config.distributed = False
 
   config.data = ml_collections.ConfigDict()

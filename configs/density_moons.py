@@ -16,7 +16,7 @@ VARIANTS = ('maf', 'ffjord', 'gaussian', 'smoke')
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'density'
-  config.seed = 0
+  config.seeds = (0,)
   config.distributed = False
 
   config.data = ml_collections.ConfigDict()

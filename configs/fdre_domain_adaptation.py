@@ -33,7 +33,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     raise ValueError(f'unknown variant {variant!r} of fdre_domain_adaptation; known: {VARIANTS}')
   config = ml_collections.ConfigDict()
   config.experiment = 'fdre_adaptation'
-  config.seed = 0
+  config.seeds = (0,)
   config.distributed = False
   config.num_runs = 3
   config.data = ml_collections.ConfigDict({

@@ -18,7 +18,7 @@ VARIANTS = ('smoke',)
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'lrmf_vanishing_gradient'
-  config.seed = 0
+  config.seeds = (0,)
   config.distributed = False
 
   config.num_samples = 100_000  # fixed sample of B = M(delta, -delta, sigma0^2)

@@ -5,10 +5,12 @@ Data -> train -> evaluate -> write:
 1. load ``config.data`` from the registry, take the array ``config.data.field``,
    check it (finite, event shape) and split it into train/validation/test;
 2. fit ``config.model`` by maximum likelihood with held-out early stopping
-   (:func:`experiments.training.train`, checkpointed and resumable);
+   (:func:`experiments.training.train`, checkpointed and resumable), every seed of
+   ``config.seeds`` a replica of one program (:mod:`experiments.replicas`);
 3. score the test set with the best-on-validation parameters and with the
    closed-form maximum-likelihood Gaussian as a baseline;
-4. write ``results.json`` and plots (data vs samples, learned density, loss).
+4. write ``results.json`` (means over seeds, standard errors, every seed) and plots (data
+   vs samples and the learned density of the first seed, every seed's losses).
 """
 
 from __future__ import annotations
@@ -24,14 +26,19 @@ from absl import logging
 from scipy import stats
 
 from experiments import data as data_lib
-from experiments import models, plots, training
+from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
-from nflax import fitting
+from nflax import engine, fitting
 
 
 def load_splits(data_config: ml_collections.ConfigDict, seed: int) -> dict[str, np.ndarray]:
-  """Loads, checks and splits ``data_config`` into ``train``/``val``/``test`` arrays."""
-  dataset = data_lib.load(data_config.name, **data_config.options)
+  """Loads, checks and splits ``data_config`` into ``train``/``val``/``test`` arrays.
+
+  ``seed`` is the replica's: it draws the split and moves a synthetic data set's own
+  ``seed`` option (:func:`experiments.replicas.with_data_seed`).
+  """
+  dataset = data_lib.load(data_config.name,
+                          **replicas.with_data_seed(data_config.options, seed))
   fields = getattr(dataset, '_fields', ())
   if data_config.field not in fields:
     raise ValueError(f"data set '{data_config.name}' has no field "
@@ -59,47 +66,51 @@ def gaussian_baseline_nll(train: np.ndarray, test: np.ndarray) -> float:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs the density experiment of ``config`` in ``workdir``; returns the results."""
+  """Runs the density experiment of ``config`` (every seed) in ``workdir``; returns the results."""
   start = time.time()
-  splits = load_splits(config.data, config.seed)
-  event_shape = splits['train'].shape[1:]
+  seeds = replicas.seeds_of(config)
+  splits = replicas.stack([load_splits(config.data, seed) for seed in seeds])
+  event_shape = splits['train'].shape[2:]
   density = models.build_density(config.model, event_shape)
-  key_init, key_train, key_sample = jax.random.split(jax.random.PRNGKey(config.seed), 3)
-  variables = density.init(key_init, jnp.asarray(splits['train'][:256]))
+  key_init, key_train, key_sample = jnp.moveaxis(
+      jax.vmap(lambda key: jax.random.split(key, 3))(replicas.keys(seeds)), 1, 0)
+  variables = jax.jit(jax.vmap(lambda key, x: density.init(key, x[:256])))(
+      key_init, jnp.asarray(splits['train']))
   metrics = workdir_lib.MetricsLog(workdir)
   objective = fitting.nll_objective(density)
   result = training.train(objective, variables, splits['train'], splits['val'],
                           train_config=config.train, workdir=workdir, stage='density',
-                          key=key_train, metrics=metrics)
-  best = {'params': result.params, **result.model_state}
-  nll = lambda x: float(fitting.evaluate(result.params, result.model_state, jnp.asarray(x),
-                                         eval_loss=objective.eval_loss))
-  results = {
-      'test_nll': nll(splits['test']),
-      'val_nll': nll(splits['val']),
-      'train_nll': nll(splits['train']),
-      'gaussian_test_nll': gaussian_baseline_nll(splits['train'], splits['test']),
-      'steps': int(result.state.step),
-      'stopped_early': bool(result.stopped_early),
-      'num_params': int(sum(p.size for p in jax.tree.leaves(result.params))),
-      'seconds': time.time() - start,
-  }
-  logging.info('results: %s', results)
-  metrics.write('final', results['steps'], results)
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  _plot(density, best, splits, key_sample, workdir)
+                          keys=key_train, metrics=metrics)
+  per_seed = []
+  for index in range(len(seeds)):
+    params, model_state = (engine.replica(result.params, index),
+                           engine.replica(result.model_state, index))
+    nll = lambda x: float(fitting.evaluate(params, model_state, jnp.asarray(x),
+                                           eval_loss=objective.eval_loss))
+    per_seed.append({
+        'test_nll': nll(splits['test'][index]),
+        'val_nll': nll(splits['val'][index]),
+        'train_nll': nll(splits['train'][index]),
+        'gaussian_test_nll': gaussian_baseline_nll(splits['train'][index],
+                                                   splits['test'][index]),
+        'steps': int(result.state.step[index]),
+        'stopped_early': bool(result.stopped_early[index]),
+        'num_params': int(sum(p.size for p in jax.tree.leaves(params))),
+    })
+  results = replicas.aggregate(per_seed, seeds)
+  results['seconds'] = time.time() - start
+  first = {'params': engine.replica(result.params, 0),
+           **engine.replica(result.model_state, 0)}
+  workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
+      density, first, engine.replica(splits, 0), key_sample[0], workdir))
   return results
 
 
 def _plot(density, variables, splits, key, workdir) -> None:
   out = workdir_lib.plots_dir(workdir)
   history = workdir_lib.read_metrics(workdir, 'density')
-  steps = np.array([r['step'] for r in history])
-  series = [('train NLL', steps, np.array([r['train_loss'] for r in history]))]
-  val = [(r['step'], r['val_loss']) for r in history if 'val_loss' in r]
-  if val:
-    series.append(('validation NLL', *map(np.array, zip(*val))))
+  series = (plots.replica_series('train NLL', history, 'loss')
+            + plots.replica_series('validation NLL', history, 'val_loss'))
   plots.curves(series, os.path.join(out, 'loss.png'), ylabel='NLL (nats)')
   test = splits['test']
   if test.ndim != 2:

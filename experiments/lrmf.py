@@ -2,21 +2,25 @@
 
 Data -> train -> evaluate -> write:
 
-1. load domains A and B (``config.data.a`` / ``config.data.b``: a registered
-   data set, the array field and an optional label field each) and split each
-   into train / validation / test; with ``config.data.logit_alpha`` set, image
+1. for every seed of ``config.seeds``, load domains A and B (``config.data.a`` /
+   ``config.data.b``: a registered data set, the array field and an optional label
+   field each; synthetic sets drawn anew per seed, :mod:`experiments.replicas`) and
+   split each into train / validation / test; with ``config.data.logit_alpha`` set, image
    domains in ``[0, 1]`` are dequantised and moved to logit space once
    (:func:`to_logit_space`; setup 4, Glow LRMF in pixel space);
 2. run Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) with the density family
-   ``config.density`` and the flow ``config.flow``; every stage (``private_a``,
-   ``private_b``, ``joint``) is checkpointed and resumable;
+   ``config.density`` and the flow ``config.flow``, all seeds side by side in one
+   program; every stage (``private_a``, ``private_b``, ``joint``) is checkpointed and
+   resumable;
 3. evaluate on the test split: the LRMF objective (Eq. 3, with c(A, B) from the
    private models on the same test data) and its convergence flag, the
    objective of the identity map for reference, the 1-NN accuracy of a
    classifier fitted on B's labelled points and scored on T(A) with A's labels,
    and the first two moments of T(A) against B's (Frobenius/Euclidean norms of
    the differences, on the test and on the training split);
-4. write ``results.json`` and the plots of Fig. 2/8/9: A, B and T(A) coloured
+4. write ``results.json`` (means over seeds, standard errors, every seed's values) and
+   the plots of Fig. 2/8/9 for the first seed (the objective of every seed): A, B and
+   T(A) coloured
    by position in A, the private and shared densities, the objective against
    the zero line, and T's displacement field (for images: A, T(A), B and
    T^-1(B) as pictures, Fig. 6a, and the objective, Fig. 6b).
@@ -35,7 +39,7 @@ import numpy as np
 from absl import logging
 
 from experiments import data as data_lib
-from experiments import models, plots, training
+from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
 from nflax import bijectors, fitting
@@ -45,8 +49,13 @@ _SPLITS = ('train', 'val', 'test')
 
 def load_domain(domain_config: ml_collections.ConfigDict, splits: tuple[int, int, int],
                 seed: int) -> dict[str, np.ndarray]:
-  """One domain's points (and labels) split into ``{split}_x`` / ``{split}_labels``."""
-  dataset = data_lib.load(domain_config.name, **domain_config.options)
+  """One domain's points (and labels) split into ``{split}_x`` / ``{split}_labels``.
+
+  ``seed`` draws the split and moves a synthetic data set's own ``seed`` option
+  (:func:`experiments.replicas.with_data_seed`; unchanged for seed 0).
+  """
+  dataset = data_lib.load(domain_config.name,
+                          **replicas.with_data_seed(domain_config.options, seed))
   fields = getattr(dataset, '_fields', ())
   for field in (domain_config.field, domain_config.get('label_field')):
     if field and field not in fields:
@@ -102,42 +111,51 @@ def from_logit_space(x: np.ndarray, alpha: float) -> np.ndarray:
 def stage_runner(config: ml_collections.ConfigDict, workdir: str,
                   metrics: workdir_lib.MetricsLog) -> fitting.StageRunner:
   """Runs each stage through the checkpointed :func:`experiments.training.train`."""
-  def run(stage, objective, variables, train_data, val_data, key):
+  def run(stage, objective, variables, train_data, val_data, keys):
     train_config = config.train_joint if stage == 'joint' else config.train_private
     return training.train(objective, variables, train_data, val_data,
-                          train_config=train_config, workdir=workdir, stage=stage, key=key,
+                          train_config=train_config, workdir=workdir, stage=stage, keys=keys,
                           metrics=metrics)
   return run
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs one LRMF alignment in ``workdir``; returns the results."""
-  start = time.time()
-  a = load_domain(config.data.a, config.data.splits, config.seed)
-  b = load_domain(config.data.b, config.data.splits, config.seed + 1)
+def load_domains(config: ml_collections.ConfigDict,
+                 seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """Domains A and B of one seed (split seeds ``seed`` and ``seed + 1``), checked, and
+  moved to logit space when ``config.data.logit_alpha`` is set."""
+  a = load_domain(config.data.a, config.data.splits, seed)
+  b = load_domain(config.data.b, config.data.splits, seed + 1)
   if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
     raise ValueError(f"domains A and B differ in shape: {a['train_x'].shape[1:]} vs "
                      f"{b['train_x'].shape[1:]}")
   if config.data.get('logit_alpha') is not None:
-    a = to_logit_space(a, config.data.logit_alpha, config.seed)
-    b = to_logit_space(b, config.data.logit_alpha, config.seed + 1)
-  event_shape = a['train_x'].shape[1:]
+    a = to_logit_space(a, config.data.logit_alpha, seed)
+    b = to_logit_space(b, config.data.logit_alpha, seed + 1)
+  return a, b
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs LRMF for every seed of ``config.seeds`` in ``workdir``; returns the results."""
+  start = time.time()
+  seeds = replicas.seeds_of(config)
+  pairs = [load_domains(config, seed) for seed in seeds]
+  a, b = (replicas.stack([pair[side] for pair in pairs]) for side in (0, 1))
+  event_shape = a['train_x'].shape[2:]
   density = models.build_density(config.density, event_shape)
   flow = models.build_flow(config.flow)
   metrics = workdir_lib.MetricsLog(workdir)
   runner = stage_runner(config, workdir, metrics)
   result = algorithm.train_lrmf(
       flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
-      a_val=a['val_x'], b_val=b['val_x'], key=jax.random.PRNGKey(config.seed), eps=config.eps,
+      a_val=a['val_x'], b_val=b['val_x'], keys=replicas.keys(seeds), eps=config.eps,
       private_runner=runner, joint_runner=runner)
-  results = evaluate(config, flow, density, result, a, b)
+  per_seed = [evaluate(config, flow, density, result.replica(index), pair[0], pair[1])
+              for index, pair in enumerate(pairs)]
+  results = replicas.aggregate(per_seed, seeds)
   results['seconds'] = time.time() - start
-  logging.info('results: %s', results)
-  metrics.write('final', 0, results)
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  _plot(config, flow, density, result, a, b, results, workdir)
-  return results
+  return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
+      config, flow, density, result.replica(0), pairs[0][0], pairs[0][1], per_seed[0],
+      workdir, seeds))
 
 
 def transformer(flow):
@@ -167,7 +185,7 @@ def evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict:
   b = {key: flat(value) if key.endswith('_x') else value for key, value in b.items()}
   results = {
       'test_objective': objective,
-      'val_objective': result.objective,
+      'val_objective': float(result.objective),
       'converged': bool(objective < config.eps),
       'eps': config.eps,
       'mean_error': float(np.linalg.norm(moved.mean(0) - b['test_x'].mean(0))),
@@ -201,20 +219,21 @@ def _position_colours(x: np.ndarray) -> np.ndarray:
   return np.arctan2(centred[:, 1], centred[:, 0])
 
 
-def plot_objective(workdir: str, test_objective: float) -> None:
-  """``plots/objective.png``: the joint stage's held-out objective (Eq. 3) against 0."""
+def plot_objective(workdir: str, test_objective: float,
+                   seeds: tuple[int, ...] | None = None) -> None:
+  """``plots/objective.png``: the joint stage's held-out objective (Eq. 3) against 0, one
+  curve per seed; ``test_objective`` (the title) is the first seed's."""
   history = workdir_lib.read_metrics(workdir, 'joint')
-  val = [(r['step'], r['val_loss']) for r in history if 'val_loss' in r]
-  if val:
-    steps, values = map(np.array, zip(*val))
-    plots.curves([('held-out LRMF objective (Eq. 3)', steps, values)],
-                 os.path.join(workdir_lib.plots_dir(workdir), 'objective.png'),
-                 ylabel='objective (nats)', hline=0.0, title=f'test objective {test_objective:.4f}')
+  series = plots.replica_series('held-out LRMF objective (Eq. 3)', history, 'val_loss', seeds)
+  if len(series[0][1]):
+    plots.curves(series, os.path.join(workdir_lib.plots_dir(workdir), 'objective.png'),
+                 ylabel='objective (nats)', hline=0.0,
+                 title=f'test objective {test_objective:.4f} (seed {(seeds or (0,))[0]})')
 
 
-def _plot(config, flow, density, result, a, b, results, workdir) -> None:
+def _plot(config, flow, density, result, a, b, results, workdir, seeds) -> None:
   out = workdir_lib.plots_dir(workdir)
-  plot_objective(workdir, results['test_objective'])
+  plot_objective(workdir, results['test_objective'], seeds)
   if a['test_x'].ndim == 4:
     _plot_images(flow, result, a, b, config.data.get('logit_alpha'),
                  os.path.join(out, 'translations.png'))

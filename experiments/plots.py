@@ -11,8 +11,14 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from nflax import parallel
+
 
 def _save(fig: plt.Figure, path: str) -> str:
+  """Every figure's one save path (process 0 of a multi-host job writes it)."""
+  if not parallel.is_writer():
+    plt.close(fig)
+    return path
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -67,6 +73,22 @@ def density_panels(panels: Sequence[tuple[str, Callable[[np.ndarray], np.ndarray
     ax.set_title(title)
     ax.set_aspect('equal', adjustable='box')
   return _save(fig, path)
+
+
+def replica_series(label: str, records: Sequence[dict], name: str,
+                   seeds: Sequence[int] | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+  """:func:`curves` series of metric ``name`` from ``metrics.jsonl`` records, one per seed.
+
+  A record of a multi-seed stage holds every replica's value under ``<name>/replicas``
+  (:func:`experiments.training.run_stage`); a one-seed record only ``name``.
+  """
+  records = [r for r in records if name in r]
+  steps = np.array([r['step'] for r in records])
+  if not records or f'{name}/replicas' not in records[0]:
+    return [(label, steps, np.array([r[name] for r in records], float))]
+  values = np.array([r[f'{name}/replicas'] for r in records], float)
+  seeds = list(range(values.shape[1])) if seeds is None else list(seeds)
+  return [(f'{label}, seed {seed}', steps, values[:, index]) for index, seed in enumerate(seeds)]
 
 
 def curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,

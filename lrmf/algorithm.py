@@ -9,7 +9,9 @@
 4. Recompute the objective on held-out data, with ``c(A, B)`` from the private
    models on that same data, and flag convergence when it is below ``eps``.
 
-Every stage is one call of a :class:`nflax.fitting.StageRunner`;
+Every array argument of :func:`train_lrmf` carries a leading replica axis ``R``
+(independent seeds trained side by side in one program, :mod:`nflax.engine`), and so
+does every result. Every stage is one call of a :class:`nflax.fitting.StageRunner`;
 :func:`nflax.fitting.fit_runner` is the plain in-memory one, and callers that
 checkpoint their stages pass their own. The joint stage optimises the params pytree
 ``{'flow': phi, 'shared': thS}``; the other collections of both modules
@@ -26,10 +28,11 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
+import numpy as np
+from flax import struct
 
 from lrmf import losses
-from nflax import densities, fitting
+from nflax import densities, engine, fitting
 
 Array = jax.Array
 PyTree = Any
@@ -65,7 +68,23 @@ def _split(params: PyTree, model_state: PyTree) -> tuple[Variables, Variables]:
                 if part in tree} for part in _PARTS)
 
 
-def lrmf_objective(*, flow: nn.Module, density: nn.Module, constant: float,
+@struct.dataclass
+class HeldOut:
+  """Held-out sets of the joint stage and the ``c(A, B)`` of the private models on them.
+
+  Attributes:
+    a: ``(m_a, *event)`` held-out samples of A.
+    b: ``(m_b, *event)`` held-out samples of B.
+    constant: ``c(A, B)`` (Eq. 3) of converged private models on exactly ``a`` and ``b``
+      (:func:`evaluate_constant`), a scalar. Computed on other data it shifts the
+      objective, which then no longer sits at 0 at alignment and can drift below it.
+  """
+  a: Array
+  b: Array
+  constant: Array
+
+
+def lrmf_objective(*, flow: nn.Module, density: nn.Module,
                    eval_batch_size: int = 1024) -> fitting.Objective:
   """The LRMF objective (Eq. 3) as an :class:`nflax.fitting.Objective`.
 
@@ -79,9 +98,9 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module, constant: float,
     (``mutable=True``: batch statistics of ``T`` are those of ``a``, those of the
     shared model those of ``[T(a); b]``, and the updated collections are the new
     model state); ``key`` is the ``'hutchinson'`` rng.
-  * ``eval_loss(params, model_state, Independent((a, b)))`` is the full Eq. 3
+  * ``eval_loss(params, model_state, HeldOut(a, b, constant))`` is the full Eq. 3
     on whole held-out sets in evaluation mode, ``eval_batch_size`` examples at
-    a time, plus ``constant``. Held-out sets are too large for one
+    a time, plus ``constant`` (:class:`HeldOut`). Held-out sets are too large for one
     :func:`~lrmf.losses.lrmf_loss` call, so Eq. 3 is evaluated as the sum of two
     held-out negative log-likelihoods (:func:`nflax.fitting.nll_objective`):
     ``-E_A[log|det dT(a)/da| + log P_M(T(a); thS)]`` is that of A under the
@@ -91,10 +110,6 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module, constant: float,
   Args:
     flow: the flow ``T`` (an ``nflax`` bijector; forward maps A towards B).
     density: the density family ``M``.
-    constant: ``c(A, B)`` on the data the evaluation loss will see
-      (:func:`evaluate_constant` with converged private models). Computed on
-      other data it shifts the objective, which then no longer sits at 0 at
-      alignment and can drift below it.
     eval_batch_size: chunk size of the evaluation.
 
   Returns:
@@ -113,7 +128,7 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module, constant: float,
     return loss, joint_variables(flow_state, shared_state)
 
   def eval_loss(params, model_state, data):
-    a, b = data.parts
+    a, b, constant = data.a, data.b, data.constant
     flow_variables, shared = _split(params, model_state)
     pushforward: dict[str, dict[str, PyTree]] = {}  # FlowDensity's scopes: 'flow', 'base'
     for scope, variables in (('flow', flow_variables), ('base', shared)):
@@ -184,58 +199,28 @@ def evaluate_objective(*, flow: nn.Module, density: nn.Module, flow_variables: V
     ``L`` as a float.
   """
   constant = _constant_fn(density, batch_size)
-  without_constant = lrmf_objective(flow=flow, density=density, constant=0.0,
-                                    eval_batch_size=batch_size).eval_loss
+  objective = lrmf_objective(flow=flow, density=density, eval_batch_size=batch_size)
 
   def value(flow_variables, shared, private_a, private_b, a, b):
     joint = _params_and_state(joint_variables(flow_variables, shared))
-    return (without_constant(*joint, fitting.Independent((a, b)))
-            + constant(private_a, private_b, a, b))
+    return objective.eval_loss(*joint, HeldOut(a, b, constant(private_a, private_b, a, b)))
 
   return float(jax.jit(value)(flow_variables, shared, private_a, private_b, a, b))
 
 
-def fit_private_model(density: nn.Module, variables: Variables, train: Array, val: Array, *,
-                      optimizer: optax.GradientTransformation, num_steps: int,
-                      batch_size: int, key: Array, patience: int | None = None,
-                      steps_per_dispatch: int = 100, eval_every: int | None = None,
-                      callback: fitting.StageCallback | None = None,
-                      stage: str = 'private') -> fitting.FitResult:
-  """Maximum likelihood ``max_th log P_M(X; th)`` (the private models of Eq. 3, Alg. 1).
-
-  Minimises the negative log-likelihood of ``train`` from ``variables`` and
-  keeps the parameters that are best on ``val`` (early stopping after
-  ``patience`` evaluations without improvement); the other arguments are
-  those of :func:`nflax.fitting.fit_runner`, ``stage`` is passed to the callback.
-
-  Args:
-    density: the density family ``M``.
-    variables: initial Flax variables of ``density``.
-    train: ``(n, *event)`` training samples.
-    val: ``(n_val, *event)`` held-out samples.
-
-  Returns:
-    The :class:`nflax.fitting.FitResult`; ``params`` / ``model_state`` are the
-    best on ``val``.
-  """
-  runner = fitting.fit_runner(optimizer=optimizer, num_steps=num_steps, batch_size=batch_size,
-                      patience=patience, steps_per_dispatch=steps_per_dispatch,
-                      eval_every=eval_every, callback=callback)
-  return runner(stage, fitting.nll_objective(density), variables, train, val, key)
-
-
 @dataclasses.dataclass
 class LRMFResult:
-  """What :func:`train_lrmf` returns.
+  """What :func:`train_lrmf` returns; every leaf has the leading replica axis ``R``.
 
   Attributes:
     flow_variables: best-on-validation variables ``phi*`` of ``T``.
     shared_variables: best-on-validation variables ``thS*``.
     private_a: converged variables ``thA*``.
     private_b: converged variables ``thB*``.
-    objective: the full Eq. 3 on the held-out A and B, with ``c(A, B)`` from
+    constant: ``(R,)`` ``c(A, B)`` of the private models on the held-out A and B.
+    objective: ``(R,)`` the full Eq. 3 on the held-out A and B, with ``c(A, B)`` from
       the private models on that data.
-    converged: Algorithm 1's indicator, ``objective < eps``.
+    converged: ``(R,)`` Algorithm 1's indicator, ``objective < eps``.
     histories: ``{'private_a', 'private_b', 'joint'}`` -> the stage's
       :attr:`nflax.fitting.FitResult.history` (the joint ``val_loss`` is Eq. 3
       on the held-out data).
@@ -244,19 +229,32 @@ class LRMFResult:
   shared_variables: Variables
   private_a: Variables
   private_b: Variables
-  objective: float
-  converged: bool
+  constant: np.ndarray
+  objective: np.ndarray
+  converged: np.ndarray
   histories: dict[str, list[dict]]
+
+  def replica(self, index: int) -> 'LRMFResult':
+    """Replica ``index`` alone: every field without its leading replica axis."""
+    pick = lambda tree: engine.replica(tree, index)
+    return dataclasses.replace(
+        self, flow_variables=pick(self.flow_variables),
+        shared_variables=pick(self.shared_variables), private_a=pick(self.private_a),
+        private_b=pick(self.private_b), constant=self.constant[index],
+        objective=self.objective[index], converged=self.converged[index])
 
 
 def _check_data(**arrays: Array) -> None:
-  shapes = {}
+  shapes, replicas = {}, {}
   for name, x in arrays.items():
-    if x.ndim < 2 or x.shape[0] == 0:
-      raise ValueError(f'{name} must be a non-empty (n, *event) array, got shape {x.shape}')
-    shapes[name] = x.shape[1:]
+    if x.ndim < 3 or x.shape[1] == 0:
+      raise ValueError(f'{name} must be a non-empty (R, n, *event) array (a leading replica '
+                       f'axis, then examples), got shape {x.shape}')
+    shapes[name], replicas[name] = x.shape[2:], x.shape[0]
   if len(set(shapes.values())) != 1:
     raise ValueError(f'A and B must share one event shape (T maps X onto itself), got {shapes}')
+  if len(set(replicas.values())) != 1:
+    raise ValueError(f'every data set needs the same number of replicas, got {replicas}')
 
 
 def _as_variables(result: fitting.FitResult) -> Variables:
@@ -264,35 +262,36 @@ def _as_variables(result: fitting.FitResult) -> Variables:
 
 
 def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: Array,
-               a_val: Array, b_val: Array, key: Array, eps: float,
+               a_val: Array, b_val: Array, keys: Array, eps: float,
                private_runner: fitting.StageRunner, joint_runner: fitting.StageRunner,
                flow_variables: Variables | None = None, init_batch_size: int = 256,
                eval_batch_size: int = 1024) -> LRMFResult:
   """Algorithm 1 (Sec. 8.1): aligns ``T(A)`` with ``B`` with respect to the family ``M``.
 
-  (i) Fits ``thA`` on ``a_train`` and ``thB`` on ``b_train`` by maximum
-  likelihood (``private_runner`` with stages ``'private_a'``, ``'private_b'``,
-  selected on ``a_val``, ``b_val``); (ii) starts ``thS`` at ``thB`` and ``phi``
-  at ``flow_variables`` or the flow's initialisation; (iii) minimises Eq. 3
-  jointly over ``(phi, thS)`` (``joint_runner``, stage ``'joint'``, on
-  independent minibatches ``Independent((a, b))``; its held-out loss is the
-  full Eq. 3 on ``(a_val, b_val)`` with ``c(A, B)`` from the private models on
-  that data); (iv) recomputes Eq. 3 on the held-out data at the best
-  ``(phi, thS)``; (v) flags convergence when it is below ``eps``.
+  For every replica (leading axis ``R`` of every array; replicas are independent runs
+  trained side by side): (i) fits ``thA`` on ``a_train`` and ``thB`` on ``b_train`` by
+  maximum likelihood (``private_runner`` with stages ``'private_a'``, ``'private_b'``,
+  selected on ``a_val``, ``b_val``); (ii) starts ``thS`` at ``thB`` and ``phi`` at
+  ``flow_variables`` or the flow's initialisation; (iii) minimises Eq. 3 jointly over
+  ``(phi, thS)`` (``joint_runner``, stage ``'joint'``, on independent minibatches
+  ``Independent((a, b))``; its held-out loss is the full Eq. 3 on ``(a_val, b_val)``
+  with ``c(A, B)`` from the private models on that data, :class:`HeldOut`); (iv)
+  recomputes Eq. 3 on the held-out data at the best ``(phi, thS)``; (v) flags
+  convergence when it is below ``eps``.
 
   Args:
     flow: the flow ``T`` (forward maps A towards B).
     density: the density family ``M`` (private and shared models).
-    a_train: ``(n_a, *event)`` training samples of A.
-    b_train: ``(n_b, *event)`` training samples of B.
-    a_val: ``(m_a, *event)`` held-out samples of A.
-    b_val: ``(m_b, *event)`` held-out samples of B.
-    key: the run's key.
+    a_train: ``(R, n_a, *event)`` training samples of A.
+    b_train: ``(R, n_b, *event)`` training samples of B.
+    a_val: ``(R, m_a, *event)`` held-out samples of A.
+    b_val: ``(R, m_b, *event)`` held-out samples of B.
+    keys: ``(R, 2)`` the replicas' keys.
     eps: convergence threshold on the held-out objective.
     private_runner: runs the two private stages (e.g. :func:`nflax.fitting.fit_runner`).
     joint_runner: runs the joint stage.
-    flow_variables: initial ``phi``; by default ``flow.init`` on the first
-      ``init_batch_size`` examples of ``a_train``.
+    flow_variables: initial replicated ``phi``; by default ``flow.init`` on the first
+      ``init_batch_size`` examples of each replica's ``a_train``.
     init_batch_size: examples used to initialise the modules (data-dependent
       initialisations such as ActNorm and batch statistics see them).
     eval_batch_size: chunk size of held-out evaluations.
@@ -301,42 +300,46 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     An :class:`LRMFResult`.
 
   Raises:
-    ValueError: data sets that are empty or have different event shapes.
-    nflax.fitting.NonFiniteError: a loss or gradient became NaN/Inf (from the
+    ValueError: data sets that are empty, differ in event shape or in replicas.
+    nflax.engine.NonFiniteError: a loss or gradient became NaN/Inf (from the
       default runner).
   """
   a_train, b_train, a_val, b_val = map(jnp.asarray, (a_train, b_train, a_val, b_val))
   _check_data(a_train=a_train, b_train=b_train, a_val=a_val, b_val=b_val)
   if math.isnan(eps):
     raise ValueError('eps must be a number, got NaN')
-  key_a, key_b, key_flow, key_fit_a, key_fit_b, key_joint = jax.random.split(key, 6)
+  if keys.shape != (a_train.shape[0], 2):
+    raise ValueError(f'keys must be (R, 2) = ({a_train.shape[0]}, 2), got {keys.shape}')
+  key_a, key_b, key_flow, key_fit_a, key_fit_b, key_joint = jnp.moveaxis(
+      jax.vmap(lambda key: jax.random.split(key, 6))(keys), 1, 0)
 
-  def init(init_fn, x, init_key):
-    params_key, probe_key = jax.random.split(init_key)
-    return init_fn({'params': params_key, 'hutchinson': probe_key}, x[:init_batch_size])
+  def init(module, x, init_keys):
+    def one(init_key, x):
+      params_key, probe_key = jax.random.split(init_key)
+      return module.init({'params': params_key, 'hutchinson': probe_key}, x[:init_batch_size])
+    return jax.jit(jax.vmap(one))(init_keys, x)
 
-  init_density = jax.jit(density.init)
   nll = fitting.nll_objective(density, eval_batch_size=eval_batch_size)
-  fit_a = private_runner('private_a', nll, init(init_density, a_train, key_a), a_train, a_val,
+  fit_a = private_runner('private_a', nll, init(density, a_train, key_a), a_train, a_val,
                          key_fit_a)
-  fit_b = private_runner('private_b', nll, init(init_density, b_train, key_b), b_train, b_val,
+  fit_b = private_runner('private_b', nll, init(density, b_train, key_b), b_train, b_val,
                          key_fit_b)
   private_a, private_b = _as_variables(fit_a), _as_variables(fit_b)
   if flow_variables is None:
-    flow_variables = init(jax.jit(flow.init), a_train, key_flow)
-  constant = evaluate_constant(density=density, private_a=private_a, private_b=private_b,
-                               a=a_val, b=b_val, batch_size=eval_batch_size)
-  objective = lrmf_objective(flow=flow, density=density, constant=constant,
-                             eval_batch_size=eval_batch_size)
+    flow_variables = init(flow, a_train, key_flow)
+  constants = jax.jit(jax.vmap(_constant_fn(density, eval_batch_size)))(
+      private_a, private_b, a_val, b_val)
+  objective = lrmf_objective(flow=flow, density=density, eval_batch_size=eval_batch_size)
+  held_out = HeldOut(a_val, b_val, constants)
   fit_joint = joint_runner(
       'joint', objective, joint_variables(flow_variables, private_b),
-      fitting.Independent((a_train, b_train)), fitting.Independent((a_val, b_val)), key_joint)
+      engine.Independent((a_train, b_train)), held_out, key_joint)
   flow_final, shared_final = _split(fit_joint.params, fit_joint.model_state)
-  value = float(fitting.evaluate(fit_joint.params, fit_joint.model_state,
-                                 fitting.Independent((a_val, b_val)),
-                                 eval_loss=objective.eval_loss))
+  values = np.asarray(jax.jit(jax.vmap(objective.eval_loss))(
+      fit_joint.params, fit_joint.model_state, held_out))
   return LRMFResult(
       flow_variables=flow_final, shared_variables=shared_final, private_a=private_a,
-      private_b=private_b, objective=value, converged=value < eps,
+      private_b=private_b, constant=np.asarray(constants), objective=values,
+      converged=values < eps,
       histories={'private_a': fit_a.history, 'private_b': fit_b.history,
                  'joint': fit_joint.history})
