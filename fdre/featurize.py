@@ -16,6 +16,13 @@ Training modes of the probabilistic-classifier estimator (:func:`fit_log_ratio`)
 Training runs through a :class:`nflax.fitting.StageRunner` (stages ``'flow'``,
 ``'classifier'``, ``'joint'``) so callers choose optimiser, budgets and
 checkpointing; :func:`nflax.fitting.fit_runner` is the plain in-memory one.
+
+Everything that trains is *replicated* (:mod:`nflax.engine`): the sample sets carry a
+leading replica axis ``R`` (``(R, n, *event)``: independent seeds, each its own data draw),
+keys are ``(R, 2)``, initialisation is ``jax.vmap(module.init)`` over the replicas, and the
+fitted maps take and return arrays with that axis (``(R, n, *event) -> (R, n)``). One
+replica is ``R = 1`` (:func:`nflax.engine.add_replica_axis`, ``x[None]``). The modules,
+objectives and base estimators (:mod:`fdre.estimators`) stay per-replica pure functions.
 """
 
 from __future__ import annotations
@@ -160,25 +167,67 @@ def hybrid_objective(model: FlowClassifier, *, alpha: float,
 
 
 def labelled_union(p: Array, q: Array) -> dict[str, np.ndarray]:
-  """``{'x': [p; q], 'label': [1...1, 0...0]}``, the classifier's data set."""
+  """``{'x': [p; q], 'label': [1...1, 0...0]}``, the classifier's data set, per replica.
+
+  Args:
+    p: ``(R, n_p, *event)`` samples of ``p`` (label 1).
+    q: ``(R, n_q, *event)`` samples of ``q`` (label 0).
+
+  Returns:
+    ``{'x': (R, n_p + n_q, *event), 'label': (R, n_p + n_q)}`` float32.
+  """
   p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
-  if p.shape[1:] != q.shape[1:]:
-    raise ValueError(f'D_p and D_q differ in event shape: {p.shape[1:]} vs {q.shape[1:]}')
-  return {'x': np.concatenate([p, q]),
-          'label': np.concatenate([np.ones(len(p), np.float32), np.zeros(len(q), np.float32)])}
+  if p.ndim < 2 or p.shape[0] != q.shape[0] or p.shape[2:] != q.shape[2:]:
+    raise ValueError(f'D_p and D_q need shapes (R, n, *event) with the same replicas R and '
+                     f'event shape, got {p.shape} and {q.shape}')
+  count = p.shape[0]
+  labels = np.concatenate([np.ones(p.shape[1], np.float32), np.zeros(q.shape[1], np.float32)])
+  return {'x': np.concatenate([p, q], axis=1),
+          'label': np.broadcast_to(labels, (count, len(labels))).copy()}
+
+
+def _split_keys(keys: Array, num: int) -> tuple[Array, ...]:
+  """``(R, 2)`` keys -> ``num`` arrays of ``(R, 2)``: ``jax.random.split(keys[r], num)``."""
+  return tuple(jnp.moveaxis(jax.vmap(lambda key: jax.random.split(key, num))(keys), 1, 0))
+
+
+def _init(module: nn.Module, keys: Array, x: Array) -> PyTree:
+  """``jax.vmap(module.init)``: replicated variables from ``(R, 2)`` keys, ``(R, b, *event)``."""
+  return jax.jit(jax.vmap(module.init))(keys, jnp.asarray(x))
+
+
+def _variables(fitted: fitting.FitResult) -> PyTree:
+  """Replicated Flax variables ``{'params': ..., **model_state}`` of a fit."""
+  return {'params': fitted.params, **fitted.model_state}
+
+
+def _replicated(module: nn.Module, variables: PyTree, method=None) -> Callable[[Array], Array]:
+  """``x (R, n, ...) -> module.apply(variables[r], x[r])`` per replica (evaluation mode), compiled."""
+  apply = jax.jit(jax.vmap(lambda v, x: module.apply(v, x, method=method)))
+  return lambda x: apply(variables, jnp.asarray(x))
 
 
 def fit_flow_on_mixture(*, density: densities.FlowDensity, p_train: Array, q_train: Array,
-                        p_val: Array, q_val: Array, key: Array,
+                        p_val: Array, q_val: Array, keys: Array,
                         runner: fitting.StageRunner) -> fitting.FitResult:
-  """Algorithm 1, lines 1-3: maximum likelihood of ``density`` on ``D = D_p u D_q``.
+  """Algorithm 1, lines 1-3: maximum likelihood of ``density`` on ``D = D_p u D_q``, per replica.
 
   Stage ``'flow'``; the validation set is the union of ``p_val`` and ``q_val``.
+
+  Args:
+    density: the flow density ``h(x) = base(f(x)) |det df/dx|``.
+    p_train, q_train: ``(R, n_p, *event)``, ``(R, n_q, *event)`` training samples.
+    p_val, q_val: ``(R, m_p, *event)``, ``(R, m_q, *event)`` validation samples.
+    keys: ``(R, 2)`` the replicas' keys (initialisation and training).
+    runner: runs the stage.
+
+  Returns:
+    The runner's :class:`~nflax.fitting.FitResult`: parameters with the leading axis ``R``.
   """
   train = {'x': labelled_union(p_train, q_train)['x']}
   val = {'x': labelled_union(p_val, q_val)['x']}
-  key_init, key_fit = jax.random.split(key)
-  variables = density.init(key_init, jnp.asarray(train['x'][:256]))
+  key_init, key_fit = _split_keys(keys, 2)
+  variables = _init(density, key_init, train['x'][:, :256])
   nll = fitting.nll_objective(density)
   objective = fitting.Objective(
       lambda params, state, batch, k: nll.train_loss(params, state, batch['x'], k),
@@ -187,28 +236,39 @@ def fit_flow_on_mixture(*, density: densities.FlowDensity, p_train: Array, q_tra
 
 
 def encoder(density: densities.FlowDensity, variables: PyTree) -> Callable[[Array], Array]:
-  """The fitted feature map ``x -> z = f(x)`` (evaluation mode), compiled."""
-  return jax.jit(lambda x: density.apply(variables, x, method=densities.FlowDensity.encode))
+  """The fitted feature maps ``x (R, n, *event) -> z = f_r(x_r) (R, n, *event)``, compiled.
+
+  ``variables``: replicated Flax variables (leading axis ``R``); evaluation mode.
+  """
+  return _replicated(density, variables, densities.FlowDensity.encode)
 
 
 def compose(log_ratio_z: Callable[[Array], Array],
             encode: Callable[[Array], Array]) -> Callable[[Array], Array]:
-  """Algorithm 1, line 6 / Lemma 1: ``log r(x) = log r_z(f(x))`` on input space."""
+  """Algorithm 1, line 6 / Lemma 1: ``log r(x) = log r_z(f(x))`` on input space.
+
+  Shape-agnostic: replicated maps compose to a replicated map.
+  """
   return lambda x: log_ratio_z(encode(x))
 
 
 @dataclasses.dataclass
 class FittedRatio:
-  """A fitted log-ratio estimator of one training mode.
+  """A fitted log-ratio estimator of one training mode, for every replica.
+
+  Every map takes ``(R, n, *event)`` (replica ``r``'s points in row ``r``) and applies
+  replica ``r``'s fit to them; :func:`nflax.engine.replica` gives one replica's variables.
 
   Attributes:
     mode: one of :data:`MODES`.
-    log_ratio: ``x (batch, *event) -> (batch,)`` estimates of ``log p(x)/q(x)``
+    log_ratio: ``x (R, n, *event) -> (R, n)`` estimates of ``log p(x)/q(x)``
       (corrected for the set sizes), compiled.
-    encode: ``x -> z``, the feature map (``None`` for ``'baseline'``).
-    decode: ``z -> x = f^{-1}(z)`` (``None`` for ``'baseline'``).
-    log_prob: ``x -> log h(x)`` of the flow (``None`` for ``'baseline'``).
-    variables: the fitted Flax variables by stage.
+    encode: ``x (R, n, *event) -> z (R, n, *event)``, the feature map (``None`` for
+      ``'baseline'``).
+    decode: ``z (R, n, *event) -> x = f^{-1}(z)`` (``None`` for ``'baseline'``).
+    log_prob: ``x (R, n, *event) -> (R, n)`` ``log h(x)`` of the flow (``None`` for
+      ``'baseline'``).
+    variables: the fitted replicated Flax variables by stage (leading axis ``R``).
   """
   mode: str
   log_ratio: Callable[[Array], Array]
@@ -219,19 +279,24 @@ class FittedRatio:
 
 
 def fit_log_ratio(*, mode: str, flow: Bijector, classifier: nn.Module, p_train: Array,
-                  q_train: Array, p_val: Array, q_val: Array, key: Array, runner: fitting.StageRunner,
-                  alpha: float = 0.5) -> FittedRatio:
+                  q_train: Array, p_val: Array, q_val: Array, keys: Array,
+                  runner: fitting.StageRunner, alpha: float = 0.5) -> FittedRatio:
   """Trains a probabilistic-classifier ratio estimator in one of the modes of Sec. 3.3.
+
+  Every replica (leading axis ``R``) trains on its own samples from its own key, side by
+  side in one program per stage; replica ``r`` gives the numbers of a one-replica call on
+  ``p_train[r:r + 1], ..., keys[r:r + 1]`` (up to float reassociation).
 
   Args:
     mode: one of :data:`MODES`.
     flow: the flow ``f`` (unused for ``'baseline'``).
     classifier: logits module (e.g. :class:`RatioClassifier`).
-    p_train, q_train: ``(n_p, *event)``, ``(n_q, *event)`` samples (label 1 / 0).
-    p_val, q_val: validation samples (early stopping, best parameters).
-    key: PRNG key.
-    runner: runs the stages (``'flow'`` + ``'classifier'`` for separate,
-      ``'classifier'`` for baseline, ``'joint'`` for joint/discriminative).
+    p_train, q_train: ``(R, n_p, *event)``, ``(R, n_q, *event)`` samples (label 1 / 0).
+    p_val, q_val: ``(R, m_p, *event)``, ``(R, m_q, *event)`` validation samples (early
+      stopping, best parameters).
+    keys: ``(R, 2)`` the replicas' PRNG keys.
+    runner: runs the stages (``'flow'`` + ``'classifier'`` for separate (Algorithm 1),
+      ``'classifier'`` for baseline, ``'joint'`` for joint/discriminative (Eq. 1)).
     alpha: Eq. 1 weight of ``L_sup`` for ``'joint'`` (ignored otherwise).
 
   Returns:
@@ -239,40 +304,42 @@ def fit_log_ratio(*, mode: str, flow: Bijector, classifier: nn.Module, p_train: 
   """
   if mode not in MODES:
     raise ValueError(f'unknown training mode {mode!r}; available: {MODES}')
-  n_p, n_q = len(p_train), len(q_train)
-  base = densities.StandardNormal(tuple(np.shape(p_train)[1:]))
-  key_flow, key_init, key_fit = jax.random.split(key, 3)
+  keys = jnp.asarray(keys)
+  if keys.ndim != 2 or np.ndim(p_train) < 2 or keys.shape[0] != np.shape(p_train)[0]:
+    raise ValueError(f'fit_log_ratio needs (R, 2) keys and (R, n, *event) samples, got keys '
+                     f'{keys.shape} and p_train {np.shape(p_train)}')
+  n_p, n_q = np.shape(p_train)[1], np.shape(q_train)[1]
+  base = densities.StandardNormal(tuple(np.shape(p_train)[2:]))
+  key_flow, key_init, key_fit = _split_keys(keys, 3)
+  train, val = labelled_union(p_train, q_train), labelled_union(p_val, q_val)
   if mode in ('baseline', 'separate'):
     variables: dict[str, PyTree] = {}
     encode = decode = log_prob = None
-    train, val = labelled_union(p_train, q_train), labelled_union(p_val, q_val)
     if mode == 'separate':
       density = densities.FlowDensity(flow=flow, base=base)
       fitted = fit_flow_on_mixture(density=density, p_train=p_train, q_train=q_train,
-                                   p_val=p_val, q_val=q_val, key=key_flow, runner=runner)
-      variables['flow'] = {'params': fitted.params, **fitted.model_state}
+                                   p_val=p_val, q_val=q_val, keys=key_flow, runner=runner)
+      variables['flow'] = _variables(fitted)
       encode = encoder(density, variables['flow'])
-      decode = jax.jit(lambda z: density.apply(variables['flow'], z,
-                                               method=densities.FlowDensity.decode))
-      log_prob = jax.jit(lambda x: density.apply(variables['flow'], x))
-      train = {**train, 'x': np.asarray(encode(jnp.asarray(train['x'])))}
-      val = {**val, 'x': np.asarray(encode(jnp.asarray(val['x'])))}
-    init = classifier.init(key_init, jnp.asarray(train['x'][:8]))
+      decode = _replicated(density, variables['flow'], densities.FlowDensity.decode)
+      log_prob = _replicated(density, variables['flow'])
+      train = {**train, 'x': np.asarray(encode(train['x']))}
+      val = {**val, 'x': np.asarray(encode(val['x']))}
+    init = _init(classifier, key_init, train['x'][:, :8])
     fitted = runner('classifier', classifier_objective(classifier), init, train, val, key_fit)
-    variables['classifier'] = {'params': fitted.params, **fitted.model_state}
-    logits = jax.jit(lambda z: classifier.apply(variables['classifier'], z))
+    variables['classifier'] = _variables(fitted)
+    logits = _replicated(classifier, variables['classifier'])
     log_ratio_z = lambda z: estimators.classifier_log_ratio(logits=logits(z), n_p=n_p, n_q=n_q)
     log_ratio = log_ratio_z if encode is None else compose(log_ratio_z, encode)
     return FittedRatio(mode, log_ratio, encode, decode, log_prob, variables)
   model = FlowClassifier(flow=flow, base=base, classifier=classifier)
   weight = 1.0 if mode == 'discriminative' else alpha
-  train, val = labelled_union(p_train, q_train), labelled_union(p_val, q_val)
-  init = model.init(key_init, jnp.asarray(train['x'][:256]))
+  init = _init(model, key_init, train['x'][:, :256])
   fitted = runner('joint', hybrid_objective(model, alpha=weight), init, train, val, key_fit)
-  joint_vars = {'params': fitted.params, **fitted.model_state}
-  forward = jax.jit(lambda x: model.apply(joint_vars, x))
-  encode = jax.jit(lambda x: model.apply(joint_vars, x, method=FlowClassifier.encode))
-  decode = jax.jit(lambda z: model.apply(joint_vars, z, method=FlowClassifier.decode))
+  joint_vars = _variables(fitted)
+  forward = _replicated(model, joint_vars)
+  encode = _replicated(model, joint_vars, FlowClassifier.encode)
+  decode = _replicated(model, joint_vars, FlowClassifier.decode)
   log_ratio = lambda x: estimators.classifier_log_ratio(logits=forward(x)[0], n_p=n_p, n_q=n_q)
   return FittedRatio(mode, log_ratio, encode, decode, lambda x: forward(x)[1],
                      {'joint': joint_vars})
