@@ -1,6 +1,8 @@
 """Featurized DRE for covariate-shift domain adaptation with KMM and KLIEP (Sec. 5.1, App. F.2, F.3).
 
-Per run (``config.num_runs`` data seeds):
+One seed per program (``config.seeds`` holds one seed ``s``, :func:`experiments.replicas.single_seed`);
+per run ``i`` (``config.num_runs`` data seeds ``s + i``, run one after the other: the flow's
+training and validation sets differ in size between runs):
 
 1. load a :class:`~experiments.data.synthetic.DomainAdaptationSplit`
    (``gaussian_mixture_2d`` for Table 8, ``breast_cancer_biased`` for Table 9);
@@ -35,11 +37,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 from sklearn import linear_model, svm
 
 from experiments import data as data_lib
-from experiments import fdre_modes, models, plots
+from experiments import fdre_modes, models, plots, replicas
 from experiments import workdir as workdir_lib
 from fdre import estimators, featurize
 from nflax import densities
@@ -86,10 +87,11 @@ def _grid(config, estimator):
 
 
 def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
-  """One data seed: returns ``(test errors by key, plotting arrays)``."""
+  """Run ``index`` (data seed ``s + index``): returns ``(test errors by key, plotting arrays)``."""
+  seed = replicas.single_seed(config) + index
   options = dict(config.data.options)
-  split = data_lib.load(config.data.name, seed=config.seed + index, **options)
-  rng = np.random.default_rng(config.seed + index)
+  split = data_lib.load(config.data.name, seed=seed, **options)
+  rng = np.random.default_rng(seed)
   target_order = rng.permutation(len(split.target_x))
   bounds = np.cumsum([0] + [int(f * len(target_order)) for f in config.data.target_fractions])
   ratio_rows, val_rows, test_rows = (target_order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
@@ -100,14 +102,15 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
                 (split.target_x[test_rows], split.target_labels[test_rows])]
   density = densities.FlowDensity(flow=models.build_flow(config.flow),
                                   base=densities.StandardNormal(source_x.shape[1:]))
+  # One replica of the replicated runner: a leading axis of 1 in, replica 0 out.
   fitted = featurize.fit_flow_on_mixture(
-      density=density, p_train=source_x[~flow_val], q_train=target_x, p_val=source_x[flow_val],
-      q_val=evaluation[0][0], key=jax.random.PRNGKey(config.seed + index),
+      density=density, p_train=source_x[~flow_val][None], q_train=target_x[None],
+      p_val=source_x[flow_val][None], q_val=evaluation[0][0][None],
+      keys=jax.random.PRNGKey(seed)[None],
       runner=fdre_modes.stage_runner(config, workdir, metrics, f'run{index}'))
   encode = featurize.encoder(density, {'params': fitted.params, **fitted.model_state})
   spaces = {'x': (source_x, target_x),
-            'z': (np.asarray(encode(jnp.asarray(source_x))),
-                  np.asarray(encode(jnp.asarray(target_x))))}
+            'z': (np.asarray(encode(source_x[None]))[0], np.asarray(encode(target_x[None]))[0])}
   grids = {(estimator, space): _grid(config, estimator)
            for estimator, space in itertools.product(config.estimators, spaces)}
   if 'kliep' in config.estimators and config.grid.kliep_selection == 'lcv':
@@ -159,16 +162,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                             if len(values) > 1 else 0.0)
   results['num_runs'] = config.num_runs
   results['seconds'] = time.time() - start
-  logging.info('results: %s', results)
-  metrics.write('final', 0, results)
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  if first['source_x'].shape[1] == 2:
-    out = workdir_lib.plots_dir(workdir)
-    names = sorted(first['weights'])
-    panels = [(f'{name} on source x', first['source_x']) for name in names]
-    plots.scatter_panels(panels, os.path.join(out, 'weights_x.png'),
-                         colors=[np.log(np.maximum(first['weights'][n], 1e-8)) for n in names])
-    plots.scatter_panels([('source z = f(x)', first['source_z'])],
-                         os.path.join(out, 'source_encodings.png'))
-  return results
+  return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(first, workdir))
+
+
+def _plot(first: dict, workdir: str) -> None:
+  """The first run's selected weights on the source points and its source encodings (2-d)."""
+  if first['source_x'].shape[1] != 2:
+    return
+  out = workdir_lib.plots_dir(workdir)
+  names = sorted(first['weights'])
+  panels = [(f'{name} on source x', first['source_x']) for name in names]
+  plots.scatter_panels(panels, os.path.join(out, 'weights_x.png'),
+                       colors=[np.log(np.maximum(first['weights'][n], 1e-8)) for n in names])
+  plots.scatter_panels([('source z = f(x)', first['source_z'])],
+                       os.path.join(out, 'source_encodings.png'))

@@ -1,5 +1,8 @@
 """Featurized DRE for targeted generation on MNIST by SIR (Sec. 5.3, App. D.4, Table 2).
 
+One seed per program (``config.seeds`` holds one seed ``s``,
+:func:`experiments.replicas.single_seed`; the training sets of the percentages differ in
+size, so they train one after the other, each as one replica of the replicated runner).
 For each ``perc`` of ``config.percs``:
 
 1. ``D_p`` and ``D_q`` from the 5,000 bundled MNIST digits at ``data.size`` pixels a side,
@@ -30,10 +33,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 
 from experiments import data as data_lib
-from experiments import fdre_modes, models, plots
+from experiments import fdre_modes, models, plots, replicas
 from experiments import workdir as workdir_lib
 from fdre import featurize, weighting
 from nflax import bijectors
@@ -52,9 +54,9 @@ def dequantized_digits(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   return np.asarray(bijectors.dequantize(jax.random.PRNGKey(seed), levels)), digits.labels
 
 
-def _groups(config) -> tuple[np.ndarray, np.ndarray]:
+def _groups(config, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """All examples of ``p`` and of ``q`` as ``(n, size * size)`` vectors in ``[0, 1)``."""
-  flat, labels = dequantized_digits(config.data.size, config.seed)
+  flat, labels = dequantized_digits(config.data.size, seed)
   if config.scenario == 'digits':
     return flat[np.isin(labels, _DIGITS['p'])], flat[np.isin(labels, _DIGITS['q'])]
   if config.scenario == 'background':
@@ -70,42 +72,55 @@ def _split(rng, array, fractions):
   return [array[order[lo:hi]] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
+def _fit_one(mode: str, flow, classifier, p_train, q_train, p_val, q_val, key,
+             runner) -> featurize.FittedRatio:
+  """:func:`fdre.featurize.fit_log_ratio` of one replica: ``(n, d)`` sets and one key in,
+  the replicated maps out (callers add and take the replica axis of size 1)."""
+  return featurize.fit_log_ratio(
+      mode=mode, flow=flow, classifier=classifier, p_train=p_train[None], q_train=q_train[None],
+      p_val=p_val[None], q_val=q_val[None], keys=key[None], runner=runner)
+
+
+def _one(fn, x) -> np.ndarray:
+  """A replicated map of one replica applied to ``(n, ...)`` points."""
+  return np.asarray(fn(jnp.asarray(x)[None]))[0]
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Targeted generation for every ``perc``; returns target fractions per method."""
   start = time.time()
-  rng = np.random.default_rng(config.seed)
-  p_all, q_all = _groups(config)
+  seed = replicas.single_seed(config)
+  rng = np.random.default_rng(seed)
+  p_all, q_all = _groups(config, seed)
   # Held-out real digits of both groups train the attribute classifier (label 1 = target q).
   p_ratio, p_attr, p_attr_val = _split(rng, p_all, (0.6, 0.3, 0.1))
   q_ratio, q_attr, q_attr_val = _split(rng, q_all, (0.6, 0.3, 0.1))
   metrics = workdir_lib.MetricsLog(workdir)
   classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
-  attribute = featurize.fit_log_ratio(
-      mode='baseline', flow=None, classifier=classifier, p_train=q_attr, q_train=p_attr,
-      p_val=q_attr_val, q_val=p_attr_val, key=jax.random.PRNGKey(config.seed),
-      runner=fdre_modes.stage_runner(config, workdir, metrics, 'attribute'))
-  target_fraction = lambda x: float(np.mean(np.asarray(attribute.log_ratio(jnp.asarray(x))) > 0))
+  attribute = _fit_one('baseline', None, classifier, q_attr, p_attr, q_attr_val, p_attr_val,
+                       jax.random.PRNGKey(seed),
+                       fdre_modes.stage_runner(config, workdir, metrics, 'attribute'))
+  target_fraction = lambda x: float(np.mean(_one(attribute.log_ratio, x) > 0))
   flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
                           models.build_flow(config.flow)))
   results: dict = {'held_out_target_fraction/q': target_fraction(q_attr_val),
                    'held_out_target_fraction/p': target_fraction(p_attr_val)}
+  drawn_by_perc = {}
   for index, perc in enumerate(config.percs):
     p_train, p_val = _split(rng, p_ratio, (0.85, 0.15))
     q_count = max(int(perc * len(p_train)), 10)
     q_train, q_val = _split(rng, q_ratio[rng.permutation(len(q_ratio))[:int(q_count / 0.85)]],
                             (0.85, 0.15))
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index + 1)
-    fitted = {mode: featurize.fit_log_ratio(
-        mode=mode, flow=flow, classifier=classifier, p_train=p_train, q_train=q_train,
-        p_val=p_val, q_val=q_val, key=jax.random.fold_in(key, i),
-        runner=fdre_modes.stage_runner(config, workdir, metrics, f'perc{index}_{mode}'))
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), index + 1)
+    fitted = {mode: _fit_one(
+        mode, flow, classifier, p_train, q_train, p_val, q_val, jax.random.fold_in(key, i),
+        fdre_modes.stage_runner(config, workdir, metrics, f'perc{index}_{mode}'))
         for i, mode in enumerate(('separate', 'baseline'))}
     z = jax.random.normal(jax.random.fold_in(key, 7), (config.num_proposals, p_train.shape[1]))
-    x = np.asarray(fitted['separate'].decode(z))
+    x = _one(fitted['separate'].decode, z)
     # The classifiers estimate log p/q; the target is q, so the SIR weight is q / h.
-    log_q_over_p = {
-        'iw_z': -np.asarray(fitted['separate'].log_ratio(jnp.asarray(x))),
-        'iw_x': -np.asarray(fitted['baseline'].log_ratio(jnp.asarray(x)))}
+    log_q_over_p = {'iw_z': -_one(fitted['separate'].log_ratio, x),
+                    'iw_x': -_one(fitted['baseline'].log_ratio, x)}
     name = f'perc_{perc:g}'
     drawn = {'regular': x[:config.num_samples]}
     for method, log_r in log_q_over_p.items():
@@ -125,15 +140,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results[f'{name}/{label}_distinct_samples'] = int(len(np.unique(idx)))
     for label, samples in drawn.items():
       results[f'{name}/{label}'] = target_fraction(samples)
-    _plot_samples(config, drawn, name, workdir)
+    drawn_by_perc[name] = drawn
     results[f'{name}/n_p'], results[f'{name}/n_q'] = len(p_train), len(q_train)
     metrics.write('perc', index, {k: v for k, v in results.items() if k.startswith(name)})
   results['seconds'] = time.time() - start
-  logging.info('results: %s', results)
-  metrics.write('final', 0, results)
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  return results
+  return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: [
+      _plot_samples(config, drawn, name, workdir) for name, drawn in drawn_by_perc.items()])
 
 
 def _plot_samples(config, drawn: dict[str, np.ndarray], name: str, workdir: str,
