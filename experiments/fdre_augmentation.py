@@ -2,13 +2,16 @@
 
 The paper's pipeline (Omniglot, a DAGAN as generator, a CNN downstream) on what this machine
 has: the 5,000 bundled MNIST digits at ``data.size`` pixels a side, one Real NVP per class as
-the generator, logistic regression (scikit-learn) downstream. Per seed of ``config.seeds``:
+the generator, logistic regression (scikit-learn) downstream. Every seed of ``config.seeds`` is a
+replica (:mod:`experiments.replicas`: its own dequantisation, split, initialisations and keys)
+and the seeds' flows and classifiers train side by side in one program per stage; the
+downstream classifiers are fitted seed by seed:
 
 1. split every class into ``data.train_per_class`` real training digits,
    ``data.val_per_class`` validation digits and the rest as the test set (reported only);
 2. fit one flow ``g_c = realnvp o logit`` per class on that class's real training digits, all
    classes in one compiled program (:func:`nflax.fitting.per_class_nll_objective`,
-   checkpointed stage ``seed<i>_generators``, early stopping on the summed NLL of the
+   checkpointed stage ``generators``, early stopping on the summed NLL of the
    validation digits); draw
    ``synthetic_per_class`` labelled synthetic digits from each (and
    ``synthetic_val_per_class`` more for the ratio classifiers' validation), at temperature
@@ -23,7 +26,8 @@ the generator, logistic regression (scikit-learn) downstream. Per seed of ``conf
    digits keep weight 1 (App. D.5). Synthetic weights are flattened and self-normalised
    (App. D.1): ``w_i = n * r_i^gamma / sum_j r_j^gamma`` (mean 1); ``gamma`` is chosen from
    ``weighting.powers`` by real-validation accuracy, separately for IW(x) and IW(z);
-5. test accuracy on the held-out real digits (mean and standard error over seeds), with
+5. test accuracy on the held-out real digits (mean, ``<name>_se`` standard error and
+   ``per_seed``: :func:`experiments.replicas.aggregate`), with
    diagnostics: balanced accuracy of each ratio classifier on the validation digits, the
    effective sample fraction of the weights, and how often a synthetic digit's class agrees with
    the data-only classifier, unweighted and weighted (do the weights favour well-formed digits?).
@@ -39,13 +43,12 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
-from absl import logging
 from sklearn import linear_model
 
-from experiments import fdre_modes, fdre_targeted, models, plots, training
+from experiments import fdre_modes, fdre_targeted, models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from fdre import featurize, weighting
-from nflax import bijectors, densities, fitting
+from nflax import bijectors, densities, engine, fitting
 
 METHODS = ('data_only', 'synthetic_only', 'mixture', 'mixture_iw_x', 'mixture_iw_z')
 """Downstream training sets of Table 3, in its column order."""
@@ -84,38 +87,50 @@ def _by_class(x: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndar
 
 
 def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.ndarray,
-               real_val: np.ndarray, labels_val: np.ndarray, *, key: jax.Array, workdir: str,
+               real_val: np.ndarray, labels_val: np.ndarray, *, keys: jax.Array, workdir: str,
                stage: str, metrics: workdir_lib.MetricsLog
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """Fits one generator flow per class (one checkpointed stage) and samples labelled digits.
+  """Fits one generator flow per class and replica (one checkpointed stage); samples digits.
 
-  Every class has the same number of training and validation digits (``split_per_class``).
+  Every replica has the same classes, and every class the same number of training and
+  validation digits (``split_per_class``).
+
+  Args:
+    config: the experiment.
+    real, real_val: ``(R, n, size * size)``, ``(R, m, size * size)`` the replicas' digits.
+    labels, labels_val: ``(R, n)``, ``(R, m)`` their classes.
+    keys: ``(R, 2)`` the replicas' keys.
+    workdir, stage, metrics: where the stage checkpoints and logs.
 
   Returns:
     ``(train, train_labels, val, val_labels)``: ``synthetic_per_class`` and
-    ``synthetic_val_per_class`` samples of every class, ``(n, size * size)`` in ``[0, 1]``.
+    ``synthetic_val_per_class`` samples of every class and replica, ``(R, n', size * size)``
+    in ``[0, 1]`` and ``(R, n')`` labels.
   """
   density = _generator(config)
-  classes = np.unique(labels)
-  train, val = _by_class(real, labels, classes), _by_class(real_val, labels_val, classes)
-  key_init, key_fit, key_sample = jax.random.split(key, 3)
-  init = jax.vmap(density.init)(jax.random.split(key_init, len(classes)),
-                                jnp.swapaxes(jnp.asarray(train), 0, 1))
+  classes = np.unique(labels[0])
+  train = np.stack([_by_class(x, y, classes) for x, y in zip(real, labels)])
+  val = np.stack([_by_class(x, y, classes) for x, y in zip(real_val, labels_val)])
+  key_init, key_fit, key_sample = jnp.moveaxis(
+      jax.vmap(lambda key: jax.random.split(key, 3))(keys), 1, 0)
+  # (R, classes) stacked variables: one flow per class (inner vmap) and replica (outer).
+  init = jax.jit(jax.vmap(lambda key, x: jax.vmap(density.init)(
+      jax.random.split(key, len(classes)), jnp.swapaxes(x, 0, 1))))(key_init, jnp.asarray(train))
   fitted = training.train(fitting.per_class_nll_objective(density), init, train, val,
                           train_config=config.train_generator, workdir=workdir, stage=stage,
-                          key=key_fit, metrics=metrics)
+                          keys=key_fit, metrics=metrics)
   per_class = config.synthetic_per_class + config.synthetic_val_per_class
-  z = config.generator.temperature * jax.random.normal(
-      key_sample, (len(classes), per_class, real.shape[1]))
+  z = config.generator.temperature * jax.vmap(
+      lambda key: jax.random.normal(key, (len(classes), per_class, real.shape[-1])))(key_sample)
   decode = lambda variables, latent: density.apply(variables, latent,
                                                    method=densities.FlowDensity.decode)
-  samples = np.clip(np.asarray(jax.vmap(decode)(
-      {'params': fitted.params, **fitted.model_state}, z)), 0.0, 1.0)
-  sample_labels = np.broadcast_to(classes[:, None], samples.shape[:2]).astype(np.int32)
+  samples = np.clip(np.asarray(jax.jit(jax.vmap(jax.vmap(decode)))(
+      {'params': fitted.params, **fitted.model_state}, z)), 0.0, 1.0)  # (R, C, per_class, d)
+  sample_labels = np.broadcast_to(classes[None, :, None], samples.shape[:3]).astype(np.int32)
   cut = config.synthetic_per_class
-  flat = lambda a: a.reshape((-1,) + a.shape[2:])
-  return (flat(samples[:, :cut]), flat(sample_labels[:, :cut]), flat(samples[:, cut:]),
-          flat(sample_labels[:, cut:]))
+  flat = lambda a: a.reshape(a.shape[:1] + (-1,) + a.shape[3:])
+  return (flat(samples[:, :, :cut]), flat(sample_labels[:, :, :cut]),
+          flat(samples[:, :, cut:]), flat(sample_labels[:, :, cut:]))
 
 
 def _classifier(config, x, y, weights=None) -> linear_model.LogisticRegression:
@@ -124,39 +139,24 @@ def _classifier(config, x, y, weights=None) -> linear_model.LogisticRegression:
   return model.fit(x, y, sample_weight=weights)
 
 
-def _run_seed(config, seed_index: int, seed: int, workdir: str,
-              metrics: workdir_lib.MetricsLog) -> tuple[dict, dict]:
-  """One repetition of the pipeline; returns (scalar results, arrays for the plots)."""
+def _real_splits(config, seed: int) -> dict[str, np.ndarray]:
+  """One seed's real digits: its dequantisation and per-class split (drawn from ``seed``)."""
   x, labels = fdre_targeted.dequantized_digits(config.data.size, seed)
   train_idx, val_idx, test_idx = split_per_class(
       labels, np.random.default_rng(seed), train_per_class=config.data.train_per_class,
       val_per_class=config.data.val_per_class)
-  real, real_y = x[train_idx], labels[train_idx]
-  val, val_y = x[val_idx], labels[val_idx]
-  test, test_y = x[test_idx], labels[test_idx]
-  prefix = f'seed{seed_index}'
-  key = jax.random.PRNGKey(seed)
-  synthetic, synthetic_y, synthetic_val, _ = synthesize(
-      config, real, real_y, val, val_y, key=jax.random.fold_in(key, 1), workdir=workdir,
-      stage=f'{prefix}_generators', metrics=metrics)
-  flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
-                          models.build_flow(config.flow)))
-  ratio_classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
-  results: dict = {}
-  log_ratios = {}
-  for index, (space, mode) in enumerate(_SPACES.items()):
-    fitted = featurize.fit_log_ratio(
-        mode=mode, flow=flow, classifier=ratio_classifier, p_train=real, q_train=synthetic,
-        p_val=val, q_val=synthetic_val, key=jax.random.fold_in(key, 2 + index),
-        runner=fdre_modes.stage_runner(config, workdir, metrics, f'{prefix}_{space}'))
-    log_ratio = lambda data: np.asarray(fitted.log_ratio(jnp.asarray(data)), np.float64)
-    log_ratios[space] = log_ratio(synthetic)
-    results[f'ratio_balanced_accuracy/{space}'] = float(
-        0.5 * np.mean(log_ratio(val) > 0) + 0.5 * np.mean(log_ratio(synthetic_val) < 0))
+  return {'real': x[train_idx], 'real_y': labels[train_idx], 'val': x[val_idx],
+          'val_y': labels[val_idx], 'test': x[test_idx], 'test_y': labels[test_idx]}
 
+
+def _downstream(config, data: dict, log_ratios: dict[str, np.ndarray]) -> dict:
+  """Step 4-5 for one seed: the downstream classifiers and their accuracies."""
+  real, real_y, val, val_y = data['real'], data['real_y'], data['val'], data['val_y']
+  synthetic, synthetic_y = data['synthetic'], data['synthetic_y']
+  results: dict = {}
   mixture_x = np.concatenate([real, synthetic])
   mixture_y = np.concatenate([real_y, synthetic_y])
-  accuracy = lambda model, data, y: float(model.score(data, y))
+  accuracy = lambda model, x, y: float(model.score(x, y))
   classifiers = {'data_only': _classifier(config, real, real_y),
                  'synthetic_only': _classifier(config, synthetic, synthetic_y),
                  'mixture': _classifier(config, mixture_x, mixture_y)}
@@ -180,41 +180,48 @@ def _run_seed(config, seed_index: int, seed: int, workdir: str,
     results[f'synthetic_label_agreement/{space}'] = float(np.average(agrees, weights=weights))
   for method in METHODS:
     results[f'val_accuracy/{method}'] = accuracy(classifiers[method], val, val_y)
-    results[f'accuracy/{method}'] = accuracy(classifiers[method], test, test_y)
-  return results, {'real': real, 'synthetic': synthetic, 'log_ratios': log_ratios}
+    results[f'accuracy/{method}'] = accuracy(classifiers[method], data['test'], data['test_y'])
+  return results
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """The Table 3 pipeline for every seed; returns test accuracies (mean, standard error)."""
+  """The Table 3 pipeline, every seed side by side; returns test accuracies over seeds."""
   start = time.time()
-  if not config.seeds:
-    raise ValueError('config.seeds is empty; give at least one seed')
+  seeds = replicas.seeds_of(config)
   metrics = workdir_lib.MetricsLog(workdir)
-  per_seed = []
-  for seed_index, seed in enumerate(config.seeds):
-    seed_results, arrays = _run_seed(config, seed_index, seed, workdir, metrics)
-    metrics.write('seed', seed_index, seed_results)
-    per_seed.append(seed_results)
-    if seed_index == 0:
-      _plot_samples(config, arrays, workdir)
-  results: dict = {}
-  for name in per_seed[0]:
-    values = np.asarray([r[name] for r in per_seed], np.float64)
-    results[name] = float(values.mean())
-    if name.startswith('accuracy/'):
-      results[name.replace('accuracy/', 'accuracy_stderr/')] = (
-          float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0)
-    if name.startswith(('accuracy/', 'selected_power/')):
-      results[name.replace('/', '_per_seed/', 1)] = values.tolist()
-  results.update({'num_seeds': len(per_seed), 'n_real_train': len(arrays['real']),
-                  'n_synthetic_train': len(arrays['synthetic'])})
+  data = replicas.stack([_real_splits(config, seed) for seed in seeds])
+  root = replicas.keys(seeds)
+  fold = lambda i: jax.vmap(lambda key: jax.random.fold_in(key, i))(root)
+  synthetic, synthetic_y, synthetic_val, _ = synthesize(
+      config, data['real'], data['real_y'], data['val'], data['val_y'], keys=fold(1),
+      workdir=workdir, stage='generators', metrics=metrics)
+  data.update(synthetic=synthetic, synthetic_y=synthetic_y)
+  flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
+                          models.build_flow(config.flow)))
+  ratio_classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
+  per_seed = [{} for _ in seeds]
+  log_ratios = [{} for _ in seeds]
+  for index, (space, mode) in enumerate(_SPACES.items()):
+    fitted = featurize.fit_log_ratio(
+        mode=mode, flow=flow, classifier=ratio_classifier, p_train=data['real'],
+        q_train=synthetic, p_val=data['val'], q_val=synthetic_val, keys=fold(2 + index),
+        runner=fdre_modes.stage_runner(config, workdir, metrics, space))
+    on_synthetic, on_val, on_synthetic_val = (
+        np.asarray(fitted.log_ratio(x), np.float64) for x in (synthetic, data['val'],
+                                                               synthetic_val))
+    for r, results in enumerate(per_seed):
+      log_ratios[r][space] = on_synthetic[r]
+      results[f'ratio_balanced_accuracy/{space}'] = float(
+          0.5 * np.mean(on_val[r] > 0) + 0.5 * np.mean(on_synthetic_val[r] < 0))
+  for r, results in enumerate(per_seed):
+    results.update(_downstream(config, engine.replica(data, r), log_ratios[r]))
+  results = replicas.aggregate(per_seed, seeds)
+  results.update({'num_seeds': len(seeds), 'n_real_train': int(data['real'].shape[1]),
+                  'n_synthetic_train': int(synthetic.shape[1])})
   results['seconds'] = time.time() - start
-  logging.info('results: %s', results)
-  metrics.write('final', 0, results)
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  _plot_accuracy(results, workdir)
-  return results
+  first = {'real': data['real'][0], 'synthetic': synthetic[0], 'log_ratios': log_ratios[0]}
+  return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: (
+      _plot_samples(config, first, workdir), _plot_accuracy(results, workdir)))
 
 
 def _plot_samples(config, arrays, workdir, count: int = 12) -> None:
@@ -233,7 +240,7 @@ def _plot_samples(config, arrays, workdir, count: int = 12) -> None:
 def _plot_accuracy(results, workdir) -> None:
   fig, ax = plt.subplots(figsize=(6.0, 3.4))
   means = [results[f'accuracy/{m}'] for m in METHODS]
-  errors = [results[f'accuracy_stderr/{m}'] for m in METHODS] if results['num_seeds'] > 1 else None
+  errors = [results[f'accuracy/{m}_se'] for m in METHODS] if results['num_seeds'] > 1 else None
   ax.bar(range(len(METHODS)), means, yerr=errors, color='tab:blue', capsize=3)
   ax.set_title(f"{results['num_seeds']} seed(s); error bars: standard error", fontsize=9)
   ax.set_xticks(range(len(METHODS)))
