@@ -13,6 +13,8 @@ CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__in
 # Configs whose smoke variant a dedicated test already runs end to end (with more checks).
 SMOKE_RUN_ELSEWHERE = {
     'density_moons': 'tests/test_launcher.py::test_smoke_run_writes_everything',
+    'fdre_gaussians': 'tests/test_fdre.py::'
+                      'test_two_seed_gaussians_smoke_run_gives_each_seed_its_one_seed_numbers',
     'lrmf_moons_baselines':
         'tests/test_lrmf_compare.py::test_moons_smoke_run_writes_results_table_and_plots',
     'lrmf_vanishing_gradient': 'tests/test_lrmf_gradient.py::test_smoke_config_runs_end_to_end',

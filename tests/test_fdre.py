@@ -71,12 +71,40 @@ def test_trained_classifier_log_ratio_approaches_the_true_one_with_unequal_sizes
   p, q = rng.normal(1, 1, (2500, 1)), rng.normal(-1, 1, (625, 1))
   runner = fitting.fit_runner(optimizer=optax.adam(0.05), num_steps=600, batch_size=500,
                                 steps_per_dispatch=300)
-  fitted = featurize.fit_log_ratio(
+  fitted = featurize.fit_log_ratio(  # one replica: a leading axis of 1
       mode='baseline', flow=None, classifier=featurize.RatioClassifier(hidden=()),
-      p_train=p[:2000], q_train=q[:500], p_val=p[2000:], q_val=q[500:625],
-      key=jax.random.PRNGKey(0), runner=runner)
+      p_train=p[None, :2000], q_train=q[None, :500], p_val=p[None, 2000:],
+      q_val=q[None, 500:625], keys=jax.random.PRNGKey(0)[None], runner=runner)
   grid = np.linspace(-2, 2, 21)[:, None].astype(np.float32)
-  np.testing.assert_allclose(fitted.log_ratio(jnp.asarray(grid)), 2 * grid[:, 0], atol=0.3)
+  assert fitted.log_ratio(grid[None]).shape == (1, 21)
+  np.testing.assert_allclose(fitted.log_ratio(grid[None])[0], 2 * grid[:, 0], atol=0.3)
+
+
+@pytest.mark.parametrize('mode', ['separate', 'joint'])  # the two code paths of the modes
+def test_fit_log_ratio_replicas_train_independently(mode):
+  """Two replicas (own data, own key) side by side give each replica's one-replica fit."""
+  rng = np.random.default_rng(4)
+  sets = rng.normal(size=(4, 2, 40, 2)).astype(np.float32) + np.array([0.0, 2.0])[:, None, None]
+  p_train, q_train, p_val, q_val = sets[0], sets[1], sets[2], sets[3]  # (R=2, 40, 2) each
+  keys = jnp.stack([jax.random.PRNGKey(3), jax.random.PRNGKey(8)])
+  runner = fitting.fit_runner(optimizer=optax.adam(1e-2), num_steps=6, batch_size=20,
+                              steps_per_dispatch=3)
+  common = dict(mode=mode, flow=bijectors.maf(num_blocks=1, hidden=(8,), batch_norm=True),
+                classifier=featurize.RatioClassifier(hidden=(8,)), runner=runner, alpha=0.5)
+  both = featurize.fit_log_ratio(p_train=p_train, q_train=q_train, p_val=p_val, q_val=q_val,
+                                 keys=keys, **common)
+  points = rng.normal(size=(2, 7, 2)).astype(np.float32)
+  got = np.asarray(both.log_ratio(points))
+  assert got.shape == (2, 7)
+  if both.encode is not None:
+    assert both.encode(points).shape == (2, 7, 2)
+    np.testing.assert_allclose(both.decode(both.encode(points)), points, atol=1e-4)
+  for r in range(2):
+    one = featurize.fit_log_ratio(p_train=p_train[r:r + 1], q_train=q_train[r:r + 1],
+                                  p_val=p_val[r:r + 1], q_val=q_val[r:r + 1],
+                                  keys=keys[r:r + 1], **common)
+    np.testing.assert_allclose(got[r], np.asarray(one.log_ratio(points[r:r + 1]))[0],
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_hybrid_loss_is_eq1():
@@ -242,3 +270,27 @@ def test_breast_cancer_biased_split_follows_app_d2():
   np.testing.assert_allclose(used.std(0), 1.0, atol=1e-3)
   with pytest.raises(ValueError, match='target_fraction'):
     data.load('breast_cancer_biased', target_fraction=1.0)
+
+
+def test_two_seed_gaussians_smoke_run_gives_each_seed_its_one_seed_numbers(tmp_path):
+  """fdre_gaussians:smoke with seeds (0, 1) side by side = the runs with seeds (0,) and (1,)."""
+  from configs import fdre_gaussians
+  from experiments import launch
+
+  def run(seeds):
+    config = fdre_gaussians.get_config('smoke')
+    config.seeds = seeds
+    return launch.run_experiment(config, str(tmp_path / '_'.join(map(str, seeds))))
+
+  both = run((0, 1))
+  assert both['seeds'] == [0, 1] and [r['seed'] for r in both['per_seed']] == [0, 1]
+  assert both['per_seed'][0]['overlap_fraction'] != both['per_seed'][1]['overlap_fraction']
+  for index, seed in enumerate((0, 1)):
+    alone = run((seed,))['per_seed'][0]
+    together = both['per_seed'][index]
+    assert set(alone) == set(together)
+    for name, value in alone.items():
+      np.testing.assert_allclose(together[name], value, rtol=1e-3, atol=1e-4, err_msg=name)
+  mse = 'log_ratio_mse_overlap/joint_alpha_0_9'
+  np.testing.assert_allclose(both[mse], np.mean([r[mse] for r in both['per_seed']]))
+  assert both[f'{mse}_se'] > 0
