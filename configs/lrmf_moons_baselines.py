@@ -32,11 +32,13 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.emd = ml_collections.ConfigDict({'epsilon': 0.05, 'num_iters': 200})
   config.adversarial = ml_collections.ConfigDict({
       'num_steps': 2000, 'batch_size': 256, 'flow_lr': 1e-4, 'critic_lr': 1e-4,
-      'critic_hidden': (128, 128), 'eval_every': 100})
+      'critic_hidden': (128, 128), 'eval_every': 100,
+      'checkpoint_every': 500})
   # The baselines train T alone with the joint stage's settings (last parameters kept).
   config.train_baseline = ml_collections.ConfigDict(config.train_joint.to_dict())
   if variant == 'smoke':
-    config.adversarial.update(num_steps=20, batch_size=50, critic_hidden=(16,), eval_every=10)
+    config.adversarial.update(num_steps=20, batch_size=50, critic_hidden=(16,), eval_every=10,
+                              checkpoint_every=10)
     config.emd.num_iters = 20
     return config
   for block in (config.density, config.flow):

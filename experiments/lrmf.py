@@ -278,6 +278,4 @@ def _plot_vector_field(flow, flow_variables, points, path, resolution=20) -> Non
             angles='xy', scale_units='xy', scale=1.0, width=0.003)
   ax.set_title('T(x) - x')
   ax.set_aspect('equal', adjustable='box')
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save(fig, path)

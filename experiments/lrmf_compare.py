@@ -19,10 +19,10 @@ Data -> train every method -> evaluate -> write:
      :func:`lrmf.baselines.sinkhorn_cost` between ``T(A)`` and ``B`` through
      :func:`experiments.training.train` (stages ``'mmd'``, ``'emd'``, train
      config ``config.train_baseline``);
-   * ``'adversarial'``: SN-GAN alignment (Fig. 3), a host loop of jitted
-     :func:`lrmf.baselines.adversarial_step` calls with Adam ``b1 = 0.5``
-     (``config.adversarial``), logging both losses and the 1-NN accuracy every
-     ``config.adversarial.eval_every`` steps (not checkpointed);
+   * ``'adversarial'``: SN-GAN alignment (Fig. 3), :func:`lrmf.baselines.adversarial_step`
+     run by the engine with Adam ``b1 = 0.5`` (``config.adversarial``), logging both
+     losses and the 1-NN accuracy every ``config.adversarial.eval_every`` steps,
+     checkpointed and resumable like every stage;
 
 3. score every method and the identity map (``'input'``) on the test split:
    1-NN accuracy (:func:`lrmf.baselines.one_nn_accuracy`, when both domains
@@ -50,14 +50,13 @@ import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
 from sklearn import neighbors
 
 from experiments import lrmf as lrmf_lib
-from experiments import models, plots, training
+from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
-from nflax import fitting
+from nflax import engine, parallel
 
 METHODS = ('lrmf', 'back_to_back', 'mmd', 'emd', 'adversarial')
 """Methods a config may list in ``config.methods``, in table order."""
@@ -135,52 +134,57 @@ def _train_discrepancy(method, config, flow, a, b, workdir, metrics, key):
   objective = baselines.alignment_objective(flow=flow, discrepancy=discrepancy)
   init_key, fit_key = jax.random.split(key)
   result = training.train(
-      objective, _init_flow(flow, a['train_x'], init_key),
-      fitting.Independent((jnp.asarray(a['train_x']), jnp.asarray(b['train_x']))),
-      fitting.Independent((jnp.asarray(a['val_x']), jnp.asarray(b['val_x']))),
-      train_config=config.train_baseline, workdir=workdir, stage=method, key=fit_key,
+      objective, engine.add_replica_axis(_init_flow(flow, a['train_x'], init_key)),
+      engine.Independent((a['train_x'][None], b['train_x'][None])),
+      engine.Independent((a['val_x'][None], b['val_x'][None])),
+      train_config=config.train_baseline, workdir=workdir, stage=method, keys=fit_key[None],
       metrics=metrics)
-  return {'params': result.params, **result.model_state}
+  return engine.replica({'params': result.params, **result.model_state}, 0)
 
 
-def _train_adversarial(config, flow, a, b, metrics, key):
-  """SN-GAN baseline (Fig. 3): alternating critic / transform steps; returns ``(phi, log)``."""
+def _train_adversarial(config, flow, a, b, workdir, metrics, key):
+  """SN-GAN baseline (Fig. 3): alternating critic / transform steps through the engine,
+  checkpointed and resumable like every stage; the 1-NN accuracy of ``T`` is logged after
+  every dispatch of ``eval_every`` steps. Returns ``(phi, log)``."""
   settings = config.adversarial
   critic = baselines.SpectralNormCritic(hidden=tuple(settings.critic_hidden))
   flow_optimizer = optax.adam(settings.flow_lr, b1=0.5)
   critic_optimizer = optax.adam(settings.critic_lr, b1=0.5)
-  init_key, critic_key, loop_key = jax.random.split(key, 3)
-  b_train = jnp.asarray(b['train_x'])
+  init_key, critic_key, train_key = jax.random.split(key, 3)
   state = baselines.init_adversarial_state(
       flow_variables=_init_flow(flow, a['train_x'], init_key),
-      critic_variables=critic.init(critic_key, b_train[:8], update_stats=False),
+      critic_variables=critic.init(critic_key, jnp.asarray(b['train_x'][:8]),
+                                   update_stats=False),
       flow_optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
-  step_fn = jax.jit(functools.partial(
-      baselines.adversarial_step, flow=flow, critic=critic, flow_optimizer=flow_optimizer,
-      critic_optimizer=critic_optimizer))
-  a_train = jnp.asarray(a['train_x'])
+  step_fn = functools.partial(baselines.adversarial_step, flow=flow, critic=critic,
+                              flow_optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
   move = lrmf_lib.transformer(flow)
-  log, window = [], []
-  for step in range(1, settings.num_steps + 1):
-    step_key = jax.random.fold_in(loop_key, step)
-    index_a, index_b = jax.random.split(step_key)
-    batch = fitting.Independent((
-        a_train[jax.random.randint(index_a, (settings.batch_size,), 0, a_train.shape[0])],
-        b_train[jax.random.randint(index_b, (settings.batch_size,), 0, b_train.shape[0])]))
-    state, losses = step_fn(state, batch, step_key)
-    window.append(losses)
-    if step % settings.eval_every == 0 or step == settings.num_steps:
-      record = {name: float(np.mean([float(w[name]) for w in window])) for name in window[0]}
-      if not all(np.isfinite(v) for v in record.values()):
-        raise RuntimeError(f'[adversarial] non-finite loss at step {step}: {record}')
-      variables = {'params': state.flow_params, **state.flow_state}
-      accuracy = lrmf_lib.one_nn_accuracy(config, a, b, move(variables, a['test_x']))
+
+  def with_accuracy(callback):
+    def on_dispatch(run, record):
+      trained = engine.replica(run.state, 0)
+      accuracy = lrmf_lib.one_nn_accuracy(
+          config, a, b, move({'params': trained.flow_params, **trained.flow_state},
+                             a['test_x']))
       if accuracy is not None:
-        record['one_nn_accuracy'] = accuracy
-      metrics.write('adversarial', step, record)
-      log.append({'step': step, **record})
-      window = []
-  return {'params': state.flow_params, **state.flow_state}, log
+        record = {**record, 'one_nn_accuracy': accuracy}
+      callback(run, record)
+    return on_dispatch
+
+  def trainer(run, num_steps, callback):
+    return engine.train(
+        step_fn, run, engine.Independent((a['train_x'][None], b['train_x'][None])),
+        train_key[None], num_steps=num_steps, batch_size=settings.batch_size,
+        steps_per_dispatch=settings.eval_every, name='[adversarial] ',
+        callback=with_accuracy(callback))
+
+  result = training.run_stage(
+      trainer, engine.init_run(engine.add_replica_axis(state)), stage='adversarial',
+      workdir=workdir, metrics=metrics, num_steps=settings.num_steps,
+      checkpoint_every=settings.checkpoint_every)
+  trained = engine.replica(result.run.state, 0)
+  return ({'params': trained.flow_params, **trained.flow_state},
+          workdir_lib.read_metrics(workdir, 'adversarial'))
 
 
 def _scores(config, a, b, moved) -> dict[str, float]:
@@ -203,8 +207,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError("'back_to_back' needs 'lrmf' in config.methods and a flow density "
                      f'family (it composes the private flows), got methods {config.methods} '
                      f'and density family {config.density.family!r}')
-  a = _load(config.data.a, config, config.seed)
-  b = _load(config.data.b, config, config.seed + 1)
+  seed = replicas.single_seed(config)
+  a = _load(config.data.a, config, seed)
+  b = _load(config.data.b, config, seed + 1)
   if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
     raise ValueError(f"domains A and B differ in shape: {a['train_x'].shape[1:]} vs "
                      f"{b['train_x'].shape[1:]}")
@@ -213,16 +218,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   flow = models.build_flow(config.flow)
   move = lrmf_lib.transformer(flow)
   metrics = workdir_lib.MetricsLog(workdir)
-  keys = dict(zip(METHODS, jax.random.split(jax.random.PRNGKey(config.seed), len(METHODS))))
+  keys = dict(zip(METHODS, jax.random.split(jax.random.PRNGKey(seed), len(METHODS))))
   moved = {'input': a['test_x']}
   results, adversarial_log, lrmf_result = {}, [], None
   if 'lrmf' in config.methods:
     density = models.build_density(config.density, a['train_x'].shape[1:])
     runner = lrmf_lib.stage_runner(config, workdir, metrics)
     lrmf_result = algorithm.train_lrmf(
-        flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
-        a_val=a['val_x'], b_val=b['val_x'], key=keys['lrmf'], eps=config.eps,
-        private_runner=runner, joint_runner=runner)
+        flow=flow, density=density, a_train=a['train_x'][None], b_train=b['train_x'][None],
+        a_val=a['val_x'][None], b_val=b['val_x'][None], keys=keys['lrmf'][None],
+        eps=config.eps, private_runner=runner, joint_runner=runner).replica(0)
     moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
     details = lrmf_lib.evaluate(config, flow, density, lrmf_result, a, b)
     results['lrmf'] = {name: details[name] for name in ('test_objective', 'converged')}
@@ -236,7 +241,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       variables = _train_discrepancy(method, config, flow, a, b, workdir, metrics, keys[method])
       moved[method] = move(variables, a['test_x'])
   if 'adversarial' in config.methods:
-    variables, adversarial_log = _train_adversarial(config, flow, a, b, metrics,
+    variables, adversarial_log = _train_adversarial(config, flow, a, b, workdir, metrics,
                                                     keys['adversarial'])
     moved['adversarial'] = move(variables, a['test_x'])
   for method, points in moved.items():
@@ -245,15 +250,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           for metric, value in scores.items()}
   results.update(flat)
   results['seconds'] = time.time() - start
-  logging.info('results: %s', flat)
-  metrics.write('final', 0, {**flat, 'seconds': results['seconds']})
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  _write_table(results, list(moved), os.path.join(workdir, 'table.md'))
-  out = workdir_lib.plots_dir(workdir)
-  _plot_alignment(a, b, moved, os.path.join(out, 'alignment.png'))
-  _plot_fig3(workdir, results, adversarial_log, os.path.join(out, 'objective_vs_alignment.png'))
-  return results
+  if parallel.is_writer():
+    _write_table(results, list(moved), os.path.join(workdir, 'table.md'))
+
+  def plot():
+    out = workdir_lib.plots_dir(workdir)
+    _plot_alignment(a, b, moved, os.path.join(out, 'alignment.png'))
+    _plot_fig3(workdir, results, adversarial_log,
+               os.path.join(out, 'objective_vs_alignment.png'))
+
+  return workdir_lib.finish_run(workdir, results, metrics, plot=plot)
 
 
 def _write_table(results: dict, methods: list[str], path: str) -> None:
@@ -321,6 +327,4 @@ def _plot_fig3(workdir, results, adversarial_log, path) -> None:
     ax.set_xlabel('step')
     ax.set_ylabel('objective')
     ax.legend(loc='upper right')
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save(fig, path)

@@ -45,13 +45,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 
 from experiments import classification
 from experiments import lrmf as lrmf_lib
-from experiments import models, plots, training
+from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
+from nflax import engine
 from nflax import vae as vae_lib
 
 METHODS = ('source_only', 'lrmf', 'coral', 'emd')
@@ -66,22 +66,23 @@ def _fit_vae(config, a, b, workdir, metrics, key):
   val = np.concatenate([a['val_x'], b['val_x']])
   init_key, fit_key = jax.random.split(key)
   variables = jax.jit(vae.init)(init_key, jnp.asarray(train[:8]), init_key)
-  result = training.train(vae_lib.elbo_objective(vae), variables, train, val,
-                          train_config=config.train_vae, workdir=workdir, stage='vae',
-                          key=fit_key, metrics=metrics)
-  return vae, {'params': result.params}
+  result = training.train(vae_lib.elbo_objective(vae), engine.add_replica_axis(variables),
+                          train[None], val[None], train_config=config.train_vae,
+                          workdir=workdir, stage='vae', keys=fit_key[None], metrics=metrics)
+  return vae, {'params': engine.replica(result.params, 0)}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs setup 3 in ``workdir``; returns the results."""
+  """Runs setup 3 in ``workdir`` (one seed); returns the results."""
   start = time.time()
-  a = lrmf_lib.load_domain(config.data.a, config.data.splits_a, config.seed)
-  b = lrmf_lib.load_domain(config.data.b, config.data.splits_b, config.seed + 1)
+  seed = replicas.single_seed(config)
+  a = lrmf_lib.load_domain(config.data.a, config.data.splits_a, seed)
+  b = lrmf_lib.load_domain(config.data.b, config.data.splits_b, seed + 1)
   if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
     raise ValueError(f"domains A and B differ in image shape: {a['train_x'].shape[1:]} vs "
                      f"{b['train_x'].shape[1:]}; give both the same data.*.options.size")
   metrics = workdir_lib.MetricsLog(workdir)
-  vae_key, code_key, lrmf_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+  vae_key, code_key, lrmf_key = jax.random.split(jax.random.PRNGKey(seed), 3)
   vae, vae_variables = _fit_vae(config, a, b, workdir, metrics, vae_key)
   if config.vae.codes not in ('sample', 'mean'):
     raise ValueError(f"config.vae.codes must be 'sample' or 'mean', got {config.vae.codes!r}")
@@ -102,16 +103,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   density = models.build_density(config.density, (config.vae.latent_dim,))
   runner = lrmf_lib.stage_runner(config, workdir, metrics)
   result = algorithm.train_lrmf(
-      flow=flow, density=density, a_train=codes_a['train_x'], b_train=codes_b['train_x'],
-      a_val=codes_a['val_x'], b_val=codes_b['val_x'], key=lrmf_key, eps=config.eps,
-      private_runner=runner, joint_runner=runner)
+      flow=flow, density=density, a_train=codes_a['train_x'][None],
+      b_train=codes_b['train_x'][None], a_val=codes_a['val_x'][None],
+      b_val=codes_b['val_x'][None], keys=lrmf_key[None], eps=config.eps,
+      private_runner=runner, joint_runner=runner).replica(0)
   test_objective = algorithm.evaluate_objective(
       flow=flow, density=density, flow_variables=result.flow_variables,
       shared=result.shared_variables, private_a=result.private_a, private_b=result.private_b,
       a=jnp.asarray(codes_a['test_x']), b=jnp.asarray(codes_b['test_x']))
 
   source = codes_a['train_x']
-  matched = np.random.default_rng(config.seed).choice(
+  matched = np.random.default_rng(seed).choice(
       len(codes_b['train_x']), len(source), replace=len(source) > len(codes_b['train_x']))
   aligned = {
       'source_only': source,
@@ -129,7 +131,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                         b['test_labels'], c=config.classifier.c)
   results = {
       'test_objective': test_objective,
-      'val_objective': result.objective,
+      'val_objective': float(result.objective),
       'converged': bool(test_objective < config.eps),
       'eps': config.eps,
       'vae_val_negative_elbo': float(vae_lib.elbo_objective(vae).eval_loss(
@@ -139,12 +141,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results.update({f'mcnemar_p/lrmf_vs_{method}': classification.mcnemar_p_value(hits['lrmf'], hits[method])
                   for method in METHODS if method != 'lrmf'})
   results['seconds'] = time.time() - start
-  logging.info('results: %s', results)
-  metrics.write('final', 0, results)
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  _plot(workdir, a, b, decoded, decode(jnp.asarray(source[:12])), results)
-  return results
+  return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
+      workdir, a, b, decoded, decode(jnp.asarray(source[:12])), results))
 
 
 def _plot(workdir, a, b, decoded, reconstructed, results) -> None:

@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from experiments import plots, replicas
 from experiments import workdir as workdir_lib
 from lrmf import vanishing_gradient as vg
 
@@ -73,13 +74,6 @@ def _sqrt_neg_log(grads: np.ndarray) -> np.ndarray:
     return np.sqrt(-np.log(np.abs(grads)))
 
 
-def _save(fig: plt.Figure, path: str) -> str:
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
-
-
 def plot_line_fit(mus: np.ndarray, grads: np.ndarray, expected: np.ndarray, in_fit: np.ndarray,
                   fit: dict[str, float], path: str) -> str:
   """Fig. 7(a): ``sqrt(-log|dH/dmu|)`` against ``mu`` with the fitted line."""
@@ -92,7 +86,7 @@ def plot_line_fit(mus: np.ndarray, grads: np.ndarray, expected: np.ndarray, in_f
   ax.set_ylabel('sqrt(-log |dH/dmu|)')
   ax.set_title('Fig. 7(a): gradient of the shared-model cross-entropy')
   ax.legend()
-  return _save(fig, path)
+  return plots.save(fig, path)
 
 
 def plot_grad_vs_fit(mus: np.ndarray, grads: np.ndarray, in_fit: np.ndarray,
@@ -108,7 +102,7 @@ def plot_grad_vs_fit(mus: np.ndarray, grads: np.ndarray, in_fit: np.ndarray,
     ax.set_xlabel('mu')
     ax.set_title(f'Fig. 7{title}')
     ax.legend()
-  return _save(fig, path)
+  return plots.save(fig, path)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -125,7 +119,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   mus, in_fit = _grid_and_fit_mask(config)
   start = time.time()
   with jax.enable_x64(True):
-    x = vg.sample_equal_mixture(jax.random.PRNGKey(config.seed), config.num_samples,
+    x = vg.sample_equal_mixture(jax.random.PRNGKey(replicas.single_seed(config)), config.num_samples,
                                 mean1=config.delta, mean2=-config.delta, scale=config.sigma0,
                                 dtype=jnp.float64)
     grads = np.asarray(jax.jit(
@@ -156,13 +150,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'grad': grads,
       'expected_grad': expected,
   }
-  os.makedirs(workdir, exist_ok=True)
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  plots = workdir_lib.plots_dir(workdir)
-  plot_line_fit(mus, grads, expected, in_fit, fit,
-                os.path.join(plots, 'fig7a_sqrt_neg_log_grad.png'))
-  plot_grad_vs_fit(mus, grads, in_fit, fit, os.path.join(plots, 'fig7bc_grad_vs_fit.png'))
   logging.info('sqrt(-log|dH/dmu|) = %.4f mu %+.4f, R = %.6f (paper: 0.6 mu - 1.168, '
                'R = 0.99996); exact gradient: %.4f mu %+.4f; %.1f s', fit['a'], fit['b'],
                fit['r'], exact_fit['a'], exact_fit['b'], elapsed)
-  return results
+
+  def plot():
+    out = workdir_lib.plots_dir(workdir)
+    plot_line_fit(mus, grads, expected, in_fit, fit,
+                  os.path.join(out, 'fig7a_sqrt_neg_log_grad.png'))
+    plot_grad_vs_fit(mus, grads, in_fit, fit, os.path.join(out, 'fig7bc_grad_vs_fit.png'))
+
+  return workdir_lib.finish_run(workdir, results, workdir_lib.MetricsLog(workdir), plot=plot)

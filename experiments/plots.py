@@ -14,7 +14,7 @@ import numpy as np
 from nflax import parallel
 
 
-def _save(fig: plt.Figure, path: str) -> str:
+def save(fig: plt.Figure, path: str) -> str:
   """Every figure's one save path (process 0 of a multi-host job writes it)."""
   if not parallel.is_writer():
     plt.close(fig)
@@ -46,7 +46,7 @@ def scatter_panels(panels: Sequence[tuple[str, np.ndarray]], path: str,
     ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
     ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
     ax.set_aspect('equal', adjustable='box')
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def density_grid(log_prob: Callable[[np.ndarray], np.ndarray], points: np.ndarray,
@@ -72,7 +72,7 @@ def density_panels(panels: Sequence[tuple[str, Callable[[np.ndarray], np.ndarray
     ax.scatter(points[:, 0], points[:, 1], s=1, c='cyan', alpha=0.3)
     ax.set_title(title)
     ax.set_aspect('equal', adjustable='box')
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def replica_series(label: str, records: Sequence[dict], name: str,
@@ -105,7 +105,7 @@ def curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,
   if title:
     ax.set_title(title)
   ax.legend()
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str, *,
@@ -127,4 +127,4 @@ def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str, *,
       if index < len(images):
         ax.imshow(np.asarray(images[index])[..., 0], cmap='gray', vmin=low, vmax=high)
     row_axes[0].set_ylabel(title, rotation=0, ha='right', va='center', fontsize=8)
-  return _save(fig, path)
+  return save(fig, path)

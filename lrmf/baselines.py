@@ -25,7 +25,7 @@ is stopped).
 The sample-based discrepancies plug into :func:`nflax.fitting.fit` through
 :func:`alignment_objective`, e.g. the EMD baseline is
 ``alignment_objective(flow=T, discrepancy=functools.partial(sinkhorn_cost,
-epsilon=0.01, num_iters=200))`` trained on ``fitting.Independent((a, b))``.
+epsilon=0.01, num_iters=200))`` trained on ``engine.Independent((a, b))``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import optax
 from flax import struct
 from scipy import optimize, spatial
 
-from nflax import densities, fitting, gan
+from nflax import densities, engine, fitting, gan
 from nflax.bijectors.base import Bijector, Chain, Inverse
 
 Array = jax.Array
@@ -283,7 +283,7 @@ def alignment_objective(*, flow: Bijector, discrepancy: Discrepancy) -> fitting.
   ``discrepancy(x=T(a), y=b) -> scalar`` is :func:`mmd_loss` or
   :func:`sinkhorn_cost` with its hyper-parameters bound by
   ``functools.partial``. Batches and data sets are
-  ``nflax.fitting.Independent((a, b))`` with ``a (n_a, d)``, ``b (n_b, d)``; the
+  ``nflax.engine.Independent((a, b))`` with ``a (n_a, d)``, ``b (n_b, d)``; the
   evaluation loss is the discrepancy between the whole held-out sets (``n_a x
   n_b`` kernel or cost matrices, fine for a few thousand points). The flow's
   forward map is ``T``; its key is passed as the ``'hutchinson'`` rng (FFJORD).
@@ -466,7 +466,7 @@ def init_adversarial_state(*, flow_variables: Variables, critic_variables: Varia
       critic_opt_state=critic_optimizer.init(critic_params))
 
 
-def adversarial_step(state: AdversarialState, batch: fitting.Independent, key: Array, *,
+def adversarial_step(state: AdversarialState, batch: engine.Independent, key: Array, *,
                      flow: Bijector, critic: nn.Module,
                      flow_optimizer: optax.GradientTransformation,
                      critic_optimizer: optax.GradientTransformation
@@ -481,14 +481,13 @@ def adversarial_step(state: AdversarialState, batch: fitting.Independent, key: A
      ``nflax.gan.generator_loss(form='cross_entropy')`` against the updated critic
      (statistics frozen).
 
-  Pure: bind the static arguments and compile at the call site,
-  ``jax.jit(functools.partial(adversarial_step, flow=..., critic=...,
-  flow_optimizer=..., critic_optimizer=...))``, and derive ``key`` with
-  ``fold_in(key, step)``. Check the returned losses for NaN/Inf.
+  Pure, an :mod:`nflax.engine` step once the static arguments are bound
+  (``functools.partial(adversarial_step, flow=..., critic=..., flow_optimizer=...,
+  critic_optimizer=...)``).
 
   Args:
     state: from :func:`init_adversarial_state`.
-    batch: ``fitting.Independent((a, b))``, ``a (n, d)`` from A, ``b (m, d)`` from B.
+    batch: ``engine.Independent((a, b))``, ``a (n, d)`` from A, ``b (m, d)`` from B.
     key: randomness of this step (the flow's ``'hutchinson'`` rng).
     flow: the transformation ``T`` (forward: A -> B).
     critic: a :class:`SpectralNormCritic` (any module with an ``update_stats``
@@ -498,7 +497,10 @@ def adversarial_step(state: AdversarialState, batch: fitting.Independent, key: A
 
   Returns:
     ``(new_state, metrics)`` with scalar ``metrics['critic_loss']`` (before the
-    critic update) and ``metrics['generator_loss']`` (after it).
+    critic update), ``metrics['generator_loss']`` (after it), and the gradient and
+    update norms of both players (``flow_grad_norm``, ``flow_update_norm``,
+    ``critic_grad_norm``, ``critic_update_norm``; finite update norms keep the updated
+    parameters finite, which :mod:`nflax.engine`'s guard relies on).
   """
   a, b = batch.parts
   fake, flow_vjp, flow_state = jax.vjp(
@@ -534,7 +536,11 @@ def adversarial_step(state: AdversarialState, batch: fitting.Independent, key: A
       step=state.step + 1, flow_params=optax.apply_updates(state.flow_params, flow_updates),
       flow_state=flow_state, flow_opt_state=flow_opt_state, critic_params=critic_params,
       critic_stats=critic_stats, critic_opt_state=critic_opt_state)
-  return new_state, {'critic_loss': c_loss, 'generator_loss': g_loss}
+  return new_state, {'critic_loss': c_loss, 'generator_loss': g_loss,
+                     'flow_grad_norm': optax.tree.norm(flow_grads),
+                     'flow_update_norm': optax.tree.norm(flow_updates),
+                     'critic_grad_norm': optax.tree.norm(critic_grads),
+                     'critic_update_norm': optax.tree.norm(critic_updates)}
 
 
 def one_nn_accuracy(*, reference_x: np.ndarray, reference_labels: np.ndarray, x: np.ndarray,

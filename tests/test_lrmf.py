@@ -12,7 +12,7 @@ import pytest
 from scipy import optimize
 
 from lrmf import algorithm, gaussian, losses
-from nflax import bijectors, densities, fitting
+from nflax import bijectors, densities, engine, fitting
 
 AFFINE = bijectors.PositiveDefiniteAffine()
 
@@ -216,17 +216,17 @@ def test_objective_matches_the_pure_losses():
   constant = algorithm.evaluate_constant(density=density, private_a=private_a,
                                          private_b=private_b, a=a, b=b, batch_size=64)
   assert constant == pytest.approx(pure_constant, abs=1e-4)
-  objective = algorithm.lrmf_objective(flow=AFFINE, density=density, constant=constant,
-                                       eval_batch_size=64)
-  state = fitting.init_fit_state(algorithm.joint_variables(flow_variables, shared),
-                                 optax.sgd(0.1))
-  assert set(state.params) == {'flow', 'shared'} and state.model_state == {}
-  data = fitting.Independent((a, b))
-  train, new_state = jax.jit(objective.train_loss)(state.params, state.model_state, data,
+  objective = algorithm.lrmf_objective(flow=AFFINE, density=density, eval_batch_size=64)
+  joint = algorithm.joint_variables(flow_variables, shared)
+  params, model_state = joint['params'], {k: v for k, v in joint.items() if k != 'params'}
+  assert set(params) == {'flow', 'shared'} and model_state == {}
+  train, new_state = jax.jit(objective.train_loss)(params, model_state,
+                                                   engine.Independent((a, b)),
                                                    jax.random.PRNGKey(0))
   assert new_state == {}
   assert float(train) == pytest.approx(pure, abs=1e-4)
-  held_out = float(fitting.evaluate(state.params, state.model_state, data,
+  held_out = float(fitting.evaluate(params, model_state,
+                                    algorithm.HeldOut(a, b, jnp.asarray(constant)),
                                     eval_loss=objective.eval_loss))
   assert held_out == pytest.approx(pure + pure_constant, abs=1e-4)
   assert algorithm.evaluate_objective(
@@ -245,13 +245,13 @@ def test_training_loss_is_lrmf_loss_scoring_the_mixture_once():
                                   base=densities.StandardNormal((2,)))
   flow_variables = jax.jit(flow.init)(jax.random.PRNGKey(0), a)
   shared = jax.jit(density.init)(jax.random.PRNGKey(1), b)
-  objective = algorithm.lrmf_objective(flow=flow, density=density, constant=0.0)
+  objective = algorithm.lrmf_objective(flow=flow, density=density)
   joint = algorithm.joint_variables(flow_variables, shared)
   params = joint['params']
   model_state = {k: v for k, v in joint.items() if k != 'params'}
   key = jax.random.PRNGKey(2)
   train, new_state = jax.jit(objective.train_loss)(params, model_state,
-                                                   fitting.Independent((a, b)), key)
+                                                   engine.Independent((a, b)), key)
   # Chain holds a list, so the modules are closed over rather than static arguments.
   loss_fn = functools.partial(losses.lrmf_loss, flow=flow, density=density)
   pure, (flow_state, shared_state) = jax.jit(functools.partial(loss_fn, mutable=True))(
@@ -272,21 +272,6 @@ def test_training_loss_is_lrmf_loss_scoring_the_mixture_once():
   assert abs(frozen - float(pure)) > 1e-3
 
 
-def test_fit_private_model_reaches_the_maximum_likelihood_gaussian():
-  rng = np.random.default_rng(6)
-  train = _draw(rng, [1.0, -2.0], [[2.0, 0.5], [0.5, 1.0]], 256)
-  val = _draw(rng, [1.0, -2.0], [[2.0, 0.5], [0.5, 1.0]], 128)
-  density = densities.Gaussian(dim=2)
-  result = algorithm.fit_private_model(
-      density, jax.jit(density.init)(jax.random.PRNGKey(0), train), train, val,
-      optimizer=optax.adam(0.1), num_steps=200, batch_size=256, key=jax.random.PRNGKey(1),
-      steps_per_dispatch=200)
-  mean, cov = density.apply({'params': result.params}, method=density.mean_and_covariance)
-  want_mean, want_cov = gaussian.gaussian_mle(train)
-  np.testing.assert_allclose(mean, want_mean, atol=1e-3)
-  np.testing.assert_allclose(cov, want_cov, atol=1e-3)
-
-
 def test_train_lrmf_keeps_constants_and_batch_statistics():
   rng = np.random.default_rng(7)
   a = _draw(rng, [0.0, 1.0], np.eye(2), 64)
@@ -294,7 +279,7 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
   flow = bijectors.Chain([bijectors.Invertible1x1Conv(), bijectors.BatchNorm()])
   density = densities.FlowDensity(flow=bijectors.BatchNorm(),
                                   base=densities.StandardNormal((2,)))
-  flow_variables = jax.jit(flow.init)(jax.random.PRNGKey(0), a)
+  flow_variables = engine.add_replica_axis(jax.jit(flow.init)(jax.random.PRNGKey(0), a))
   # A caller's own runner: private models stay at their initialisation (no
   # steps), the joint stage runs one dispatch.
   private = fitting.fit_runner(optimizer=optax.adam(1e-2), num_steps=0, batch_size=32)
@@ -308,10 +293,12 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
     stages.append(stage)
     return (joint if stage == 'joint' else private)(stage, *args)
 
-  result = algorithm.train_lrmf(
-      flow=flow, density=density, a_train=a, b_train=b, a_val=a, b_val=b,
-      key=jax.random.PRNGKey(1), eps=0.1, private_runner=runner, joint_runner=runner,
-      flow_variables=flow_variables)
+  replicated = algorithm.train_lrmf(
+      flow=flow, density=density, a_train=a[None], b_train=b[None], a_val=a[None],
+      b_val=b[None], keys=jax.random.PRNGKey(1)[None], eps=0.1, private_runner=runner,
+      joint_runner=runner, flow_variables=flow_variables)
+  result = replicated.replica(0)
+  flow_variables = engine.replica(flow_variables, 0)
   assert stages == ['private_a', 'private_b', 'joint'] and joint_stages == ['joint']
   assert set(result.flow_variables) == {'params', 'constants', 'batch_stats'}
   assert set(result.shared_variables) == {'params', 'batch_stats'}
@@ -322,7 +309,8 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
   assert moved(result.flow_variables, flow_variables)
   assert moved(result.shared_variables, result.private_b)  # thS started at thB
   assert math.isfinite(result.objective)
-  assert result.objective == pytest.approx(result.histories['joint'][-1]['val_loss'], abs=1e-5)
+  assert result.objective == pytest.approx(result.histories['joint'][-1]['val_loss'][0],
+                                          abs=1e-5)
   assert result.converged == (result.objective < 0.1)
 
 
@@ -330,8 +318,9 @@ def test_train_lrmf_rejects_mismatched_event_shapes():
   x2, x3 = np.zeros((8, 2), np.float32), np.zeros((8, 3), np.float32)
   runner = fitting.fit_runner(optimizer=optax.sgd(0.1), num_steps=1, batch_size=4)
   with pytest.raises(ValueError, match='event shape'):
-    algorithm.train_lrmf(flow=AFFINE, density=densities.Gaussian(dim=2), a_train=x2,
-                         b_train=x3, a_val=x2, b_val=x3, key=jax.random.PRNGKey(0), eps=0.1,
+    algorithm.train_lrmf(flow=AFFINE, density=densities.Gaussian(dim=2), a_train=x2[None],
+                         b_train=x3[None], a_val=x2[None], b_val=x3[None],
+                         keys=jax.random.PRNGKey(0)[None], eps=0.1,
                          private_runner=runner, joint_runner=runner)
 
 
@@ -354,12 +343,12 @@ def test_affine_gaussian_lrmf_reaches_the_closed_form(mean_a, cov_a, mean_b, cov
   # sample moments (selecting among several evaluations would follow the
   # held-out noise instead).
   result = algorithm.train_lrmf(
-      flow=AFFINE, density=density, a_train=a_train, b_train=b_train, a_val=a_val,
-      b_val=b_val, key=jax.random.PRNGKey(0), eps=0.02,
+      flow=AFFINE, density=density, a_train=a_train[None], b_train=b_train[None],
+      a_val=a_val[None], b_val=b_val[None], keys=jax.random.PRNGKey(0)[None], eps=0.02,
       private_runner=fitting.fit_runner(optimizer=optax.adam(0.1), num_steps=200,
                                           batch_size=n, steps_per_dispatch=200),
       joint_runner=fitting.fit_runner(optimizer=optax.adam(0.05), num_steps=400,
-                                        batch_size=n, steps_per_dispatch=400))
+                                        batch_size=n, steps_per_dispatch=400)).replica(0)
   sample_a, sample_b = gaussian.gaussian_mle(a_train), gaussian.gaussian_mle(b_train)
   for private, (mean, cov) in [(result.private_a, sample_a), (result.private_b, sample_b)]:
     got_mean, got_cov = density.apply(private, method=density.mean_and_covariance)

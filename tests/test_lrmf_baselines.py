@@ -11,7 +11,7 @@ from scipy import spatial
 from scipy.spatial import distance
 
 from lrmf import baselines
-from nflax import bijectors, densities, fitting
+from nflax import bijectors, densities, engine, fitting
 
 
 def _points(n, seed, shift=0.0, d=2):
@@ -105,13 +105,14 @@ def test_alignment_objective_trains_a_shift_with_mmd():
   optimizer = optax.adam(0.05)
   objective = baselines.alignment_objective(
       flow=flow, discrepancy=functools.partial(baselines.mmd_loss, bandwidths=(0.5, 1.0, 2.0)))
-  state = fitting.init_fit_state(_init(flow, a[:4]), optimizer)
-  data = fitting.Independent((a, b))
-  result = fitting.fit(objective, state, data, data, optimizer=optimizer, num_steps=150,
-                       batch_size=64, key=jax.random.PRNGKey(1), steps_per_dispatch=150)
-  moved = flow.apply({'params': result.params, **result.model_state}, a, method=flow.forward)
+  run = fitting.init_fit_run(engine.add_replica_axis(_init(flow, a[:4])), optimizer)
+  data = engine.Independent((a[None], b[None]))
+  result = fitting.fit(objective, run, data, data, optimizer=optimizer, num_steps=150,
+                       batch_size=64, keys=jax.random.PRNGKey(1)[None], steps_per_dispatch=150)
+  variables = engine.replica({'params': result.params, **result.model_state}, 0)
+  moved = flow.apply(variables, a, method=flow.forward)
   np.testing.assert_allclose(moved.mean(0), b.mean(0), atol=0.25)
-  assert result.history[-1]['val_loss'] < 0.05
+  assert result.history[-1]['val_loss'][0] < 0.05
 
 
 def _fitted_flow_density(seed):
@@ -208,11 +209,11 @@ def test_adversarial_steps_move_a_shifted_set_towards_b():
       baselines.adversarial_step, flow=flow, critic=critic, flow_optimizer=flow_optimizer,
       critic_optimizer=critic_optimizer)
 
-  def run(state, _):
-    return step(state, fitting.Independent((a, b)),
-                jax.random.fold_in(jax.random.PRNGKey(2), state.step))
-
-  state, metrics = jax.jit(lambda s: jax.lax.scan(run, s, None, length=150))(state)
+  result = engine.train(step, engine.init_run(engine.add_replica_axis(state)),
+                        engine.Independent((a[None], b[None])), jax.random.PRNGKey(2)[None],
+                        num_steps=150, batch_size=64, steps_per_dispatch=150)
+  state = engine.replica(result.state, 0)
+  metrics = {name: value for name, value in result.history[-1].items()}
   assert int(state.step) == 150
   assert np.all(np.isfinite(metrics['critic_loss']))
   assert np.all(np.isfinite(metrics['generator_loss']))

@@ -55,7 +55,7 @@ def test_unknown_method_is_rejected(tmp_path):
 def test_surfaces_are_standardised_and_coloured_by_their_coordinate():
   config = lrmf_surfaces.get_config('smoke')
   for domain_config in (config.data.a, config.data.b):
-    domain = lrmf_compare._load(domain_config, config, config.seed)
+    domain = lrmf_compare._load(domain_config, config, config.seeds[0])
     np.testing.assert_allclose(np.mean(domain['train_x']**2), 1.0, rtol=1e-3)
     assert domain['test_color'].shape == domain['test_x'].shape[:1]
   assert np.ptp(domain['test_color']) > 1.0
