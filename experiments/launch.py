@@ -6,6 +6,7 @@ workdir)``; :func:`run_experiment` is what ``python -m experiments.run`` calls.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import jax
@@ -33,11 +34,28 @@ EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
 """Experiment family name -> ``run(config, workdir) -> results``."""
 
 
+def distributed_settings(environ=os.environ) -> dict:
+  """Arguments of ``jax.distributed.initialize()`` from environment variables.
+
+  JAX itself reads ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0) and detects
+  the process count and index on TPU pods, Slurm and Open MPI. For any other launch (e.g.
+  several processes started by hand on one machine) set ``JAX_NUM_PROCESSES`` and
+  ``JAX_PROCESS_ID`` too; they are read here. On CPU, ``JAX_NUM_CPU_DEVICES`` sets each
+  process's device count and cross-process collectives use gloo.
+  """
+  settings = {}
+  for name, arg in (('JAX_NUM_PROCESSES', 'num_processes'), ('JAX_PROCESS_ID', 'process_id')):
+    if environ.get(name):
+      settings[arg] = int(environ[name])
+  return settings
+
+
 def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs ``config`` in ``workdir`` (resuming from its checkpoints, if any).
 
   With ``config.distributed`` set, ``jax.distributed.initialize()`` joins the
-  hosts of a multi-host job (TPU pods) before anything else touches JAX. Every family's
+  hosts of a multi-host job (TPU pods, Slurm, Open MPI, or the environment variables of
+  :func:`distributed_settings`) before anything else touches JAX. Every family's
   results carry ``seconds``, the wall time of this invocation (a resumed run counts only
   its continuation).
   """
@@ -45,7 +63,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
                      f"available: {', '.join(sorted(EXPERIMENTS))}")
   if config.get('distributed', False):
-    jax.distributed.initialize()
+    jax.distributed.initialize(**distributed_settings())
   logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
   workdir_lib.save_config(config, workdir)
   workdir_lib.save_environment(workdir, [str(device) for device in jax.devices()])
