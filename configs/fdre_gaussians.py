@@ -10,8 +10,8 @@ Run:
 
 Measured (2-core CPU, ~100 s per run, one seed per run, when seed s drew its data with seed s;
 `--config.seeds` draws it with replicas.data_seed: the same data for s = 0 only). MSE of log r
-on the ~18% of test points with |true log r| <= 5, where both sets have data (log_ratio_mse_overlap), seeds 0 / 1
-/ 2: baseline 0.29 / 2.66 / 1.30 (mean 1.42), separate 0.73 / 0.26 / 0.54 (0.51), joint alpha 0.9
+on the ~18% of test points with |true log r| <= 5, where both sets have data
+(log_ratio_mse_overlap), seeds 0 / 1 / 2: baseline 0.29 / 2.66 / 1.30 (mean 1.42), separate 0.73 / 0.26 / 0.54 (0.51), joint alpha 0.9
 0.12 / 0.36 / 0.23 (0.24), discriminative 0.13 / 1.97 / 0.59 (0.89), with an earlier install
 of the packages; with jax 0.10.2 / flax 0.12.8 seed 0 gives 0.29 / 0.78 / 0.12 / 0.13 (58 s).
 The MSE on all test points (seed 0: baseline 12.3, separate 13.1, joint 15.7, discriminative
