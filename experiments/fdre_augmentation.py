@@ -247,6 +247,4 @@ def _plot_accuracy(results, workdir) -> None:
   ax.set_xticklabels([m.replace('_', ' ') for m in METHODS], rotation=20, ha='right')
   ax.set_ylim(max(0.0, min(means) - 0.1), min(1.0, max(means) + 0.05))
   ax.set_ylabel('test accuracy (real digits)')
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir_lib.plots_dir(workdir), 'accuracy.png'), dpi=110)
-  plt.close(fig)
+  plots.save(fig, os.path.join(workdir_lib.plots_dir(workdir), 'accuracy.png'))

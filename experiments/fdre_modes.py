@@ -254,9 +254,7 @@ def _plot(config, fitted_by_mode, test, truth, n_p, results, seeds, workdir) -> 
     ax.set_title(f"{name}, seed {seeds[0]}\nMSE {first[f'log_ratio_mse/{name}']:.3g}, on "
                  f"|log r| <= {config.overlap_log_ratio:g} (grey) {overlap_mse:.3g}", fontsize=9)
   axes[0][0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, 'log_ratio_vs_truth.png'), dpi=110)
-  plt.close(fig)
+  plots.save(fig, os.path.join(out, 'log_ratio_vs_truth.png'))
   if config.task == 'mutual_information':
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
     ax.bar(names, [first[f'mi/{n}'] for n in names])
@@ -265,9 +263,7 @@ def _plot(config, fitted_by_mode, test, truth, n_p, results, seeds, workdir) -> 
     ax.set_title(f'seed {seeds[0]}', fontsize=9)
     ax.legend()
     plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, 'mutual_information.png'), dpi=110)
-    plt.close(fig)
+    plots.save(fig, os.path.join(out, 'mutual_information.png'))
     return
   panels = [(f'data, seed {seeds[0]} (p: first half, q: second)', test0)]
   colours = [np.r_[np.zeros(n_p), np.ones(len(test0) - n_p)]]
