@@ -7,10 +7,9 @@ Pure pieces, all jit-compatible:
   public AlignFlow code's image pool of 50), as a functional buffer;
 * :func:`alignflow_objective`: the flows' side of Eq. 7 for a model, critics and weights;
 * :func:`train_step`: one generator update (on the objective) followed by one update of
-  both critics against real samples and pooled generated samples;
-* :func:`train_steps`: ``num_steps`` of :func:`train_step` in one ``lax.scan``, batches
-  drawn with :func:`nflax.fitting.batch_at` and keys ``fold_in(key, step)``, so a
-  resumed run reproduces an uninterrupted one.
+  both critics against real samples and pooled generated samples: a step of the one
+  training engine (:mod:`nflax.engine`), which scans it over dispatches, replicas and
+  devices, guards it against NaN/Inf and checkpoints its state.
 
 A generator objective is any function
 ``objective(params, model_state, critic_params, a, b, key) -> (loss, (fake_a, fake_b,
@@ -20,7 +19,7 @@ trains AlignFlow (adversarial-only, hybrid or MLE-only, one code path) and Cycle
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -30,7 +29,7 @@ import optax
 from flax import struct
 
 from alignflow import losses
-from nflax import fitting, gan
+from nflax import engine, gan
 
 Array = jax.Array
 PyTree = Any
@@ -191,7 +190,7 @@ def alignflow_objective(*, model: nn.Module, critic: nn.Module, form: str, lam_a
   return objective
 
 
-def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, *,
+def train_step(state: AdversarialState, batch: engine.Independent, key: Array, *,
                objective: GeneratorObjective, critic: nn.Module, form: str,
                optimizer: optax.GradientTransformation,
                critic_optimizer: optax.GradientTransformation,
@@ -205,12 +204,12 @@ def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, 
      ``fake_b``) take one optimiser step on :func:`~nflax.gan.critic_loss`
      (i.e. they maximise ``L_GAN``, Eq. 7).
 
-  Pure: bind the keyword arguments with ``functools.partial`` and ``jax.jit`` at the
-  call site, or use :func:`train_steps`.
+  Pure: :class:`AlternatingStep` binds the keyword arguments into an :mod:`nflax.engine`
+  step.
 
   Args:
     state: from :func:`init_state`.
-    batch: ``fitting.Independent((a, b))``, unpaired batches of the two domains.
+    batch: ``engine.Independent((a, b))``, unpaired batches of the two domains.
     key: this step's key.
     objective: the generator objective (e.g. :func:`alignflow_objective`).
     critic: the critic module (applied with ``critic_params['a']`` and ``['b']``).
@@ -220,8 +219,10 @@ def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, 
     train_critics: update the critics (off for MLE-only training).
 
   Returns:
-    ``(new_state, metrics)``: scalar ``loss``, ``grad_norm``, ``critic_loss_a``,
-    ``critic_loss_b`` and the objective's metrics.
+    ``(new_state, metrics)``: scalar ``loss``, ``grad_norm``, ``update_norm``,
+    ``critic_loss_a``, ``critic_loss_b``, ``critic_update_norm`` and the objective's
+    metrics (finite update norms keep the updated parameters finite, which the engine's
+    guard relies on).
   """
   a, b = batch.parts
   key_objective, key_pool_a, key_pool_b = jax.random.split(key, 3)
@@ -229,7 +230,8 @@ def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, 
       state.params, state.model_state, state.critic_params, a, b, key_objective)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
-  metrics = {**metrics, 'loss': loss, 'grad_norm': optax.tree.norm(grads)}
+  metrics = {**metrics, 'loss': loss, 'grad_norm': optax.tree.norm(grads),
+             'update_norm': optax.tree.norm(updates)}
   if train_critics:
     pool_a, fake_a = query_pool(state.pool_a, jax.lax.stop_gradient(fake_a), key_pool_a)
     pool_b, fake_b = query_pool(state.pool_b, jax.lax.stop_gradient(fake_b), key_pool_b)
@@ -250,43 +252,27 @@ def train_step(state: AdversarialState, batch: fitting.Independent, key: Array, 
     state = state.replace(
         critic_params=optax.apply_updates(state.critic_params, critic_updates),
         critic_opt_state=critic_opt_state, pool_a=pool_a, pool_b=pool_b)
-    metrics.update(critic_loss_a=loss_a, critic_loss_b=loss_b)
+    metrics.update(critic_loss_a=loss_a, critic_loss_b=loss_b,
+                   critic_update_norm=optax.tree.norm(critic_updates))
   return state.replace(step=state.step + 1), metrics
 
 
-@functools.partial(jax.jit, static_argnames=(
-    'objective', 'critic', 'form', 'optimizer', 'critic_optimizer', 'train_critics',
-    'batch_size', 'num_steps'))
-def train_steps(state: AdversarialState, data: fitting.Independent, key: Array, *,
-                objective: GeneratorObjective, critic: nn.Module, form: str,
-                optimizer: optax.GradientTransformation,
-                critic_optimizer: optax.GradientTransformation, train_critics: bool,
-                batch_size: int, num_steps: int) -> tuple[AdversarialState, dict]:
-  """``num_steps`` :func:`train_step` s in one compiled ``lax.scan``.
+@dataclasses.dataclass(frozen=True)
+class AlternatingStep:
+  """:func:`train_step` with its settings bound: the :mod:`nflax.engine` step of a stage.
 
-  Step ``s`` draws ``batch_size`` examples of each domain with
-  :func:`nflax.fitting.batch_at` (epoch permutations from ``key``) and uses the key
-  ``fold_in(key, s)``; the result depends only on ``(state, data, key)``.
-
-  Args:
-    state: the state to continue from.
-    data: ``fitting.Independent((a, b))`` training sets, ``(n_a, *event)``, ``(n_b, *event)``.
-    key: the run's key.
-    batch_size: examples per domain per step.
-    num_steps: steps in this call.
-    objective, critic, form, optimizer, critic_optimizer, train_critics: as in
-      :func:`train_step`.
-
-  Returns:
-    ``(state, metrics)`` with every metric of :func:`train_step` stacked to ``(num_steps,)``.
+  A frozen dataclass, so two equal steps (the same objective, critic, optimisers) share one
+  compilation, e.g. when a stage is continued in several calls.
   """
-  key_data, key_steps = jax.random.split(key)
-  step = functools.partial(train_step, objective=objective, critic=critic, form=form,
-                           optimizer=optimizer, critic_optimizer=critic_optimizer,
-                           train_critics=train_critics)
+  objective: GeneratorObjective
+  critic: nn.Module
+  form: str
+  optimizer: optax.GradientTransformation
+  critic_optimizer: optax.GradientTransformation
+  train_critics: bool
 
-  def one(state, _):
-    batch = fitting.batch_at(data, state.step, key_data, batch_size)
-    return step(state, batch, jax.random.fold_in(key_steps, state.step))
-
-  return jax.lax.scan(one, state, None, length=num_steps)
+  def __call__(self, state: AdversarialState, batch: engine.Independent,
+               key: Array) -> tuple[AdversarialState, dict[str, Array]]:
+    return train_step(state, batch, key, objective=self.objective, critic=self.critic,
+                      form=self.form, optimizer=self.optimizer,
+                      critic_optimizer=self.critic_optimizer, train_critics=self.train_critics)

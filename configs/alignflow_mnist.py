@@ -65,6 +65,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict({
       'num_steps': 2000, 'batch_size': 16, 'lr': 2e-4, 'b1': 0.5, 'flow_grad_clip': 10.0,
+      'schedule': 'linear_decay_second_half',
       'steps_per_dispatch': 100, 'checkpoint_every': 500})
 
   if variant == 'lam_sweep':

@@ -45,6 +45,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict({
       'num_steps': 2000, 'batch_size': 128, 'lr': 1e-3, 'b1': 0.5, 'flow_grad_clip': 10.0,
+      'schedule': 'linear_decay_second_half',
       'steps_per_dispatch': 500, 'checkpoint_every': 1000})
 
   if variant == 'cross_entropy':

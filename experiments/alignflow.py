@@ -24,6 +24,7 @@ Data -> train -> evaluate -> write, for two domains with a known pairing:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -35,7 +36,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from absl import logging
 
 from alignflow import critics as critics_lib
@@ -43,15 +43,19 @@ from alignflow import cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training as alignflow_training
 from experiments import data as data_lib
-from experiments import plots, training
+from experiments import plots, replicas, training
 from experiments import workdir as workdir_lib
-from nflax import bijectors, fitting, nets
+from nflax import bijectors, engine, nets
 
 MODES = ('adversarial', 'hybrid', 'mle', 'cyclegan')
 
 
-def load_paired_domains(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+def load_paired_domains(config: ml_collections.ConfigDict,
+                        seed: int) -> dict[str, np.ndarray]:
   """Unpaired training halves and paired validation / test splits of the two domains.
+
+  ``seed`` draws the split and moves a synthetic data set's own ``seed`` option
+  (:func:`experiments.replicas.with_data_seed`; unchanged for seed 0).
 
   Returns:
     ``train_a``, ``train_b`` (disjoint source examples), ``val_a``, ``val_b``,
@@ -59,12 +63,13 @@ def load_paired_domains(config: ml_collections.ConfigDict) -> dict[str, np.ndarr
   """
   data = config.data
   if 'name' in data:
-    pair = data_lib.load(data.name, **data.options)
+    pair = data_lib.load(data.name, **replicas.with_data_seed(data.options, seed))
     a, b = (np.asarray(data_lib.validate(getattr(pair, field), f'{data.name}.{field}'))
             for field in ('a', 'b'))
   else:
     a, b = (np.asarray(data_lib.validate(
-        getattr(data_lib.load(domain.name, **domain.options), domain.field),
+        getattr(data_lib.load(domain.name, **replicas.with_data_seed(domain.options, seed)),
+                domain.field),
         f'{domain.name}.{domain.field}'), np.float32) for domain in (data.a, data.b))
   if a.shape != b.shape:
     raise ValueError(f'paired domains need equal shapes, got {a.shape} and {b.shape}')
@@ -73,7 +78,7 @@ def load_paired_domains(config: ml_collections.ConfigDict) -> dict[str, np.ndarr
   if needed > len(a):
     raise ValueError(f'data.splits {tuple(data.splits)} need {needed} pairs (two disjoint '
                      f'training halves), the data set has {len(a)}')
-  order = np.random.default_rng(config.seed).permutation(len(a))
+  order = np.random.default_rng(seed).permutation(len(a))
   bounds = np.cumsum([0, num_train, num_train, num_val, num_test])
   parts = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
   return {'train_a': a[parts[0]], 'train_b': b[parts[1]], 'val_a': a[parts[2]],
@@ -139,18 +144,6 @@ def build_cyclegan(config: ml_collections.ConfigDict,
   return cyclegan.CycleGAN(a_to_b_net=make(), b_to_a_net=make())
 
 
-def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float
-                   ) -> optax.GradientTransformation:
-  """Adam(lr, b1, 0.999), constant for the first half then linearly to 0 (App. B.1)."""
-  half = train_config.num_steps // 2
-  schedule = optax.join_schedules(
-      [optax.constant_schedule(train_config.lr),
-       optax.linear_schedule(train_config.lr, 0.0, max(train_config.num_steps - half, 1))],
-      [half])
-  adam = optax.adam(schedule, b1=train_config.b1, b2=0.999)
-  return optax.chain(optax.clip_by_global_norm(grad_clip), adam) if grad_clip > 0 else adam
-
-
 def training_stages(config: ml_collections.ConfigDict) -> list[tuple[str, str, float]]:
   """``(stage name, mode, lam)`` for every model the config trains."""
   unknown = set(config.modes) - set(MODES)
@@ -198,7 +191,7 @@ def init_stage(config: ml_collections.ConfigDict, mode: str, lam: float,
         adversarial_weight=0.0 if mode == 'mle' else 1.0,
         dequantization_width=config.dequantization_width)
     grad_clip = config.train.flow_grad_clip
-  optimizer = make_optimizer(config.train, grad_clip=grad_clip)
+  optimizer = training.make_optimizer(config.train, grad_clip=grad_clip)
   init_critic = jax.jit(critic.init)
   state = alignflow_training.init_state(
       variables=jax.jit(model.init)(model_key, *init_batch),  # compiled: eager init is slower
@@ -209,57 +202,62 @@ def init_stage(config: ml_collections.ConfigDict, mode: str, lam: float,
   return StageSetup(model, objective, optimizer, mode != 'mle', state)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class PairedValidationMSE:
+  """The engine's ``evaluate(state, (a, b))``: paired MSE averaged over both directions,
+  ``(|G_{A->B}(a) - b|^2 + |G_{B->A}(b) - a|^2) / 2`` per pixel (Table 1's metric on the
+  validation pairs), logged as ``val_loss`` after every evaluation of a stage."""
+  model: nn.Module
+
+  def __call__(self, state: alignflow_training.AdversarialState, pairs) -> jax.Array:
+    a, b = pairs
+    variables = {'params': state.params, **state.model_state}
+    fake_b = self.model.apply(variables, a, method=type(self.model).a_to_b)
+    fake_a = self.model.apply(variables, b, method=type(self.model).b_to_a)
+    return 0.5 * (losses.paired_mse(translated=fake_b, target=b)
+                  + losses.paired_mse(translated=fake_a, target=a))
+
+
 def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
                 state: alignflow_training.AdversarialState, data: dict[str, np.ndarray], *,
-                objective, critic, optimizer, critic_optimizer, train_critics: bool,
-                key: jax.Array, metrics: workdir_lib.MetricsLog, until: int | None = None
-                ) -> alignflow_training.AdversarialState:
-  """Runs :func:`alignflow.training.train_steps` to step ``until`` with resume.
+                model: nn.Module, objective, critic, optimizer, critic_optimizer,
+                train_critics: bool, key: jax.Array, metrics: workdir_lib.MetricsLog,
+                until: int | None = None) -> alignflow_training.AdversarialState:
+  """Trains one stage's :func:`alignflow.training.train_step` with the engine, to ``until``.
 
   ``until`` defaults to ``config.train.num_steps``; a smaller one stops part-way (the
   optimiser's schedule still spans ``num_steps``), so a later call continues the same
-  run. Dispatches of ``steps_per_dispatch`` steps; metrics are averaged per dispatch and
-  logged; the state is checkpointed (orbax) every ``checkpoint_every`` steps and at
-  ``until``, and restored from ``<workdir>/checkpoints/<stage>`` when present.
+  run. The stage is checkpointed every ``checkpoint_every`` steps and at ``until``
+  (:func:`experiments.training.run_stage`, which restores a checkpoint when present), the
+  engine's guard stops it on a NaN/Inf before a bad update is applied, and the paired
+  validation MSE (:class:`PairedValidationMSE`, when ``data`` has ``val_a``/``val_b``) is
+  logged every ``eval_every`` steps; the last state is kept (no selection on it).
 
-  Raises:
-    ValueError: the stage's checkpoint is already past ``until``.
+  Returns:
+    The stage's state at ``until`` (one replica).
   """
   settings = config.train
-  until = settings.num_steps if until is None else until
-  manager, state = training.restore_stage(state, workdir=workdir, stage=stage, metrics=metrics)
-  # Committed to the device like a restored state, so that calls which continue a run
-  # (``until``) and resumed runs share one compilation of ``train_steps``.
-  state = jax.device_put(state, jax.devices()[0])
-  train_data = fitting.Independent((jnp.asarray(data['train_a']), jnp.asarray(data['train_b'])))
-  step = int(state.step)
-  if step > until:
-    manager.close()
-    raise ValueError(f'[{stage}] asked to train to step {until}, but its checkpoint in '
-                     f'{workdir} is at step {step}; delete checkpoints/{stage} to redo it')
-  while step < until:
-    chunk = min(settings.steps_per_dispatch, until - step)
-    start = time.perf_counter()
-    state, stacked = alignflow_training.train_steps(
-        state, train_data, key, objective=objective, critic=critic, form=config.gan_form,
-        optimizer=optimizer, critic_optimizer=critic_optimizer, train_critics=train_critics,
-        batch_size=settings.batch_size, num_steps=chunk)
-    record = {name: float(jnp.mean(values)) for name, values in stacked.items()}
-    if not all(np.isfinite(value) for value in record.values()):
-      manager.wait_until_finished()
-      raise RuntimeError(f'[{stage}] non-finite loss or gradient in steps {step}..'
-                         f'{step + chunk}: {record}; the last good checkpoint (step '
-                         f'{manager.latest_step()}) is kept. Lower train.lr or raise lam.')
-    step += chunk
-    record['steps_per_sec'] = chunk / (time.perf_counter() - start)
-    metrics.write(stage, step, record)
-    logging.info('[%s] step %d/%d loss %.4f (%.1f steps/s)', stage, step, settings.num_steps,
-                 record['loss'], record['steps_per_sec'])
-    if step % settings.checkpoint_every == 0 or step == until:
-      manager.save(step, args=ocp.args.StandardSave(state))
-  manager.wait_until_finished()
-  manager.close()
-  return state
+  step_fn = alignflow_training.AlternatingStep(
+      objective=objective, critic=critic, form=config.gan_form, optimizer=optimizer,
+      critic_optimizer=critic_optimizer, train_critics=train_critics)
+  train_data = engine.Independent((data['train_a'][None], data['train_b'][None]))
+  validation = None
+  if 'val_a' in data:
+    validation = (data['val_a'][None], data['val_b'][None])
+
+  def trainer(run, num_steps, callback):
+    return engine.train(
+        step_fn, run, train_data, key[None], num_steps=num_steps,
+        batch_size=settings.batch_size, val_data=validation,
+        evaluate=None if validation is None else PairedValidationMSE(model),
+        steps_per_dispatch=settings.steps_per_dispatch, eval_every=settings.get('eval_every'),
+        name=f'[{stage}] ', callback=callback)
+
+  result = training.run_stage(
+      trainer, engine.init_run(engine.add_replica_axis(state)), stage=stage, workdir=workdir,
+      metrics=metrics, num_steps=settings.num_steps,
+      checkpoint_every=settings.checkpoint_every, until=until)
+  return engine.replica(result.run.state, 0)
 
 
 def translators(model: nn.Module, variables) -> tuple[Callable, Callable]:
@@ -348,15 +346,16 @@ def _plot_latent(stage, model, variables, data, key, out_dir) -> list[str]:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains and evaluates every mode of ``config.modes``; returns the results."""
+  """Trains and evaluates every mode of ``config.modes`` (one seed); returns the results."""
   start = time.time()
-  data = load_paired_domains(config)
+  seed = replicas.single_seed(config)
+  data = load_paired_domains(config, seed)
   event_shape = tuple(data['train_a'].shape[1:])
   metrics = workdir_lib.MetricsLog(workdir)
-  out_dir = workdir_lib.plots_dir(workdir)
+  figures = []
   critic = build_critic(config.critic, event_shape)
-  critic_optimizer = make_optimizer(config.train, grad_clip=0.0)
-  key = jax.random.PRNGKey(config.seed)
+  critic_optimizer = training.make_optimizer(config.train, grad_clip=0.0)
+  key = jax.random.PRNGKey(seed)
   init_batch = (jnp.asarray(data['train_a'][:config.train.batch_size]),
                 jnp.asarray(data['train_b'][:config.train.batch_size]))
   results: dict = {'num_train_per_domain': len(data['train_a']),
@@ -371,8 +370,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model, objective, optimizer, train_critics, state = init_stage(
         config, mode, lam, init_batch, critic=critic, critic_optimizer=critic_optimizer,
         model_key=init_key, critic_keys=(critic_key_a, critic_key_b))
-    state = train_stage(config, workdir, stage, state, data, objective=objective, critic=critic,
-                        optimizer=optimizer, critic_optimizer=critic_optimizer,
+    state = train_stage(config, workdir, stage, state, data, model=model, objective=objective,
+                        critic=critic, optimizer=optimizer, critic_optimizer=critic_optimizer,
                         train_critics=train_critics, key=train_key, metrics=metrics)
     trained = {'params': state.params, **state.model_state}
     a_to_b, b_to_a = translators(model, trained)
@@ -386,8 +385,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       log_prob_a, log_prob_b = model.apply(trained, data['test_a'], data['test_b'])
       results[f'test_log_likelihood_a/{stage}'] = float(jnp.mean(log_prob_a))
       results[f'test_log_likelihood_b/{stage}'] = float(jnp.mean(log_prob_b))
-      _plot_latent(stage, model, trained, data, plot_key, out_dir)
-    _plot_translations(stage, a_to_b, b_to_a, data, out_dir)
+      figures.append(functools.partial(_plot_latent, stage, model, trained, data, plot_key))
+    figures.append(functools.partial(_plot_translations, stage, a_to_b, b_to_a, data))
     results[f'seconds/{stage}'] = time.time() - stage_start
     logging.info('[%s] test %s (%.0f s)', stage, test, results[f'seconds/{stage}'])
   hybrid = [stage for stage, mode, _ in training_stages(config) if mode == 'hybrid']
@@ -401,6 +400,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             results[f'mse_{direction}/{best}'] < min(results[f'mse_{direction}/adversarial'],
                                                      results[f'mse_{direction}/mle']))
   results['seconds'] = time.time() - start
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  metrics.close()
-  return results
+
+  def plot():
+    out_dir = workdir_lib.plots_dir(workdir)
+    for figure in figures:
+      figure(out_dir)
+
+  return workdir_lib.finish_run(workdir, results, metrics, plot=plot)

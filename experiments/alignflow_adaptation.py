@@ -35,6 +35,7 @@ only the latest states, not every candidate's).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -47,7 +48,7 @@ from absl import logging
 from experiments import alignflow as alignflow_lib
 from experiments import classification
 from experiments import lrmf as lrmf_lib
-from experiments import plots
+from experiments import plots, replicas, training
 from experiments import workdir as workdir_lib
 
 DIRECTIONS = {'a_to_b': ('a', 'b'), 'b_to_a': ('b', 'a')}
@@ -64,7 +65,7 @@ def load_domains(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.nd
   domains = {}
   for index, name in enumerate(('a', 'b')):
     domain = lrmf_lib.load_domain(config.data[name], config.data[f'splits_{name}'],
-                                  config.seed + index)
+                                  replicas.single_seed(config) + index)
     for split in ('train', 'val', 'test'):
       x = domain[f'{split}_x']
       if x.ndim != 4 or x.min() < 0.0 or x.max() > 1.0:
@@ -96,10 +97,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   event_shape = data['train_a'].shape[1:]
   metrics = workdir_lib.MetricsLog(workdir)
   critic = alignflow_lib.build_critic(config.critic, event_shape)
-  critic_optimizer = alignflow_lib.make_optimizer(config.train, grad_clip=0.0)
+  critic_optimizer = training.make_optimizer(config.train, grad_clip=0.0)
   init_batch = (jnp.asarray(data['train_a'][:config.train.batch_size]),
                 jnp.asarray(data['train_b'][:config.train.batch_size]))
-  key = jax.random.PRNGKey(config.seed)
+  key = jax.random.PRNGKey(replicas.single_seed(config))
   c = config.classifier.c
 
   def hits(images, labels, target, split):
@@ -130,7 +131,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     def train_to(state, until, stage=stage, objective=objective, optimizer=optimizer,
                  train_critics=train_critics, train_key=train_key):
       return alignflow_lib.train_stage(
-          config, workdir, stage, state, data, objective=objective, critic=critic,
+          config, workdir, stage, state, data, model=model, objective=objective, critic=critic,
           optimizer=optimizer, critic_optimizer=critic_optimizer, train_critics=train_critics,
           key=train_key, metrics=metrics, until=until)
 
@@ -166,6 +167,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       results[f'{name}/{stage}'] = value
     results[f'seconds/{stage}'] = time.time() - stage_start
 
+  figures = []
   for direction, (source, target) in DIRECTIONS.items():
     picked = max(val_accuracy[direction], key=val_accuracy[direction].get)
     results[f'selected/{direction}'] = picked
@@ -177,13 +179,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for reference in ('source_only', 'target_only'):
       results[f'mcnemar_p/{direction}/alignflow_vs_{reference}'] = classification.mcnemar_p_value(
           test_hits[direction]['alignflow'], test_hits[direction][reference])
-    _plot(workdir, direction, domains[source]['train_x'], candidates[picked][direction],
-          domains[target]['train_x'], picked)
+    figures.append(functools.partial(_plot, workdir, direction, domains[source]['train_x'],
+                                     candidates[picked][direction], domains[target]['train_x'],
+                                     picked))
   results['seconds'] = time.time() - start
-  logging.info('results: %s', results)
-  metrics.close()
-  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
-  return results
+  return workdir_lib.finish_run(workdir, results, metrics,
+                                plot=lambda: [figure() for figure in figures])
 
 
 def _plot(workdir, direction, source, translated, target, picked, count=12) -> str:

@@ -16,8 +16,9 @@ from alignflow import training
 from configs import alignflow_moons
 from experiments import alignflow as alignflow_experiment
 from experiments import data as data_lib
+from experiments import training as experiment_training
 from experiments import workdir as workdir_lib
-from nflax import bijectors, fitting, gan, nets
+from nflax import bijectors, engine, gan, nets
 
 
 def _perturbed(variables, key, scale=0.05):
@@ -180,11 +181,15 @@ def test_alignflow_objective_modes_are_settings_of_one_loss():
 def test_mle_step_leaves_critics_and_adversarial_step_trains_them():
   for lam, weight, train_critics in [(1.0, 0.0, False), (0.1, 1.0, True)]:
     _, critic, a, b, objective, optimizer, state = _vector_setup(lam, weight, pool_size=8)
-    new_state, metrics = training.train_steps(
-        state, fitting.Independent((a, b)), jax.random.PRNGKey(5), objective=objective,
-        critic=critic, form='least_squares', optimizer=optimizer, critic_optimizer=optimizer,
-        train_critics=train_critics, batch_size=8, num_steps=3)
-    assert int(new_state.step) == 3 and metrics['loss'].shape == (3,)
+    step = training.AlternatingStep(
+        objective=objective, critic=critic, form='least_squares', optimizer=optimizer,
+        critic_optimizer=optimizer, train_critics=train_critics)
+    run, metrics = engine.dispatch(engine.init_run(engine.add_replica_axis(state)),
+                                   engine.Independent((a[None], b[None])),
+                                   jax.random.PRNGKey(5)[None], step_fn=step, batch_size=8,
+                                   num_steps=3)
+    new_state = engine.replica(run.state, 0)
+    assert int(new_state.step) == 3 and metrics['loss'].shape == (3, 1)
     critic_moved = jax.tree.leaves(jax.tree.map(
         lambda x, y: jnp.any(x != y), new_state.critic_params, state.critic_params))
     assert any(map(bool, critic_moved)) == train_critics
@@ -285,10 +290,10 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
   pools; all of them must come back from the checkpoint for the continuation to match.
   """
   config = alignflow_moons.get_config('smoke')
-  data = alignflow_experiment.load_paired_domains(config)
+  data = alignflow_experiment.load_paired_domains(config, seed=0)
   event_shape = tuple(data['train_a'].shape[1:])
   critic = alignflow_experiment.build_critic(config.critic, event_shape)
-  critic_optimizer = alignflow_experiment.make_optimizer(config.train, grad_clip=0.0)
+  critic_optimizer = experiment_training.make_optimizer(config.train, grad_clip=0.0)
   init_batch = (jnp.asarray(data['train_a'][:16]), jnp.asarray(data['train_b'][:16]))
   keys = jax.random.split(jax.random.PRNGKey(0), 4)
 
@@ -297,7 +302,8 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
         config, 'hybrid', 0.1, init_batch, critic=critic, critic_optimizer=critic_optimizer,
         model_key=keys[0], critic_keys=(keys[1], keys[2]))
     return alignflow_experiment.train_stage(
-        config, str(workdir), 'hybrid', setup.state, data, objective=setup.objective,
+        config, str(workdir), 'hybrid', setup.state, data, model=setup.model,
+        objective=setup.objective,
         critic=critic, optimizer=setup.optimizer, critic_optimizer=critic_optimizer,
         train_critics=setup.train_critics, key=keys[3],
         metrics=workdir_lib.MetricsLog(str(workdir)), until=until)

@@ -9,7 +9,7 @@ from experiments import alignflow_adaptation
 
 def _config(size_b):
   config = ml_collections.ConfigDict()
-  config.seed = 0
+  config.seeds = (0,)
   config.data = ml_collections.ConfigDict({
       'a': lrmf_digits.digit_domain('sklearn_digits', 40),
       'b': lrmf_digits.digit_domain('sklearn_digits', 30),
