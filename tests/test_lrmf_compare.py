@@ -74,3 +74,30 @@ def test_moons_smoke_run_writes_results_table_and_plots(tmp_path):
   assert (tmp_path / 'plots' / 'alignment.png').exists()
   assert 0.0 <= results['one_nn_accuracy/adversarial'] <= 1.0
   assert (tmp_path / 'plots' / 'objective_vs_alignment.png').exists()
+
+
+def test_interrupted_sn_gan_stage_resumes_to_the_uninterrupted_state(tmp_path):
+  """The SN-GAN baseline is an engine stage: stopped at a checkpoint and rerun, it ends
+  where a straight run ends (flow, critic, spectral-norm statistics, both optimisers)."""
+  config = lrmf_moons_baselines.get_config('smoke')
+  config.adversarial.update(num_steps=20, eval_every=5, checkpoint_every=10)
+  a = lrmf_compare._load(config.data.a, config, 0)
+  b = lrmf_compare._load(config.data.b, config, 1)
+  flow = lrmf_compare.models.build_flow(config.flow)
+  key = lrmf_compare.jax.random.PRNGKey(3)
+
+  def train(workdir, num_steps):
+    config.adversarial.num_steps = num_steps
+    metrics = lrmf_compare.workdir_lib.MetricsLog(str(workdir))
+    variables, log = lrmf_compare._train_adversarial(config, flow, a, b, str(workdir), metrics,
+                                                     key)
+    metrics.close()
+    return variables, log
+
+  straight, straight_log = train(tmp_path / 'straight', 20)
+  train(tmp_path / 'resumed', 10)  # "killed" after the checkpoint at step 10
+  resumed, resumed_log = train(tmp_path / 'resumed', 20)
+  assert [r['step'] for r in resumed_log] == [5, 10, 15, 20] == [r['step'] for r in straight_log]
+  for x, y in zip(lrmf_compare.jax.tree.leaves(straight), lrmf_compare.jax.tree.leaves(resumed)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+  assert resumed_log[-1]['one_nn_accuracy'] == straight_log[-1]['one_nn_accuracy']
