@@ -43,6 +43,7 @@ from alignflow import cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training as alignflow_training
 from experiments import data as data_lib
+from experiments import domains
 from experiments import plots, replicas, training
 from experiments import workdir as workdir_lib
 from nflax import bijectors, engine, nets
@@ -74,13 +75,8 @@ def load_paired_domains(config: ml_collections.ConfigDict,
   if a.shape != b.shape:
     raise ValueError(f'paired domains need equal shapes, got {a.shape} and {b.shape}')
   num_train, num_val, num_test = data.splits
-  needed = 2 * num_train + num_val + num_test
-  if needed > len(a):
-    raise ValueError(f'data.splits {tuple(data.splits)} need {needed} pairs (two disjoint '
-                     f'training halves), the data set has {len(a)}')
-  order = np.random.default_rng(seed).permutation(len(a))
-  bounds = np.cumsum([0, num_train, num_train, num_val, num_test])
-  parts = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+  parts = domains.split_indices(len(a), (num_train, num_train, num_val, num_test), seed,
+                                'the paired data set (two disjoint training halves)')
   return {'train_a': a[parts[0]], 'train_b': b[parts[1]], 'val_a': a[parts[2]],
           'val_b': b[parts[2]], 'test_a': a[parts[3]], 'test_b': b[parts[3]]}
 

@@ -11,7 +11,7 @@ digits); one AlignFlow model serves both directions, A -> B and B -> A.
 Data -> train -> select -> evaluate -> write:
 
 1. load both domains with labels, split each into train / validation / test
-   (:func:`experiments.lrmf.load_domain`) and map the ``[0, 1]`` pixels to ``[-1, 1]``;
+   (:func:`experiments.domains.load_domain`) and map the ``[0, 1]`` pixels to ``[-1, 1]``;
 2. train the translators of ``config.modes`` / ``config.lams`` (hybrid AlignFlow by
    default; adversarial-only, MLE-only and the CycleGAN baseline are settings of the
    same code in :mod:`experiments.alignflow`) on the UNLABELLED training images of both
@@ -47,9 +47,9 @@ from absl import logging
 
 from experiments import alignflow as alignflow_lib
 from experiments import classification
-from experiments import lrmf as lrmf_lib
 from experiments import plots, replicas, training
 from experiments import workdir as workdir_lib
+from experiments.domains import load_domain
 
 DIRECTIONS = {'a_to_b': ('a', 'b'), 'b_to_a': ('b', 'a')}
 """Direction -> (source domain, target domain)."""
@@ -64,7 +64,7 @@ def load_domains(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.nd
   """
   domains = {}
   for index, name in enumerate(('a', 'b')):
-    domain = lrmf_lib.load_domain(config.data[name], config.data[f'splits_{name}'],
+    domain = load_domain(config.data[name], config.data[f'splits_{name}'],
                                   replicas.single_seed(config) + index)
     for split in ('train', 'val', 'test'):
       x = domain[f'{split}_x']

@@ -25,36 +25,17 @@ import numpy as np
 from absl import logging
 from scipy import stats
 
-from experiments import data as data_lib
+from experiments import domains
 from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from nflax import engine, fitting
 
 
 def load_splits(data_config: ml_collections.ConfigDict, seed: int) -> dict[str, np.ndarray]:
-  """Loads, checks and splits ``data_config`` into ``train``/``val``/``test`` arrays.
-
-  ``seed`` is the replica's: it draws the split and moves a synthetic data set's own
-  ``seed`` option (:func:`experiments.replicas.with_data_seed`).
-  """
-  dataset = data_lib.load(data_config.name,
-                          **replicas.with_data_seed(data_config.options, seed))
-  fields = getattr(dataset, '_fields', ())
-  if data_config.field not in fields:
-    raise ValueError(f"data set '{data_config.name}' has no field "
-                     f"'{data_config.field}'; its fields are {list(fields)}")
-  x = data_lib.validate(getattr(dataset, data_config.field),
-                        f'{data_config.name}.{data_config.field}',
-                        data_config.get('event_shape'))
-  x = np.asarray(x, np.float32)
-  n_train, n_val, n_test = data_config.splits
-  if n_train + n_val + n_test > len(x):
-    raise ValueError(f"data.splits {tuple(data_config.splits)} need "
-                     f"{n_train + n_val + n_test} examples; '{data_config.name}' has {len(x)}")
-  order = np.random.default_rng(seed).permutation(len(x))
-  x = x[order]
-  return {'train': x[:n_train], 'val': x[n_train:n_train + n_val],
-          'test': x[n_train + n_val:n_train + n_val + n_test]}
+  """``data_config`` loaded, checked and split into ``train``/``val``/``test`` arrays
+  (:func:`experiments.domains.load_domain`; ``seed`` draws the data and the split)."""
+  domain = domains.load_domain(data_config, data_config.splits, seed)
+  return {split: domain[f'{split}_x'] for split in domains.SPLITS}
 
 
 def gaussian_baseline_nll(train: np.ndarray, test: np.ndarray) -> float:

@@ -49,16 +49,10 @@ _TRAIN_BLOCKS = {'flow': 'train_flow', 'classifier': 'train_classifier', 'joint'
 
 def stage_runner(config: ml_collections.ConfigDict, workdir: str, metrics: workdir_lib.MetricsLog,
                  prefix: str) -> fitting.StageRunner:
-  """Runs stage ``s`` as the checkpointed stage ``<prefix>_<s>`` with ``config.train_<s>``.
-
-  The one :class:`~nflax.fitting.StageRunner` of the FDRE families: variables, data and
-  ``(R, 2)`` keys are replicated (every replica trains side by side in one program).
-  """
-  def run(stage, objective, variables, train_data, val_data, keys) -> fitting.FitResult:
-    return training.train(objective, variables, train_data, val_data,
-                          train_config=config[_TRAIN_BLOCKS[stage]], workdir=workdir,
-                          stage=f'{prefix}_{stage}', keys=keys, metrics=metrics)
-  return run
+  """The FDRE families' stages through :func:`experiments.training.stage_runner`: stage
+  ``s`` as the checkpointed stage ``<prefix>_<s>`` with its training block of ``config``."""
+  return training.stage_runner(workdir, metrics, lambda stage: config[_TRAIN_BLOCKS[stage]],
+                               prefix)
 
 
 def _split(array: np.ndarray, splits) -> tuple[np.ndarray, ...]:

@@ -38,43 +38,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from experiments import data as data_lib
+from experiments import domains
 from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
 from nflax import bijectors, fitting
-
-_SPLITS = ('train', 'val', 'test')
-
-
-def load_domain(domain_config: ml_collections.ConfigDict, splits: tuple[int, int, int],
-                seed: int) -> dict[str, np.ndarray]:
-  """One domain's points (and labels) split into ``{split}_x`` / ``{split}_labels``.
-
-  ``seed`` draws the split and moves a synthetic data set's own ``seed`` option
-  (:func:`experiments.replicas.with_data_seed`; unchanged for seed 0).
-  """
-  dataset = data_lib.load(domain_config.name,
-                          **replicas.with_data_seed(domain_config.options, seed))
-  fields = getattr(dataset, '_fields', ())
-  for field in (domain_config.field, domain_config.get('label_field')):
-    if field and field not in fields:
-      raise ValueError(f"data set '{domain_config.name}' has no field '{field}'; "
-                       f'its fields are {list(fields)}')
-  x = np.asarray(data_lib.validate(getattr(dataset, domain_config.field),
-                                   f'{domain_config.name}.{domain_config.field}'), np.float32)
-  labels = (np.asarray(getattr(dataset, domain_config.label_field))
-            if domain_config.get('label_field') else np.zeros(len(x), np.int32))
-  if sum(splits) > len(x):
-    raise ValueError(f'data.splits {tuple(splits)} need {sum(splits)} examples; '
-                     f"'{domain_config.name}' gave {len(x)}")
-  order = np.random.default_rng(seed).permutation(len(x))
-  bounds = np.cumsum((0,) + tuple(splits))
-  out = {}
-  for split, lo, hi in zip(_SPLITS, bounds[:-1], bounds[1:]):
-    out[f'{split}_x'], out[f'{split}_labels'] = x[order[lo:hi]], labels[order[lo:hi]]
-  return out
-
 
 def to_logit_space(domain: dict[str, np.ndarray], alpha: float,
                    seed: int) -> dict[str, np.ndarray]:
@@ -92,7 +60,7 @@ def to_logit_space(domain: dict[str, np.ndarray], alpha: float,
   rng = np.random.default_rng(seed)
   logit = bijectors.Logit(alpha=alpha)
   out = dict(domain)
-  for split in _SPLITS:
+  for split in domains.SPLITS:
     x = domain[f'{split}_x']
     if x.min() < 0 or x.max() > 1:
       raise ValueError(f'data.logit_alpha needs values in [0, 1], got [{x.min()}, {x.max()}]')
@@ -109,22 +77,20 @@ def from_logit_space(x: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def stage_runner(config: ml_collections.ConfigDict, workdir: str,
-                  metrics: workdir_lib.MetricsLog) -> fitting.StageRunner:
-  """Runs each stage through the checkpointed :func:`experiments.training.train`."""
-  def run(stage, objective, variables, train_data, val_data, keys):
-    train_config = config.train_joint if stage == 'joint' else config.train_private
-    return training.train(objective, variables, train_data, val_data,
-                          train_config=train_config, workdir=workdir, stage=stage, keys=keys,
-                          metrics=metrics)
-  return run
+                 metrics: workdir_lib.MetricsLog) -> fitting.StageRunner:
+  """Algorithm 1's stages through :func:`experiments.training.stage_runner`: the joint
+  stage with ``config.train_joint``, the private ones with ``config.train_private``."""
+  return training.stage_runner(
+      workdir, metrics,
+      lambda stage: config.train_joint if stage == 'joint' else config.train_private)
 
 
 def load_domains(config: ml_collections.ConfigDict,
                  seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
   """Domains A and B of one seed (split seeds ``seed`` and ``seed + 1``), checked, and
   moved to logit space when ``config.data.logit_alpha`` is set."""
-  a = load_domain(config.data.a, config.data.splits, seed)
-  b = load_domain(config.data.b, config.data.splits, seed + 1)
+  a = domains.load_domain(config.data.a, config.data.splits, seed)
+  b = domains.load_domain(config.data.b, config.data.splits, seed + 1)
   if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
     raise ValueError(f"domains A and B differ in shape: {a['train_x'].shape[1:]} vs "
                      f"{b['train_x'].shape[1:]}")

@@ -52,6 +52,7 @@ import numpy as np
 import optax
 from sklearn import neighbors
 
+from experiments import domains
 from experiments import lrmf as lrmf_lib
 from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
@@ -108,12 +109,12 @@ def _standardize(domain: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _load(domain_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
           seed: int) -> dict[str, np.ndarray]:
-  """:func:`experiments.lrmf.load_domain` plus ``{split}_color`` from ``color_field``."""
-  domain = lrmf_lib.load_domain(domain_config, config.data.splits, seed)
+  """:func:`experiments.domains.load_domain` plus ``{split}_color`` from ``color_field``."""
+  domain = domains.load_domain(domain_config, config.data.splits, seed)
   if domain_config.get('color_field'):
     coloured = ml_collections.ConfigDict(domain_config.to_dict())
     coloured.label_field = domain_config.color_field
-    colours = lrmf_lib.load_domain(coloured, config.data.splits, seed)
+    colours = domains.load_domain(coloured, config.data.splits, seed)
     domain.update({f'{split}_color': colours[f'{split}_labels']
                    for split in ('train', 'val', 'test')})
   return _standardize(domain) if config.data.get('standardize', False) else domain

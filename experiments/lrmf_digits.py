@@ -47,6 +47,7 @@ import ml_collections
 import numpy as np
 
 from experiments import classification
+from experiments import domains
 from experiments import lrmf as lrmf_lib
 from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
@@ -76,8 +77,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs setup 3 in ``workdir`` (one seed); returns the results."""
   start = time.time()
   seed = replicas.single_seed(config)
-  a = lrmf_lib.load_domain(config.data.a, config.data.splits_a, seed)
-  b = lrmf_lib.load_domain(config.data.b, config.data.splits_b, seed + 1)
+  a = domains.load_domain(config.data.a, config.data.splits_a, seed)
+  b = domains.load_domain(config.data.b, config.data.splits_b, seed + 1)
   if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
     raise ValueError(f"domains A and B differ in image shape: {a['train_x'].shape[1:]} vs "
                      f"{b['train_x'].shape[1:]}; give both the same data.*.options.size")

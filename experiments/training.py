@@ -200,3 +200,19 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
   return run_stage(trainer, fitting.init_fit_run(variables, optimizer), stage=stage,
                    workdir=workdir, metrics=metrics, num_steps=train_config.num_steps,
                    checkpoint_every=train_config.checkpoint_every)
+
+
+def stage_runner(workdir: str, metrics: workdir_lib.MetricsLog,
+                 train_config_of: Callable[[str], ml_collections.ConfigDict],
+                 prefix: str = '') -> fitting.StageRunner:
+  """The one checkpointing :class:`~nflax.fitting.StageRunner` of the experiments.
+
+  Stage ``s`` of a method (LRMF's ``'private_a'``, FDRE's ``'classifier'``, ...) trains
+  through :func:`train` with ``train_config_of(s)`` as the checkpointed stage
+  ``<prefix>_<s>`` (``s`` without a prefix).
+  """
+  def run(stage, objective, variables, train_data, val_data, keys) -> fitting.FitResult:
+    return train(objective, variables, train_data, val_data,
+                 train_config=train_config_of(stage), workdir=workdir,
+                 stage=f'{prefix}_{stage}' if prefix else stage, keys=keys, metrics=metrics)
+  return run
