@@ -45,7 +45,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
                      f'known: {VARIANTS}')
   base_variant = {'paper': 'paper_scale', 'smoke': 'smoke'}.get(variant, '')
   config = alignflow_mnist.get_config(base_variant)  # its flows, critics and optimiser
-  config.experiment = 'alignflow_adaptation'
+  config.experiment = 'alignflow.adaptation'
   config.data = ml_collections.ConfigDict({
       'a': lrmf_digits.digit_domain('mnist_5000', None),      # 5,000 images
       'b': lrmf_digits.digit_domain('sklearn_digits', None),  # 1,797 images

@@ -42,7 +42,7 @@ VARIANTS = ('lam_sweep', 'paper_scale', 'smoke')
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.experiment = 'alignflow'
+  config.experiment = 'alignflow.translation'
   config.seeds = (0,)
   config.distributed = False
 

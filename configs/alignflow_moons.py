@@ -19,7 +19,7 @@ VARIANTS = ('cross_entropy', 'no_sharing', 'smoke')
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.experiment = 'alignflow'
+  config.experiment = 'alignflow.translation'
   config.seeds = (0,)
   config.distributed = False
 

@@ -25,7 +25,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of fdre_augmentation; known: {VARIANTS}')
   config = ml_collections.ConfigDict()
-  config.experiment = 'fdre_augmentation'
+  config.experiment = 'fdre.augmentation'
   config.seeds = (0,)
   config.distributed = False
   config.data = ml_collections.ConfigDict(

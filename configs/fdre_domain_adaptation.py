@@ -32,7 +32,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of fdre_domain_adaptation; known: {VARIANTS}')
   config = ml_collections.ConfigDict()
-  config.experiment = 'fdre_adaptation'
+  config.experiment = 'fdre.adaptation'
   config.seeds = (0,)
   config.distributed = False
   config.num_runs = 3

@@ -43,7 +43,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of fdre_gaussians; known: {VARIANTS}')
   config = ml_collections.ConfigDict()
-  config.experiment = 'fdre_modes'
+  config.experiment = 'fdre.modes'
   config.task = 'gaussians'
   config.seeds = (0,)
   config.distributed = False

@@ -44,7 +44,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     raise ValueError(f'unknown variant {variant!r} of fdre_targeted_mnist; known: {VARIANTS}')
   base = fdre_gaussians.get_config()
   config = ml_collections.ConfigDict()
-  config.experiment = 'fdre_targeted'
+  config.experiment = 'fdre.targeted'
   config.seeds = (0,)
   config.distributed = False
   config.scenario = 'digits'

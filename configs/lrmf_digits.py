@@ -29,7 +29,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_digits; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
-  config.experiment = 'lrmf_digits'
+  config.experiment = 'lrmf.digits'
   config.data = ml_collections.ConfigDict()
   config.data.a = digit_domain('sklearn_digits', None)   # 1,797 images
   config.data.b = digit_domain('mnist_5000', None)       # 5,000 images

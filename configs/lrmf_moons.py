@@ -25,7 +25,7 @@ def _train(num_steps, lr, patience, batch_size=256, schedule='cosine', keep_best
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.experiment = 'lrmf'
+  config.experiment = 'lrmf.alignment'
   config.seeds = (0,)
   config.distributed = False
   config.eps = 0.05  # convergence flag: held-out objective below eps (nats)

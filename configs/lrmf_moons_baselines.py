@@ -23,7 +23,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_moons_baselines; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
-  config.experiment = 'lrmf_compare'
+  config.experiment = 'lrmf.comparison'
   config.methods = ('lrmf', 'back_to_back', 'mmd', 'emd', 'adversarial')
   config.knn_k = 10
   config.data.standardize = False  # both domains are moons of the same scale

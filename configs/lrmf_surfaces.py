@@ -33,7 +33,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_surfaces; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
-  config.experiment = 'lrmf_compare'
+  config.experiment = 'lrmf.comparison'
   config.methods = ('lrmf', 'back_to_back')
   config.knn_k = 10
   n = 3000 if variant != 'smoke' else 400

@@ -17,7 +17,7 @@ VARIANTS = ('smoke',)
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.experiment = 'lrmf_vanishing_gradient'
+  config.experiment = 'lrmf.vanishing_gradient'
   config.seeds = (0,)
   config.distributed = False
 

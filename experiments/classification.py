@@ -1,7 +1,7 @@
 """Downstream digit classifiers of the adaptation experiments and their paired test.
 
-Used by LRMF setup 3 (:mod:`experiments.lrmf_digits`) and AlignFlow's unsupervised
-domain adaptation (:mod:`experiments.alignflow_adaptation`): a classifier is fitted on
+Used by LRMF setup 3 (:mod:`experiments.lrmf_experiments.digits`) and AlignFlow's unsupervised
+domain adaptation (:mod:`experiments.alignflow_experiments.adaptation`): a classifier is fitted on
 (aligned or translated) labelled source images and scored on the target's test images;
 McNemar's exact test compares two classifiers' hits on the same test images.
 """

@@ -13,25 +13,34 @@ import jax
 import ml_collections
 from absl import logging
 
-from experiments import (alignflow, density, fdre_adaptation, fdre_augmentation, fdre_modes,
-                         fdre_targeted, lrmf, lrmf_compare, lrmf_digits, lrmf_gradient)
+from experiments import density
 from experiments import workdir as workdir_lib
-from experiments import alignflow_adaptation
+from experiments.alignflow_experiments import adaptation as alignflow_adaptation
+from experiments.alignflow_experiments import translation as alignflow_translation
+from experiments.fdre_experiments import adaptation as fdre_adaptation
+from experiments.fdre_experiments import augmentation as fdre_augmentation
+from experiments.fdre_experiments import modes as fdre_modes
+from experiments.fdre_experiments import targeted as fdre_targeted
+from experiments.lrmf_experiments import alignment as lrmf_alignment
+from experiments.lrmf_experiments import comparison as lrmf_comparison
+from experiments.lrmf_experiments import digits as lrmf_digits
+from experiments.lrmf_experiments import vanishing_gradient as lrmf_vanishing_gradient
 
 EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'density': density.run,
-    'lrmf': lrmf.run,
-    'lrmf_compare': lrmf_compare.run,
-    'lrmf_digits': lrmf_digits.run,
-    'lrmf_vanishing_gradient': lrmf_gradient.run,
-    'alignflow': alignflow.run,
-    'alignflow_adaptation': alignflow_adaptation.run,
-    'fdre_adaptation': fdre_adaptation.run,
-    'fdre_augmentation': fdre_augmentation.run,
-    'fdre_modes': fdre_modes.run,
-    'fdre_targeted': fdre_targeted.run,
+    'lrmf.alignment': lrmf_alignment.run,
+    'lrmf.comparison': lrmf_comparison.run,
+    'lrmf.digits': lrmf_digits.run,
+    'lrmf.vanishing_gradient': lrmf_vanishing_gradient.run,
+    'alignflow.translation': alignflow_translation.run,
+    'alignflow.adaptation': alignflow_adaptation.run,
+    'fdre.modes': fdre_modes.run,
+    'fdre.adaptation': fdre_adaptation.run,
+    'fdre.targeted': fdre_targeted.run,
+    'fdre.augmentation': fdre_augmentation.run,
 }
-"""Experiment family name -> ``run(config, workdir) -> results``."""
+"""Registry key -> ``run(config, workdir) -> results``. Key ``<family>.<module>`` is the
+module ``experiments/<family>_experiments/<module>.py``."""
 
 
 def distributed_settings(environ=os.environ) -> dict:

@@ -14,7 +14,7 @@ from alignflow import critics, cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training
 from configs import alignflow_moons
-from experiments import alignflow as alignflow_experiment
+from experiments.alignflow_experiments import translation as alignflow_experiment
 from experiments import data as data_lib
 from experiments import training as experiment_training
 from experiments import workdir as workdir_lib

@@ -10,7 +10,7 @@ import optax
 import pytest
 from scipy import optimize, stats
 
-from experiments import fdre_modes
+from experiments.fdre_experiments import modes as fdre_modes
 from fdre import estimators, featurize, mutual_information, weighting
 from nflax import bijectors, fitting
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments import data as data_lib
-from experiments import lrmf as lrmf_lib
+from experiments.lrmf_experiments import alignment as lrmf_lib
 from nflax import vae as vae_lib
 
 

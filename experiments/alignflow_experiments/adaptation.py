@@ -14,7 +14,7 @@ Data -> train -> select -> evaluate -> write:
    (:func:`experiments.domains.load_domain`) and map the ``[0, 1]`` pixels to ``[-1, 1]``;
 2. train the translators of ``config.modes`` / ``config.lams`` (hybrid AlignFlow by
    default; adversarial-only, MLE-only and the CycleGAN baseline are settings of the
-   same code in :mod:`experiments.alignflow`) on the UNLABELLED training images of both
+   same code in :mod:`experiments.alignflow_experiments.translation`) on the UNLABELLED training images of both
    domains; every ``config.train.select_every`` steps (a candidate), translate the
    labelled source training images of each direction into its target domain;
 3. for each direction, fit a logistic-regression classifier on each candidate's
@@ -24,7 +24,7 @@ Data -> train -> select -> evaluate -> write:
    of ``source_only`` (fitted on the raw source images) and of ``target_only`` (fitted on
    the labelled target training images, the ceiling), McNemar's exact test of the
    translated classifier against each reference, and the cycle errors of each final
-   AlignFlow model (:func:`experiments.alignflow.cycle_report`);
+   AlignFlow model (:func:`experiments.alignflow_experiments.translation.cycle_report`);
 5. write ``results.json`` and ``plots/translation_<direction>.png``: source images, their
    translations by the picked candidate, target images.
 
@@ -45,7 +45,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from experiments import alignflow as alignflow_lib
+from experiments.alignflow_experiments import translation
 from experiments import classification
 from experiments import plots, replicas, training
 from experiments import workdir as workdir_lib
@@ -96,7 +96,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   data = {'train_a': domains['a']['train_x'], 'train_b': domains['b']['train_x']}
   event_shape = data['train_a'].shape[1:]
   metrics = workdir_lib.MetricsLog(workdir)
-  critic = alignflow_lib.build_critic(config.critic, event_shape)
+  critic = translation.build_critic(config.critic, event_shape)
   critic_optimizer = training.make_optimizer(config.train, grad_clip=0.0)
   init_batch = (jnp.asarray(data['train_a'][:config.train.batch_size]),
                 jnp.asarray(data['train_b'][:config.train.batch_size]))
@@ -118,19 +118,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   candidates: dict[str, dict[str, np.ndarray]] = {}
   val_accuracy: dict[str, dict[str, float]] = {direction: {} for direction in DIRECTIONS}
-  for index, (stage, mode, lam) in enumerate(alignflow_lib.training_stages(config)):
+  for index, (stage, mode, lam) in enumerate(translation.training_stages(config)):
     if mode == 'cyclegan':
       raise ValueError("config.modes: 'cyclegan' is not an AlignFlow mode of this experiment")
     stage_start = time.time()
     model_key, critic_key_a, critic_key_b, train_key = jax.random.split(
         jax.random.fold_in(key, index), 4)
-    model, objective, optimizer, train_critics, state = alignflow_lib.init_stage(
+    model, objective, optimizer, train_critics, state = translation.init_stage(
         config, mode, lam, init_batch, critic=critic, critic_optimizer=critic_optimizer,
         model_key=model_key, critic_keys=(critic_key_a, critic_key_b))
 
     def train_to(state, until, stage=stage, objective=objective, optimizer=optimizer,
                  train_critics=train_critics, train_key=train_key):
-      return alignflow_lib.train_stage(
+      return translation.train_stage(
           config, workdir, stage, state, data, model=model, objective=objective, critic=critic,
           optimizer=optimizer, critic_optimizer=critic_optimizer, train_critics=train_critics,
           key=train_key, metrics=metrics, until=until)
@@ -143,7 +143,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           translated = dict(cached)
       else:
         state = train_to(state, step)
-        a_to_b, b_to_a = alignflow_lib.translators(model, {'params': state.params,
+        a_to_b, b_to_a = translation.translators(model, {'params': state.params,
                                                            **state.model_state})
         translated = {'a_to_b': np.asarray(a_to_b(domains['a']['train_x'])),
                       'b_to_a': np.asarray(b_to_a(domains['b']['train_x']))}
@@ -161,7 +161,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       logging.info('[%s] validation accuracies %s', candidate, record)
     if int(state.step) < config.train.num_steps:  # every candidate was cached
       state = train_to(state, config.train.num_steps)  # restores the final checkpoint
-    for name, value in alignflow_lib.cycle_report(
+    for name, value in translation.cycle_report(
         model, {'params': state.params, **state.model_state}, domains['a']['test_x'],
         domains['b']['test_x']).items():
       results[f'{name}/{stage}'] = value

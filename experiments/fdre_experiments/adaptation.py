@@ -40,7 +40,8 @@ import numpy as np
 from sklearn import linear_model, svm
 
 from experiments import data as data_lib
-from experiments import fdre_modes, models, plots, replicas
+from experiments import models, plots, replicas
+from experiments.fdre_experiments import modes
 from experiments import workdir as workdir_lib
 from fdre import estimators, featurize
 from nflax import densities
@@ -107,7 +108,7 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
       density=density, p_train=source_x[~flow_val][None], q_train=target_x[None],
       p_val=source_x[flow_val][None], q_val=evaluation[0][0][None],
       keys=jax.random.PRNGKey(seed)[None],
-      runner=fdre_modes.stage_runner(config, workdir, metrics, f'run{index}'))
+      runner=modes.stage_runner(config, workdir, metrics, f'run{index}'))
   encode = featurize.encoder(density, {'params': fitted.params, **fitted.model_state})
   spaces = {'x': (source_x, target_x),
             'z': (np.asarray(encode(source_x[None]))[0], np.asarray(encode(target_x[None]))[0])}

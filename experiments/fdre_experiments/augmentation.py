@@ -45,7 +45,8 @@ import ml_collections
 import numpy as np
 from sklearn import linear_model
 
-from experiments import fdre_modes, fdre_targeted, models, plots, replicas, training
+from experiments import models, plots, replicas, training
+from experiments.fdre_experiments import modes, targeted
 from experiments import workdir as workdir_lib
 from fdre import featurize, weighting
 from nflax import bijectors, densities, engine, fitting
@@ -141,7 +142,7 @@ def _classifier(config, x, y, weights=None) -> linear_model.LogisticRegression:
 
 def _real_splits(config, seed: int) -> dict[str, np.ndarray]:
   """One seed's real digits: its dequantisation and per-class split (drawn from ``seed``)."""
-  x, labels = fdre_targeted.dequantized_digits(config.data.size, seed)
+  x, labels = targeted.dequantized_digits(config.data.size, seed)
   train_idx, val_idx, test_idx = split_per_class(
       labels, np.random.default_rng(seed), train_per_class=config.data.train_per_class,
       val_per_class=config.data.val_per_class)
@@ -205,7 +206,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     fitted = featurize.fit_log_ratio(
         mode=mode, flow=flow, classifier=ratio_classifier, p_train=data['real'],
         q_train=synthetic, p_val=data['val'], q_val=synthetic_val, keys=fold(2 + index),
-        runner=fdre_modes.stage_runner(config, workdir, metrics, space))
+        runner=modes.stage_runner(config, workdir, metrics, space))
     on_synthetic, on_val, on_synthetic_val = (
         np.asarray(fitted.log_ratio(x), np.float64) for x in (synthetic, data['val'],
                                                                synthetic_val))

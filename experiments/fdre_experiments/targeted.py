@@ -35,7 +35,8 @@ import ml_collections
 import numpy as np
 
 from experiments import data as data_lib
-from experiments import fdre_modes, models, plots, replicas
+from experiments import models, plots, replicas
+from experiments.fdre_experiments import modes
 from experiments import workdir as workdir_lib
 from fdre import featurize, weighting
 from nflax import bijectors
@@ -99,7 +100,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
   attribute = _fit_one('baseline', None, classifier, q_attr, p_attr, q_attr_val, p_attr_val,
                        jax.random.PRNGKey(seed),
-                       fdre_modes.stage_runner(config, workdir, metrics, 'attribute'))
+                       modes.stage_runner(config, workdir, metrics, 'attribute'))
   target_fraction = lambda x: float(np.mean(_one(attribute.log_ratio, x) > 0))
   flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
                           models.build_flow(config.flow)))
@@ -114,7 +115,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     key = jax.random.fold_in(jax.random.PRNGKey(seed), index + 1)
     fitted = {mode: _fit_one(
         mode, flow, classifier, p_train, q_train, p_val, q_val, jax.random.fold_in(key, i),
-        fdre_modes.stage_runner(config, workdir, metrics, f'perc{index}_{mode}'))
+        modes.stage_runner(config, workdir, metrics, f'perc{index}_{mode}'))
         for i, mode in enumerate(('separate', 'baseline'))}
     z = jax.random.normal(jax.random.fold_in(key, 7), (config.num_proposals, p_train.shape[1]))
     x = _one(fitted['separate'].decode, z)

@@ -2,7 +2,7 @@
 
 Data -> train every method -> evaluate -> write:
 
-1. load domains A and B as :mod:`experiments.lrmf` does (``config.data.a`` /
+1. load domains A and B as :mod:`experiments.lrmf_experiments.alignment` does (``config.data.a`` /
    ``config.data.b`` / ``config.data.splits``); with ``config.data.standardize``
    each domain is centred and divided by one scalar, its training split's RMS
    distance to the mean per coordinate, ``x -> (x - mu) / sqrt(E||x - mu||^2 / d)``
@@ -10,7 +10,7 @@ Data -> train every method -> evaluate -> write:
 2. run the methods named in ``config.methods`` (:data:`METHODS`):
 
    * ``'lrmf'``: Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) with the
-     checkpointed stages of :func:`experiments.lrmf.stage_runner`;
+     checkpointed stages of :func:`experiments.lrmf_experiments.alignment.stage_runner`;
    * ``'back_to_back'``: ``F o G^-1`` (Fig. 4) from LRMF's private models
      (:func:`lrmf.baselines.back_to_back_from_densities`), no extra training;
      needs ``config.density.family == 'flow'`` and ``'lrmf'`` in the methods;
@@ -53,7 +53,7 @@ import optax
 from sklearn import neighbors
 
 from experiments import domains
-from experiments import lrmf as lrmf_lib
+from experiments.lrmf_experiments import alignment
 from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
@@ -159,12 +159,12 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
       flow_optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
   step_fn = functools.partial(baselines.adversarial_step, flow=flow, critic=critic,
                               flow_optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
-  move = lrmf_lib.transformer(flow)
+  move = alignment.transformer(flow)
 
   def with_accuracy(callback):
     def on_dispatch(run, record):
       trained = engine.replica(run.state, 0)
-      accuracy = lrmf_lib.one_nn_accuracy(
+      accuracy = alignment.one_nn_accuracy(
           config, a, b, move({'params': trained.flow_params, **trained.flow_state},
                              a['test_x']))
       if accuracy is not None:
@@ -191,7 +191,7 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
 def _scores(config, a, b, moved) -> dict[str, float]:
   scores = {'knn_preservation': knn_preservation(a['test_x'], moved, config.knn_k),
             'exact_emd': baselines.exact_emd(moved, b['test_x'])}
-  accuracy = lrmf_lib.one_nn_accuracy(config, a, b, moved)
+  accuracy = alignment.one_nn_accuracy(config, a, b, moved)
   if accuracy is not None:
     scores['one_nn_accuracy'] = accuracy
   return scores
@@ -217,26 +217,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if len(a['test_x']) != len(b['test_x']):
     raise ValueError('the exact EMD needs equal test splits of A and B')
   flow = models.build_flow(config.flow)
-  move = lrmf_lib.transformer(flow)
+  move = alignment.transformer(flow)
   metrics = workdir_lib.MetricsLog(workdir)
   keys = dict(zip(METHODS, jax.random.split(jax.random.PRNGKey(seed), len(METHODS))))
   moved = {'input': a['test_x']}
   results, adversarial_log, lrmf_result = {}, [], None
   if 'lrmf' in config.methods:
     density = models.build_density(config.density, a['train_x'].shape[1:])
-    runner = lrmf_lib.stage_runner(config, workdir, metrics)
+    runner = alignment.stage_runner(config, workdir, metrics)
     lrmf_result = algorithm.train_lrmf(
         flow=flow, density=density, a_train=a['train_x'][None], b_train=b['train_x'][None],
         a_val=a['val_x'][None], b_val=b['val_x'][None], keys=keys['lrmf'][None],
         eps=config.eps, private_runner=runner, joint_runner=runner).replica(0)
     moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
-    details = lrmf_lib.evaluate(config, flow, density, lrmf_result, a, b)
+    details = alignment.evaluate(config, flow, density, lrmf_result, a, b)
     results['lrmf'] = {name: details[name] for name in ('test_objective', 'converged')}
   if 'back_to_back' in config.methods:
     composed, variables = baselines.back_to_back_from_densities(
         density_a=density, variables_a=lrmf_result.private_a, density_b=density,
         variables_b=lrmf_result.private_b)
-    moved['back_to_back'] = lrmf_lib.transformer(composed)(variables, a['test_x'])
+    moved['back_to_back'] = alignment.transformer(composed)(variables, a['test_x'])
   for method in ('mmd', 'emd'):
     if method in config.methods:
       variables = _train_discrepancy(method, config, flow, a, b, workdir, metrics, keys[method])

@@ -48,7 +48,7 @@ import numpy as np
 
 from experiments import classification
 from experiments import domains
-from experiments import lrmf as lrmf_lib
+from experiments.lrmf_experiments import alignment
 from experiments import models, plots, replicas, training
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
@@ -102,7 +102,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   flow = models.build_flow(config.flow)
   density = models.build_density(config.density, (config.vae.latent_dim,))
-  runner = lrmf_lib.stage_runner(config, workdir, metrics)
+  runner = alignment.stage_runner(config, workdir, metrics)
   result = algorithm.train_lrmf(
       flow=flow, density=density, a_train=codes_a['train_x'][None],
       b_train=codes_b['train_x'][None], a_val=codes_a['val_x'][None],
@@ -118,7 +118,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       len(codes_b['train_x']), len(source), replace=len(source) > len(codes_b['train_x']))
   aligned = {
       'source_only': source,
-      'lrmf': lrmf_lib.transformer(flow)(result.flow_variables, source),
+      'lrmf': alignment.transformer(flow)(result.flow_variables, source),
       'coral': np.asarray(baselines.coral_map(jnp.asarray(source), source=source,
                                               target=codes_b['train_x'],
                                               ridge=config.coral_ridge)),
@@ -147,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _plot(workdir, a, b, decoded, reconstructed, results) -> None:
-  lrmf_lib.plot_objective(workdir, results['test_objective'])
+  alignment.plot_objective(workdir, results['test_objective'])
   count = 12
   plots.image_rows(
       [('A', a['train_x'][:count]), ('A decoded', np.asarray(reconstructed)),
