@@ -17,6 +17,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'density'
   config.seeds = (0,)
+  config.side_by_side = ''  # e.g. 'train.lr=1e-3,3e-4' (experiments.replicas)
   config.distributed = False
 
   config.data = ml_collections.ConfigDict()

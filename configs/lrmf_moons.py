@@ -27,6 +27,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'lrmf.alignment'
   config.seeds = (0,)
+  # Settings trained side by side, e.g. 'train_joint.lr=1e-3,3e-4;eps=0.05,0.1'
+  # (experiments.replicas; fields: LRMF_SIDE_BY_SIDE in experiments.lrmf_experiments.alignment).
+  config.side_by_side = ''
   config.distributed = False
   config.eps = 0.05  # convergence flag: held-out objective below eps (nats)
 

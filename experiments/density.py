@@ -46,24 +46,30 @@ def gaussian_baseline_nll(train: np.ndarray, test: np.ndarray) -> float:
   return float(-stats.multivariate_normal(mean, cov).logpdf(flat_test).mean())
 
 
+SIDE_BY_SIDE = ('train.lr', 'train.weight_decay')
+"""Settings of ``config.side_by_side`` this family trains side by side."""
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs the density experiment of ``config`` (every seed) in ``workdir``; returns the results."""
+  """Runs the density experiment of ``config`` (every seed and setting) in ``workdir``."""
   start = time.time()
-  seeds = replicas.seeds_of(config)
-  splits = replicas.stack([load_splits(config.data, seed) for seed in seeds])
+  layout = replicas.layout_of(config, SIDE_BY_SIDE)
+  splits = layout.tile(replicas.stack([load_splits(config.data, seed)
+                                       for seed in layout.seeds]))
   event_shape = splits['train'].shape[2:]
   density = models.build_density(config.model, event_shape)
   key_init, key_train, key_sample = jnp.moveaxis(
-      jax.vmap(lambda key: jax.random.split(key, 3))(replicas.keys(seeds)), 1, 0)
+      jax.vmap(lambda key: jax.random.split(key, 3))(layout.keys()), 1, 0)
   variables = jax.jit(jax.vmap(lambda key, x: density.init(key, x[:256])))(
       key_init, jnp.asarray(splits['train']))
   metrics = workdir_lib.MetricsLog(workdir)
   objective = fitting.nll_objective(density)
   result = training.train(objective, variables, splits['train'], splits['val'],
                           train_config=config.train, workdir=workdir, stage='density',
-                          keys=key_train, metrics=metrics)
+                          keys=key_train, metrics=metrics,
+                          per_replica=layout.block_values(config, 'train'))
   per_seed = []
-  for index in range(len(seeds)):
+  for index in range(layout.num_replicas):
     params, model_state = (engine.replica(result.params, index),
                            engine.replica(result.model_state, index))
     nll = lambda x: float(fitting.evaluate(params, model_state, jnp.asarray(x),
@@ -78,7 +84,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         'stopped_early': bool(result.stopped_early[index]),
         'num_params': int(sum(p.size for p in jax.tree.leaves(params))),
     })
-  results = replicas.aggregate(per_seed, seeds)
+  results = replicas.aggregate_layout(per_seed, layout)
   results['seconds'] = time.time() - start
   first = {'params': engine.replica(result.params, 0),
            **engine.replica(result.model_state, 0)}

@@ -1,4 +1,5 @@
-"""Seeds as replicas: a config's ``seeds``, the per-seed data draws, and the results over seeds.
+"""Seeds and settings as replicas: a config's ``seeds`` and ``side_by_side`` settings, the
+per-seed data draws, and the results over seeds.
 
 A config's ``seeds`` (a tuple of ints, default ``(0,)``) lists independent replicas that
 train side by side in one program (:mod:`nflax.engine`). Seed ``s`` owns its initialisation,
@@ -11,10 +12,19 @@ So seed ``s`` of a multi-seed run gives the numbers of the one-seed run
 :func:`aggregate` turns per-seed results into ``results.json``: each metric at the top
 level is the mean over seeds, ``<name>_se`` its standard error, and ``per_seed`` lists
 every seed's metrics with its seed.
+
+``side_by_side`` names numeric settings that do not change shapes and the values to train
+side by side in the same program, ``'<field>=<v1>,<v2>;<field>=...'`` (e.g.
+``--config.side_by_side='train_joint.lr=1e-3,3e-4'``); every combination of values trains
+with every seed (:class:`Layout`), each combination's seeds sharing their initialisation
+and batches with the other combinations' (a paired comparison), and results are reported
+per setting (:func:`aggregate_layout`). Each family names the fields it supports.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from typing import Any, Sequence
 
@@ -107,4 +117,139 @@ def aggregate(per_seed: Sequence[dict], seeds: Sequence[int]) -> dict:
       out[name] = values
   out['seeds'] = list(seeds)
   out['per_seed'] = [{'seed': seed, **result} for seed, result in zip(seeds, per_seed)]
+  return out
+
+
+def settings_of(config: ml_collections.ConfigDict,
+                supported: Sequence[str]) -> list[dict[str, float]]:
+  """Every combination of ``config.side_by_side``'s values, ``[{}]`` when it is empty.
+
+  Raises:
+    ValueError: a malformed entry, a field the family does not support or the config does
+      not have, a non-numeric field, or a value that is not a finite number; the message
+      names the field.
+  """
+  spec = config.get('side_by_side', '') or ''
+  if not spec.strip():
+    return [{}]
+  fields: dict[str, tuple[float, ...]] = {}
+  for entry in spec.split(';'):
+    path, sign, text = entry.partition('=')
+    path = path.strip()
+    if not sign or not path or not text.strip():
+      raise ValueError(f"config.side_by_side entry {entry!r} is not '<field>=<v1>,<v2>'")
+    if path not in supported:
+      raise ValueError(f"config.side_by_side: field '{path}' cannot differ between replicas "
+                       f"of experiment '{config.experiment}'; supported: {list(supported)}")
+    node = config
+    for name in path.split('.'):
+      if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+        raise ValueError(f"config.side_by_side: the config has no field '{path}'")
+      node = node[name]
+    if isinstance(node, bool) or not isinstance(node, (int, float)):
+      raise ValueError(f"config.side_by_side: field '{path}' is not a number ({node!r})")
+    try:
+      values = tuple(float(v) for v in text.split(','))
+    except ValueError as err:
+      raise ValueError(f"config.side_by_side: field '{path}' needs numbers, got {text!r}"
+                       ) from err
+    if not all(math.isfinite(v) for v in values) or len(set(values)) != len(values):
+      raise ValueError(f"config.side_by_side: field '{path}' needs distinct finite values, "
+                       f'got {values}')
+    if path in fields:
+      raise ValueError(f"config.side_by_side names field '{path}' twice")
+    fields[path] = values
+  return [dict(zip(fields, combo)) for combo in itertools.product(*fields.values())]
+
+
+def setting_label(setting: dict[str, float]) -> str:
+  """``'train_joint.lr=0.001,eps=0.1'``: a setting's name in results keys."""
+  return ','.join(f'{path}={value:g}' for path, value in setting.items())
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """Replica ``r`` trains seed ``seeds[r % S]`` with setting ``settings[r // S]``.
+
+  Attributes:
+    seeds: the config's seeds (``S`` of them).
+    settings: the combinations of side-by-side values (``[{}]`` for none).
+  """
+  seeds: tuple[int, ...]
+  settings: tuple[dict[str, float], ...]
+
+  @property
+  def num_replicas(self) -> int:
+    return len(self.seeds) * len(self.settings)
+
+  def seed_index(self) -> np.ndarray:
+    """``(R,)`` each replica's index into ``seeds``."""
+    return np.arange(self.num_replicas) % len(self.seeds)
+
+  def tile(self, per_seed: Any) -> Any:
+    """Per-seed arrays (leading axis ``S``) expanded to every replica (leading axis ``R``)."""
+    index = self.seed_index()
+    return jax.tree.map(lambda leaf: leaf[index], per_seed)
+
+  def keys(self) -> jax.Array:
+    """``(R, 2)``: replicas of one seed share its key (paired comparisons of settings)."""
+    return self.tile(keys(self.seeds))
+
+  def values(self, config: ml_collections.ConfigDict, path: str) -> np.ndarray:
+    """``(R,)`` the value of field ``path`` for every replica."""
+    default = config
+    for name in path.split('.'):
+      default = default[name]
+    per_setting = [setting.get(path, default) for setting in self.settings]
+    return np.repeat(np.asarray(per_setting, np.float64), len(self.seeds))
+
+  def block_values(self, config: ml_collections.ConfigDict, block: str) -> dict[str, np.ndarray]:
+    """``{field: (R,) values}`` of the fields of training block ``block`` that differ
+    between settings (for :func:`experiments.training.train`'s ``per_replica``)."""
+    fields = {path.split('.', 1)[1] for setting in self.settings for path in setting
+              if path.startswith(block + '.')}
+    return {field: self.values(config, f'{block}.{field}') for field in sorted(fields)}
+
+  def config_of(self, config: ml_collections.ConfigDict,
+                replica: int) -> ml_collections.ConfigDict:
+    """``config`` with replica ``replica``'s setting applied."""
+    setting = self.settings[replica // len(self.seeds)]
+    if not setting:
+      return config
+    copy = ml_collections.ConfigDict(config.to_dict())
+    for path, value in setting.items():
+      *parents, name = path.split('.')
+      node = copy
+      for parent in parents:
+        node = node[parent]
+      node[name] = type(node[name])(value)
+    return copy
+
+
+def layout_of(config: ml_collections.ConfigDict, supported: Sequence[str] = ()) -> Layout:
+  """The replicas of ``config``: its seeds times its side-by-side settings."""
+  return Layout(seeds_of(config), tuple(settings_of(config, supported)))
+
+
+def aggregate_layout(per_replica: Sequence[dict], layout: Layout) -> dict:
+  """``results.json`` of a run with :class:`Layout` ``layout``.
+
+  One setting: :func:`aggregate` over the seeds. Several: ``per_setting`` lists each
+  setting's :func:`aggregate` block with its ``setting``, and every numeric metric is also
+  at the top level as ``<name>/<setting label>`` (with ``_se``).
+  """
+  if len(per_replica) != layout.num_replicas:
+    raise ValueError(f'{len(per_replica)} results for {layout.num_replicas} replicas')
+  count = len(layout.seeds)
+  blocks = [aggregate(per_replica[i * count:(i + 1) * count], layout.seeds)
+            for i in range(len(layout.settings))]
+  if len(layout.settings) == 1:
+    return blocks[0]
+  out: dict[str, Any] = {'seeds': list(layout.seeds), 'per_setting': []}
+  for setting, block in zip(layout.settings, blocks):
+    label = setting_label(setting)
+    for name, value in block.items():
+      if name not in ('seeds', 'per_seed') and (value is None or _is_number(value)):
+        out[f'{name}/{label}'] = value
+    out['per_setting'].append({'setting': setting, **block})
   return out

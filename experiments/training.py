@@ -19,6 +19,7 @@ import os
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -31,8 +32,13 @@ from nflax import engine, fitting, parallel
 SCHEDULES = ('constant', 'cosine', 'linear_decay_second_half')
 
 
-def make_optimizer(train_config: ml_collections.ConfigDict,
-                   grad_clip: float | None = None) -> optax.GradientTransformation:
+PER_REPLICA_FIELDS = ('lr', 'weight_decay')
+"""Fields of a training block that may differ between replicas (they live in the
+optimiser's state, :func:`set_per_replica`)."""
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | None = None,
+                   per_replica: tuple[str, ...] = ()) -> optax.GradientTransformation:
   """Adam (AdamW with ``weight_decay > 0``), optional clipping and learning-rate schedule.
 
   Fields of ``train_config``: ``lr``, ``num_steps``, optional ``b1`` (0.9), ``b2``
@@ -41,27 +47,56 @@ def make_optimizer(train_config: ml_collections.ConfigDict,
   ``lr`` to 0 over ``num_steps``; lets maximum-likelihood fits settle, which LRMF's
   c(A, B) needs) or ``'linear_decay_second_half'`` (constant for the first half, then
   linearly to 0: AlignFlow App. B.1 and CycleGAN).
+
+  The update is ``-lr * shape(step) * adam(g)`` (``+ weight_decay * params`` before the
+  learning rate, as AdamW), with ``lr`` and ``weight_decay`` held in the optimiser state
+  (``optax.inject_hyperparams``), so replicas may train with different values in one
+  program: name them in ``per_replica`` and set them with :func:`set_per_replica`.
   """
+  unknown = set(per_replica) - set(PER_REPLICA_FIELDS)
+  if unknown:
+    raise ValueError(f'only {PER_REPLICA_FIELDS} may differ between replicas, got '
+                     f'{sorted(unknown)}')
   schedule = train_config.get('schedule', 'constant')
   num_steps = train_config.num_steps
   if schedule == 'cosine':
-    lr = optax.cosine_decay_schedule(train_config.lr, num_steps)
+    shape = optax.cosine_decay_schedule(1.0, num_steps)
   elif schedule == 'linear_decay_second_half':
     half = num_steps // 2
-    lr = optax.join_schedules(
-        [optax.constant_schedule(train_config.lr),
-         optax.linear_schedule(train_config.lr, 0.0, max(num_steps - half, 1))], [half])
+    shape = optax.join_schedules(
+        [optax.constant_schedule(1.0),
+         optax.linear_schedule(1.0, 0.0, max(num_steps - half, 1))], [half])
   elif schedule == 'constant':
-    lr = train_config.lr
+    shape = None
   else:
     raise ValueError(f'train.schedule must be one of {SCHEDULES}, got {schedule!r}')
-  b1, b2 = train_config.get('b1', 0.9), train_config.get('b2', 0.999)
-  if train_config.get('weight_decay', 0.0) > 0:
-    opt = optax.adamw(lr, b1=b1, b2=b2, weight_decay=train_config.weight_decay)
-  else:
-    opt = optax.adam(lr, b1=b1, b2=b2)
+  parts = []
   clip = train_config.get('grad_clip', 0.0) if grad_clip is None else grad_clip
-  return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt
+  if clip > 0:
+    parts.append(optax.clip_by_global_norm(clip))
+  parts.append(optax.scale_by_adam(b1=train_config.get('b1', 0.9),
+                                   b2=train_config.get('b2', 0.999)))
+  weight_decay = train_config.get('weight_decay', 0.0)
+  if weight_decay > 0 or 'weight_decay' in per_replica:
+    parts.append(optax.inject_hyperparams(optax.add_decayed_weights)(
+        weight_decay=weight_decay))
+  if shape is not None:
+    parts.append(optax.scale_by_schedule(shape))
+  parts.append(optax.inject_hyperparams(optax.scale)(step_size=-train_config.lr))
+  return optax.chain(*parts)
+
+
+def set_per_replica(opt_state: Any, values: dict[str, Any]) -> Any:
+  """Replicated ``opt_state`` of :func:`make_optimizer` with per-replica ``lr`` and
+  ``weight_decay`` from ``values`` (``(R,)`` arrays; missing fields keep their value)."""
+  names = {'lr': 'step_size', 'weight_decay': 'weight_decay'}
+  updates = {}
+  for field, value in values.items():
+    if field not in names:
+      raise ValueError(f'only {PER_REPLICA_FIELDS} may differ between replicas, got {field!r}')
+    value = np.asarray(value, np.float32)
+    updates[names[field]] = jnp.asarray(-value if field == 'lr' else value, jnp.float32)
+  return optax.tree_utils.tree_set(opt_state, **updates) if updates else opt_state
 
 
 def _manager(workdir: str, stage: str) -> ocp.CheckpointManager:
@@ -167,7 +202,8 @@ def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
 
 def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
           *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
-          keys: jax.Array, metrics: workdir_lib.MetricsLog) -> fitting.FitResult:
+          keys: jax.Array, metrics: workdir_lib.MetricsLog,
+          per_replica: dict[str, Any] | None = None) -> fitting.FitResult:
   """Fits ``objective`` for one stage (every replica) with checkpoints, logs and resume.
 
   Args:
@@ -182,11 +218,14 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
     stage: name of this training stage.
     keys: ``(R, 2)`` the stage's keys.
     metrics: the run's metrics log.
+    per_replica: ``{field: (R,) values}`` of :data:`PER_REPLICA_FIELDS` that differ
+      between replicas (settings trained side by side).
 
   Returns:
     The :class:`~nflax.fitting.FitResult` (history only of the steps run now).
   """
-  optimizer = make_optimizer(train_config)
+  per_replica = per_replica or {}
+  optimizer = make_optimizer(train_config, per_replica=tuple(per_replica))
 
   def trainer(run, num_steps, callback):
     return fitting.fit(
@@ -197,22 +236,29 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
         keep_best=train_config.get('keep_best', True), name=f'[{stage}] ',
         callback=callback)
 
-  return run_stage(trainer, fitting.init_fit_run(variables, optimizer), stage=stage,
+  run = fitting.init_fit_run(variables, optimizer)
+  run = run.replace(state=run.state.replace(
+      opt_state=set_per_replica(run.state.opt_state, per_replica)))
+  return run_stage(trainer, run, stage=stage,
                    workdir=workdir, metrics=metrics, num_steps=train_config.num_steps,
                    checkpoint_every=train_config.checkpoint_every)
 
 
 def stage_runner(workdir: str, metrics: workdir_lib.MetricsLog,
                  train_config_of: Callable[[str], ml_collections.ConfigDict],
-                 prefix: str = '') -> fitting.StageRunner:
+                 prefix: str = '',
+                 per_replica_of: Callable[[str], dict[str, Any]] | None = None
+                 ) -> fitting.StageRunner:
   """The one checkpointing :class:`~nflax.fitting.StageRunner` of the experiments.
 
   Stage ``s`` of a method (LRMF's ``'private_a'``, FDRE's ``'classifier'``, ...) trains
   through :func:`train` with ``train_config_of(s)`` as the checkpointed stage
-  ``<prefix>_<s>`` (``s`` without a prefix).
+  ``<prefix>_<s>`` (``s`` without a prefix), and ``per_replica_of(s)`` the training
+  settings that differ between its replicas (see :func:`train`).
   """
   def run(stage, objective, variables, train_data, val_data, keys) -> fitting.FitResult:
     return train(objective, variables, train_data, val_data,
                  train_config=train_config_of(stage), workdir=workdir,
-                 stage=f'{prefix}_{stage}' if prefix else stage, keys=keys, metrics=metrics)
+                 stage=f'{prefix}_{stage}' if prefix else stage, keys=keys, metrics=metrics,
+                 per_replica=per_replica_of(stage) if per_replica_of else None)
   return run

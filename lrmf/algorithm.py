@@ -22,7 +22,6 @@ checkpoint their stages pass their own. The joint stage optimises the params pyt
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -262,7 +261,7 @@ def _as_variables(result: fitting.FitResult) -> Variables:
 
 
 def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: Array,
-               a_val: Array, b_val: Array, keys: Array, eps: float,
+               a_val: Array, b_val: Array, keys: Array, eps: float | Array,
                private_runner: fitting.StageRunner, joint_runner: fitting.StageRunner,
                flow_variables: Variables | None = None, init_batch_size: int = 256,
                eval_batch_size: int = 1024) -> LRMFResult:
@@ -287,7 +286,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     a_val: ``(R, m_a, *event)`` held-out samples of A.
     b_val: ``(R, m_b, *event)`` held-out samples of B.
     keys: ``(R, 2)`` the replicas' keys.
-    eps: convergence threshold on the held-out objective.
+    eps: convergence threshold on the held-out objective, a float or ``(R,)`` (one per
+      replica).
     private_runner: runs the two private stages (e.g. :func:`nflax.fitting.fit_runner`).
     joint_runner: runs the joint stage.
     flow_variables: initial replicated ``phi``; by default ``flow.init`` on the first
@@ -306,8 +306,9 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   """
   a_train, b_train, a_val, b_val = map(jnp.asarray, (a_train, b_train, a_val, b_val))
   _check_data(a_train=a_train, b_train=b_train, a_val=a_val, b_val=b_val)
-  if math.isnan(eps):
-    raise ValueError('eps must be a number, got NaN')
+  eps = np.asarray(eps, np.float64)
+  if np.isnan(eps).any() or eps.ndim > 1 or (eps.ndim == 1 and eps.shape != (a_train.shape[0],)):
+    raise ValueError(f'eps must be a number or one per replica, got {eps}')
   if keys.shape != (a_train.shape[0], 2):
     raise ValueError(f'keys must be (R, 2) = ({a_train.shape[0]}, 2), got {keys.shape}')
   key_a, key_b, key_flow, key_fit_a, key_fit_b, key_joint = jnp.moveaxis(

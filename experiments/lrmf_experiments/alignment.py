@@ -77,12 +77,16 @@ def from_logit_space(x: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def stage_runner(config: ml_collections.ConfigDict, workdir: str,
-                 metrics: workdir_lib.MetricsLog) -> fitting.StageRunner:
+                 metrics: workdir_lib.MetricsLog,
+                 layout: replicas.Layout | None = None) -> fitting.StageRunner:
   """Algorithm 1's stages through :func:`experiments.training.stage_runner`: the joint
-  stage with ``config.train_joint``, the private ones with ``config.train_private``."""
+  stage with ``config.train_joint``, the private ones with ``config.train_private``
+  (with ``layout``, their learning rates and weight decays per replica)."""
+  block = lambda stage: 'train_joint' if stage == 'joint' else 'train_private'
   return training.stage_runner(
-      workdir, metrics,
-      lambda stage: config.train_joint if stage == 'joint' else config.train_private)
+      workdir, metrics, lambda stage: config[block(stage)],
+      per_replica_of=None if layout is None else (
+          lambda stage: layout.block_values(config, block(stage))))
 
 
 def load_domains(config: ml_collections.ConfigDict,
@@ -100,28 +104,36 @@ def load_domains(config: ml_collections.ConfigDict,
   return a, b
 
 
+SIDE_BY_SIDE = ('train_private.lr', 'train_private.weight_decay', 'train_joint.lr',
+                'train_joint.weight_decay', 'eps')
+"""Settings of ``config.side_by_side`` this family trains side by side."""
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs LRMF for every seed of ``config.seeds`` in ``workdir``; returns the results."""
+  """Runs LRMF for every seed of ``config.seeds`` and every setting of
+  ``config.side_by_side`` in ``workdir``; returns the results."""
   start = time.time()
-  seeds = replicas.seeds_of(config)
+  layout = replicas.layout_of(config, SIDE_BY_SIDE)
+  seeds = layout.seeds
   pairs = [load_domains(config, seed) for seed in seeds]
-  a, b = (replicas.stack([pair[side] for pair in pairs]) for side in (0, 1))
+  a, b = (layout.tile(replicas.stack([pair[side] for pair in pairs])) for side in (0, 1))
   event_shape = a['train_x'].shape[2:]
   density = models.build_density(config.density, event_shape)
   flow = models.build_flow(config.flow)
   metrics = workdir_lib.MetricsLog(workdir)
-  runner = stage_runner(config, workdir, metrics)
+  runner = stage_runner(config, workdir, metrics, layout)
   result = algorithm.train_lrmf(
       flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
-      a_val=a['val_x'], b_val=b['val_x'], keys=replicas.keys(seeds), eps=config.eps,
+      a_val=a['val_x'], b_val=b['val_x'], keys=layout.keys(), eps=layout.values(config, 'eps'),
       private_runner=runner, joint_runner=runner)
-  per_seed = [evaluate(config, flow, density, result.replica(index), pair[0], pair[1])
-              for index, pair in enumerate(pairs)]
-  results = replicas.aggregate(per_seed, seeds)
+  per_replica = [evaluate(layout.config_of(config, index), flow, density,
+                          result.replica(index), *pairs[seed])
+                 for index, seed in enumerate(layout.seed_index())]
+  results = replicas.aggregate_layout(per_replica, layout)
   results['seconds'] = time.time() - start
   return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
-      config, flow, density, result.replica(0), pairs[0][0], pairs[0][1], per_seed[0],
-      workdir, seeds))
+      config, flow, density, result.replica(0), pairs[0][0], pairs[0][1], per_replica[0],
+      workdir, seeds if layout.num_replicas == len(seeds) else None))
 
 
 def transformer(flow):
