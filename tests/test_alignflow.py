@@ -290,12 +290,13 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
   pools; all of them must come back from the checkpoint for the continuation to match.
   """
   config = alignflow_moons.get_config('smoke')
-  data = alignflow_experiment.load_paired_domains(config, seed=0)
-  event_shape = tuple(data['train_a'].shape[1:])
+  data = {name: array[None] for name, array in
+          alignflow_experiment.load_paired_domains(config, seed=0).items()}
+  event_shape = tuple(data['train_a'].shape[2:])
   critic = alignflow_experiment.build_critic(config.critic, event_shape)
   critic_optimizer = experiment_training.make_optimizer(config.train, grad_clip=0.0)
-  init_batch = (jnp.asarray(data['train_a'][:16]), jnp.asarray(data['train_b'][:16]))
-  keys = jax.random.split(jax.random.PRNGKey(0), 4)
+  init_batch = (jnp.asarray(data['train_a'][:, :16]), jnp.asarray(data['train_b'][:, :16]))
+  keys = jax.random.split(jax.random.PRNGKey(0), 4)[:, None]
 
   def train(workdir, until=None):
     setup = alignflow_experiment.init_stage(
@@ -309,12 +310,12 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
         metrics=workdir_lib.MetricsLog(str(workdir)), until=until)
 
   straight = train(tmp_path / 'straight')
-  assert int(train(tmp_path / 'resumed', until=2).step) == 2
+  assert int(train(tmp_path / 'resumed', until=2).step[0]) == 2
   resumed = train(tmp_path / 'resumed')  # a fresh state, restored from step 2
   with open(tmp_path / 'resumed' / 'metrics.jsonl') as f:
     logged_steps = [json.loads(line)['step'] for line in f]
   assert logged_steps == [2, 4], 'the second call did not continue from the checkpoint'
-  assert int(resumed.step) == int(straight.step) == config.train.num_steps
-  assert int(resumed.pool_a.count) > 0
+  assert int(resumed.step[0]) == int(straight.step[0]) == config.train.num_steps
+  assert int(resumed.pool_a.count[0]) > 0
   jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
                straight, resumed)

@@ -50,6 +50,7 @@ from experiments import classification
 from experiments import plots, replicas, training
 from experiments import workdir as workdir_lib
 from experiments.domains import load_domain
+from nflax import engine
 
 DIRECTIONS = {'a_to_b': ('a', 'b'), 'b_to_a': ('b', 'a')}
 """Direction -> (source domain, target domain)."""
@@ -98,8 +99,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics = workdir_lib.MetricsLog(workdir)
   critic = translation.build_critic(config.critic, event_shape)
   critic_optimizer = training.make_optimizer(config.train, grad_clip=0.0)
-  init_batch = (jnp.asarray(data['train_a'][:config.train.batch_size]),
-                jnp.asarray(data['train_b'][:config.train.batch_size]))
+  init_batch = (jnp.asarray(data['train_a'][None, :config.train.batch_size]),
+                jnp.asarray(data['train_b'][None, :config.train.batch_size]))
+  replicated_data = {name: array[None] for name, array in data.items()}
   key = jax.random.PRNGKey(replicas.single_seed(config))
   c = config.classifier.c
 
@@ -126,14 +128,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         jax.random.fold_in(key, index), 4)
     model, objective, optimizer, train_critics, state = translation.init_stage(
         config, mode, lam, init_batch, critic=critic, critic_optimizer=critic_optimizer,
-        model_key=model_key, critic_keys=(critic_key_a, critic_key_b))
+        model_key=model_key[None], critic_keys=(critic_key_a[None], critic_key_b[None]))
 
     def train_to(state, until, stage=stage, objective=objective, optimizer=optimizer,
                  train_critics=train_critics, train_key=train_key):
       return translation.train_stage(
-          config, workdir, stage, state, data, model=model, objective=objective, critic=critic,
-          optimizer=optimizer, critic_optimizer=critic_optimizer, train_critics=train_critics,
-          key=train_key, metrics=metrics, until=until)
+          config, workdir, stage, state, replicated_data, model=model, objective=objective,
+          critic=critic, optimizer=optimizer, critic_optimizer=critic_optimizer,
+          train_critics=train_critics, key=train_key[None], metrics=metrics, until=until)
 
     for step in _selection_steps(config.train):
       candidate = f'{stage}@{step}'
@@ -143,8 +145,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           translated = dict(cached)
       else:
         state = train_to(state, step)
-        a_to_b, b_to_a = translation.translators(model, {'params': state.params,
-                                                           **state.model_state})
+        trained = engine.replica(state, 0)
+        a_to_b, b_to_a = translation.translators(model, {'params': trained.params,
+                                                         **trained.model_state})
         translated = {'a_to_b': np.asarray(a_to_b(domains['a']['train_x'])),
                       'b_to_a': np.asarray(b_to_a(domains['b']['train_x']))}
         os.makedirs(os.path.dirname(cache), exist_ok=True)
@@ -159,10 +162,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results[f'val_accuracy/{direction}/{candidate}'] = accuracy
       metrics.write(f'{stage}/selection', step, record)
       logging.info('[%s] validation accuracies %s', candidate, record)
-    if int(state.step) < config.train.num_steps:  # every candidate was cached
+    if int(state.step[0]) < config.train.num_steps:  # every candidate was cached
       state = train_to(state, config.train.num_steps)  # restores the final checkpoint
+    trained = engine.replica(state, 0)
     for name, value in translation.cycle_report(
-        model, {'params': state.params, **state.model_state}, domains['a']['test_x'],
+        model, {'params': trained.params, **trained.model_state}, domains['a']['test_x'],
         domains['b']['test_x']).items():
       results[f'{name}/{stage}'] = value
     results[f'seconds/{stage}'] = time.time() - stage_start

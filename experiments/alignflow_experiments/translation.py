@@ -167,14 +167,15 @@ def init_stage(config: ml_collections.ConfigDict, mode: str, lam: float,
                init_batch: tuple[jax.Array, jax.Array], *, critic: nn.Module,
                critic_optimizer: optax.GradientTransformation, model_key: jax.Array,
                critic_keys: tuple[jax.Array, jax.Array]) -> StageSetup:
-  """The generator of ``mode`` (one of :data:`MODES`) and a fresh state for its stage.
+  """The generator of ``mode`` (one of :data:`MODES`) and fresh replicated states.
 
   AlignFlow modes are settings of one objective (Eq. 7): ``'adversarial'`` (``lam = 0``),
   ``'hybrid'`` (``lam_A = lam_B = lam``), ``'mle'`` (critics off); ``'cyclegan'`` is the
-  baseline with the same critics. ``init_batch = (a, b)`` batches initialise the
-  generator (data-dependent ActNorm) and the critics ``C_A``, ``C_B``.
+  baseline with the same critics. ``init_batch = (a, b)``, ``(R, B, *event)`` each,
+  initialise every replica's generator (data-dependent ActNorm) and critics ``C_A``,
+  ``C_B`` from its keys (``model_key`` and ``critic_keys`` are ``(R, 2)``).
   """
-  event_shape = tuple(init_batch[0].shape[1:])
+  event_shape = tuple(init_batch[0].shape[2:])
   if mode == 'cyclegan':
     model = build_cyclegan(config, event_shape)
     objective = cyclegan.cyclegan_objective(model=model, critic=critic, form=config.gan_form,
@@ -188,13 +189,16 @@ def init_stage(config: ml_collections.ConfigDict, mode: str, lam: float,
         dequantization_width=config.dequantization_width)
     grad_clip = config.train.flow_grad_clip
   optimizer = training.make_optimizer(config.train, grad_clip=grad_clip)
-  init_critic = jax.jit(critic.init)
-  state = alignflow_training.init_state(
-      variables=jax.jit(model.init)(model_key, *init_batch),  # compiled: eager init is slower
-      critic_params={'a': init_critic(critic_keys[0], init_batch[0])['params'],
-                     'b': init_critic(critic_keys[1], init_batch[1])['params']},
-      optimizer=optimizer, critic_optimizer=critic_optimizer, pool_size=config.pool_size,
-      event_shape=event_shape)
+
+  def one(model_key, critic_key_a, critic_key_b, a, b):
+    return alignflow_training.init_state(
+        variables=model.init(model_key, a, b),
+        critic_params={'a': critic.init(critic_key_a, a)['params'],
+                       'b': critic.init(critic_key_b, b)['params']},
+        optimizer=optimizer, critic_optimizer=critic_optimizer, pool_size=config.pool_size,
+        event_shape=event_shape)
+
+  state = jax.jit(jax.vmap(one))(model_key, *critic_keys, *init_batch)
   return StageSetup(model, objective, optimizer, mode != 'mle', state)
 
 
@@ -219,7 +223,9 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
                 model: nn.Module, objective, critic, optimizer, critic_optimizer,
                 train_critics: bool, key: jax.Array, metrics: workdir_lib.MetricsLog,
                 until: int | None = None) -> alignflow_training.AdversarialState:
-  """Trains one stage's :func:`alignflow.training.train_step` with the engine, to ``until``.
+  """Trains one stage's :func:`alignflow.training.train_step` with the engine, to ``until``,
+  for every replica: ``state`` is replicated, ``data`` holds ``(R, n, *event)`` arrays and
+  ``key`` is ``(R, 2)``.
 
   ``until`` defaults to ``config.train.num_steps``; a smaller one stops part-way (the
   optimiser's schedule still spans ``num_steps``), so a later call continues the same
@@ -230,30 +236,30 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
   logged every ``eval_every`` steps; the last state is kept (no selection on it).
 
   Returns:
-    The stage's state at ``until`` (one replica).
+    The stage's replicated state at ``until``.
   """
   settings = config.train
   step_fn = alignflow_training.AlternatingStep(
       objective=objective, critic=critic, form=config.gan_form, optimizer=optimizer,
       critic_optimizer=critic_optimizer, train_critics=train_critics)
-  train_data = engine.Independent((data['train_a'][None], data['train_b'][None]))
+  train_data = engine.Independent((data['train_a'], data['train_b']))
   validation = None
   if 'val_a' in data:
-    validation = (data['val_a'][None], data['val_b'][None])
+    validation = (data['val_a'], data['val_b'])
 
   def trainer(run, num_steps, callback):
     return engine.train(
-        step_fn, run, train_data, key[None], num_steps=num_steps,
+        step_fn, run, train_data, key, num_steps=num_steps,
         batch_size=settings.batch_size, val_data=validation,
         evaluate=None if validation is None else PairedValidationMSE(model),
         steps_per_dispatch=settings.steps_per_dispatch, eval_every=settings.get('eval_every'),
         name=f'[{stage}] ', callback=callback)
 
   result = training.run_stage(
-      trainer, engine.init_run(engine.add_replica_axis(state)), stage=stage, workdir=workdir,
+      trainer, engine.init_run(state), stage=stage, workdir=workdir,
       metrics=metrics, num_steps=settings.num_steps,
       checkpoint_every=settings.checkpoint_every, until=until)
-  return engine.replica(result.run.state, 0)
+  return result.run.state
 
 
 def translators(model: nn.Module, variables) -> tuple[Callable, Callable]:
@@ -342,59 +348,70 @@ def _plot_latent(stage, model, variables, data, key, out_dir) -> list[str]:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains and evaluates every mode of ``config.modes`` (one seed); returns the results."""
+  """Trains and evaluates every mode of ``config.modes`` for every seed (side by side)."""
   start = time.time()
-  seed = replicas.single_seed(config)
-  data = load_paired_domains(config, seed)
-  event_shape = tuple(data['train_a'].shape[1:])
+  seeds = replicas.seeds_of(config)
+  per_seed_data = [load_paired_domains(config, seed) for seed in seeds]
+  data = replicas.stack(per_seed_data)
+  event_shape = tuple(data['train_a'].shape[2:])
   metrics = workdir_lib.MetricsLog(workdir)
   figures = []
   critic = build_critic(config.critic, event_shape)
   critic_optimizer = training.make_optimizer(config.train, grad_clip=0.0)
-  key = jax.random.PRNGKey(seed)
-  init_batch = (jnp.asarray(data['train_a'][:config.train.batch_size]),
-                jnp.asarray(data['train_b'][:config.train.batch_size]))
-  results: dict = {'num_train_per_domain': len(data['train_a']),
-                   'num_test_pairs': len(data['test_a'])}
-  results['mse_identity/a_to_b'] = float(losses.paired_mse(translated=data['test_a'],
-                                                           target=data['test_b']))
-  val_mse: dict[str, float] = {}
+  batch = config.train.batch_size
+  init_batch = (jnp.asarray(data['train_a'][:, :batch]), jnp.asarray(data['train_b'][:, :batch]))
+  per_seed: list[dict] = [{} for _ in seeds]
+  val_mse: list[dict[str, float]] = [{} for _ in seeds]
+  seconds: dict[str, float] = {}
   for index, (stage, mode, lam) in enumerate(training_stages(config)):
     stage_start = time.time()
-    stage_key = jax.random.fold_in(key, index)
-    init_key, critic_key_a, critic_key_b, train_key, plot_key = jax.random.split(stage_key, 5)
+    stage_keys = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, index), 5))(
+        replicas.keys(seeds))
+    init_key, critic_key_a, critic_key_b, train_key, plot_key = jnp.moveaxis(stage_keys, 1, 0)
     model, objective, optimizer, train_critics, state = init_stage(
         config, mode, lam, init_batch, critic=critic, critic_optimizer=critic_optimizer,
         model_key=init_key, critic_keys=(critic_key_a, critic_key_b))
     state = train_stage(config, workdir, stage, state, data, model=model, objective=objective,
                         critic=critic, optimizer=optimizer, critic_optimizer=critic_optimizer,
                         train_critics=train_critics, key=train_key, metrics=metrics)
-    trained = {'params': state.params, **state.model_state}
-    a_to_b, b_to_a = translators(model, trained)
-    test = {**_paired_mses(a_to_b, b_to_a, data['test_a'], data['test_b']),
-            **cycle_report(model, trained, data['test_a'], data['test_b'])}
-    val = _paired_mses(a_to_b, b_to_a, data['val_a'], data['val_b'])
-    val_mse[stage] = (val['mse_a_to_b'] + val['mse_b_to_a']) / 2
-    for name, value in test.items():
-      results[f'{name}/{stage}'] = value
-    if mode != 'cyclegan':
-      log_prob_a, log_prob_b = model.apply(trained, data['test_a'], data['test_b'])
-      results[f'test_log_likelihood_a/{stage}'] = float(jnp.mean(log_prob_a))
-      results[f'test_log_likelihood_b/{stage}'] = float(jnp.mean(log_prob_b))
-      figures.append(functools.partial(_plot_latent, stage, model, trained, data, plot_key))
-    figures.append(functools.partial(_plot_translations, stage, a_to_b, b_to_a, data))
-    results[f'seconds/{stage}'] = time.time() - stage_start
-    logging.info('[%s] test %s (%.0f s)', stage, test, results[f'seconds/{stage}'])
+    for replica, seed_data in enumerate(per_seed_data):
+      trained = engine.replica(state, replica)
+      trained = {'params': trained.params, **trained.model_state}
+      a_to_b, b_to_a = translators(model, trained)
+      test = {**_paired_mses(a_to_b, b_to_a, seed_data['test_a'], seed_data['test_b']),
+              **cycle_report(model, trained, seed_data['test_a'], seed_data['test_b'])}
+      val = _paired_mses(a_to_b, b_to_a, seed_data['val_a'], seed_data['val_b'])
+      val_mse[replica][stage] = (val['mse_a_to_b'] + val['mse_b_to_a']) / 2
+      for name, value in test.items():
+        per_seed[replica][f'{name}/{stage}'] = value
+      if mode != 'cyclegan':
+        log_prob_a, log_prob_b = model.apply(trained, seed_data['test_a'], seed_data['test_b'])
+        per_seed[replica][f'test_log_likelihood_a/{stage}'] = float(jnp.mean(log_prob_a))
+        per_seed[replica][f'test_log_likelihood_b/{stage}'] = float(jnp.mean(log_prob_b))
+      if replica == 0:
+        if mode != 'cyclegan':
+          figures.append(functools.partial(_plot_latent, stage, model, trained, seed_data,
+                                           plot_key[0]))
+        figures.append(functools.partial(_plot_translations, stage, a_to_b, b_to_a, seed_data))
+    seconds[f'seconds/{stage}'] = time.time() - stage_start
+    logging.info('[%s] %.0f s', stage, seconds[f'seconds/{stage}'])
   hybrid = [stage for stage, mode, _ in training_stages(config) if mode == 'hybrid']
-  if hybrid:
-    best = min(hybrid, key=lambda stage: val_mse[stage])
-    results['hybrid_best_lam_stage'] = best
-    for direction in ('a_to_b', 'b_to_a'):
-      results[f'mse_{direction}/hybrid_best'] = results[f'mse_{direction}/{best}']
-      if {'adversarial', 'mle'} <= set(config.modes):
-        results[f'hybrid_beats_adversarial_and_mle/{direction}'] = bool(
-            results[f'mse_{direction}/{best}'] < min(results[f'mse_{direction}/adversarial'],
-                                                     results[f'mse_{direction}/mle']))
+  for replica, seed_data in enumerate(per_seed_data):
+    result = per_seed[replica]
+    result['num_train_per_domain'] = len(seed_data['train_a'])
+    result['num_test_pairs'] = len(seed_data['test_a'])
+    result['mse_identity/a_to_b'] = float(losses.paired_mse(translated=seed_data['test_a'],
+                                                            target=seed_data['test_b']))
+    if hybrid:  # lam chosen per seed on its validation pairs (Table 1: cross-validated)
+      best = min(hybrid, key=lambda stage: val_mse[replica][stage])
+      result['hybrid_best_lam_stage'] = best
+      for direction in ('a_to_b', 'b_to_a'):
+        result[f'mse_{direction}/hybrid_best'] = result[f'mse_{direction}/{best}']
+        if {'adversarial', 'mle'} <= set(config.modes):
+          result[f'hybrid_beats_adversarial_and_mle/{direction}'] = bool(
+              result[f'mse_{direction}/{best}'] < min(result[f'mse_{direction}/adversarial'],
+                                                      result[f'mse_{direction}/mle']))
+  results = {**replicas.aggregate(per_seed, seeds), **seconds}
   results['seconds'] = time.time() - start
 
   def plot():
