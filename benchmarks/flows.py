@@ -3,11 +3,11 @@ r"""Training steps/s and samples/s of the standard flows, against the matmul pea
   python -m benchmarks.flows [--out=benchmarks/results.json] [--quick]
 
 In one run: the machine's float32 matmul GFLOP/s (the reference), then for each
-flow the training throughput (optimiser steps/s through the same compiled
-``lax.scan`` that :func:`nflax.fitting.fit` uses), the sampling throughput,
-the FLOPs of one training step from XLA's cost analysis, and so the fraction of
-the matmul peak each flow achieves. All numbers are measured after
-compilation, as the median of ``--repeats`` timed runs.
+flow the training throughput (optimiser steps/s of one replica through the engine's
+compiled ``lax.scan``, :func:`nflax.engine.dispatch`, which :func:`nflax.fitting.fit`
+runs), the sampling throughput, the FLOPs of one training step from XLA's cost
+analysis, and so the fraction of the matmul peak each flow achieves. All numbers are
+measured after compilation, as the median of ``--repeats`` timed runs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from absl import app, flags
 
-from nflax import bijectors, densities, fitting
+from nflax import bijectors, densities, engine, fitting
 
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON file for the results.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed runs per measurement.')
@@ -64,23 +64,21 @@ def bench_flow(build, event_shape, batch_size, steps, repeats, target_seconds=2.
   density = densities.FlowDensity(build(), densities.StandardNormal(event_shape))
   data = jax.random.normal(jax.random.PRNGKey(0), (4 * batch_size, *event_shape))
   optimizer = optax.adam(1e-4)
-  state = fitting.init_fit_state(density.init(jax.random.PRNGKey(1), data[:batch_size]),
-                                 optimizer)
-  objective = fitting.nll_objective(density)
-  run = lambda n: fitting.train_steps(
-      state, data, jax.random.PRNGKey(2), train_loss=objective.train_loss,
-      optimizer=optimizer, batch_size=batch_size, num_steps=n)
+  variables = density.init(jax.random.PRNGKey(1), data[:batch_size])
+  run_ = fitting.init_fit_run(engine.add_replica_axis(variables), optimizer)
+  step_fn = fitting.GradientStep(fitting.nll_objective(density), optimizer)
+  data_r, keys = data[None], jax.random.PRNGKey(2)[None]
+  dispatch = lambda n: engine.dispatch(run_, data_r, keys, step_fn=step_fn,
+                                       batch_size=batch_size, num_steps=n, guard=False)
   probe = 5
-  seconds_per_step = _median_seconds(lambda: run(probe), 1) / probe
+  seconds_per_step = _median_seconds(lambda: dispatch(probe), 1) / probe
   steps = max(probe, min(steps, int(target_seconds / seconds_per_step)))
-  train_seconds = _median_seconds(lambda: run(steps), repeats)
-  lowered = fitting.train_steps.lower(
-      state, data, jax.random.PRNGKey(2), train_loss=objective.train_loss,
-      optimizer=optimizer, batch_size=batch_size, num_steps=1)
+  train_seconds = _median_seconds(lambda: dispatch(steps), repeats)
+  lowered = engine.dispatch.lower(run_, data_r, keys, step_fn=step_fn, batch_size=batch_size,
+                                  num_steps=1, guard=False)
   cost = lowered.compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops_per_step = float(cost.get('flops', float('nan')))
-  variables = {'params': state.params, **state.model_state}
   num_samples = 4 * batch_size
   sample = jax.jit(lambda k: density.apply(variables, k, num_samples,
                                            method=type(density).sample))

@@ -238,7 +238,7 @@ def dispatch(run: Run, data: PyTree, keys: Array, *, step_fn: Step, batch_size: 
   indices = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), indices)  # (T, R, B)
   state, halted, stopped = run.state, run.halted, run.stopped
   # One replica runs without the vmap: a vmap of size 1 makes every matmul a batched one
-  # and every carried leaf a (1, ...) array, which XLA's CPU backend runs ~10% slower.
+  # and every carried leaf a (1, ...) array, which XLA's CPU backend runs slower.
   single = keys.shape[0] == 1
   if single:
     state, halted, stopped, data, step_keys = jax.tree.map(

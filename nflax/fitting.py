@@ -153,9 +153,11 @@ class GradientStep:
   """The engine step of gradient descent on ``objective.train_loss`` (one replica).
 
   ``(state, batch, key) -> (state, metrics)`` with ``metrics`` ``loss``, ``grad_norm``
-  and ``update_norm`` (the norm of the update applied: a finite one keeps the updated
-  parameters finite, which the engine's guard relies on). A frozen dataclass, so equal
-  steps share one compilation.
+  and ``update_norm``, the norm of the change applied to the parameters (``new - old``,
+  finite exactly when the updated parameters are, which the engine's guard relies on).
+  It is taken from the parameters rather than from the optimiser's update, which would
+  otherwise be written out a second time each step (see ``benchmarks/RESULTS.md``). A
+  frozen dataclass, so equal steps share one compilation.
   """
   objective: Objective
   optimizer: optax.GradientTransformation
@@ -164,11 +166,12 @@ class GradientStep:
     grad_fn = jax.value_and_grad(self.objective.train_loss, has_aux=True)
     (loss, model_state), grads = grad_fn(state.params, state.model_state, batch, key)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-    new_state = state.replace(step=state.step + 1,
-                              params=optax.apply_updates(state.params, updates),
-                              model_state=model_state, opt_state=opt_state)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
+                              opt_state=opt_state)
+    change = jax.tree.map(jnp.subtract, params, state.params)
     return new_state, {'loss': loss, 'grad_norm': optax.tree.norm(grads),
-                       'update_norm': optax.tree.norm(updates)}
+                       'update_norm': optax.tree.norm(change)}
 
 
 @dataclasses.dataclass(frozen=True)
