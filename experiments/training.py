@@ -111,12 +111,17 @@ def restore_stage(run: engine.Run, *, workdir: str, stage: str,
 
   Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept); on
   restore, the metrics log of the stage is truncated to the restored step so that a
-  resumed run logs every step once. ``run`` defines the structure to restore.
+  resumed run logs every step once. ``run`` defines the structure to restore; every leaf
+  comes back as a global array on :func:`nflax.parallel.mesh` of its replicas (the
+  sharding the engine trains with; a multi-host job needs the target's shardings).
   """
   manager = _manager(workdir, stage)
   latest = manager.latest_step()
   if latest is not None:
-    run = manager.restore(latest, args=ocp.args.StandardRestore(run))
+    sharding = parallel.replicated_sharding(parallel.mesh(engine.num_replicas(run.state.step)))
+    target = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=sharding), run)
+    run = manager.restore(latest, args=ocp.args.StandardRestore(target))
     logging.info('[%s] resuming from the checkpoint at step %d', stage, latest)
     metrics.truncate_after(stage, latest)
   return manager, run

@@ -153,3 +153,13 @@ def test_two_process_experiment_writes_once_and_equals_one_process(tmp_path):
     lines = [line for line in f if line.strip()]
   records = [(r['stage'], r['step']) for r in map(json.loads, lines)]
   assert records == [('density', 20), ('density', 40), ('final', 0)], records
+
+  # Rerun in both processes: the finished stage comes back from the checkpoint the two
+  # processes wrote together (orbax's multi-host restore, onto the global mesh).
+  again_logs = str(tmp_path / 'again')
+  os.makedirs(again_logs)
+  logs = _two_processes(command, again_logs)
+  assert all('resuming from the checkpoint at step 40' in log for log in logs), logs[0][-2000:]
+  rerun = json.load(open(os.path.join(two, 'results.json')))
+  np.testing.assert_allclose([s['test_nll'] for s in rerun['per_seed']],
+                             [s['test_nll'] for s in results[0]['per_seed']], rtol=1e-6)
