@@ -98,3 +98,19 @@ def test_distrax_views_agree_with_modules():
   np.testing.assert_allclose(g_dx.log_prob(x), g.apply(gv, x.reshape(-1, 2)).reshape(3, 4),
                              rtol=1e-5)
   assert g_dx.sample(seed=jax.random.PRNGKey(0), sample_shape=7).shape == (7, 2)
+
+
+def test_as_distrax_passes_the_hutchinson_key():
+  """A Hutchinson-trace FFJORD density in distrax form: the key is its probe draw."""
+  density = densities.FlowDensity(
+      bijectors.ffjord(num_transforms=1, hidden=(8,), trace_estimator='hutchinson'),
+      densities.StandardNormal((2,)))
+  x = jax.random.normal(jax.random.PRNGKey(0), (5, 2))
+  variables = density.init({'params': jax.random.PRNGKey(1),
+                            'hutchinson': jax.random.PRNGKey(2)}, x)
+  key = jax.random.PRNGKey(3)
+  expected = density.apply(variables, x, method=density.log_prob, rngs={'hutchinson': key})
+  got = densities.as_distrax(density, variables, (2,), key=key).log_prob(x)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='as_distrax'):
+    densities.as_distrax(density, variables, (2,)).log_prob(x)
