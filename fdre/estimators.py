@@ -8,8 +8,9 @@ same ratio ``r = p / q``.
   of a classifier of ``D_p`` (label 1) against ``D_q`` (label 0) into
   ``log r``, with the set-size correction; :func:`logistic_loss` is its
   training loss ``L_sup``;
-* kernel mean matching: :func:`kmm_weights` solves the QP of Huang et al.
-  (2006) with the box and sum constraints, by accelerated projected gradient;
+* kernel mean matching: :func:`kmm_solve` / :func:`kmm_weights` solve the QP of Huang et
+  al. (2006) with the box and sum constraints, by accelerated projected gradient stopped
+  on its projected-gradient residual;
 * KLIEP: :func:`kliep_fit` / :func:`kliep_log_ratio`, the Gaussian-kernel model
   ``r(x) = sum_l alpha_l k(x, c_l)`` of Sugiyama et al. (2008), and its kernel selection by
   likelihood cross-validation, :func:`kliep_lcv_score`.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -116,8 +118,26 @@ def _project_box_sum(v: Array, bound: float, low: float, high: float,
   return jnp.clip(v - 0.5 * (lo + hi), 0.0, bound)
 
 
-def kmm_weights(*, source: Array, target: Array, kernel_gamma: float, bound: float,
-                eps: float | None = None, num_iterations: int = 2000) -> Array:
+class KMMSolution(NamedTuple):
+  """What :func:`kmm_solve` returns.
+
+  Attributes:
+    weights: ``(n,)`` the weights ``beta``.
+    residual: the projected-gradient residual ``||beta - P(beta - s grad)|| / (s ||kappa||)``
+      at ``weights`` (0 exactly at the QP's optimum; ``P`` the projection onto the
+      feasible set, ``s`` the step), relative to the scale of the linear term.
+    iterations: FISTA iterations run.
+    converged: ``residual <= tol``.
+  """
+  weights: Array
+  residual: Array
+  iterations: Array
+  converged: Array
+
+
+def kmm_solve(*, source: Array, target: Array, kernel_gamma: float, bound: float,
+              eps: float | None = None, tol: float = 1e-4,
+              max_iterations: int = 20000) -> KMMSolution:
   """Kernel mean matching weights ``beta_i ~ p_target(x_i) / p_source(x_i)`` (App. A).
 
   Solves the QP of Huang et al. (2006)::
@@ -131,7 +151,8 @@ def kmm_weights(*, source: Array, target: Array, kernel_gamma: float, bound: flo
   squared RKHS distance between the beta-weighted source mean embedding and the
   target mean embedding, up to a constant. Method: FISTA (accelerated
   projected gradient) with step ``1 / lambda_max(K)`` (power iteration) and the
-  exact projection onto the box-and-slab feasible set.
+  exact projection onto the box-and-slab feasible set, stopped when the
+  projected-gradient residual (:class:`KMMSolution`) is at most ``tol``.
 
   Args:
     source: ``(n, d)`` points where the weights are wanted (the training domain).
@@ -139,28 +160,51 @@ def kmm_weights(*, source: Array, target: Array, kernel_gamma: float, bound: flo
     kernel_gamma: Gaussian kernel coefficient (module docstring).
     bound: the box bound ``B >= 1``.
     eps: sum-constraint tolerance; ``None`` for ``(sqrt(n) - 1) / sqrt(n)``.
-    num_iterations: FISTA iterations.
+    tol: stopping tolerance on the relative projected-gradient residual.
+    max_iterations: FISTA iterations at most.
 
   Returns:
-    ``(n,)`` weights.
+    A :class:`KMMSolution`.
   """
   n, m = source.shape[0], target.shape[0]
   if n < 1 or m < 1:
     raise ValueError(f'kmm_weights needs points in both sets, got {n} source and {m} target')
+  if not tol > 0 or max_iterations < 1:
+    raise ValueError(f'tol must be > 0 and max_iterations >= 1, got {tol}, {max_iterations}')
   eps = (math.sqrt(n) - 1.0) / math.sqrt(n) if eps is None else eps
   low, high = max(n * (1.0 - eps), 0.0), n * (1.0 + eps)
   if bound * n < low:
     raise ValueError(f'KMM is infeasible: n * bound = {n * bound} < n (1 - eps) = {low}')
-  return _kmm_solve(source, target, kernel_gamma, bound, low, high, num_iterations)
+  return _kmm_solve(source, target, kernel_gamma, bound, low, high, tol, max_iterations)
 
 
-@functools.partial(jax.jit, static_argnames=('num_iterations',))
+def kmm_weights(*, source: Array, target: Array, kernel_gamma: float, bound: float,
+                eps: float | None = None, tol: float = 1e-4,
+                max_iterations: int = 20000) -> Array:
+  """The weights of :func:`kmm_solve` (same arguments), ``(n,)``.
+
+  Raises:
+    RuntimeError: the solver did not reach ``tol`` in ``max_iterations`` iterations (the
+      message gives the residual).
+  """
+  solution = kmm_solve(source=source, target=target, kernel_gamma=kernel_gamma, bound=bound,
+                       eps=eps, tol=tol, max_iterations=max_iterations)
+  if not bool(solution.converged):
+    raise RuntimeError(
+        f'KMM did not converge: projected-gradient residual {float(solution.residual):.3g} '
+        f'> tol {tol} after {int(solution.iterations)} iterations (kernel_gamma '
+        f'{kernel_gamma}, bound {bound}); raise max_iterations or tol')
+  return solution.weights
+
+
+@functools.partial(jax.jit, static_argnames=('max_iterations',))
 def _kmm_solve(source: Array, target: Array, kernel_gamma: Array, bound: Array, low: Array,
-               high: Array, num_iterations: int) -> Array:
-  """FISTA on the KMM QP (see :func:`kmm_weights`); compiled once per shape."""
+               high: Array, tol: Array, max_iterations: int) -> KMMSolution:
+  """FISTA on the KMM QP (see :func:`kmm_solve`); compiled once per shape."""
   n, m = source.shape[0], target.shape[0]
   gram = gaussian_kernel(source, source, kernel_gamma=kernel_gamma)
   kappa = (n / m) * jnp.sum(gaussian_kernel(source, target, kernel_gamma=kernel_gamma), 1)
+  scale = jnp.maximum(jnp.linalg.norm(kappa), 1e-30)
 
   def power_step(_, u):
     u = gram @ u
@@ -170,16 +214,26 @@ def _kmm_solve(source: Array, target: Array, kernel_gamma: Array, bound: Array, 
   step = 1.0 / (1.05 * (u @ gram @ u))
   project = lambda v: _project_box_sum(v, bound, low, high)
 
-  def fista_step(_, carry):
-    beta, momentum_point, t = carry
+  def residual(beta):
+    moved = project(beta - step * (gram @ beta - kappa))
+    return jnp.linalg.norm(beta - moved) / (step * scale)
+
+  def not_done(carry):
+    _, _, _, iteration, res = carry
+    return (iteration < max_iterations) & (res > tol)
+
+  def fista_step(carry):
+    beta, momentum_point, t, iteration, _ = carry
     new_beta = project(momentum_point - step * (gram @ momentum_point - kappa))
     new_t = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t**2))
     momentum_point = new_beta + ((t - 1.0) / new_t) * (new_beta - beta)
-    return new_beta, momentum_point, new_t
+    return new_beta, momentum_point, new_t, iteration + 1, residual(new_beta)
 
   start = project(jnp.ones(n))
-  beta, _, _ = jax.lax.fori_loop(0, num_iterations, fista_step, (start, start, jnp.ones(())))
-  return beta
+  beta, _, _, iterations, res = jax.lax.while_loop(
+      not_done, fista_step, (start, start, jnp.ones(()), jnp.zeros((), jnp.int32),
+                             residual(start)))
+  return KMMSolution(beta, res, iterations, res <= tol)
 
 
 def kmm_objective(beta: Array, *, source: Array, target: Array, kernel_gamma: float) -> Array:

@@ -144,7 +144,9 @@ def test_kmm_solves_its_qp_like_a_reference_solver():
   rng = np.random.default_rng(2)
   source, target = rng.normal(size=(12, 2)), rng.normal(0.7, 1.0, (15, 2))
   kw = dict(source=jnp.asarray(source), target=jnp.asarray(target), kernel_gamma=0.5)
-  beta = estimators.kmm_weights(**kw, bound=3.0, eps=0.1, num_iterations=5000)
+  solution = estimators.kmm_solve(**kw, bound=3.0, eps=0.1, tol=1e-6)
+  assert bool(solution.converged) and float(solution.residual) <= 1e-6
+  beta = solution.weights
   objective = lambda b: float(estimators.kmm_objective(jnp.asarray(b), **kw))
   reference = optimize.minimize(
       objective, np.ones(12), method='SLSQP', bounds=[(0, 3.0)] * 12,
@@ -152,6 +154,13 @@ def test_kmm_solves_its_qp_like_a_reference_solver():
                    {'type': 'ineq', 'fun': lambda b: b.sum() - 12 * 0.9}])
   assert 10.8 - 1e-3 <= float(beta.sum()) <= 13.2 + 1e-3
   assert objective(beta) <= reference.fun + 1e-3
+
+
+def test_kmm_that_does_not_converge_fails_loudly():
+  source, target, _ = _one_d_shift()
+  with pytest.raises(RuntimeError, match='KMM did not converge: projected-gradient residual'):
+    estimators.kmm_weights(source=jnp.asarray(source), target=jnp.asarray(target),
+                           kernel_gamma=0.5, bound=10.0, tol=1e-12, max_iterations=5)
 
 
 def test_kliep_recovers_a_known_ratio_in_1d():
