@@ -6,6 +6,7 @@ workdir)``; :func:`run_experiment` is what ``python -m experiments.run`` calls.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Callable
 
@@ -13,7 +14,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from experiments import density
+from experiments import density, validation
 from experiments import workdir as workdir_lib
 from experiments.alignflow_experiments import adaptation as alignflow_adaptation
 from experiments.alignflow_experiments import translation as alignflow_translation
@@ -59,8 +60,26 @@ def distributed_settings(environ=os.environ) -> dict:
   return settings
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def default_config(spec: str) -> ml_collections.ConfigDict:
+  """The config of a ``--config`` value (``'configs/x.py'`` or ``'configs/x.py:variant'``)
+  without overrides: what :func:`experiments.validation.validate` takes as ``defaults``."""
+  path, _, variant = spec.partition(':')
+  module_spec = importlib.util.spec_from_file_location('_config_defaults', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant) if variant else module.get_config()
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   defaults: ml_collections.ConfigDict | None = None) -> dict:
   """Runs ``config`` in ``workdir`` (resuming from its checkpoints, if any).
+
+  Before anything is written: every field is validated
+  (:func:`experiments.validation.validate`, tuple element types against ``defaults``, the
+  config file's own values), a workdir holding a run of another config is refused
+  (:func:`experiments.workdir.check_resumable`), the workdir must be writable and not in
+  use by another live run (:class:`experiments.workdir.WorkdirLock`, held until the run
+  ends). Only then are ``config.json`` and ``environment.json`` written.
 
   With ``config.distributed`` set, ``jax.distributed.initialize()`` joins the
   hosts of a multi-host job (TPU pods, Slurm, Open MPI, or the environment variables of
@@ -71,9 +90,16 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.get('experiment') not in EXPERIMENTS:
     raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
                      f"available: {', '.join(sorted(EXPERIMENTS))}")
+  validation.validate(config, defaults)
   if config.get('distributed', False):
     jax.distributed.initialize(**distributed_settings())
-  logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
-  workdir_lib.save_config(config, workdir)
-  workdir_lib.save_environment(workdir, [str(device) for device in jax.devices()])
-  return EXPERIMENTS[config.experiment](config, workdir)
+  workdir_lib.check_resumable(config, workdir)
+  workdir_lib.check_writable(workdir, 'workdir')
+  lock = workdir_lib.WorkdirLock(workdir).acquire()
+  try:
+    logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
+    workdir_lib.save_config(config, workdir)
+    workdir_lib.save_environment(workdir, [str(device) for device in jax.devices()])
+    return EXPERIMENTS[config.experiment](config, workdir)
+  finally:
+    lock.release()

@@ -10,6 +10,9 @@ config is locked, so a mistyped field fails at once. Rerunning the same
 command resumes from the workdir's checkpoints.
 """
 
+import os
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -30,11 +33,30 @@ class _QuietLibraries(logging.logging.Filter):
     return record.levelno >= logging.logging.WARNING or '/orbax/' not in record.pathname
 
 
+_ONE_LINE_ERRORS = (ValueError, RuntimeError, OSError, FileNotFoundError)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  launch.run_experiment(_CONFIG.value, _WORKDIR.value)
+  try:
+    launch.run_experiment(_CONFIG.value, _WORKDIR.value,
+                          defaults=launch.default_config(config_flags.get_config_filename(
+                              flags.FLAGS['config'])))
+  except Exception as err:  # pylint: disable=broad-except
+    # The launcher's own errors (a bad setting, a refused, locked or unwritable workdir,
+    # a diverged run, no readable checkpoint) end in one line, their traceback at
+    # --verbosity=1; any other exception with its traceback. os._exit: orbax's background
+    # threads, waiting on a failed save, would hold the interpreter open forever.
+    if type(err) in _ONE_LINE_ERRORS:
+      logging.vlog(1, 'traceback:', exc_info=True)
+    else:
+      logging.exception('traceback:')
+    logging.error('run failed: %s: %s', type(err).__name__, err)
+    logging.flush()
+    sys.stderr.flush()
+    os._exit(1)  # pylint: disable=protected-access
 
 
 if __name__ == '__main__':

@@ -100,31 +100,71 @@ def set_per_replica(opt_state: Any, values: dict[str, Any]) -> Any:
 
 
 def _manager(workdir: str, stage: str) -> ocp.CheckpointManager:
+  directory = os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
+  workdir_lib.check_writable(directory, f'the checkpoint folder of stage {stage!r}')
   return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints', stage)),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      directory, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
 
 
 def restore_stage(run: engine.Run, *, workdir: str, stage: str,
                   metrics: workdir_lib.MetricsLog) -> tuple[ocp.CheckpointManager, engine.Run]:
-  """The stage's checkpoint manager and its latest run (``run`` if none is saved yet).
+  """The stage's checkpoint manager and its latest readable run (``run`` if none is saved
+  yet).
 
-  Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept); on
-  restore, the metrics log of the stage is truncated to the restored step so that a
-  resumed run logs every step once. ``run`` defines the structure to restore; every leaf
-  comes back as a global array on :func:`nflax.parallel.mesh` of its replicas (the
-  sharding the engine trains with; a multi-host job needs the target's shardings).
+  Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept). A
+  checkpoint that cannot be read (a truncated or missing file) is renamed
+  ``<step>.corrupt`` with a warning naming the step and the folder, and the next older one
+  is restored; with none readable the stage fails with one line naming the folder. The
+  metrics log of the stage is truncated to the restored step (to step 0 when the stage
+  starts afresh), so that a resumed run logs every step once. ``run`` defines the
+  structure to restore.
   """
   manager = _manager(workdir, stage)
-  latest = manager.latest_step()
-  if latest is not None:
-    sharding = parallel.replicated_sharding(parallel.mesh(engine.num_replicas(run.state.step)))
-    target = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=sharding), run)
-    run = manager.restore(latest, args=ocp.args.StandardRestore(target))
-    logging.info('[%s] resuming from the checkpoint at step %d', stage, latest)
-    metrics.truncate_after(stage, latest)
+  restored, corrupt = 0, []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      run = manager.restore(step, args=ocp.args.StandardRestore(run))
+    except Exception as err:  # pylint: disable=broad-except
+      logging.warning('[%s] the checkpoint at step %d in %s cannot be read (%s: %s); trying '
+                      'the one before', stage, step, manager.directory, type(err).__name__,
+                      str(err).splitlines()[0][:200] if str(err) else '')
+      corrupt.append(step)
+      continue
+    restored = step
+    logging.info('[%s] resuming from the checkpoint at step %d', stage, step)
+    break
+  if corrupt and not restored:
+    manager.close()
+    raise RuntimeError(f'[{stage}] no readable checkpoint in {manager.directory} (step(s) '
+                       f'{corrupt} cannot be read); delete that folder to train the stage '
+                       'from scratch')
+  if corrupt:
+    manager.close()
+    for step in corrupt:
+      os.replace(os.path.join(manager.directory, str(step)),
+                 os.path.join(manager.directory, f'{step}.corrupt'))
+    logging.warning('[%s] corrupt checkpoint(s) %s of %s moved aside as <step>.corrupt; '
+                    'continuing from step %d', stage, corrupt, manager.directory, restored)
+    manager = _manager(workdir, stage)
+  metrics.truncate_after(stage, restored)
   return manager, run
+
+
+@jax.jit
+def _finite_leaves(tree: Any) -> jax.Array:
+  flags = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
+           if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return jnp.stack(flags) if flags else jnp.ones((0,), bool)
+
+
+def _non_finite_leaves(tree: Any) -> list[str]:
+  """Paths of the float leaves of ``tree`` holding a NaN/Inf."""
+  flags = np.asarray(parallel.to_host(_finite_leaves(tree)))
+  if flags.all():
+    return []
+  paths = [jax.tree_util.keystr(path) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+           if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return [path for path, ok in zip(paths, flags) if not ok]
 
 
 def _loggable(record: dict) -> dict:
@@ -181,26 +221,50 @@ def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
     raise ValueError(f'[{stage}] asked to train to step {until}, but its checkpoint in '
                      f'{workdir} is at step {reached}; delete checkpoints/{stage} to redo it')
 
+  def save(step: int, run: engine.Run, force: bool = False) -> None:
+    # A checkpoint the run calls good is finite: the guard checks each step's metrics
+    # (loss, gradient and update norms); this checks the whole state it is about to save.
+    bad = _non_finite_leaves(run.state)
+    if bad:
+      raise engine.NonFiniteError(
+          f'the state at step {step} holds NaN/Inf in {len(bad)} leaves ({", ".join(bad[:3])}'
+          f'{", ..." if len(bad) > 3 else ""}) although its metrics were finite; it was not '
+          'saved', run, [], [step])
+    try:
+      manager.save(step, args=ocp.args.StandardSave(run), force=force)
+      manager.check_for_errors()
+    except Exception as err:  # pylint: disable=broad-except
+      raise OSError(f'[{stage}] saving the checkpoint of step {step} into '
+                    f'{manager.directory} failed: {type(err).__name__}: {err}') from err
+
+  def wait() -> None:
+    try:
+      manager.wait_until_finished()
+    except Exception as err:  # pylint: disable=broad-except
+      raise OSError(f'[{stage}] writing a checkpoint into {manager.directory} failed: '
+                    f'{type(err).__name__}: {err}') from err
+
   def on_dispatch(run: engine.Run, record: dict) -> None:
     metrics.write(stage, record['step'], _loggable(record))
     if record['step'] % checkpoint_every == 0 or record['step'] >= until:
-      manager.save(record['step'], args=ocp.args.StandardSave(run))
+      save(record['step'], run)
 
   try:
     result = trainer(run, until, on_dispatch)
+    wait()
+    final_step = int(np.max(parallel.to_host(result.run.state.step)))
+    if manager.latest_step() != final_step:
+      save(final_step, result.run, force=True)
   except engine.NonFiniteError as err:
-    manager.wait_until_finished()
+    wait()
     kept = manager.latest_step()
     where = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
              if kept is not None else 'no checkpoint had been written yet')
     manager.close()
     raise RuntimeError(f'[{stage}] training stopped: {err}; {where}. Lower the learning '
-                       'rate or check the data before rerunning.') from err
-  manager.wait_until_finished()
-  final_step = int(np.max(parallel.to_host(result.run.state.step)))
-  if manager.latest_step() != final_step:
-    manager.save(final_step, args=ocp.args.StandardSave(result.run), force=True)
-    manager.wait_until_finished()
+                       'rate or check the data, then rerun in a new workdir (or delete this '
+                       'stage\'s checkpoints).') from err
+  wait()
   manager.close()
   return result
 

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import socket
 from typing import Any, Callable
 
 import ml_collections
@@ -63,6 +64,152 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   write_json(os.path.join(workdir, 'config.json'), config.to_dict())
 
 
+NON_RESULT_FIELDS = ('distributed',)
+"""Config fields that do not change a run's results: a rerun into an existing workdir may
+change them (``distributed`` only says how the processes of a job find each other). Any
+other difference from the workdir's ``config.json`` is refused (:func:`check_resumable`)."""
+
+
+def _differences(saved: Any, requested: Any, path: str = '') -> list[tuple[str, Any, Any]]:
+  if isinstance(saved, dict) and isinstance(requested, dict):
+    out = []
+    for name in sorted(set(saved) | set(requested), key=str):
+      field = f'{path}.{name}' if path else str(name)
+      if field in NON_RESULT_FIELDS:
+        continue
+      missing = '<absent>'
+      out += _differences(saved.get(name, missing), requested.get(name, missing), field)
+    return out
+  return [] if saved == requested else [(path, saved, requested)]
+
+
+def check_resumable(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses to continue the run in ``workdir`` with a config that changes its results.
+
+  A workdir whose ``config.json`` comes with training output (``metrics.jsonl``,
+  ``checkpoints/`` or ``results.json``) holds a run of that config: any difference in a
+  field outside :data:`NON_RESULT_FIELDS` raises, naming each field with the workdir's and
+  the requested value. Reads only; a workdir with a config but no output yet (a run that
+  failed before training) takes the new config.
+  """
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path) or not any(
+      os.path.exists(os.path.join(workdir, name))
+      for name in ('metrics.jsonl', 'checkpoints', 'results.json')):
+    return
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, json.JSONDecodeError) as err:
+    raise ValueError(f'{path} cannot be read ({err}); the workdir holds a run whose config '
+                     'is unknown: use a new --workdir') from err
+  requested = json.loads(json.dumps(_jsonable(config.to_dict())))
+  differences = _differences(saved, requested)
+  if differences:
+    fields = '; '.join(f'{field}: {old!r} in the workdir, {new!r} requested'
+                       for field, old, new in differences)
+    raise ValueError(f'{workdir} holds a run of another config, refusing to continue it '
+                     f'with {len(differences)} changed field(s): {fields}. Rerun with the '
+                     'workdir\'s values or use a new --workdir.')
+
+
+def check_writable(path: str, what: str) -> None:
+  """Creates the folder ``path`` and writes a probe file into it; raises ``OSError``
+  naming ``what`` and ``path`` if either fails (process 0 only)."""
+  if not parallel.is_writer():
+    return
+  probe = os.path.join(path, f'.write_probe.{os.getpid()}')
+  try:
+    os.makedirs(path, exist_ok=True)
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as err:
+    raise OSError(f'{what} {path} is not writable: {err.strerror or err} '
+                  f'({type(err).__name__})') from err
+
+
+class WorkdirLock:
+  """``<workdir>/lock`` names the process that runs in the workdir (``pid``, ``host``).
+
+  Taken by process 0 (:func:`nflax.parallel.is_writer`) before anything is written and
+  released when the run ends. A lock whose process is alive (same host: ``os.kill(pid,
+  0)``; another host cannot be checked) refuses a second run, naming the holder; a lock
+  left by a process that no longer exists on this host is taken over with a warning.
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, 'lock')
+    self._held = False
+
+  @staticmethod
+  def _alive(pid: int) -> bool:
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    except PermissionError:
+      return True
+    return True
+
+  def _holder(self) -> dict | None:
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except FileNotFoundError:
+      return None
+    except (OSError, json.JSONDecodeError):
+      return {}
+
+  def acquire(self) -> 'WorkdirLock':
+    if not parallel.is_writer():
+      return self
+    me = {'pid': os.getpid(), 'host': socket.gethostname()}
+    tmp = f'{self.path}.{me["pid"]}.tmp'
+    with open(tmp, 'w') as f:
+      json.dump(me, f)
+    try:
+      for _ in range(3):
+        try:
+          os.link(tmp, self.path)  # atomic: fails if a lock exists, never half-written
+          self._held = True
+          return self
+        except FileExistsError:
+          pass
+        holder = self._holder()
+        if holder is None:
+          continue
+        pid, host = holder.get('pid'), holder.get('host')
+        if host == me['host'] and isinstance(pid, int) and not self._alive(pid):
+          logging.warning('%s: taking over the lock of process %d on %s, which no longer '
+                          'exists (a killed run)', self.path, pid, host)
+          self._remove_if(holder)
+          continue
+        if host != me['host'] or not isinstance(pid, int):
+          raise RuntimeError(
+              f'workdir {os.path.dirname(self.path)} is locked by process {pid} on host '
+              f'{host} ({self.path}), which cannot be checked from {me["host"]}; delete the '
+              'lock file if that run is gone')
+        raise RuntimeError(
+            f'workdir {os.path.dirname(self.path)} is in use by process {pid} on host {host} '
+            f'(lock {self.path}); wait for it or stop it, or use another --workdir')
+      raise RuntimeError(f'could not take the lock {self.path}')
+    finally:
+      os.remove(tmp)
+
+  def _remove_if(self, holder: dict) -> None:
+    if self._holder() == holder:
+      try:
+        os.remove(self.path)
+      except FileNotFoundError:
+        pass
+
+  def release(self) -> None:
+    if self._held:
+      self._remove_if({'pid': os.getpid(), 'host': socket.gethostname()})
+      self._held = False
+
+
 RECORDED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'distrax', 'orbax-checkpoint', 'numpy',
                      'scipy', 'scikit-learn')
 """Packages whose versions change a run's numbers (the setup.py pins are lower bounds)."""
@@ -86,26 +233,51 @@ def plots_dir(workdir: str) -> str:
   return path
 
 
-def read_metrics(workdir: str, stage: str) -> list[dict]:
-  """The records of ``stage`` in ``<workdir>/metrics.jsonl``, in order."""
-  path = os.path.join(workdir, 'metrics.jsonl')
+def _read_records(path: str) -> list[dict]:
+  """The records of the metrics file ``path``; a torn last line (a process killed while
+  appending) is dropped with a warning naming the file, a bad line elsewhere raises."""
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return [r for r in records if r.get('stage') == stage]
+    lines = [line for line in f.read().split('\n') if line.strip()]
+  records = []
+  for number, line in enumerate(lines, 1):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError as err:
+      if number < len(lines):
+        raise ValueError(f'{path}: line {number} is not a JSON record ({err}); fix or delete '
+                         'that line') from err
+      logging.warning('%s: dropping its torn last line (a run killed while writing it): %r',
+                      path, line[:80])
+  return records
+
+
+def read_metrics(workdir: str, stage: str) -> list[dict]:
+  """The records of ``stage`` in ``<workdir>/metrics.jsonl``, in order."""
+  return [r for r in _read_records(os.path.join(workdir, 'metrics.jsonl'))
+          if r.get('stage') == stage]
 
 
 class MetricsLog:
-  """Appends records to ``metrics.jsonl`` and TensorBoard event files (process 0 only)."""
+  """Records in ``metrics.jsonl`` and TensorBoard event files (process 0 only).
+
+  The log holds one record per ``(stage, step)``: writing a key that is already there
+  replaces the old record (a rerun's ``final`` record, a redone step), and
+  :meth:`truncate_after` drops the steps that a resumed stage redoes. Opening the log
+  drops a torn last line left by a kill.
+  """
 
   def __init__(self, workdir: str):
     self._path = os.path.join(workdir, 'metrics.jsonl')
     self._writer = parallel.is_writer()
     self._tensorboard = None
+    self._keys: set[tuple[str, int]] = set()
     if not self._writer:
       return
     os.makedirs(workdir, exist_ok=True)
+    records = _read_records(self._path)
+    self._rewrite(records)  # without a torn last line, so that appends start on a new line
     try:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
       self._tensorboard = SummaryWriter(workdir)
@@ -113,23 +285,36 @@ class MetricsLog:
       logging.info('tensorboardX not installed: writing metrics.jsonl only')
       self._tensorboard = None
 
+  def _rewrite(self, records: list[dict]) -> None:
+    if records or os.path.exists(self._path):
+      with open(self._path + '.tmp', 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in records)
+      os.replace(self._path + '.tmp', self._path)
+    self._keys = {(r.get('stage'), r.get('step')) for r in records}
+
+  def _drop(self, keep: Callable[[dict], bool]) -> None:
+    records = _read_records(self._path)
+    kept = [r for r in records if keep(r)]
+    if len(kept) != len(records):
+      self._rewrite(kept)
+
   def truncate_after(self, stage: str, step: int) -> None:
-    """Drops the records of ``stage`` past ``step`` (work lost by a kill)."""
-    if not self._writer or not os.path.exists(self._path):
-      return
-    with open(self._path) as f:
-      records = [json.loads(line) for line in f if line.strip()]
-    kept = [r for r in records if r.get('stage') != stage or r['step'] <= step]
-    with open(self._path + '.tmp', 'w') as f:
-      f.writelines(json.dumps(r) + '\n' for r in kept)
-    os.replace(self._path + '.tmp', self._path)
+    """Drops the records of ``stage`` past ``step`` (work lost by a kill; ``step = 0``: a
+    stage that restarts from scratch)."""
+    if self._writer:
+      self._drop(lambda r: r.get('stage') != stage or r['step'] <= step)
 
   def write(self, stage: str, step: int, scalars: dict[str, Any]) -> None:
+    """Appends the record of ``(stage, step)``, replacing one already logged."""
     if not self._writer:
       return
+    key = (stage, int(step))
+    if key in self._keys:
+      self._drop(lambda r: (r.get('stage'), r.get('step')) != key)
     record = {'stage': stage, 'step': int(step), **_jsonable(scalars)}
     with open(self._path, 'a') as f:
       f.write(json.dumps(record) + '\n')
+    self._keys.add(key)
     if self._tensorboard is not None:
       for name, value in scalars.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and name != 'step':
