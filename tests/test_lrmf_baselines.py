@@ -88,6 +88,23 @@ def test_exact_emd_of_a_permutation_is_zero_and_of_a_shift_is_its_square():
     baselines.exact_emd(x, x[:10])
 
 
+def test_sinkhorn_divergence_is_zero_on_itself_and_debiases_the_cost():
+  x, y = _points(60, 0), _points(50, 1, shift=1.0)
+  kw = dict(epsilon=0.05, num_iters=1000)
+  assert float(baselines.sinkhorn_cost(x=y, y=y, **kw)) > 0.01  # the bias the divergence removes
+  assert abs(float(baselines.sinkhorn_divergence(x=y, y=y, **kw))) < 1e-6
+  value = float(baselines.sinkhorn_divergence(x=x, y=y, **kw))
+  assert value > 0.5  # a unit shift in 2-D moves about 1 unit of squared distance
+  # The gradient vanishes where T(A) = B and points the way to B otherwise.
+  grad_self = jax.grad(lambda z: baselines.sinkhorn_divergence(x=z, y=y, **kw))(y)
+  np.testing.assert_allclose(grad_self, 0.0, atol=1e-4)
+  grad = jax.grad(lambda z: baselines.sinkhorn_divergence(x=z, y=y, **kw))(x)
+  assert float(jnp.sum(grad * (jnp.mean(x, 0) - jnp.mean(y, 0)))) > 0
+  # The solver converges with enough iterations (its row marginals), not with one.
+  assert float(baselines.sinkhorn_marginal_error(x=x, y=y, **kw)) < 1e-3
+  assert float(baselines.sinkhorn_marginal_error(x=x, y=y, epsilon=0.05, num_iters=1)) > 1e-2
+
+
 def test_sinkhorn_gradient_is_the_plan_weighted_displacement():
   x, y = _points(10, 0), _points(12, 1, shift=0.5)
   cost = functools.partial(baselines.sinkhorn_cost, epsilon=0.1, num_iters=300)

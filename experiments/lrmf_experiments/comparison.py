@@ -16,7 +16,7 @@ Data -> train every method -> evaluate -> write:
      needs ``config.density.family == 'flow'`` and ``'lrmf'`` in the methods;
    * ``'mmd'`` / ``'emd'``: the flow family ``T`` from a fresh (identity)
      initialisation trained to minimise :func:`lrmf.baselines.mmd_loss` /
-     :func:`lrmf.baselines.sinkhorn_cost` between ``T(A)`` and ``B`` through
+     :func:`lrmf.baselines.sinkhorn_divergence` between ``T(A)`` and ``B`` through
      :func:`experiments.training.train` (stages ``'mmd'``, ``'emd'``, train
      config ``config.train_baseline``);
    * ``'adversarial'``: SN-GAN alignment (Fig. 3), :func:`lrmf.baselines.adversarial_step`
@@ -130,7 +130,7 @@ def _train_discrepancy(method, config, flow, a, b, workdir, metrics, key):
   if method == 'mmd':
     discrepancy = functools.partial(baselines.mmd_loss, bandwidths=tuple(config.mmd.bandwidths))
   else:
-    discrepancy = functools.partial(baselines.sinkhorn_cost, epsilon=config.emd.epsilon,
+    discrepancy = functools.partial(baselines.sinkhorn_divergence, epsilon=config.emd.epsilon,
                                     num_iters=config.emd.num_iters)
   objective = baselines.alignment_objective(flow=flow, discrepancy=discrepancy)
   init_key, fit_key = jax.random.split(key)
@@ -247,6 +247,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     moved['adversarial'] = move(variables, a['test_x'])
   for method, points in moved.items():
     results.setdefault(method, {}).update(_scores(config, a, b, points))
+  if 'emd' in moved:  # did the Sinkhorn solver of the objective converge at the end?
+    results['emd']['sinkhorn_marginal_error'] = float(baselines.sinkhorn_marginal_error(
+        x=jnp.asarray(moved['emd']), y=jnp.asarray(b['test_x']), epsilon=config.emd.epsilon,
+        num_iters=config.emd.num_iters))
   flat = {f'{metric}/{method}': value for method, scores in results.items()
           for metric, value in scores.items()}
   results.update(flat)
