@@ -187,12 +187,12 @@ def _params_and_model_state(state: FitState) -> tuple[PyTree, PyTree]:
   return state.params, state.model_state
 
 
-def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
-                      batch_size: int) -> Array:
-  """Mean of ``per_example(batch) -> (batch,)`` over ``data``, in chunks.
+def map_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
+                     batch_size: int) -> Array:
+  """``per_example(batch) -> (batch,)`` over all of ``data`` in chunks: ``(n,)`` values.
 
   The data set is padded to a multiple of ``batch_size`` and mapped with
-  ``lax.map`` so memory stays bounded; padded examples are not counted.
+  ``lax.map`` so memory stays bounded; padded examples are dropped.
   """
   n = engine.num_examples(data)
   num_batches = -(-n // batch_size)
@@ -200,8 +200,14 @@ def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
   padded = jax.tree.map(
       lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, 0)]).reshape(
           (num_batches, batch_size) + a.shape[1:]), data)
-  losses = jax.lax.map(per_example, padded)
-  return jnp.sum(losses.reshape(-1)[:n]) / n
+  return jax.lax.map(per_example, padded).reshape(-1)[:n]
+
+
+def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
+                      batch_size: int) -> Array:
+  """Mean of ``per_example(batch) -> (batch,)`` over ``data``, in chunks
+  (:func:`map_over_batches`)."""
+  return jnp.mean(map_over_batches(per_example, data, batch_size))
 
 
 @functools.partial(jax.jit, static_argnames=('eval_loss',))

@@ -233,6 +233,28 @@ def test_objective_matches_the_pure_losses():
       flow=AFFINE, density=density, flow_variables=flow_variables, shared=shared,
       private_a=private_a, private_b=private_b, a=a, b=b,
       batch_size=64) == pytest.approx(held_out, abs=1e-5)
+  terms_a, terms_b = algorithm.objective_terms(
+      flow=AFFINE, density=density, flow_variables=flow_variables, shared=shared,
+      private_a=private_a, private_b=private_b, a=a, b=b, batch_size=64)
+  assert terms_a.shape == (150,) and terms_b.shape == (70,)
+  assert float(jnp.mean(terms_a) + jnp.mean(terms_b)) == pytest.approx(held_out, abs=1e-4)
+
+
+def test_convergence_check_is_two_sided_with_its_standard_error():
+  rng = np.random.default_rng(0)
+  terms_a, terms_b = rng.normal(0.0, 0.1, 400), rng.normal(0.0, 0.1, 100)
+  check = algorithm.convergence_check(terms_a, terms_b, eps=0.05)
+  se = math.sqrt(terms_a.var(ddof=1) / 400 + terms_b.var(ddof=1) / 100)
+  assert check.standard_error == pytest.approx(se)
+  assert check.converged == (abs(check.objective) + 1.96 * se <= 0.05)
+  # A large negative value is not convergence (the one-sided rule L < eps called it so).
+  assert not algorithm.convergence_check(terms_a - 1.0, terms_b, eps=0.05).converged
+  # One far point: its share of the mean is reported, and the interval widens.
+  spiked = terms_b.copy()
+  spiked[0] = -150.0
+  check = algorithm.convergence_check(terms_a, spiked, eps=0.05)
+  assert check.worst_percent == pytest.approx(-1.5, abs=0.02)  # 5 points; the spike's -1.5
+  assert check.standard_error > 1.0 and not check.converged
 
 
 def test_training_loss_is_lrmf_loss_scoring_the_mixture_once():
@@ -311,7 +333,7 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
   assert math.isfinite(result.objective)
   assert result.objective == pytest.approx(result.histories['joint'][-1]['val_loss'][0],
                                           abs=1e-5)
-  assert result.converged == (result.objective < 0.1)
+  assert result.converged == (abs(result.objective) + 1.96 * result.objective_se <= 0.1)
 
 
 def test_train_lrmf_rejects_mismatched_event_shapes():

@@ -49,7 +49,7 @@ import numpy as np
 from experiments import classification
 from experiments import domains
 from experiments.lrmf_experiments import alignment
-from experiments import models, plots, replicas, training
+from experiments import models, plots, replicas, training, validation
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
 from nflax import engine
@@ -82,6 +82,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
     raise ValueError(f"domains A and B differ in image shape: {a['train_x'].shape[1:]} vs "
                      f"{b['train_x'].shape[1:]}; give both the same data.*.options.size")
+  num_a, num_b = len(a['train_x']), len(b['train_x'])
+  validation.check_batch_sizes({'train_vae.batch_size': (config.train_vae.batch_size,
+                                                         num_a + num_b)})
+  alignment.check_sizes(config, num_a, num_b)
   metrics = workdir_lib.MetricsLog(workdir)
   vae_key, code_key, lrmf_key = jax.random.split(jax.random.PRNGKey(seed), 3)
   vae, vae_variables = _fit_vae(config, a, b, workdir, metrics, vae_key)
@@ -108,10 +112,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       b_train=codes_b['train_x'][None], a_val=codes_a['val_x'][None],
       b_val=codes_b['val_x'][None], keys=lrmf_key[None], eps=config.eps,
       private_runner=runner, joint_runner=runner).replica(0)
-  test_objective = algorithm.evaluate_objective(
+  check = algorithm.convergence_check(*algorithm.objective_terms(
       flow=flow, density=density, flow_variables=result.flow_variables,
       shared=result.shared_variables, private_a=result.private_a, private_b=result.private_b,
-      a=jnp.asarray(codes_a['test_x']), b=jnp.asarray(codes_b['test_x']))
+      a=jnp.asarray(codes_a['test_x']), b=jnp.asarray(codes_b['test_x'])), config.eps)
 
   source = codes_a['train_x']
   matched = np.random.default_rng(seed).choice(
@@ -131,9 +135,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   hits['target_only'] = classification.classifier_hits(b['train_x'], b['train_labels'], b['test_x'],
                                         b['test_labels'], c=config.classifier.c)
   results = {
-      'test_objective': test_objective,
+      'test_objective': check.objective,
+      'test_objective_point_se': check.standard_error,
+      'test_objective_worst_percent': check.worst_percent,
       'val_objective': float(result.objective),
-      'converged': bool(test_objective < config.eps),
+      'converged': check.converged,
       'eps': config.eps,
       'vae_val_negative_elbo': float(vae_lib.elbo_objective(vae).eval_loss(
           vae_variables['params'], {}, jnp.asarray(np.concatenate([a['val_x'], b['val_x']])))),
