@@ -26,7 +26,7 @@ from absl import logging
 from scipy import stats
 
 from experiments import domains
-from experiments import models, plots, replicas, training
+from experiments import models, plots, replicas, training, validation
 from experiments import workdir as workdir_lib
 from nflax import engine, fitting
 
@@ -56,6 +56,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   layout = replicas.layout_of(config, SIDE_BY_SIDE)
   splits = layout.tile(replicas.stack([load_splits(config.data, seed)
                                        for seed in layout.seeds]))
+  validation.check_batch_sizes(
+      {'train.batch_size': (config.train.batch_size, splits['train'].shape[1])},
+      layout.num_replicas)
   event_shape = splits['train'].shape[2:]
   density = models.build_density(config.model, event_shape)
   key_init, key_train, key_sample = jnp.moveaxis(

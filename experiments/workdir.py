@@ -125,7 +125,7 @@ def check_writable(path: str, what: str) -> None:
       f.write('ok')
     os.remove(probe)
   except OSError as err:
-    raise OSError(f'{what} {path} is not writable: {err.strerror or err} '
+    raise OSError(f'{what} {path} is not a writable folder: {err.strerror or err} '
                   f'({type(err).__name__})') from err
 
 

@@ -47,7 +47,7 @@ from absl import logging
 
 from experiments.alignflow_experiments import translation
 from experiments import classification
-from experiments import plots, replicas, training
+from experiments import plots, replicas, training, validation
 from experiments import workdir as workdir_lib
 from experiments.domains import load_domain
 from nflax import engine
@@ -95,6 +95,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = time.time()
   domains = load_domains(config)
   data = {'train_a': domains['a']['train_x'], 'train_b': domains['b']['train_x']}
+  validation.check_batch_sizes({'train.batch_size': (config.train.batch_size, min(
+      len(data['train_a']), len(data['train_b'])))})
   event_shape = data['train_a'].shape[1:]
   metrics = workdir_lib.MetricsLog(workdir)
   critic = translation.build_critic(config.critic, event_shape)

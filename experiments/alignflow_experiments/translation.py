@@ -44,7 +44,7 @@ from alignflow import model as model_lib
 from alignflow import training as alignflow_training
 from experiments import data as data_lib
 from experiments import domains
-from experiments import plots, replicas, training
+from experiments import plots, replicas, training, validation
 from experiments import workdir as workdir_lib
 from nflax import bijectors, engine, nets
 
@@ -353,6 +353,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   seeds = replicas.seeds_of(config)
   per_seed_data = [load_paired_domains(config, seed) for seed in seeds]
   data = replicas.stack(per_seed_data)
+  validation.check_batch_sizes({'train.batch_size': (config.train.batch_size, min(
+      data['train_a'].shape[1], data['train_b'].shape[1]))}, len(seeds))
   event_shape = tuple(data['train_a'].shape[2:])
   metrics = workdir_lib.MetricsLog(workdir)
   figures = []

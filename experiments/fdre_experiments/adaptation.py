@@ -103,6 +103,7 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
                 (split.target_x[test_rows], split.target_labels[test_rows])]
   density = densities.FlowDensity(flow=models.build_flow(config.flow),
                                   base=densities.StandardNormal(source_x.shape[1:]))
+  modes.check_sizes(config, int(np.sum(~flow_val)) + len(target_x))
   # One replica of the replicated runner: a leading axis of 1 in, replica 0 out.
   fitted = featurize.fit_flow_on_mixture(
       density=density, p_train=source_x[~flow_val][None], q_train=target_x[None],

@@ -45,7 +45,7 @@ import ml_collections
 import numpy as np
 from sklearn import linear_model
 
-from experiments import models, plots, replicas, training
+from experiments import models, plots, replicas, training, validation
 from experiments.fdre_experiments import modes, targeted
 from experiments import workdir as workdir_lib
 from fdre import featurize, weighting
@@ -112,6 +112,8 @@ def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.n
   classes = np.unique(labels[0])
   train = np.stack([_by_class(x, y, classes) for x, y in zip(real, labels)])
   val = np.stack([_by_class(x, y, classes) for x, y in zip(real_val, labels_val)])
+  validation.check_batch_sizes({'train_generator.batch_size': (
+      config.train_generator.batch_size, train.shape[1])}, len(keys))
   key_init, key_fit, key_sample = jnp.moveaxis(
       jax.vmap(lambda key: jax.random.split(key, 3))(keys), 1, 0)
   # (R, classes) stacked variables: one flow per class (inner vmap) and replica (outer).
@@ -192,6 +194,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics = workdir_lib.MetricsLog(workdir)
   data = replicas.stack([_real_splits(config, seed) for seed in seeds])
   root = replicas.keys(seeds)
+  num_classes = len(np.unique(data['real_y'][0]))
+  modes.check_sizes(config, data['real'].shape[1] + config.synthetic_per_class * num_classes,
+                    len(seeds))
   fold = lambda i: jax.vmap(lambda key: jax.random.fold_in(key, i))(root)
   synthetic, synthetic_y, synthetic_val, _ = synthesize(
       config, data['real'], data['real_y'], data['val'], data['val_y'], keys=fold(1),

@@ -38,7 +38,7 @@ import ml_collections
 import numpy as np
 
 from experiments import data as data_lib
-from experiments import models, plots, replicas, training
+from experiments import models, plots, replicas, training, validation
 from experiments import workdir as workdir_lib
 from experiments.data import synthetic
 from fdre import estimators, featurize, mutual_information
@@ -53,6 +53,15 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str, metrics: workd
   ``s`` as the checkpointed stage ``<prefix>_<s>`` with its training block of ``config``."""
   return training.stage_runner(workdir, metrics, lambda stage: config[_TRAIN_BLOCKS[stage]],
                                prefix)
+
+
+def check_sizes(config: ml_collections.ConfigDict, num_train: int,
+                num_replicas: int = 1) -> None:
+  """The batch size of every FDRE training block of ``config`` against the ``num_train``
+  labelled examples of p and q its stages draw from, before they train."""
+  validation.check_batch_sizes(
+      {f'{block}.batch_size': (config[block].batch_size, num_train)
+       for block in _TRAIN_BLOCKS.values() if block in config}, num_replicas)
 
 
 def _split(array: np.ndarray, splits) -> tuple[np.ndarray, ...]:
@@ -176,6 +185,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   sets = replicas.stack([load_task(config, seed) for seed in seeds])
   (p_train, p_val, p_test), (q_train, q_val, q_test) = sets['p'], sets['q']
   n_p, n_q, n_p_test = p_train.shape[1], q_train.shape[1], p_test.shape[1]
+  check_sizes(config, n_p + n_q, len(seeds))
   metrics = workdir_lib.MetricsLog(workdir)
   flow = models.build_flow(config.flow)
   classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))

@@ -96,6 +96,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Held-out real digits of both groups train the attribute classifier (label 1 = target q).
   p_ratio, p_attr, p_attr_val = _split(rng, p_all, (0.6, 0.3, 0.1))
   q_ratio, q_attr, q_attr_val = _split(rng, q_all, (0.6, 0.3, 0.1))
+  modes.check_sizes(config, len(p_attr) + len(q_attr))
   metrics = workdir_lib.MetricsLog(workdir)
   classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
   attribute = _fit_one('baseline', None, classifier, q_attr, p_attr, q_attr_val, p_attr_val,
@@ -112,6 +113,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     q_count = max(int(perc * len(p_train)), 10)
     q_train, q_val = _split(rng, q_ratio[rng.permutation(len(q_ratio))[:int(q_count / 0.85)]],
                             (0.85, 0.15))
+    modes.check_sizes(config, len(p_train) + len(q_train))
     key = jax.random.fold_in(jax.random.PRNGKey(seed), index + 1)
     fitted = {mode: _fit_one(
         mode, flow, classifier, p_train, q_train, p_val, q_val, jax.random.fold_in(key, i),

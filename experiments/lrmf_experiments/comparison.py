@@ -54,7 +54,7 @@ from sklearn import neighbors
 
 from experiments import domains
 from experiments.lrmf_experiments import alignment
-from experiments import models, plots, replicas, training
+from experiments import models, plots, replicas, training, validation
 from experiments import workdir as workdir_lib
 from lrmf import algorithm, baselines
 from nflax import engine, parallel
@@ -216,6 +216,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                      f"{b['train_x'].shape[1:]}")
   if len(a['test_x']) != len(b['test_x']):
     raise ValueError('the exact EMD needs equal test splits of A and B')
+  num_a, num_b = len(a['train_x']), len(b['train_x'])
+  if 'lrmf' in config.methods:
+    alignment.check_sizes(config, num_a, num_b)
+  validation.check_batch_sizes(
+      {**({'train_baseline.batch_size': (config.train_baseline.batch_size, min(num_a, num_b))}
+          if {'mmd', 'emd'} & set(config.methods) else {}),
+       **({'adversarial.batch_size': (config.adversarial.batch_size, min(num_a, num_b))}
+          if 'adversarial' in config.methods else {})})
   flow = models.build_flow(config.flow)
   move = alignment.transformer(flow)
   metrics = workdir_lib.MetricsLog(workdir)
