@@ -23,11 +23,11 @@ taken, ``batch`` a minibatch of the replica's data, ``key`` that step's PRNG key
   applied, which covers the updated parameters) is not applied; that replica is frozen at
   its last good state and flagged ``halted``; the others go on to the end of the
   dispatch, after which :func:`train` raises :class:`NonFiniteError` naming each halted
-  replica and the step it met the bad value. (While no replica is frozen, :func:`train`
-  runs a dispatch without the guard's per-step select over the state and, should a
-  replica come back halted, redoes it from the same run with the guard.) Stopping the whole run (rather than
+  replica and the step it met the bad value. Stopping the whole run (rather than
   finishing the healthy replicas) keeps every replica's state a checkpointable last good
-  one and makes a bad setting visible at once.
+  one and makes a bad setting visible at once. (While no replica is frozen,
+  :func:`train` runs a dispatch without the guard's per-step select over the state and,
+  should a replica come back halted, redoes it from the same run with the guard.)
 * **Evaluation, best-state tracking and early stopping**, per replica: ``evaluate(state,
   val_data) -> scalar`` (lower is better) is vmapped; ``snapshot(state)`` is kept at each
   replica's lowest value; a replica whose value has not improved for ``patience``
