@@ -31,7 +31,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # (experiments.replicas; fields: LRMF_SIDE_BY_SIDE in experiments.lrmf_experiments.alignment).
   config.side_by_side = ''
   config.distributed = False
-  config.eps = 0.05  # convergence flag: held-out objective below eps (nats)
+  # Fit M to T(A) after the joint stage and report E_bias of Lemma 2.2 (one more private fit).
+  config.estimate_bias = True
+  config.eps = 0.05  # convergence flag: |held-out objective| + 1.96 SE <= eps (nats)
 
   config.data = ml_collections.ConfigDict()
   config.data.a = ml_collections.ConfigDict({

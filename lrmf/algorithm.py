@@ -301,9 +301,11 @@ class LRMFResult:
       the private models on that data.
     objective_se: ``(R,)`` its standard error over the held-out points.
     converged: ``(R,)`` Algorithm 1's indicator, two-sided (:func:`convergence_check`).
-    histories: ``{'private_a', 'private_b', 'joint'}`` -> the stage's
-      :attr:`nflax.fitting.FitResult.history` (the joint ``val_loss`` is Eq. 3
-      on the held-out data).
+    histories: ``{'private_a', 'private_b', 'joint'}`` (and ``'private_transformed'``)
+      -> the stage's :attr:`nflax.fitting.FitResult.history` (the joint ``val_loss`` is
+      Eq. 3 on the held-out data).
+    bias: ``(R,)`` the estimate of ``E_bias`` of Lemma 2.2 on the held-out A
+      (:func:`bias_estimate`), or ``None`` when it was not asked for.
   """
   flow_variables: Variables
   shared_variables: Variables
@@ -314,6 +316,7 @@ class LRMFResult:
   objective_se: np.ndarray
   converged: np.ndarray
   histories: dict[str, list[dict]]
+  bias: np.ndarray | None = None
 
   def replica(self, index: int) -> 'LRMFResult':
     """Replica ``index`` alone: every field without its leading replica axis."""
@@ -323,7 +326,8 @@ class LRMFResult:
         shared_variables=pick(self.shared_variables), private_a=pick(self.private_a),
         private_b=pick(self.private_b), constant=self.constant[index],
         objective=self.objective[index], objective_se=self.objective_se[index],
-        converged=self.converged[index])
+        converged=self.converged[index],
+        bias=None if self.bias is None else self.bias[index])
 
 
 def _check_data(**arrays: Array) -> None:
@@ -347,7 +351,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
                a_val: Array, b_val: Array, keys: Array, eps: float | Array,
                private_runner: fitting.StageRunner, joint_runner: fitting.StageRunner,
                flow_variables: Variables | None = None, init_batch_size: int = 256,
-               eval_batch_size: int = 1024) -> LRMFResult:
+               eval_batch_size: int = 1024, estimate_bias: bool = False) -> LRMFResult:
   """Algorithm 1 (Sec. 8.1): aligns ``T(A)`` with ``B`` with respect to the family ``M``.
 
   For every replica (leading axis ``R`` of every array; replicas are independent runs
@@ -378,6 +382,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     init_batch_size: examples used to initialise the modules (data-dependent
       initialisations such as ActNorm and batch statistics see them).
     eval_batch_size: chunk size of held-out evaluations.
+    estimate_bias: also fit ``thAT`` to ``T(A)`` by maximum likelihood (stage
+      ``'private_transformed'`` of ``private_runner``) and report :func:`bias_estimate`.
 
   Returns:
     An :class:`LRMFResult`.
@@ -427,7 +433,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
         flow=flow, density=density, flow_variables=pick(flow_final),
         shared=pick(shared_final), private_a=pick(private_a), private_b=pick(private_b),
         a=a_val[index], b=b_val[index], batch_size=eval_batch_size), eps[index]))
-  return LRMFResult(
+  result = LRMFResult(
       flow_variables=flow_final, shared_variables=shared_final, private_a=private_a,
       private_b=private_b, constant=np.asarray(constants),
       objective=np.array([check.objective for check in checks]),
@@ -435,3 +441,48 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       converged=np.array([check.converged for check in checks]),
       histories={'private_a': fit_a.history, 'private_b': fit_b.history,
                  'joint': fit_joint.history})
+  if not estimate_bias:
+    return result
+  move = jax.jit(jax.vmap(lambda variables, x: flow.apply(
+      variables, x, method=type(flow).forward, rngs={'hutchinson': jax.random.PRNGKey(0)})))
+  moved_train, moved_val = move(flow_final, a_train), move(flow_final, a_val)
+  fit_moved = private_runner('private_transformed', nll,
+                             init(density, moved_train, key_flow), moved_train, moved_val,
+                             jax.vmap(lambda key: jax.random.fold_in(key, 1))(key_fit_a))
+  bias = [bias_estimate(flow=flow, density=density, flow_variables=engine.replica(flow_final, r),
+                        private_a=engine.replica(private_a, r),
+                        private_transformed=engine.replica(_as_variables(fit_moved), r),
+                        a=a_val[r], batch_size=eval_batch_size)
+          for r in range(a_train.shape[0])]
+  result.histories['private_transformed'] = fit_moved.history
+  return dataclasses.replace(result, bias=np.asarray(bias))
+
+
+def bias_estimate(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
+                  private_a: Variables, private_transformed: Variables, a: Array,
+                  batch_size: int = 1024) -> float:
+  """The estimate of ``E_bias(A, T, M)`` (Lemma 2.2, Eq. 2) on the samples ``a``.
+
+  Eq. 2 bounds the best fit of ``M`` to the transformed set by the best fit to ``A``
+  moved by the change of variables, up to ``E_bias``:
+  ``max log P_M(T(A); thAT) <= max log P_M(A; thA) - log|det dT(A)| + E_bias``. With
+  ``thA`` and ``thAT`` fitted by maximum likelihood to ``A`` and to ``T(A)``, the gap
+  ``log P_M(T(a); thAT) - log P_M(a; thA) + log|det dT(a)/da|`` averaged over ``a`` is a
+  lower estimate of ``E_bias`` (0 when ``M`` fits ``A`` and ``T(A)`` equally well, e.g.
+  Gaussians under an affine ``T``); a large value says that the family fits one of them
+  worse, and Eq. 4's bound on the likelihood-ratio distance is loose by that much.
+  """
+  rngs = {'hutchinson': jax.random.PRNGKey(0)}
+
+  @jax.jit
+  def gap(flow_variables, private_a, private_transformed, a):
+    def per_example(batch):
+      moved, log_det = flow.apply(flow_variables, batch,
+                                  method=type(flow).forward_and_log_det, rngs=rngs)
+      return (density.apply(private_transformed, moved, method=type(density).log_prob,
+                            rngs=rngs)
+              - density.apply(private_a, batch, method=type(density).log_prob, rngs=rngs)
+              + log_det)
+    return fitting.mean_over_batches(per_example, a, batch_size)
+
+  return float(gap(flow_variables, private_a, private_transformed, a))

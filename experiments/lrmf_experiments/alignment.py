@@ -136,7 +136,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   result = algorithm.train_lrmf(
       flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
       a_val=a['val_x'], b_val=b['val_x'], keys=layout.keys(), eps=layout.values(config, 'eps'),
-      private_runner=runner, joint_runner=runner)
+      private_runner=runner, joint_runner=runner,
+      estimate_bias=config.get('estimate_bias', False))
   per_replica = [evaluate(layout.config_of(config, index), flow, density,
                           result.replica(index), *pairs[seed])
                  for index, seed in enumerate(layout.seed_index())]
@@ -183,6 +184,7 @@ def evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict:
       'val_objective': float(result.objective),
       'val_objective_point_se': float(result.objective_se),
       'val_converged': bool(result.converged),
+      **({} if result.bias is None else {'e_bias_estimate': float(result.bias)}),
       'converged': check.converged,
       'eps': config.eps,
       'mean_error': float(np.linalg.norm(moved.mean(0) - b['test_x'].mean(0))),
