@@ -1,0 +1,378 @@
+"""A workdir you can trust (issue 13): changed configs refused, one writer, one metrics record
+per (stage, step), corrupt checkpoints, unwritable folders, settings checked up front, no
+non-finite checkpoint, figures that cannot be drawn. Mostly on the ``:smoke`` configs."""
+
+import json
+import logging as std_logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+
+from configs import alignflow_moons, density_moons, lrmf_moons
+from experiments import launch, training, validation
+from experiments import workdir as workdir_lib
+from nflax import engine
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(workdir, *overrides, config='configs/density_moons.py:smoke'):
+  return [sys.executable, '-m', 'experiments.run', f'--config={config}',
+          f'--workdir={workdir}', *overrides]
+
+
+def _keys(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [(r['stage'], r['step']) for r in map(json.loads, f)]
+
+
+def _assert_one_record_per_step(workdir):
+  keys = _keys(workdir)
+  assert len(keys) == len(set(keys)), keys
+  assert keys.count(('final', 0)) == 1 and keys[-1] == ('final', 0), keys
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+  """A finished smoke run (copy it before changing it)."""
+  workdir = tmp_path_factory.mktemp('finished') / 'run'
+  results = launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+  return workdir, results
+
+
+def _copy(finished, tmp_path):
+  target = tmp_path / 'run'
+  shutil.copytree(finished[0], target)
+  return target
+
+
+# 1. A changed config is refused before anything is written.
+
+def test_changed_config_is_refused_naming_fields_and_values(finished, tmp_path):
+  workdir = _copy(finished, tmp_path)
+  before = {name: (workdir / name).read_bytes() for name in ('config.json', 'metrics.jsonl')}
+  config = density_moons.get_config('smoke')
+  config.seeds = (1,)
+  config.data.name = 'moonz'
+  with pytest.raises(ValueError, match=r"changed field\(s\): data.name: 'moons' in the "
+                                       r"workdir, 'moonz' requested; seeds: \[0\] in the "
+                                       r"workdir, \[1\] requested"):
+    launch.run_experiment(config, str(workdir))
+  assert before == {name: (workdir / name).read_bytes() for name in before}
+  assert not (workdir / 'lock').exists()
+
+
+def test_fields_that_do_not_change_results_may_differ(finished, tmp_path):
+  workdir = _copy(finished, tmp_path)
+  config = density_moons.get_config('smoke')
+  assert workdir_lib.NON_RESULT_FIELDS == ('distributed',)
+  config.distributed = True
+  workdir_lib.check_resumable(config, str(workdir))  # does not raise
+
+
+def test_config_of_a_run_that_never_trained_is_replaced(tmp_path):
+  config = density_moons.get_config('smoke')
+  config.data.name = 'moonz'
+  with pytest.raises(ValueError, match="unknown data set 'moonz'"):
+    launch.run_experiment(config, str(tmp_path))
+  workdir_lib.check_resumable(density_moons.get_config('smoke'), str(tmp_path))
+
+
+# 2. metrics.jsonl: one record per (stage, step) and one final record.
+
+def test_reruns_of_a_finished_run_keep_one_final_record(finished, tmp_path):
+  workdir = _copy(finished, tmp_path)
+  for _ in range(2):
+    again = launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+    assert again['test_nll'] == finished[1]['test_nll']
+  _assert_one_record_per_step(workdir)
+
+
+def test_stage_stopped_before_its_first_checkpoint_restarts_its_log(finished, tmp_path):
+  workdir = _copy(finished, tmp_path)
+  shutil.rmtree(workdir / 'checkpoints')
+  (workdir / 'results.json').unlink()
+  with open(workdir / 'metrics.jsonl', 'a') as f:  # a stage killed at step 20, re-logged
+    f.write(json.dumps({'stage': 'density', 'step': 20, 'loss': 9.0}) + '\n')
+  launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+  _assert_one_record_per_step(workdir)
+  assert [s for stage, s in _keys(workdir) if stage == 'density'] == [20, 40, 60]
+
+
+def test_torn_last_line_is_dropped_with_a_warning_naming_the_file(finished, tmp_path, caplog):
+  workdir = _copy(finished, tmp_path)
+  with open(workdir / 'metrics.jsonl', 'a') as f:
+    f.write('{"stage": "density", "st')
+  with caplog.at_level(std_logging.WARNING):
+    assert [r['step'] for r in workdir_lib.read_metrics(str(workdir), 'density')] == [20, 40, 60]
+  assert f'{workdir}/metrics.jsonl: dropping its torn last line' in caplog.text
+  log = workdir_lib.MetricsLog(str(workdir))
+  log.write('density', 80, {'loss': 1.0})
+  log.close()
+  assert _keys(workdir)[-1] == ('density', 80)
+  with open(workdir / 'metrics.jsonl', 'a') as f:
+    f.write('{"stage": "density", "st')
+  launch.run_experiment(density_moons.get_config('smoke'), str(workdir))  # resumes
+  assert 'JSONDecodeError' not in caplog.text
+
+
+def test_a_bad_line_inside_the_log_is_named(tmp_path):
+  (tmp_path / 'metrics.jsonl').write_text('{"stage": "a", "step": 1}\nnot json\n'
+                                          '{"stage": "a", "step": 2}\n')
+  with pytest.raises(ValueError, match=r'metrics.jsonl: line 2 is not a JSON record'):
+    workdir_lib.read_metrics(str(tmp_path), 'a')
+
+
+def test_records_written_twice_are_replaced(tmp_path):
+  log = workdir_lib.MetricsLog(str(tmp_path))
+  for value in (1.0, 2.0):
+    log.write('run', 0, {'error': value})
+    log.write('final', 0, {'error': value})
+  log.close()
+  assert workdir_lib.read_metrics(str(tmp_path), 'run') == [
+      {'stage': 'run', 'step': 0, 'error': 2.0}]
+  assert len(workdir_lib.read_metrics(str(tmp_path), 'final')) == 1
+
+
+# 3. Unwritable workdir or checkpoint folder (a regular file in the path fails for root too).
+
+def test_workdir_below_a_file_fails_naming_it(tmp_path):
+  (tmp_path / 'file').write_text('')
+  with pytest.raises(OSError, match=f'workdir {tmp_path}/file/run is not a writable folder'):
+    launch.run_experiment(density_moons.get_config('smoke'), str(tmp_path / 'file' / 'run'))
+
+
+def test_checkpoint_folder_that_is_a_file_fails_naming_it(tmp_path):
+  (tmp_path / 'checkpoints').mkdir()
+  (tmp_path / 'checkpoints' / 'density').write_text('')
+  with pytest.raises(OSError, match=f"{tmp_path}/checkpoints/density is not a writable"):
+    launch.run_experiment(density_moons.get_config('smoke'), str(tmp_path))
+  assert not (tmp_path / 'lock').exists()
+
+
+def test_live_run_locks_its_workdir_and_a_failed_save_ends_it(tmp_path):
+  """A second run into a live workdir fails at once naming the holder; a checkpoint folder
+  that becomes unwritable mid-run (orbax's background save fails) ends the process within
+  seconds, non-zero, naming the folder, instead of hanging in orbax's threads."""
+  overrides = ['--config.train.num_steps=100000', '--config.train.patience=100000',
+               '--config.train.checkpoint_every=100']
+  proc = subprocess.Popen(_cli(tmp_path, *overrides), cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  try:
+    first = tmp_path / 'checkpoints' / 'density' / '100' / 'commit_success.txt'
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+      time.sleep(0.05)
+    assert first.exists(), proc.stderr.read() if proc.poll() is not None else 'no checkpoint'
+    holder = json.loads((tmp_path / 'lock').read_text())
+    assert holder == {'pid': proc.pid, 'host': socket.gethostname()}
+    config = density_moons.get_config('smoke')
+    config.train.update(num_steps=100000, patience=100000, checkpoint_every=100)
+    with pytest.raises(RuntimeError, match=f'in use by process {proc.pid} on host '
+                                           f'{socket.gethostname()}'):
+      launch.run_experiment(config, str(tmp_path))
+    os.rename(tmp_path / 'checkpoints' / 'density', tmp_path / 'moved')
+    (tmp_path / 'checkpoints' / 'density').write_text('')
+    broken = time.time()
+    _, stderr = proc.communicate(timeout=60)
+    assert time.time() - broken < 30
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 1
+  assert f'{tmp_path}/checkpoints/density failed' in stderr.splitlines()[-1]
+  assert not (tmp_path / 'lock').exists()
+
+
+# 4. Locks.
+
+def test_lock_of_a_dead_process_is_taken_over(finished, tmp_path, caplog):
+  workdir = _copy(finished, tmp_path)
+  dead = subprocess.Popen(['true'])
+  dead.wait()
+  (workdir / 'lock').write_text(json.dumps({'pid': dead.pid, 'host': socket.gethostname()}))
+  with caplog.at_level(std_logging.WARNING):
+    launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+  assert f'taking over the lock of process {dead.pid}' in caplog.text
+  assert not (workdir / 'lock').exists()
+
+
+def test_lock_held_on_another_host_is_refused(tmp_path):
+  (tmp_path / 'lock').write_text(json.dumps({'pid': 1, 'host': 'elsewhere'}))
+  with pytest.raises(RuntimeError, match='locked by process 1 on host elsewhere'):
+    launch.run_experiment(density_moons.get_config('smoke'), str(tmp_path))
+  assert (tmp_path / 'lock').exists() and not (tmp_path / 'config.json').exists()
+
+
+# 5. Corrupt checkpoints.
+
+def _checkpoint_files(workdir, step):
+  return sorted((workdir / 'checkpoints' / 'density' / str(step)).rglob('*'),
+                key=lambda p: p.stat().st_size if p.is_file() else -1)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(finished, tmp_path, caplog):
+  workdir = _copy(finished, tmp_path)
+  largest = _checkpoint_files(workdir, 60)[-1]
+  with open(largest, 'r+b') as f:
+    f.truncate(100)
+  with caplog.at_level(std_logging.WARNING):
+    again = launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+  folder = workdir / 'checkpoints' / 'density'
+  assert f'the checkpoint at step 60 in {folder} cannot be read' in caplog.text
+  assert (folder / '60.corrupt').exists() and (folder / '60').exists()
+  assert again['test_nll'] == pytest.approx(finished[1]['test_nll'], rel=1e-5)
+  _assert_one_record_per_step(workdir)
+
+
+def test_no_readable_checkpoint_fails_with_one_line(finished, tmp_path):
+  workdir = _copy(finished, tmp_path)
+  for step in (40, 60):
+    (workdir / 'checkpoints' / 'density' / str(step) / 'default' / '_METADATA').unlink()
+  folder = workdir / 'checkpoints' / 'density'
+  with pytest.raises(RuntimeError, match=rf'no readable checkpoint in {folder} \(step\(s\) '
+                                         r'\[60, 40\] cannot be read\)'):
+    launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+
+
+# 6. Settings checked before anything is written.
+
+def _bad(config, path, value):
+  node = config
+  *parents, name = path.split('.')
+  for parent in parents:
+    node = node[parent]
+  with config.unlocked():
+    node[name] = value
+  return config
+
+
+@pytest.mark.parametrize('path, value, message', [
+    ('train.lr', float('nan'), 'config.train.lr must be a finite number > 0'),
+    ('train.lr', -1.0, 'config.train.lr must be a finite number > 0'),
+    ('train.batch_size', 0, 'config.train.batch_size must be an int >= 1'),
+    ('train.num_steps', -10, 'config.train.num_steps must be an int >= 0'),
+    ('train.steps_per_dispatch', 0, 'config.train.steps_per_dispatch must be an int >= 1'),
+    ('train.checkpoint_every', 0, 'config.train.checkpoint_every must be an int >= 1'),
+    ('train.eval_every', 0, 'config.train.eval_every must be an int >= 1'),
+    ('train.patience', 0, 'config.train.patience must be None or an int >= 1'),
+    ('model.hidden', ('abc',), 'config.model.hidden must be a tuple of ints >= 1'),
+    ('data.options.noise', float('inf'), 'config.data.options.noise must be finite'),
+    ('side_by_side', 'train.lr=1e-3,-1', 'config.train.lr must be a finite number > 0'),
+])
+def test_bad_setting_is_named_before_anything_is_written(tmp_path, path, value, message):
+  config = _bad(density_moons.get_config('smoke'), path, value)
+  with pytest.raises(ValueError, match=message):
+    launch.run_experiment(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.parametrize('path, value, message', [
+    ('data.b.options.rotation_degrees', float('inf'),
+     'config.data.b.options.rotation_degrees must be finite'),
+    ('lams', ('abc',), r"config.lams: element 0 \('abc'\) of \('abc',\) must be of type float"),
+    ('critic.hidden', (8, 'x'), 'config.critic.hidden must be a tuple of ints'),
+])
+def test_alignflow_settings_are_checked(tmp_path, path, value, message):
+  defaults = alignflow_moons.get_config('smoke')
+  config = _bad(alignflow_moons.get_config('smoke'), path, value)
+  with pytest.raises(ValueError, match=message):
+    launch.run_experiment(config, str(tmp_path / 'run'), defaults=defaults)
+  assert not (tmp_path / 'run').exists()
+
+
+def test_tuple_override_of_the_wrong_type_fails_before_config_json():
+  out = subprocess.run(_cli('/nonexistent/never', '--config.model.hidden=abc'), cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 1
+  assert "config.model.hidden must be a tuple of ints >= 1, got ('abc',)" in out.stderr
+  assert out.stderr.strip().splitlines()[-1].endswith("got ('abc',)")
+
+
+@pytest.mark.parametrize('batch_size', [0, -4, 100000])
+def test_alignflow_batch_size_is_checked_against_the_training_halves(tmp_path, batch_size):
+  config = alignflow_moons.get_config('smoke')
+  config.train.batch_size = batch_size
+  with pytest.raises(ValueError, match='config.train.batch_size'):
+    launch.run_experiment(config, str(tmp_path))
+  assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_lrmf_joint_batch_size_is_checked_before_the_private_stages_train(tmp_path):
+  config = lrmf_moons.get_config('smoke')
+  config.train_joint.batch_size = 100000
+  with pytest.raises(ValueError, match=r'config.train_joint.batch_size = 100000 must be in '
+                                       r'\[1, \d+\]'):
+    launch.run_experiment(config, str(tmp_path))
+  assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_batch_size_must_split_over_the_data_mesh(monkeypatch):
+  monkeypatch.setattr(jax, 'devices', lambda: [object()] * 4)
+  with pytest.raises(ValueError, match='config.train.batch_size: batch size 6 is not divisible '
+                                       'by the 4 devices'):
+    validation.check_batch_sizes({'train.batch_size': (6, 100)})
+
+
+# 7. The NaN guard and finite checkpoints.
+
+def test_nan_learning_rate_stops_at_step_one_without_a_checkpoint(tmp_path):
+  config = density_moons.get_config('smoke')
+  config.train.update(lr=float('nan'), checkpoint_every=1, steps_per_dispatch=1, eval_every=1)
+  with pytest.raises(RuntimeError, match=r'replica 0 at step 1 .*update_norm nan.*no '
+                                         'checkpoint had been written yet'):
+    launch.EXPERIMENTS['density'](config, str(tmp_path))  # past the up-front check
+  assert not list((tmp_path / 'checkpoints' / 'density').iterdir())
+
+
+@struct.dataclass
+class _State:
+  step: jax.Array
+  w: jax.Array
+
+
+def test_a_state_with_nan_is_never_saved(tmp_path):
+  run = engine.init_run(_State(jnp.zeros((1,), jnp.int32), jnp.array([[1.0, jnp.nan]])))
+
+  def trainer(run, num_steps, callback):
+    bad = run.replace(state=run.state.replace(step=run.state.step + 1))
+    callback(bad, {'step': 1, 'loss': np.array([0.5])})
+
+  metrics = workdir_lib.MetricsLog(str(tmp_path))
+  with pytest.raises(RuntimeError, match=r'the state at step 1 holds NaN/Inf in 1 leaves \(\.w\) '
+                                         'although its metrics were finite; it was not saved'):
+    training.run_stage(trainer, run, stage='s', workdir=str(tmp_path), metrics=metrics,
+                       num_steps=1, checkpoint_every=1)
+  assert not list((tmp_path / 'checkpoints' / 's').iterdir())
+
+
+# 8. Figures never fail a run whose results are written.
+
+def test_diverged_run_writes_results_and_survives_plotting_and_reruns(tmp_path):
+  config = density_moons.get_config('smoke')
+  config.train.lr = 10.0
+  for _ in range(2):
+    results = launch.run_experiment(config, str(tmp_path))
+    assert (tmp_path / 'results.json').exists() and 'test_nll' in results
+  _assert_one_record_per_step(tmp_path)
+
+
+def test_a_figure_that_fails_is_a_warning(tmp_path, caplog):
+  metrics = workdir_lib.MetricsLog(str(tmp_path))
+
+  def plot():
+    raise np.linalg.LinAlgError('singular matrix')
+
+  with caplog.at_level(std_logging.WARNING):
+    workdir_lib.finish_run(str(tmp_path), {'x': 1.0}, metrics, plot=plot)
+  assert 'could not be drawn' in caplog.text and (tmp_path / 'results.json').exists()
