@@ -9,9 +9,12 @@ Layout of ``<workdir>``::
     results.json         the final metrics of the run
     plots/*.png          figures
     checkpoints/<stage>/ orbax checkpoints of each training stage
+    lock                 pid and host of the live run (:class:`WorkdirLock`)
 
 A rerun of the same command resumes: :class:`MetricsLog` drops records past
-the checkpoint that the run resumes from, so the log reads like one run.
+the checkpoint that the run resumes from and keeps one record per ``(stage, step)``, so the
+log reads like one run. A rerun with a config that changes results is refused before
+anything is written (:func:`check_resumable`, :data:`NON_RESULT_FIELDS`).
 
 In a multi-host job only process 0 (:func:`nflax.parallel.is_writer`) writes files:
 every writer here is a no-op elsewhere. :func:`finish_run` is the one end of every run.
