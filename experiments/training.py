@@ -140,7 +140,7 @@ def restore_stage(run: engine.Run, *, workdir: str, stage: str,
                        'from scratch')
   if corrupt:
     manager.close()
-    for step in corrupt:
+    for step in corrupt if parallel.is_writer() else ():
       os.replace(os.path.join(manager.directory, str(step)),
                  os.path.join(manager.directory, f'{step}.corrupt'))
     logging.warning('[%s] corrupt checkpoint(s) %s of %s moved aside as <step>.corrupt; '
