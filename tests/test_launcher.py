@@ -54,7 +54,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
   checkpoints = killed / 'checkpoints' / 'density'
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
-    if any((c / 'commit_success.txt').exists() for c in checkpoints.glob('*')):
+    # A finished checkpoint: its folder renamed from the temporary name to the bare step.
+    if any(c.name.isdigit() and (c / 'commit_success.txt').exists()
+           for c in checkpoints.glob('*')):
       break
     time.sleep(0.02)
   proc.send_signal(signal.SIGKILL)
