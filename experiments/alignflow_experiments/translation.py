@@ -347,6 +347,17 @@ def _plot_latent(stage, model, variables, data, key, out_dir) -> list[str]:
       os.path.join(out_dir, f'paired_samples_{stage}.png'), colors=[colour] * 3)]
 
 
+def _plot_validation_curves(workdir: str, stages: list[str], seeds, path: str) -> None:
+  """Paired validation MSE (both directions averaged) against steps, every stage and seed in
+  one figure: AlignFlow's modes and CycleGAN trained alike, side by side."""
+  series = []
+  for stage in stages:
+    series += plots.replica_series(stage, workdir_lib.read_metrics(workdir, stage), 'val_loss',
+                                   seeds)
+  if any(len(steps) for _, steps, _ in series):
+    plots.curves(series, path, ylabel='paired validation MSE')
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates every mode of ``config.modes`` for every seed (side by side)."""
   start = time.time()
@@ -396,6 +407,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                            plot_key[0]))
         figures.append(functools.partial(_plot_translations, stage, a_to_b, b_to_a, seed_data))
     seconds[f'seconds/{stage}'] = time.time() - stage_start
+    # Generator parameters (both directions) and critic parameters, for a fair comparison.
+    seconds[f'num_generator_params/{stage}'] = int(sum(
+        leaf[0].size for leaf in jax.tree.leaves(state.params)))
+    seconds[f'num_critic_params/{stage}'] = int(sum(
+        leaf[0].size for leaf in jax.tree.leaves(state.critic_params)))
     logging.info('[%s] %.0f s', stage, seconds[f'seconds/{stage}'])
   hybrid = [stage for stage, mode, _ in training_stages(config) if mode == 'hybrid']
   for replica, seed_data in enumerate(per_seed_data):
@@ -413,12 +429,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           result[f'hybrid_beats_adversarial_and_mle/{direction}'] = bool(
               result[f'mse_{direction}/{best}'] < min(result[f'mse_{direction}/adversarial'],
                                                       result[f'mse_{direction}/mle']))
-  results = {**replicas.aggregate(per_seed, seeds), **seconds}
+  results = {**replicas.aggregate(per_seed, seeds), **seconds}  # seconds and sizes: once
   results['seconds'] = time.time() - start
 
   def plot():
     out_dir = workdir_lib.plots_dir(workdir)
     for figure in figures:
       figure(out_dir)
+    _plot_validation_curves(workdir, [stage for stage, _, _ in training_stages(config)], seeds,
+                            os.path.join(out_dir, 'validation_mse.png'))
 
   return workdir_lib.finish_run(workdir, results, metrics, plot=plot)
