@@ -192,8 +192,9 @@ def evaluate_objective(*, flow: nn.Module, density: nn.Module, flow_variables: V
 
   ``L = -E_A log|det dT(a)/da| - log P_M(T(A); thS) - log P_M(B; thS) + c(A, B)``
   with ``c(A, B)`` from the private models on the same ``a`` and ``b``, so
-  ``L`` is about 0 when ``T(A)`` and ``B`` are indistinguishable for ``M``.
-  Use it for the final check of Algorithm 1 and for test-set evaluation.
+  ``L`` is about 0 when ``T(A)`` and ``B`` are indistinguishable for ``M``. The
+  same value as the means of :func:`objective_terms`, which Algorithm 1's final check uses
+  (it needs the per-point terms for the standard error).
 
   Args:
     flow: the flow ``T``.
