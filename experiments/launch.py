@@ -60,6 +60,32 @@ def distributed_settings(environ=os.environ) -> dict:
   return settings
 
 
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           'configs')
+
+
+def describe_configs(configs_dir: str = CONFIGS_DIR) -> str:
+  """``--list``: every config file with the first line of its docstring, its experiment,
+  variants (``VARIANTS``) and sweeps (``get_sweep``, if it defines one)."""
+  lines = []
+  for name in sorted(os.listdir(configs_dir)):
+    if not name.endswith('.py') or name.startswith('_'):
+      continue
+    path = os.path.join(configs_dir, name)
+    module_spec = importlib.util.spec_from_file_location(f'_listed_{name[:-3]}', path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    summary = (module.__doc__ or '').strip().splitlines()[:1] or ['']
+    lines.append(f'configs/{name}  [{module.get_config().experiment}]  {summary[0]}')
+    variants = getattr(module, 'VARIANTS', ())
+    if variants:
+      lines.append(f'    variants: {", ".join(f":{v}" for v in variants)}')
+    if hasattr(module, 'get_sweep'):
+      summary = (module.get_sweep.__doc__ or '').strip().splitlines()[:1] or ['']
+      lines.append(f'    sweep: get_sweep()  {summary[0]}')
+  return '\n'.join(lines)
+
+
 def default_config(spec: str) -> ml_collections.ConfigDict:
   """The config of a ``--config`` value (``'configs/x.py'`` or ``'configs/x.py:variant'``)
   without overrides: what :func:`experiments.validation.validate` takes as ``defaults``."""

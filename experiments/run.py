@@ -7,12 +7,16 @@ Example::
 
 Any config field can be overridden with ``--config.<field>=<value>``; the
 config is locked, so a mistyped field fails at once. Rerunning the same
-command resumes from the workdir's checkpoints.
+command resumes from the workdir's checkpoints. ``--list`` prints every config, its
+variants and sweeps. Compiled programs are kept in XLA's persistent compilation cache
+(``--compilation_cache``, on by default), so a second run of a config does not compile
+again; ``--compilation_cache=none`` switches it off.
 """
 
 import os
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -23,7 +27,11 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for config, metrics, plots and checkpoints; a rerun resumes.')
-flags.mark_flags_as_required(['config', 'workdir'])
+_LIST = flags.DEFINE_bool('list', False, 'Print every config, its variants and sweeps; exit.')
+_CACHE = flags.DEFINE_string(
+    'compilation_cache', os.path.join(os.path.expanduser('~'), '.cache', 'nflax', 'xla'),
+    "XLA's persistent compilation cache directory ('none': off). The environment variable "
+    'JAX_COMPILATION_CACHE_DIR, when set, takes precedence.')
 
 
 class _QuietLibraries(logging.logging.Filter):
@@ -36,10 +44,24 @@ class _QuietLibraries(logging.logging.Filter):
 _ONE_LINE_ERRORS = (ValueError, RuntimeError, OSError, FileNotFoundError)
 
 
+def _use_compilation_cache(directory: str) -> None:
+  """Keeps compiled programs across runs (programs that took at least a second to compile)."""
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or directory.lower() == 'none':
+    return
+  jax.config.update('jax_compilation_cache_dir', directory)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _LIST.value:
+    print(launch.describe_configs())
+    return
+  if _CONFIG.value is None or _WORKDIR.value is None:
+    raise app.UsageError('--config and --workdir are required (or --list)')
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  _use_compilation_cache(_CACHE.value)
   try:
     launch.run_experiment(_CONFIG.value, _WORKDIR.value,
                           defaults=launch.default_config(config_flags.get_config_filename(

@@ -142,3 +142,39 @@ def test_early_stop_on_a_checkpoint_step_finishes_and_resumes(tmp_path):
   assert first['stopped_early']
   again = launch.run_experiment(config, str(tmp_path))
   assert again['steps'] == first['steps'] and again['test_nll'] == first['test_nll']
+
+
+def test_list_names_every_config_with_its_variants():
+  out = subprocess.run([sys.executable, '-m', 'experiments.run', '--list'], cwd=REPO,
+                       capture_output=True, text=True, timeout=120, check=True).stdout
+  names = sorted(n for n in os.listdir(os.path.join(REPO, 'configs'))
+                 if n.endswith('.py') and not n.startswith('_'))
+  for name in names:
+    assert f'configs/{name}  [' in out, name
+  assert 'configs/lrmf_moons.py  [lrmf.alignment]  LRMF on two pairs of moons' in out
+  assert 'variants: :gaussian, :ffjord, :smoke' in out
+
+
+def test_a_second_run_reuses_the_compilation_cache(tmp_path):
+  """Runs from the command line keep compiled programs; the second run compiles nothing new."""
+  cache = tmp_path / 'cache'
+  env = {k: v for k, v in os.environ.items() if not k.startswith('JAX_PERSISTENT_CACHE')
+         and k != 'JAX_COMPILATION_CACHE_DIR'}
+  overrides = [f'--compilation_cache={cache}', '--config.model.family=gaussian']
+
+  def entries():
+    return {p.name for p in cache.iterdir()} if cache.exists() else set()
+
+  subprocess.run(_launch_cmd(tmp_path / 'first', *overrides), cwd=REPO, env=env, check=True,
+                 capture_output=True, timeout=300)
+  first = entries()
+  assert first, 'nothing was cached'
+  subprocess.run(_launch_cmd(tmp_path / 'second', *overrides), cwd=REPO, env=env,
+                 check=True, capture_output=True, timeout=300)
+  assert entries() == first
+  # Off: nothing is written where the default cache would be.
+  home = tmp_path / 'home'
+  subprocess.run(_launch_cmd(tmp_path / 'third', '--compilation_cache=none',
+                             '--config.model.family=gaussian'), cwd=REPO,
+                 env=dict(env, HOME=str(home)), check=True, capture_output=True, timeout=300)
+  assert not (home / '.cache' / 'nflax').exists()
