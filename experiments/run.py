@@ -45,11 +45,11 @@ _ONE_LINE_ERRORS = (ValueError, RuntimeError, OSError, FileNotFoundError)
 
 
 def _use_compilation_cache(directory: str) -> None:
-  """Keeps compiled programs across runs (programs that took at least a second to compile)."""
+  """Keeps compiled programs across runs (those that took at least
+  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` to compile, JAX's default 1 s)."""
   if os.environ.get('JAX_COMPILATION_CACHE_DIR') or directory.lower() == 'none':
     return
   jax.config.update('jax_compilation_cache_dir', directory)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
 def main(argv):
