@@ -375,7 +375,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   init_batch = (jnp.asarray(data['train_a'][:, :batch]), jnp.asarray(data['train_b'][:, :batch]))
   per_seed: list[dict] = [{} for _ in seeds]
   val_mse: list[dict[str, float]] = [{} for _ in seeds]
-  seconds: dict[str, float] = {}
+  per_stage: dict[str, float] = {}  # wall times and model sizes: one value for all seeds
   for index, (stage, mode, lam) in enumerate(training_stages(config)):
     stage_start = time.time()
     stage_keys = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, index), 5))(
@@ -406,13 +406,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           figures.append(functools.partial(_plot_latent, stage, model, trained, seed_data,
                                            plot_key[0]))
         figures.append(functools.partial(_plot_translations, stage, a_to_b, b_to_a, seed_data))
-    seconds[f'seconds/{stage}'] = time.time() - stage_start
+    per_stage[f'seconds/{stage}'] = time.time() - stage_start
     # Generator parameters (both directions) and critic parameters, for a fair comparison.
-    seconds[f'num_generator_params/{stage}'] = int(sum(
+    per_stage[f'num_generator_params/{stage}'] = int(sum(
         leaf[0].size for leaf in jax.tree.leaves(state.params)))
-    seconds[f'num_critic_params/{stage}'] = int(sum(
+    per_stage[f'num_critic_params/{stage}'] = int(sum(
         leaf[0].size for leaf in jax.tree.leaves(state.critic_params)))
-    logging.info('[%s] %.0f s', stage, seconds[f'seconds/{stage}'])
+    logging.info('[%s] %.0f s', stage, per_stage[f'seconds/{stage}'])
   hybrid = [stage for stage, mode, _ in training_stages(config) if mode == 'hybrid']
   for replica, seed_data in enumerate(per_seed_data):
     result = per_seed[replica]
@@ -429,7 +429,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           result[f'hybrid_beats_adversarial_and_mle/{direction}'] = bool(
               result[f'mse_{direction}/{best}'] < min(result[f'mse_{direction}/adversarial'],
                                                       result[f'mse_{direction}/mle']))
-  results = {**replicas.aggregate(per_seed, seeds), **seconds}  # seconds and sizes: once
+  results = {**replicas.aggregate(per_seed, seeds), **per_stage}
   results['seconds'] = time.time() - start
 
   def plot():
