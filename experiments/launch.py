@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -71,10 +71,7 @@ def describe_configs(configs_dir: str = CONFIGS_DIR) -> str:
   for name in sorted(os.listdir(configs_dir)):
     if not name.endswith('.py') or name.startswith('_'):
       continue
-    path = os.path.join(configs_dir, name)
-    module_spec = importlib.util.spec_from_file_location(f'_listed_{name[:-3]}', path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = _config_module(os.path.join(configs_dir, name))
     summary = (module.__doc__ or '').strip().splitlines()[:1] or ['']
     lines.append(f'configs/{name}  [{module.get_config().experiment}]  {summary[0]}')
     variants = getattr(module, 'VARIANTS', ())
@@ -86,13 +83,20 @@ def describe_configs(configs_dir: str = CONFIGS_DIR) -> str:
   return '\n'.join(lines)
 
 
+def _config_module(path: str) -> Any:
+  """The config file at ``path`` as a module (``get_config``, ``VARIANTS``, ...)."""
+  module_spec = importlib.util.spec_from_file_location(
+      '_config_' + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
 def default_config(spec: str) -> ml_collections.ConfigDict:
   """The config of a ``--config`` value (``'configs/x.py'`` or ``'configs/x.py:variant'``)
   without overrides: what :func:`experiments.validation.validate` takes as ``defaults``."""
   path, _, variant = spec.partition(':')
-  module_spec = importlib.util.spec_from_file_location('_config_defaults', path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  module = _config_module(path)
   return module.get_config(variant) if variant else module.get_config()
 
 

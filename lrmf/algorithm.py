@@ -250,11 +250,15 @@ def objective_terms(*, flow: nn.Module, density: nn.Module, flow_variables: Vari
   Returns:
     ``(u_A (n_a,), u_B (n_b,))``.
   """
+  terms = jax.jit(_objective_terms_fn(flow, density, batch_size))
+  return terms(flow_variables, shared, private_a, private_b, a, b)
+
+
+def _objective_terms_fn(flow: nn.Module, density: nn.Module, batch_size: int
+                        ) -> Callable[..., tuple[Array, Array]]:
+  """Traceable ``(flow_variables, shared, private_a, private_b, a, b) -> (u_A, u_B)`` of
+  :func:`objective_terms` (vmap it over replicas)."""
   pushforward = densities.FlowDensity(flow=flow, base=density)
-  joined: dict[str, dict[str, PyTree]] = {}
-  for scope, variables in (('flow', flow_variables), ('base', shared)):
-    for collection, tree in variables.items():
-      joined.setdefault(collection, {})[scope] = tree
   rngs = {'hutchinson': jax.random.PRNGKey(0)}
 
   def log_prob(module, variables, x):
@@ -262,12 +266,15 @@ def objective_terms(*, flow: nn.Module, density: nn.Module, flow_variables: Vari
         lambda batch: module.apply(variables, batch, method=type(module).log_prob, rngs=rngs),
         x, batch_size)
 
-  @jax.jit
-  def terms(joined, shared, private_a, private_b, a, b):
+  def terms(flow_variables, shared, private_a, private_b, a, b):
+    joined: dict[str, dict[str, PyTree]] = {}  # FlowDensity's scopes: 'flow', 'base'
+    for scope, variables in (('flow', flow_variables), ('base', shared)):
+      for collection, tree in variables.items():
+        joined.setdefault(collection, {})[scope] = tree
     return (log_prob(density, private_a, a) - log_prob(pushforward, joined, a),
             log_prob(density, private_b, b) - log_prob(density, shared, b))
 
-  return terms(joined, shared, private_a, private_b, a, b)
+  return terms
 
 
 def convergence_check(terms_a: Array, terms_b: Array, eps: float,
@@ -427,13 +434,9 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       engine.Independent((a_train, b_train)), held_out, key_joint)
   flow_final, shared_final = _split(fit_joint.params, fit_joint.model_state)
   eps = np.broadcast_to(eps, (a_train.shape[0],))
-  checks = []
-  for index in range(a_train.shape[0]):
-    pick = lambda tree: engine.replica(tree, index)
-    checks.append(convergence_check(*objective_terms(
-        flow=flow, density=density, flow_variables=pick(flow_final),
-        shared=pick(shared_final), private_a=pick(private_a), private_b=pick(private_b),
-        a=a_val[index], b=b_val[index], batch_size=eval_batch_size), eps[index]))
+  terms_a, terms_b = jax.jit(jax.vmap(_objective_terms_fn(flow, density, eval_batch_size)))(
+      flow_final, shared_final, private_a, private_b, a_val, b_val)
+  checks = [convergence_check(terms_a[r], terms_b[r], eps[r]) for r in range(len(eps))]
   result = LRMFResult(
       flow_variables=flow_final, shared_variables=shared_final, private_a=private_a,
       private_b=private_b, constant=np.asarray(constants),
@@ -450,11 +453,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   fit_moved = private_runner('private_transformed', nll,
                              init(density, moved_train, key_flow), moved_train, moved_val,
                              jax.vmap(lambda key: jax.random.fold_in(key, 1))(key_fit_a))
-  bias = [bias_estimate(flow=flow, density=density, flow_variables=engine.replica(flow_final, r),
-                        private_a=engine.replica(private_a, r),
-                        private_transformed=engine.replica(_as_variables(fit_moved), r),
-                        a=a_val[r], batch_size=eval_batch_size)
-          for r in range(a_train.shape[0])]
+  bias = jax.jit(jax.vmap(_bias_fn(flow, density, eval_batch_size)))(
+      flow_final, private_a, _as_variables(fit_moved), a_val)
   result.histories['private_transformed'] = fit_moved.history
   return dataclasses.replace(result, bias=np.asarray(bias))
 
@@ -473,9 +473,15 @@ def bias_estimate(*, flow: nn.Module, density: nn.Module, flow_variables: Variab
   Gaussians under an affine ``T``); a large value says that the family fits one of them
   worse, and Eq. 4's bound on the likelihood-ratio distance is loose by that much.
   """
+  gap = jax.jit(_bias_fn(flow, density, batch_size))
+  return float(gap(flow_variables, private_a, private_transformed, a))
+
+
+def _bias_fn(flow: nn.Module, density: nn.Module, batch_size: int) -> Callable[..., Array]:
+  """Traceable ``(flow_variables, private_a, private_transformed, a) -> gap`` of
+  :func:`bias_estimate` (vmap it over replicas)."""
   rngs = {'hutchinson': jax.random.PRNGKey(0)}
 
-  @jax.jit
   def gap(flow_variables, private_a, private_transformed, a):
     def per_example(batch):
       moved, log_det = flow.apply(flow_variables, batch,
@@ -486,4 +492,5 @@ def bias_estimate(*, flow: nn.Module, density: nn.Module, flow_variables: Variab
               + log_det)
     return fitting.mean_over_batches(per_example, a, batch_size)
 
-  return float(gap(flow_variables, private_a, private_transformed, a))
+  return gap
+

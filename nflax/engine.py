@@ -115,11 +115,6 @@ def replica(tree: PyTree, index: int) -> PyTree:
   return jax.tree.map(lambda leaf: leaf[index], tree)
 
 
-def stack_replicas(trees: list[PyTree]) -> PyTree:
-  """Stacks per-replica pytrees of one structure along a new leading axis."""
-  return jax.tree.map(lambda *leaves: jnp.stack([jnp.asarray(x) for x in leaves]), *trees)
-
-
 def epoch_batch_indices(key: Array, first_step: Array, *, num_examples: int,
                         batch_size: int, num_steps: int) -> Array:
   """Example indices of steps ``first_step, ..., first_step + num_steps - 1``.
@@ -324,9 +319,6 @@ class Result:
   def state(self) -> PyTree:
     return self.run.state
 
-  @property
-  def best(self) -> PyTree:
-    return self.run.best
 
 
 def train(step_fn: Step, run: Run, train_data: PyTree, keys: Array, *, num_steps: int,
