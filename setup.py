@@ -28,6 +28,7 @@ setup(
         "mlxtend>=0.23",
         "pillow>=10",
         "tensorboardX>=2.6",
+        "submitit>=1.5",
     ],
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
 )
