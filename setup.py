@@ -15,7 +15,6 @@ setup(
         "jaxlib>=0.4.30",
         "flax>=0.10",
         "optax>=0.2.5",
-        "distrax>=0.1.5",
         "chex>=0.1.86",
         "orbax-checkpoint>=0.6",
         "diffrax>=0.6",
@@ -30,5 +29,9 @@ setup(
         "tensorboardX>=2.6",
         "submitit>=1.5",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+    extras_require={
+        # distrax pulls tfp-nightly (a new build every day); only nflax.distrax_views needs it.
+        "distrax": ["distrax>=0.1.5"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "distrax>=0.1.5"],
+    },
 )

@@ -8,8 +8,8 @@ Every density is a Flax module with
 
 These are the model families ``M`` of LRMF (a density with parameters
 ``theta``), the flow density of featurized DRE, and the latent prior of
-AlignFlow. :func:`as_distrax` gives a ``distrax.Distribution`` view of a bound
-density for code written against distrax.
+AlignFlow. :func:`nflax.distrax_views.distribution` gives a ``distrax.Distribution``
+view of a bound density for code written against distrax (optional extra ``distrax``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nflax.bijectors.base import Bijector, as_distrax as bijector_as_distrax
+from nflax.bijectors.base import Bijector
 
 Array = jax.Array
 
@@ -186,51 +185,3 @@ class FlowDensity(Density):
   def decode(self, z: Array) -> Array:
     """Maps latents to data space, ``x = f^{-1}(z)``."""
     return self.flow.inverse(z)
-
-
-class _DistraxDensity(distrax.Distribution):
-  """A bound ``nflax`` density seen as a ``distrax.Distribution``."""
-
-  def __init__(self, module: Density, variables: Any, event_shape: Sequence[int],
-               key: jax.Array | None = None):
-    self._module = module
-    self._variables = variables
-    self._event_shape = tuple(event_shape)
-    self._rngs = None if key is None else {'hutchinson': key}
-
-  @property
-  def event_shape(self):
-    return self._event_shape
-
-  def log_prob(self, value):
-    value = jnp.asarray(value)
-    lead = value.shape[:value.ndim - len(self._event_shape)]
-    flat = value.reshape((-1,) + self._event_shape)
-    return self._module.apply(self._variables, flat, method=type(self._module).log_prob,
-                              rngs=self._rngs).reshape(lead)
-
-  def _sample_n(self, key, n):
-    return self._module.apply(self._variables, key, n, method=type(self._module).sample,
-                              rngs=self._rngs)
-
-
-def as_distrax(module: Density, variables: Any, event_shape: Sequence[int],
-               key: jax.Array | None = None) -> distrax.Distribution:
-  """Wraps a density module with fixed ``variables`` as a distrax distribution.
-
-  A :class:`FlowDensity` whose base is :class:`StandardNormal` becomes an
-  ordinary ``distrax.Transformed`` (so distrax's bijector algebra applies);
-  any other density is wrapped directly. Both have ``log_prob`` over any
-  leading axes and ``sample(seed=key, sample_shape=n)``. ``key`` is the
-  ``'hutchinson'`` rng of flows with a stochastic trace estimator (FFJORD with
-  ``trace_estimator='hutchinson'``; one probe draw for every call).
-  """
-  if isinstance(module, FlowDensity) and isinstance(module.base, StandardNormal):
-    flow_vars = {k: v['flow'] for k, v in variables.items() if 'flow' in v}
-    event_ndims = len(event_shape)
-    base = distrax.Independent(
-        distrax.Normal(jnp.zeros(event_shape), jnp.ones(event_shape)),
-        reinterpreted_batch_ndims=event_ndims)
-    return distrax.Transformed(
-        base, distrax.Inverse(bijector_as_distrax(module.flow, flow_vars, event_ndims, key)))
-  return _DistraxDensity(module, variables, event_shape, key)

@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nflax import nets
-from nflax.bijectors.base import as_distrax
+from nflax import distrax_views, nets
 from nflax.bijectors.coupling import AffineCoupling, checkerboard, realnvp
 from nflax.bijectors.linear import Permutation
 from tests.bijector_checks import check_bijector, init_variables, normal, perturb
@@ -168,12 +167,12 @@ def test_realnvp_structure():
     realnvp(permutation='shuffle')
 
 
-def test_realnvp_as_distrax_density():
+def test_realnvp_distrax_density():
   flow = realnvp(num_blocks=2, hidden=(8,))
   x = normal((1, 3, 2))
   variables = perturb(init_variables(flow, x[0]))
   base = distrax.MultivariateNormalDiag(jnp.zeros(2), jnp.ones(2))
-  density = distrax.Transformed(base, distrax.Inverse(as_distrax(flow, variables)))
+  density = distrax.Transformed(base, distrax.Inverse(distrax_views.bijector(flow, variables)))
   z, log_det = flow.apply(variables, x[0])
   expected = base.log_prob(z) + log_det
   np.testing.assert_allclose(density.log_prob(x)[0], expected, rtol=1e-5, atol=1e-5)

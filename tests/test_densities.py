@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nflax import bijectors, densities
+from nflax import bijectors, densities, distrax_views
 
 
 def _perturbed(variables, seed=0, scale=0.3):
@@ -88,19 +88,19 @@ def test_distrax_views_agree_with_modules():
   d = densities.FlowDensity(flow=flow, base=densities.StandardNormal((2,)))
   v = _perturbed(d.init(jax.random.PRNGKey(0), jnp.zeros((1, 2))))
   x = np.random.default_rng(4).normal(size=(3, 4, 2)).astype(np.float32)
-  as_dx = densities.as_distrax(d, v, (2,))
+  as_dx = distrax_views.distribution(d, v, (2,))
   np.testing.assert_allclose(as_dx.log_prob(x), d.apply(v, x.reshape(-1, 2)).reshape(3, 4),
                              rtol=1e-5, atol=1e-5)
   assert as_dx.sample(seed=jax.random.PRNGKey(0), sample_shape=(5,)).shape == (5, 2)
   g = densities.Gaussian(dim=2)
   gv = _perturbed(g.init(jax.random.PRNGKey(0), jnp.zeros((1, 2))))
-  g_dx = densities.as_distrax(g, gv, (2,))
+  g_dx = distrax_views.distribution(g, gv, (2,))
   np.testing.assert_allclose(g_dx.log_prob(x), g.apply(gv, x.reshape(-1, 2)).reshape(3, 4),
                              rtol=1e-5)
   assert g_dx.sample(seed=jax.random.PRNGKey(0), sample_shape=7).shape == (7, 2)
 
 
-def test_as_distrax_passes_the_hutchinson_key():
+def test_distrax_view_passes_the_hutchinson_key():
   """A Hutchinson-trace FFJORD density in distrax form: the key is its probe draw."""
   density = densities.FlowDensity(
       bijectors.ffjord(num_transforms=1, hidden=(8,), trace_estimator='hutchinson'),
@@ -110,7 +110,7 @@ def test_as_distrax_passes_the_hutchinson_key():
                             'hutchinson': jax.random.PRNGKey(2)}, x)
   key = jax.random.PRNGKey(3)
   expected = density.apply(variables, x, method=density.log_prob, rngs={'hutchinson': key})
-  got = densities.as_distrax(density, variables, (2,), key=key).log_prob(x)
+  got = distrax_views.distribution(density, variables, (2,), key=key).log_prob(x)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-  with pytest.raises(ValueError, match='as_distrax'):
-    densities.as_distrax(density, variables, (2,)).log_prob(x)
+  with pytest.raises(ValueError, match='distrax_views'):
+    distrax_views.distribution(density, variables, (2,)).log_prob(x)

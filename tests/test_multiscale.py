@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from nflax import distrax_views
 from nflax.bijectors import base
 from nflax.bijectors import multiscale
 from tests.bijector_checks import check_bijector, init_variables
@@ -192,11 +193,11 @@ def test_realnvp_image_tiny_contract():
   _check(module, x, variables)
 
 
-def test_multiscale_as_distrax_image_bijector():
+def test_multiscale_distrax_image_bijector():
   x = _images((2, 4, 4, 2))
   module = multiscale.MultiScale(levels=[multiscale.Squeeze()], final=multiscale.ActNorm())
   variables = init_variables(module, x)
-  bijector = base.as_distrax(module, variables, event_ndims=3)
+  bijector = distrax_views.bijector(module, variables, event_ndims=3)
   y, log_det = bijector.forward_and_log_det(x[None])
   assert y.shape == (1,) + x.shape and log_det.shape == (1, 2)
   x_back, inverse_log_det = bijector.inverse_and_log_det(y)

@@ -14,7 +14,7 @@ Forward is the normalising direction (data -> latent); see :mod:`.base`.
 """
 
 from nflax.bijectors.autoregressive import MADE, MAFLayer, maf
-from nflax.bijectors.base import Bijector, Chain, Inverse, as_distrax
+from nflax.bijectors.base import Bijector, Chain, Inverse
 from nflax.bijectors.batchnorm import BatchNorm
 from nflax.bijectors.continuous import FFJORD, ffjord
 from nflax.bijectors.coupling import AffineCoupling, realnvp

@@ -13,8 +13,8 @@ derive from the two methods, and ``__call__`` is ``forward_and_log_det`` so that
 Direction convention: a flow's *forward* direction is the normalising one,
 data -> latent (``z = f(x)``), so a flow density is
 ``log p(x) = log p_Z(f(x)) + log|det df/dx|`` and sampling runs the inverse.
-:func:`as_distrax` turns a module and its variables into a ``distrax.Bijector``
-with the same orientation.
+:func:`nflax.distrax_views.bijector` turns a module and its variables into a
+``distrax.Bijector`` with the same orientation (optional extra ``distrax``).
 
 Parameters whose shapes depend on the input are created inside one
 ``@nn.compact`` helper method that both directions call; Flax reuses the same
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -94,55 +93,3 @@ class Inverse(Bijector):
 
   def inverse_and_log_det(self, y):
     return self.bijector.forward_and_log_det(y)
-
-
-class _DistraxAdapter(distrax.Bijector):
-  """A bound ``nflax`` bijector seen as a ``distrax.Bijector``.
-
-  Any number of leading sample/batch axes is flattened into the single batch
-  axis that ``nflax`` modules expect, then restored. ``key``, when given, is the
-  ``'hutchinson'`` rng of every call (FFJORD's stochastic trace estimator).
-  """
-
-  def __init__(self, module: Bijector, variables: Any, event_ndims: int,
-               key: jax.Array | None = None):
-    super().__init__(event_ndims_in=event_ndims)
-    self._module = module
-    self._variables = variables
-    self._event_ndims = event_ndims
-    self._rngs = None if key is None else {'hutchinson': key}
-
-  def _apply(self, x, method):
-    x = jnp.asarray(x)
-    split = x.ndim - self._event_ndims
-    lead, event = x.shape[:split], x.shape[split:]
-    y, log_det = self._module.apply(self._variables, x.reshape((-1,) + event), method=method,
-                                    rngs=self._rngs)
-    return y.reshape(lead + y.shape[1:]), log_det.reshape(lead)
-
-  def forward_and_log_det(self, x):
-    return self._apply(x, type(self._module).forward_and_log_det)
-
-  def inverse_and_log_det(self, y):
-    return self._apply(y, type(self._module).inverse_and_log_det)
-
-
-def as_distrax(module: Bijector, variables: Any, event_ndims: int = 1,
-               key: jax.Array | None = None) -> distrax.Bijector:
-  """Wraps ``module`` with fixed ``variables`` as a ``distrax.Bijector``.
-
-  Args:
-    module: an ``nflax`` bijector.
-    variables: its Flax variables (``{'params': ..., ...}``).
-    event_ndims: number of trailing axes forming one event (1 for vectors,
-      3 for ``(H, W, C)`` images).
-    key: the ``'hutchinson'`` rng of flows with a stochastic trace estimator (FFJORD
-      with ``trace_estimator='hutchinson'``): every call uses this one probe draw; wrap
-      again with another key for another draw.
-
-  Returns:
-    A distrax bijector whose forward is the module's forward (data -> latent).
-    A density in distrax form is therefore
-    ``distrax.Transformed(base, distrax.Inverse(as_distrax(flow, variables)))``.
-  """
-  return _DistraxAdapter(module, variables, event_ndims, key)

@@ -241,7 +241,8 @@ class FFJORD(Bijector):
     if not self.has_rng('hutchinson') and not self.is_initializing():
       raise ValueError(
           "trace_estimator='hutchinson' needs a PRNG stream: call apply(..., "
-          "rngs={'hutchinson': key}), or as_distrax(..., key=key) for a distrax view.")
+          "rngs={'hutchinson': key}), or nflax.distrax_views.distribution(..., key=key) "
+          "for a distrax view.")
     key = self.make_rng('hutchinson')
     if self.hutchinson_probe == 'rademacher':
       return jax.random.rademacher(key, shape, dtype)

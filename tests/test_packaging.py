@@ -1,0 +1,67 @@
+"""The install: the lock file pins every requirement, the core imports without distrax."""
+
+import ast
+import os
+import subprocess
+import sys
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup_requirements() -> list[Requirement]:
+  """install_requires and every extra of setup.py, read without running it."""
+  tree = ast.parse(open(os.path.join(ROOT, 'setup.py')).read())
+  call = next(node for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'setup')
+  keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords
+              if k.arg in ('install_requires', 'extras_require')}
+  specs = list(keywords['install_requires'])
+  for extra in keywords['extras_require'].values():
+    specs += extra
+  return [Requirement(spec) for spec in specs]
+
+
+def _lock() -> dict[str, str]:
+  pins = {}
+  for line in open(os.path.join(ROOT, 'requirements', 'lock.txt')):
+    line = line.split('#')[0].strip()
+    if line:
+      name, _, version = line.partition('==')
+      assert version, f'lock line without an exact pin: {line!r}'
+      pins[canonicalize_name(name)] = version
+  return pins
+
+
+def test_lock_pins_every_requirement_within_its_range():
+  pins = _lock()
+  for requirement in _setup_requirements():
+    name = canonicalize_name(requirement.name)
+    assert name in pins, f'{requirement.name} is in setup.py but not in requirements/lock.txt'
+    assert requirement.specifier.contains(pins[name], prereleases=True), (
+        f'lock pins {name}=={pins[name]}, outside setup.py range {requirement}')
+
+
+def test_core_imports_without_distrax():
+  """Every package but nflax.distrax_views imports with distrax and tfp unavailable."""
+  code = '\n'.join([
+      'import importlib.abc, sys',
+      'class Block(importlib.abc.MetaPathFinder):',
+      '  def find_spec(self, name, path, target=None):',
+      "    if name.split('.')[0] in ('distrax', 'tensorflow_probability'):",
+      "      raise ImportError('blocked ' + name)",
+      'sys.meta_path.insert(0, Block())',
+      'import nflax, nflax.densities, nflax.bijectors, nflax.engine, nflax.fitting',
+      'import lrmf, alignflow, fdre, experiments.launch',
+      'try:',
+      '  import nflax.distrax_views',
+      'except ImportError as err:',
+      "  assert '.[distrax]' in str(err), err",
+      'else:',
+      "  raise AssertionError('nflax.distrax_views imported without distrax')",
+  ])
+  result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  assert result.returncode == 0, result.stderr[-2000:]
