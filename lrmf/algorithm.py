@@ -277,6 +277,25 @@ def _objective_terms_fn(flow: nn.Module, density: nn.Module, batch_size: int
   return terms
 
 
+def held_out_checks(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
+                    shared: Variables, private_a: Variables, private_b: Variables, a: Array,
+                    b: Array, eps: float | np.ndarray,
+                    batch_size: int = 1024) -> list[HeldOutCheck]:
+  """Algorithm 1's final check of every replica on replicated data, one compiled program.
+
+  :func:`objective_terms` vmapped over the leading replica axis ``R`` of every argument
+  (variables and ``a`` ``(R, n_a, *event)``, ``b`` ``(R, n_b, *event)``), then
+  :func:`convergence_check` per replica with ``eps`` (a float or ``(R,)``).
+
+  Returns:
+    ``R`` :class:`HeldOutCheck`.
+  """
+  terms_a, terms_b = jax.jit(jax.vmap(_objective_terms_fn(flow, density, batch_size)))(
+      flow_variables, shared, private_a, private_b, a, b)
+  eps = np.broadcast_to(np.asarray(eps, np.float64), (terms_a.shape[0],))
+  return [convergence_check(terms_a[r], terms_b[r], eps[r]) for r in range(len(eps))]
+
+
 def convergence_check(terms_a: Array, terms_b: Array, eps: float,
                       z: float = 1.96) -> HeldOutCheck:
   """The held-out objective of :func:`objective_terms` with its standard error, the share of
@@ -433,10 +452,9 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       'joint', objective, joint_variables(flow_variables, private_b),
       engine.Independent((a_train, b_train)), held_out, key_joint)
   flow_final, shared_final = _split(fit_joint.params, fit_joint.model_state)
-  eps = np.broadcast_to(eps, (a_train.shape[0],))
-  terms_a, terms_b = jax.jit(jax.vmap(_objective_terms_fn(flow, density, eval_batch_size)))(
-      flow_final, shared_final, private_a, private_b, a_val, b_val)
-  checks = [convergence_check(terms_a[r], terms_b[r], eps[r]) for r in range(len(eps))]
+  checks = held_out_checks(flow=flow, density=density, flow_variables=flow_final,
+                           shared=shared_final, private_a=private_a, private_b=private_b,
+                           a=a_val, b=b_val, eps=eps, batch_size=eval_batch_size)
   result = LRMFResult(
       flow_variables=flow_final, shared_variables=shared_final, private_a=private_a,
       private_b=private_b, constant=np.asarray(constants),

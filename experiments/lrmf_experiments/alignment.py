@@ -17,7 +17,9 @@ Data -> train -> evaluate -> write:
    objective of the identity map for reference, the 1-NN accuracy of a
    classifier fitted on B's labelled points and scored on T(A) with A's labels,
    and the first two moments of T(A) against B's (Frobenius/Euclidean norms of
-   the differences, on the test and on the training split);
+   the differences, on the test and on the training split); for synthetic data sets,
+   Eq. 3 and its flag also on ``config.fresh_eval_size`` points per domain drawn afresh
+   from the generators (:func:`fresh_evaluation`);
 4. write ``results.json`` (means over seeds, standard errors, every seed's values) and
    the plots of Fig. 2/8/9 for the first seed (the objective of every seed): A, B and
    T(A) coloured
@@ -114,6 +116,59 @@ def load_domains(config: ml_collections.ConfigDict,
   return a, b
 
 
+FRESH_SEED_OFFSET = 5_000
+"""A fresh draw of replica ``s`` uses the draw seed of its training data plus this offset:
+below :data:`experiments.replicas.DATA_SEED_STRIDE`, so it is no replica's training draw."""
+
+
+def is_synthetic(domain_config: ml_collections.ConfigDict) -> bool:
+  """A data set drawn from a generator (options ``n`` and ``seed``), so fresh samples exist."""
+  return {'n', 'seed'} <= set(domain_config.get('options', {}).keys())
+
+
+def fresh_domains(config: ml_collections.ConfigDict, seed: int,
+                  size: int) -> tuple[np.ndarray, np.ndarray]:
+  """``size`` fresh points of A and of B for replica ``seed``, drawn from the data sets'
+  generators with seeds that drew none of the run's train / validation / test points (A's
+  and B's draws of :func:`load_domains` moved by :data:`FRESH_SEED_OFFSET`)."""
+  drawn = []
+  for domain_config, data_seed in ((config.data.a, seed), (config.data.b, seed + 1)):
+    fresh = ml_collections.ConfigDict(domain_config.to_dict())
+    fresh.options.n = size
+    fresh.options.seed = domain_config.options.seed + FRESH_SEED_OFFSET
+    drawn.append(domains.load_array(fresh, data_seed, domain_config.get('event_shape'))[0])
+  return drawn[0], drawn[1]
+
+
+def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
+                     result: algorithm.LRMFResult, layout: replicas.Layout) -> list[dict]:
+  """Eq. 3 and its check on ``config.fresh_eval_size`` fresh points per domain and replica.
+
+  A 500-point test mean is dominated by the few points where a private flow has almost no
+  density; a large fresh sample from the generators estimates the objective of the trained
+  models on the data distributions themselves. One vmapped program over replicas
+  (:func:`lrmf.algorithm.held_out_checks`, the same terms as the test evaluation, with
+  ``c(A, B)`` from the private models on the fresh points). ``[]`` when switched off
+  (size 0) or when a domain is not synthetic.
+  """
+  size = config.get('fresh_eval_size', 0)
+  if not size or not (is_synthetic(config.data.a) and is_synthetic(config.data.b)):
+    return []
+  if config.data.get('logit_alpha') is not None:
+    raise ValueError('fresh_eval_size needs point data (no data.logit_alpha)')
+  pairs = [fresh_domains(config, seed, size) for seed in layout.seeds]
+  a, b = (jnp.asarray(layout.tile(replicas.stack([pair[side] for pair in pairs])))
+          for side in (0, 1))
+  checks = algorithm.held_out_checks(
+      flow=flow, density=density, flow_variables=result.flow_variables,
+      shared=result.shared_variables, private_a=result.private_a, private_b=result.private_b,
+      a=a, b=b, eps=layout.values(config, 'eps'))
+  return [{'fresh_objective': check.objective,
+           'fresh_objective_point_se': check.standard_error,
+           'fresh_objective_worst_percent': check.worst_percent,
+           'fresh_converged': check.converged} for check in checks]
+
+
 SIDE_BY_SIDE = ('train_private.lr', 'train_private.weight_decay', 'train_joint.lr',
                 'train_joint.weight_decay', 'eps')
 """Settings of ``config.side_by_side`` this family trains side by side."""
@@ -141,6 +196,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   per_replica = [evaluate(layout.config_of(config, index), flow, density,
                           result.replica(index), *pairs[seed])
                  for index, seed in enumerate(layout.seed_index())]
+  for values, fresh in zip(per_replica, fresh_evaluation(config, flow, density, result, layout)):
+    values.update(fresh)
   results = replicas.aggregate_layout(per_replica, layout)
   results['seconds'] = time.time() - start
   return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
