@@ -1,20 +1,27 @@
-"""The experiment registry and the one entry point of every run.
+"""The experiment registry and the entry points of every run.
 
 :data:`EXPERIMENTS` maps ``config.experiment`` to the family's ``run(config,
-workdir)``; :func:`run_experiment` is what ``python -m experiments.run`` calls.
+workdir)``; :func:`run_experiment` is what ``python -m experiments.run`` calls, and what
+each point of a sweep (:func:`run_point`, one submitit job) calls;
+:func:`run_sweep` is ``python -m experiments.sweep``.
 """
 
 from __future__ import annotations
 
+import ast
+import copy
 import importlib.util
+import json
 import os
+import traceback
 from typing import Any, Callable
 
 import jax
 import ml_collections
+import submitit
 from absl import logging
 
-from experiments import density, validation
+from experiments import density, summary, sweeps, validation
 from experiments import workdir as workdir_lib
 from experiments.alignflow_experiments import adaptation as alignflow_adaptation
 from experiments.alignflow_experiments import translation as alignflow_translation
@@ -26,6 +33,7 @@ from experiments.lrmf_experiments import alignment as lrmf_alignment
 from experiments.lrmf_experiments import comparison as lrmf_comparison
 from experiments.lrmf_experiments import digits as lrmf_digits
 from experiments.lrmf_experiments import vanishing_gradient as lrmf_vanishing_gradient
+from nflax import parallel
 
 EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'density': density.run,
@@ -42,6 +50,11 @@ EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
 }
 """Registry key -> ``run(config, workdir) -> results``. Key ``<family>.<module>`` is the
 module ``experiments/<family>_experiments/<module>.py``."""
+
+SEEDS_SIDE_BY_SIDE = frozenset({'density', 'lrmf.alignment', 'alignflow.translation',
+                                'fdre.modes', 'fdre.augmentation'})
+"""Experiments that train every seed of ``config.seeds`` side by side in one program; the
+others take one seed per run (:func:`experiments.replicas.single_seed`)."""
 
 
 def distributed_settings(environ=os.environ) -> dict:
@@ -66,12 +79,13 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 def describe_configs(configs_dir: str = CONFIGS_DIR) -> str:
   """``--list``: every config file with the first line of its docstring, its experiment,
-  variants (``VARIANTS``) and sweeps (``get_sweep``, if it defines one)."""
+  variants (``VARIANTS``) and sweeps (``get_sweep``, if it defines one, and its named
+  sweeps ``SWEEPS``, with the first line of ``get_sweep``'s docstring)."""
   lines = []
   for name in sorted(os.listdir(configs_dir)):
     if not name.endswith('.py') or name.startswith('_'):
       continue
-    module = _config_module(os.path.join(configs_dir, name))
+    module = config_module(os.path.join(configs_dir, name))
     summary = (module.__doc__ or '').strip().splitlines()[:1] or ['']
     lines.append(f'configs/{name}  [{module.get_config().experiment}]  {summary[0]}')
     variants = getattr(module, 'VARIANTS', ())
@@ -79,12 +93,14 @@ def describe_configs(configs_dir: str = CONFIGS_DIR) -> str:
       lines.append(f'    variants: {", ".join(f":{v}" for v in variants)}')
     if hasattr(module, 'get_sweep'):
       summary = (module.get_sweep.__doc__ or '').strip().splitlines()[:1] or ['']
-      lines.append(f'    sweep: get_sweep()  {summary[0]}')
+      named = ''.join(f', --sweep={name}' for name in getattr(module, 'SWEEPS', ()))
+      lines.append(f'    sweeps: get_sweep(){named}  {summary[0]}')
   return '\n'.join(lines)
 
 
-def _config_module(path: str) -> Any:
-  """The config file at ``path`` as a module (``get_config``, ``VARIANTS``, ...)."""
+def config_module(path: str) -> Any:
+  """The config file at ``path`` as a module (``get_config``, ``VARIANTS``, ``get_sweep``,
+  ...)."""
   module_spec = importlib.util.spec_from_file_location(
       '_config_' + os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(module_spec)
@@ -96,8 +112,119 @@ def default_config(spec: str) -> ml_collections.ConfigDict:
   """The config of a ``--config`` value (``'configs/x.py'`` or ``'configs/x.py:variant'``)
   without overrides: what :func:`experiments.validation.validate` takes as ``defaults``."""
   path, _, variant = spec.partition(':')
-  module = _config_module(path)
+  module = config_module(path)
   return module.get_config(variant) if variant else module.get_config()
+
+
+class _QuietLibraries(logging.logging.Filter):
+  """Drops the INFO chatter of orbax's checkpoint threads; keeps warnings."""
+
+  def filter(self, record):
+    return record.levelno >= logging.logging.WARNING or '/orbax/' not in record.pathname
+
+
+_QUIET = _QuietLibraries()
+
+
+def log_through_absl() -> None:
+  """Logs through absl's handler, without orbax's INFO chatter (idempotent)."""
+  logging.use_absl_handler()
+  logging.get_absl_handler().addFilter(_QUIET)
+
+
+DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'nflax', 'xla')
+"""Where command-line runs and sweeps keep XLA's compiled programs by default."""
+
+
+def use_compilation_cache(directory: str | None) -> None:
+  """Keeps compiled programs across runs in ``directory`` (those that took at least
+  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` to compile, JAX's default 1 s).
+
+  ``None`` or ``'none'`` switches it off; the environment variable
+  ``JAX_COMPILATION_CACHE_DIR``, when set, takes precedence (JAX reads it itself).
+  """
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or directory is None or (
+      directory.lower() == 'none'):
+    return
+  jax.config.update('jax_compilation_cache_dir', directory)
+
+
+def _join_hosts(config: ml_collections.ConfigDict) -> None:
+  if config.get('distributed', False) and not jax.distributed.is_initialized():
+    jax.distributed.initialize(**distributed_settings())
+
+
+def _set_field(config: ml_collections.ConfigDict, field: str, value: Any) -> None:
+  node, names = config, field.split('.')
+  for depth, name in enumerate(names):
+    if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+      where = 'config.' + '.'.join(names[:depth]) if depth else 'the config'
+      raise ValueError(f'config.{field} does not exist ({where} has no field {name!r})')
+    if depth < len(names) - 1:
+      node = node[name]
+  try:
+    setattr(node, names[-1], value)
+  except (TypeError, ValueError) as err:
+    raise ValueError(f'config.{field} = {value!r} has the wrong type: {err}') from err
+
+
+def point_config(spec: str, point: dict[str, Any]
+                 ) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
+  """``(config, defaults)`` of one sweep point: the config file's config (``spec``, a
+  ``--config`` value) in the point's variant (:data:`experiments.sweeps.VARIANT`), with the
+  point's overrides applied and validated (:func:`experiments.validation.validate` against
+  ``defaults``, the variant's config without overrides).
+
+  Raises:
+    ValueError: naming the point and the field: a field that does not exist, a value of the
+      wrong type or outside its rule, a variant on top of a ``spec`` that names one, or an
+      unknown ``experiment``.
+  """
+  path, _, variant = spec.partition(':')
+  point_variant = point.get(sweeps.VARIANT) or ''
+  name = sweeps.point_name(point)
+  try:
+    if point_variant and variant:
+      raise ValueError(f'it sets variant {point_variant!r} but --config already names '
+                       f':{variant}; give --config without a variant')
+    chosen = point_variant or variant
+    defaults = default_config(f'{path}:{chosen}' if chosen else path)
+    config = copy.deepcopy(defaults)
+    for field, value in point.items():
+      if field != sweeps.VARIANT:
+        _set_field(config, field, value)
+    if config.get('experiment') not in EXPERIMENTS:
+      raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
+                       f"available: {', '.join(sorted(EXPERIMENTS))}")
+    validation.validate(config, defaults)
+  except ValueError as err:
+    raise ValueError(f'sweep point {name}: {err}') from err
+  return config, defaults
+
+
+def run_point(spec: str, point: dict[str, Any], workdir: str,
+              compilation_cache: str | None = None, distributed: bool = False) -> dict:
+  """One sweep point, the body of its submitit job: :func:`run_experiment` of
+  :func:`point_config` in ``workdir`` (so a rerun resumes it), ``config.distributed`` set
+  when ``distributed``. Returns the results.
+
+  A stale ``error.txt`` is removed when the point starts; an exception is written there
+  with its traceback (:func:`experiments.workdir.write_error`) and raised again, so the job
+  fails. Logs at INFO (into the job's log: ``_submitit/<job>_0_log.err``).
+  """
+  log_through_absl()
+  logging.set_verbosity(logging.INFO)
+  use_compilation_cache(compilation_cache)
+  try:
+    config, defaults = point_config(spec, point)
+    if distributed:
+      config.distributed = True
+    _join_hosts(config)
+    workdir_lib.clear_error(workdir)
+    return run_experiment(config, workdir, defaults)
+  except Exception:
+    workdir_lib.write_error(workdir, traceback.format_exc())
+    raise
 
 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
@@ -111,7 +238,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   use by another live run (:class:`experiments.workdir.WorkdirLock`, held until the run
   ends). Only then are ``config.json`` and ``environment.json`` written.
 
-  With ``config.distributed`` set, ``jax.distributed.initialize()`` joins the
+  With ``config.distributed`` set, ``jax.distributed.initialize()`` (unless already done,
+  e.g. by a sweep running its points one after another in one process) joins the
   hosts of a multi-host job (TPU pods, Slurm, Open MPI, or the environment variables of
   :func:`distributed_settings`) before anything else touches JAX. Every family's
   results carry ``seconds``, the wall time of this invocation (a resumed run counts only
@@ -121,8 +249,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
                      f"available: {', '.join(sorted(EXPERIMENTS))}")
   validation.validate(config, defaults)
-  if config.get('distributed', False):
-    jax.distributed.initialize(**distributed_settings())
+  _join_hosts(config)
   workdir_lib.check_resumable(config, workdir)
   workdir_lib.check_writable(workdir, 'workdir')
   lock = workdir_lib.WorkdirLock(workdir).acquire()
@@ -133,3 +260,141 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     return EXPERIMENTS[config.experiment](config, workdir)
   finally:
     lock.release()
+
+
+DEFAULT_RESOURCES = {'timeout_min': 24 * 60}
+"""Under every sweep's resources (submitit's local executor would stop a job after 2 min)."""
+
+
+def parse_resources(text: str) -> dict[str, Any]:
+  """``"a=1,b=gpu"`` -> ``{'a': 1, 'b': 'gpu'}`` (Python literals, else strings)."""
+  resources = {}
+  for item in filter(None, (part.strip() for part in text.split(','))):
+    name, sep, value = item.partition('=')
+    if not sep or not name.strip():
+      raise ValueError(f'--resources: {item!r} is not name=value')
+    try:
+      resources[name.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      resources[name.strip()] = value.strip()
+  return resources
+
+
+def load_sweep(spec: str, name: str = '') -> tuple[list[dict], dict[str, Any]]:
+  """``(points, resources)`` of the config file of ``spec``: ``get_sweep(name)`` (or
+  ``get_sweep()``) and :data:`DEFAULT_RESOURCES` updated by its ``SWEEP_RESOURCES``."""
+  path = spec.partition(':')[0]
+  module = config_module(path)
+  if not hasattr(module, 'get_sweep'):
+    raise ValueError(f'{path} defines no get_sweep(); configs with sweeps: see '
+                     '`python -m experiments.run --list`')
+  points = module.get_sweep(name) if name else module.get_sweep()
+  if not points or not all(isinstance(p, dict) for p in points):
+    raise ValueError(f'get_sweep({name!r}) of {path} must return a non-empty list of '
+                     f'override dicts, got {points!r}')
+  return list(points), {**DEFAULT_RESOURCES, **getattr(module, 'SWEEP_RESOURCES', {})}
+
+
+def check_points(spec: str, points: list[dict], workdir: str) -> list[str]:
+  """The points' folder names after every point is checked; reads only: its config
+  (:func:`point_config`), distinct names (:func:`experiments.sweeps.check_names`), and a
+  point folder holding a run of another config (:func:`experiments.workdir.check_resumable`).
+
+  Raises:
+    ValueError: naming the point and the problem.
+  """
+  names = sweeps.check_names(points)
+  for point, name in zip(points, names):
+    config, _ = point_config(spec, point)
+    try:
+      workdir_lib.check_resumable(config, os.path.join(workdir, name))
+    except ValueError as err:
+      raise ValueError(f'sweep point {name}: {err}') from err
+  return names
+
+
+def _write_text(path: str, text: str) -> None:
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
+
+
+def _record(workdir: str, spec: str, sweep: str, points: list[dict], names: list[str]) -> None:
+  """Adds the points to ``<workdir>/sweep.json`` (the summary's swept fields)."""
+  path = os.path.join(workdir, summary.SWEEP_FILE)
+  recorded = {'points': {}}
+  if os.path.exists(path):
+    with open(path) as f:
+      recorded = json.load(f)
+  recorded.update(config=spec, sweep=sweep)
+  recorded['points'].update(zip(names, points))
+  _write_text(path, json.dumps(recorded, indent=2))
+
+
+def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'local',
+              max_parallel: int | None = None, resources: dict[str, Any] | None = None,
+              compilation_cache: str | None = None, distributed: bool = False) -> list[str]:
+  """Runs the unfinished points of sweep ``sweep`` of ``spec`` into ``workdir``, one submitit
+  job per point; returns the names of the points that failed (each with its ``error.txt``).
+
+  Every point is checked first (:func:`check_points`), then recorded in
+  ``<workdir>/sweep.json``. Point ``p`` runs :func:`run_point` into
+  ``<workdir>/<sweeps.point_name(p)>``; points with a ``results.json`` are skipped. The
+  executor (submitit's ``AutoExecutor(cluster=executor)``, logs in ``<workdir>/_submitit``)
+  gets ``resources`` over the config file's ``SWEEP_RESOURCES`` over
+  :data:`DEFAULT_RESOURCES`. ``max_parallel``: the Slurm array's parallelism; locally, arrays
+  of at most that many jobs one after another. ``executor='debug'`` runs the points one
+  after another in this process (with ``distributed``, across all hosts of the job).
+
+  Raises:
+    ValueError: a bad point, sweep or resource, before any job is submitted.
+  """
+  points, settings = load_sweep(spec, sweep)
+  settings.update(resources or {})
+  names = check_points(spec, points, workdir)
+  if max_parallel is not None and max_parallel < 1:
+    raise ValueError(f'--max_parallel must be >= 1, got {max_parallel}')
+  todo = [(point, name) for point, name in zip(points, names)
+          if not os.path.exists(os.path.join(workdir, name, 'results.json'))]
+  for name in sorted(set(names) - {name for _, name in todo}):
+    logging.info('skipping %s: finished (results.json)', name)
+  # Asking JAX which process writes would start a JAX backend in this process, which on a
+  # GPU takes the memory the jobs need: only with `distributed` (every host runs this).
+  writer = not distributed or parallel.is_writer()
+  if writer:
+    os.makedirs(workdir, exist_ok=True)
+    _record(workdir, spec, sweep, points, names)
+  if not todo:
+    return []
+  jobs = submitit.AutoExecutor(folder=os.path.join(workdir, '_submitit'), cluster=executor)
+  jobs.update_parameters(name=os.path.basename(os.path.abspath(workdir)), **settings)
+  if executor == 'slurm' and max_parallel is not None:
+    jobs.update_parameters(slurm_array_parallelism=max_parallel)
+  wave = len(todo) if executor == 'slurm' or max_parallel is None else max_parallel
+  failed = []
+  for start in range(0, len(todo), wave):
+    batch = todo[start:start + wave]
+    submitted = jobs.map_array(
+        run_point, [spec] * len(batch), [p for p, _ in batch],
+        [os.path.join(workdir, n) for _, n in batch], [compilation_cache] * len(batch),
+        [distributed] * len(batch))
+    for job, (_, name) in zip(submitted, batch):
+      logging.info('%s: job %s', name, job.job_id)
+    for job, (_, name) in zip(submitted, batch):
+      try:
+        error = job.exception()  # waits; for the debug executor, runs the point
+      except submitit.core.utils.UncompletedJobError as err:
+        error = err
+      if error is None:
+        logging.info('%s: done', name)
+        continue
+      failed.append(name)
+      point_dir = os.path.join(workdir, name)
+      if writer and workdir_lib.read_error(point_dir) is None:  # killed: no error.txt
+        os.makedirs(point_dir, exist_ok=True)
+        _write_text(os.path.join(point_dir, workdir_lib.ERROR_FILE),
+                    f'job {job.job_id} ended without a result: {type(error).__name__}: '
+                    f'{error}\n')
+      logging.error('%s failed (job %s): see %s', name, job.job_id,
+                    os.path.join(point_dir, workdir_lib.ERROR_FILE))
+  return failed

@@ -1,159 +1,455 @@
-r"""Runs the paper experiments and writes the reproduction report.
+r"""Runs the paper experiments over seeds and writes the reproduction report.
 
-  python -m experiments.reproduce --workdir=runs/reproduce [--only=lrmf] [--report=REPRODUCTION.md]
+  python -m experiments.reproduce --tier=fast [--runs=lrmf_moons,fdre_gaussians] \
+      [--workdir=runs/reproduce] [--report=REPRODUCTION.md]
 
-Every row of :data:`ROWS` names a config (file and variant, with any size overrides that keep the
-run within minutes on a 2-core CPU), the metric of its ``results.json`` to report, and the
-paper's number. Runs go to ``<workdir>/<row id>`` and resume like any other run; a row whose
-``results.json`` exists is read, not rerun (delete the run's folder to redo it). A row whose run
-is neither here nor run now (``--only``, or a fresh checkout) keeps the value and wall time it
-has in the existing report, so a partial rerun never erases finished numbers. The report is a
-Markdown table "method | claim | paper | ours | wall (s) | config | command"; the wall time is
-the run's ``seconds`` (of its last invocation when it was resumed).
+Two tiers of the same rows:
+
+* ``fast``: every row on a 2-core CPU in at most 30 minutes in all; each :class:`Run` says
+  what it makes smaller than its config (``fast``: overrides, ``fast_note``: in words);
+* ``paper``: the papers' sizes (the configs' ``paper`` variants where they exist), for
+  accelerators; each run says what it costs (``paper_cost``).
+
+Every :class:`Run` is one config trained for several seeds: side by side in one program where
+the experiment supports it (:data:`experiments.launch.SEEDS_SIDE_BY_SIDE`), otherwise one run
+per seed (``<run>/seed_<s>``). Its results go to ``<workdir>/<tier>/<run>`` and resume like any
+run; a finished seed is read, not rerun. Every :class:`Row` reads one or two metrics of one run
+over its seeds and states a verdict (:func:`verdict`):
+
+* a :class:`Value` row reports ``mean +- SE (n seeds)`` and *matches* when the paper's number
+  lies inside our 95% interval (Student t over seeds) widened by the row's stated
+  ``tolerance`` (e.g. "converges to 0" read as ``|L| <= eps``);
+* an :class:`Ordering` row reports the paired difference over seeds, ``lower - higher``, with
+  its standard error and the one-sided paired t-test's p-value, and *matches* when p < 0.05;
+* otherwise *differs*; or *not comparable* with the reason (other data, other scale, no number
+  in the paper, one seed).
+
+The report's header states the tier, the package versions, the machine and the total wall
+time (the sum of the runs' wall times as measured here, compilation included). Rows whose
+run is not rerun now (``--runs``) keep their cells from the existing report, so a partial rerun
+never erases finished numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
+import math
 import os
+import platform
 import re
 import time
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
+from scipy import stats
 
 from experiments import launch
 
-_WORKDIR = flags.DEFINE_string('workdir', 'runs/reproduce', 'Where the runs go.')
-_ONLY = flags.DEFINE_enum('only', None, ['lrmf', 'fdre', 'alignflow'],
-                         'Run only the rows of this method; the others keep their reported values.')
-_REPORT = flags.DEFINE_string('report', 'REPRODUCTION.md', 'The report to (re)write.')
+TIERS = ('fast', 'paper')
+SIGNIFICANCE = 0.05
+"""Ordering rows match at a one-sided paired p-value below this."""
+REPORTED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'scipy',
+                     'scikit-learn', 'diffrax')
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs and rows.
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One config trained over seeds, at two sizes.
+
+  Attributes:
+    name: the run's folder under ``<workdir>/<tier>`` and its ``--runs`` name.
+    config: the config file.
+    variant: its variant in the fast tier (``''``: the default config).
+    fast: ``(field, value)`` overrides of the fast tier.
+    fast_note: what the fast tier makes smaller than the config, in words.
+    paper_variant: the variant of the paper tier (``None``: as the fast tier's variant).
+    paper: overrides of the paper tier.
+    paper_cost: what the paper tier costs, in words.
+    fast_seeds, paper_seeds: number of seeds (0, 1, ...) of each tier.
+  """
+  name: str
+  config: str
+  variant: str = ''
+  fast: tuple[tuple[str, Any], ...] = ()
+  fast_note: str = 'as the config'
+  paper_variant: str | None = None
+  paper: tuple[tuple[str, Any], ...] = ()
+  paper_cost: str = 'as the fast tier'
+  fast_seeds: int = 5
+  paper_seeds: int = 5
+
+  def spec(self, tier: str) -> str:
+    variant = self.variant if tier == 'fast' or self.paper_variant is None else self.paper_variant
+    return self.config + (f':{variant}' if variant else '')
+
+  def overrides(self, tier: str) -> tuple[tuple[str, Any], ...]:
+    return self.fast if tier == 'fast' else self.paper
+
+  def seeds(self, tier: str) -> tuple[int, ...]:
+    return tuple(range(self.fast_seeds if tier == 'fast' else self.paper_seeds))
+
+  def command(self, tier: str) -> str:
+    """The ``experiments.run`` command(s) of this run (a loop over seeds where the experiment
+    takes one seed per run)."""
+    flags_ = ' '.join(f"--config.{k}='{_flag_value(v)}'" for k, v in self.overrides(tier))
+    seeds = self.seeds(tier)
+    base = f'python -m experiments.run --config={self.spec(tier)}'
+    if side_by_side(self, tier):
+      seeds_flag = f"--config.seeds='{_flag_value(seeds)}'"
+      return f'{base} --workdir=runs/{self.name} {seeds_flag} {flags_}'.strip()
+    return (f'for s in {" ".join(map(str, seeds))}; do {base} --workdir=runs/{self.name}/seed_$s '
+            f'--config.seeds="($s,)" {flags_}; done').replace('  ', ' ')
+
+
+def _flag_value(value: Any) -> str:
+  if isinstance(value, tuple):
+    return '(' + ','.join(_flag_value(v) for v in value) + (',)' if len(value) == 1 else ')')
+  return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+  """Our mean over seeds of ``metric`` against the paper's number ``paper``.
+
+  ``tolerance`` widens our interval by what the paper's claim allows (e.g. "~0" as
+  ``|x| <= 0.05``); ``not_comparable`` is the reason, when there is one, that our number
+  cannot confirm or refute the paper's (other data, other scale); ``paper=None``: the paper
+  gives no number.
+  """
+  metric: str
+  paper: float | None
+  tolerance: float = 0.0
+  not_comparable: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class Ordering:
+  """The paper's ordering ``lower < higher`` of two metrics of one run, paired over seeds."""
+  lower: str
+  higher: str
+  not_comparable: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-  """One reported number: a config run and the metric compared with the paper."""
+  """One line of the report: the paper's claim, its number, and how ours is read."""
   method: str
   claim: str
   paper: str
-  config: str
-  variant: str
-  metric: str
-  overrides: tuple[tuple[str, Any], ...] = ()
+  run: Run
+  check: Value | Ordering
 
-  @property
-  def run_id(self) -> str:
-    return f"{os.path.basename(self.config)[:-3]}_{self.variant or 'default'}"
 
-  @property
-  def command(self) -> str:
-    spec = self.config + (f':{self.variant}' if self.variant else '')
-    flags_ = ' '.join(f'--config.{k}={v}' for k, v in self.overrides)
-    return f'python -m experiments.run --config={spec} --workdir=runs/{self.run_id} {flags_}'.strip()
+# ---------------------------------------------------------------------------------------------
+# Statistics.
 
+
+def summary(values: Sequence[float]) -> tuple[float, float | None, int]:
+  """``(mean, standard error, n)`` of the finite values (SE ``None`` for n < 2)."""
+  x = np.asarray(values, np.float64)
+  x = x[np.isfinite(x)]
+  if not x.size:
+    return float('nan'), None, 0
+  se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else None
+  return float(x.mean()), se, int(x.size)
+
+
+def interval_half_width(se: float | None, n: int, level: float = 0.95) -> float:
+  """Half width of the Student-t interval of a mean over ``n`` seeds."""
+  if se is None or n < 2:
+    return float('nan')
+  return float(stats.t.ppf(0.5 + level / 2, n - 1) * se)
+
+
+def paired_ordering(lower: Sequence[float], higher: Sequence[float]
+                    ) -> tuple[float, float | None, float, int]:
+  """Paired difference ``lower - higher`` over seeds: ``(mean, SE, p, n)``.
+
+  ``p`` is the one-sided paired t-test's p-value of "lower < higher" (seeds where either
+  value is not finite are dropped). Identical differences (SE 0) give p = 0 when they are
+  all negative and 1 otherwise.
+  """
+  a, b = np.asarray(lower, np.float64), np.asarray(higher, np.float64)
+  keep = np.isfinite(a) & np.isfinite(b)
+  d = a[keep] - b[keep]
+  mean, se, n = summary(d)
+  if n < 2:
+    return mean, se, float('nan'), n
+  if se == 0:
+    return mean, se, 0.0 if mean < 0 else 1.0, n
+  return mean, se, float(stats.ttest_1samp(d, 0.0, alternative='less').pvalue), n
+
+
+def _fmt(x: float | None) -> str:
+  if x is None or not math.isfinite(x):
+    return '-' if x is None else str(x)
+  return f'{x:.4g}' if abs(x) >= 1e-3 or x == 0 else f'{x:.2e}'
+
+
+def verdict(check: Value | Ordering, per_seed: Sequence[dict]) -> tuple[str, str]:
+  """``(ours, verdict)`` cells of a row from its run's per-seed metrics."""
+  def values(name):
+    return [float(r[name]) if isinstance(r.get(name), (int, float, bool)) else float('nan')
+            for r in per_seed]
+
+  if isinstance(check, Ordering):
+    mean, se, p, n = paired_ordering(values(check.lower), values(check.higher))
+    ours = f'{_fmt(mean)} +- {_fmt(se)} (p={_fmt(p)}, {n} seeds)'
+    if check.not_comparable:
+      return ours, f'not comparable: {check.not_comparable}'
+    if n < 2:
+      return ours, 'not comparable: fewer than 2 seeds'
+    return ours, 'matches' if p < SIGNIFICANCE else 'differs'
+  mean, se, n = summary(values(check.metric))
+  ours = f'{_fmt(mean)} +- {_fmt(se)} ({n} seeds)' if n > 1 else f'{_fmt(mean)} ({n} seed)'
+  if check.not_comparable:
+    return ours, f'not comparable: {check.not_comparable}'
+  if check.paper is None:
+    return ours, 'not comparable: no number in the paper'
+  if n < 2:
+    return ours, 'not comparable: fewer than 2 seeds'
+  half = interval_half_width(se, n) + check.tolerance
+  return ours, 'matches' if abs(mean - check.paper) <= half else 'differs'
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs of the report.
+
+_SMALL_FLOWS = (('density.hidden', (128, 128)), ('flow.hidden', (128, 128)))
+_NO_BIAS = (('estimate_bias', False),)
+
+LRMF_MOONS = Run(
+    'lrmf_moons', 'configs/lrmf_moons.py',
+    fast=_SMALL_FLOWS + (('train_private.num_steps', 2000), ('train_joint.num_steps', 1000)),
+    fast_note='Real NVP 2x128 instead of 2x512, 2000 private and 1000 joint steps',
+    paper_cost='5 seeds side by side: about 25 min on a 2-core CPU')
+LRMF_MOONS_GAUSSIAN = Run('lrmf_moons_gaussian', 'configs/lrmf_moons.py', 'gaussian',
+                          fast=_NO_BIAS, fast_note='no E_bias fit')
+LRMF_BLOBS = Run('lrmf_blobs', 'configs/lrmf_blobs.py', fast=_NO_BIAS, fast_note='no E_bias fit')
+LRMF_BASELINES = Run(
+    'lrmf_moons_baselines', 'configs/lrmf_moons_baselines.py',
+    fast=_SMALL_FLOWS + _NO_BIAS + (
+        ('train_private.num_steps', 1000), ('train_joint.num_steps', 1000),
+        ('train_baseline.num_steps', 500), ('adversarial.num_steps', 1000)),
+    fast_note='Real NVP 2x128 (config: 2x256), 1000 private / joint, 500 baseline and 1000 '
+              'SN-GAN steps',
+    fast_seeds=3, paper_seeds=5, paper_cost='about 10 min a seed on a 2-core CPU')
+_SURFACES_FAST = _SMALL_FLOWS + _NO_BIAS + (('train_private.num_steps', 1000),
+                                            ('train_joint.num_steps', 1000))
+LRMF_SURFACES = Run('lrmf_surfaces', 'configs/lrmf_surfaces.py', fast=_SURFACES_FAST,
+                    fast_note='Real NVP 2x128 (config: 2x256), 1000 private and joint steps',
+                    fast_seeds=3, paper_cost='about 5 min a seed on a 2-core CPU')
+LRMF_SURFACES_REVERSE = dataclasses.replace(LRMF_SURFACES, name='lrmf_surfaces_reverse',
+                                            variant='reverse')
+LRMF_DIGITS = Run(
+    'lrmf_digits', 'configs/lrmf_digits.py', paper_variant='paper',
+    fast=_SMALL_FLOWS + _NO_BIAS + (('train_vae.num_steps', 2000),
+                                    ('train_private.num_steps', 1000),
+                                    ('train_joint.num_steps', 1000)),
+    fast_note='VAE 2000 steps (config: 4000), Real NVP 2x128 (config: 2x256), 1000 private and '
+              'joint steps', fast_seeds=3, paper_seeds=3,
+    paper_cost='Real NVP 2x512: about 10 min a seed on a 2-core CPU')
+LRMF_GLOW = Run(
+    'lrmf_glow_digits', 'configs/lrmf_glow_digits.py', paper_variant='paper',
+    fast=_NO_BIAS + (('density.hidden_channels', 16), ('flow.hidden_channels', 16),
+                     ('train_private.num_steps', 200), ('train_joint.num_steps', 200)),
+    fast_note='Glow 2 levels x 4 steps with 16 channels (config: 32), 200 private and joint '
+              'steps (config: 600)', fast_seeds=3, paper_seeds=3,
+    paper_cost='Glow 3 x 8 x 512 channels, 5000 steps a stage: GPU hours')
+LRMF_VANISHING = Run('lrmf_vanishing_gradient', 'configs/lrmf_vanishing_gradient.py')
+
+FDRE_GAUSSIANS = Run(
+    'fdre_gaussians', 'configs/fdre_gaussians.py', paper_variant='paper',
+    fast=(('train_flow.num_steps', 1000), ('train_classifier.num_steps', 800),
+          ('train_joint.num_steps', 1000)),
+    fast_note='1000 flow / 800 classifier / 1000 joint steps (config: 2000 / 1500 / 2000)',
+    paper_cost='100 epochs of 4000 points a stage: about 10 min a seed on a 2-core CPU')
+FDRE_MI = Run(
+    'fdre_mutual_information', 'configs/fdre_mutual_information.py', paper_variant='paper',
+    fast=(('data.splits', (5000, 1000, 2000)), ('train_flow.num_steps', 2000),
+          ('train_classifier.num_steps', 1000), ('train_joint.num_steps', 1000)),
+    fast_note='5000 training pairs (config: 20000), 2000 flow / 1000 classifier / 1000 joint '
+              'steps (config: 8000 / 1500 / 2000)', fast_seeds=3, paper_seeds=3,
+    paper_cost='80K pairs, 200 epochs a stage: GPU hours')
+FDRE_DA = Run('fdre_domain_adaptation', 'configs/fdre_domain_adaptation.py',
+              paper_variant='paper', fast=(('num_runs', 1), ('train_flow.num_steps', 500)),
+              fast_note='one data draw per seed, 500 flow steps (config: 2000)',
+              paper=(('num_runs', 1),), paper_seeds=10,
+              paper_cost='about 1 min a seed on a 2-core CPU')
+FDRE_BREAST_CANCER = Run('fdre_breast_cancer', 'configs/fdre_domain_adaptation.py',
+                         'breast_cancer', fast=(('num_runs', 1),),
+                         fast_note='one biased draw per seed', paper=(('num_runs', 1),),
+                         paper_seeds=10, paper_cost='under 1 min a seed on a 2-core CPU')
+FDRE_TARGETED = Run(
+    'fdre_targeted_mnist', 'configs/fdre_targeted_mnist.py',
+    fast=(('train_flow.num_steps', 800), ('train_classifier.num_steps', 500),
+          ('num_proposals', 2000), ('num_samples', 500)),
+    fast_note='800 flow / 500 classifier steps (config: 1500 / 1000), 2000 proposals for 500 '
+              'samples (config: 5000 for 1000)', fast_seeds=3, paper_seeds=3,
+    paper_cost='Real NVP on 14x14 digits: about 2 min a seed on a 2-core CPU')
+FDRE_AUGMENTATION = Run(
+    'fdre_augmentation', 'configs/fdre_augmentation.py', paper_variant='paper',
+    fast=(('train_flow.num_steps', 800),), fast_note='800 flow steps (config: 1500)',
+    paper_seeds=3, paper_cost='about 3 min a seed on a 2-core CPU')
+
+ALIGNFLOW_MNIST = Run(
+    'alignflow_mnist', 'configs/alignflow_mnist.py', paper_variant='paper_scale',
+    fast=(('train.num_steps', 200), ('lams', (1e-3,)), ('data.splits', (400, 100, 200))),
+    fast_note='200 steps (config: 2000), lam 1e-3 only, 400 training pairs (config: 800)',
+    fast_seeds=3, paper_seeds=3,
+    paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
+ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
+                      fast=(('train.num_steps', 1000),), fast_note='1000 steps (config: 2000)',
+                      paper_cost='about 5 min for 5 seeds on a 2-core CPU')
+ALIGNFLOW_ADAPTATION = Run(
+    'alignflow_digits_adaptation', 'configs/alignflow_digits_adaptation.py',
+    paper_variant='paper',
+    fast=(('train.num_steps', 300), ('train.select_every', 150)),
+    fast_note='300 steps (config: 1200)', fast_seeds=3, paper_seeds=3,
+    paper_cost='32x32, 25,000 steps: GPU hours')
+
+# ---------------------------------------------------------------------------------------------
+# The rows.
+
+_EPS = 0.05  # "converges to 0" read as |L| <= eps, the flag's eps of the LRMF configs
 
 LRMF_ROWS = (
     Row('lrmf', 'moons, Real NVP LRMF: 1-NN accuracy of T(A) (Fig. 4)', '0.99 +- 0.0003',
-        'configs/lrmf_moons.py', '', 'one_nn_accuracy'),
-    Row('lrmf', 'moons, no alignment (input): 1-NN accuracy (Fig. 4)', '0.96',
-        'configs/lrmf_moons.py', '', 'one_nn_accuracy_identity_map'),
-    Row('lrmf', 'moons, Real NVP LRMF: held-out objective at the end (Sec. 4: converges to 0)',
-        '~0', 'configs/lrmf_moons.py', '', 'test_objective'),
-    Row('lrmf', 'moons, Gaussian (affine) LRMF: held-out objective', '~0',
-        'configs/lrmf_moons.py', 'gaussian', 'test_objective'),
-    Row('lrmf', 'blobs, Gaussian (affine) LRMF: held-out objective (Fig. 8)', '~0',
-        'configs/lrmf_blobs.py', '', 'test_objective'),
-    Row('lrmf', 'blobs, Gaussian LRMF: |cov(T(A)) - cov(B)| on training data (Ex. 2.1: moments '
-        'match)', '0', 'configs/lrmf_blobs.py', '', 'train_covariance_error'),
+        LRMF_MOONS, Value('one_nn_accuracy', 0.99)),
+    Row('lrmf', 'moons, no alignment (input): 1-NN accuracy (Fig. 4)', '0.96', LRMF_MOONS,
+        Value('one_nn_accuracy_identity_map', 0.96)),
+    Row('lrmf', 'moons, Real NVP LRMF: held-out objective at the end (Sec. 4: converges to 0; '
+        f'read as within {_EPS})', '~0', LRMF_MOONS, Value('test_objective', 0.0, _EPS)),
+    Row('lrmf', 'moons, Real NVP LRMF: share of seeds flagged converged (|L| + 1.96 SE <= eps)',
+        '1 (every run)', LRMF_MOONS, Value('converged', 1.0)),
+    Row('lrmf', 'moons, Real NVP LRMF: E_bias of Lemma 2.2 as estimated by the run', '-',
+        LRMF_MOONS, Value('e_bias_estimate', None)),
+    Row('lrmf', 'moons, Gaussian (affine) LRMF: held-out objective', '~0', LRMF_MOONS_GAUSSIAN,
+        Value('test_objective', 0.0, _EPS)),
+    Row('lrmf', 'blobs, Gaussian (affine) LRMF: held-out objective (Fig. 8)', '~0', LRMF_BLOBS,
+        Value('test_objective', 0.0, _EPS)),
+    Row('lrmf', 'blobs, Gaussian LRMF: \\|cov(T(A)) - cov(B)\\| on training data (Ex. 2.1: '
+        'moments match; read as within 0.01)', '0', LRMF_BLOBS,
+        Value('train_covariance_error', 0.0, 0.01)),
+    Row('lrmf', 'moons: LRMF beats back-to-back F o G^-1 on 1-NN (Fig. 4: 0.99 vs 0.91); paired '
+        'difference back-to-back - LRMF', '< 0', LRMF_BASELINES,
+        Ordering('one_nn_accuracy/back_to_back', 'one_nn_accuracy/lrmf')),
     Row('lrmf', 'moons, back-to-back F o G^-1 of two Real NVP densities: 1-NN (Fig. 4)',
-        '0.91 +- 0.05', 'configs/lrmf_moons_baselines.py', '', 'one_nn_accuracy/back_to_back'),
-    Row('lrmf', 'moons, LRMF in the baselines run (width 256): 1-NN (Fig. 4)', '0.99 +- 0.0003',
-        'configs/lrmf_moons_baselines.py', '', 'one_nn_accuracy/lrmf'),
-    Row('lrmf', 'moons, MMD-trained Real NVP T: 1-NN (Fig. 4; figure text ambiguous: 0.78 or 0.72)',
-        '0.78 / 0.72', 'configs/lrmf_moons_baselines.py', '', 'one_nn_accuracy/mmd'),
-    Row('lrmf', 'moons, EMD (Sinkhorn)-trained Real NVP T: 1-NN (Fig. 4; ambiguous as above)',
-        '0.72 / 0.78', 'configs/lrmf_moons_baselines.py', '', 'one_nn_accuracy/emd'),
+        '0.91 +- 0.05', LRMF_BASELINES, Value('one_nn_accuracy/back_to_back', 0.91)),
+    Row('lrmf', 'moons, LRMF in the baselines run: 1-NN (Fig. 4)', '0.99 +- 0.0003',
+        LRMF_BASELINES, Value('one_nn_accuracy/lrmf', 0.99)),
+    Row('lrmf', 'moons, MMD-trained Real NVP T: 1-NN (Fig. 4)', '0.78 / 0.72', LRMF_BASELINES,
+        Value('one_nn_accuracy/mmd', None,
+              not_comparable='the figure text is ambiguous (0.78 or 0.72)')),
+    Row('lrmf', 'moons, EMD (Sinkhorn divergence)-trained Real NVP T: 1-NN (Fig. 4)',
+        '0.72 / 0.78', LRMF_BASELINES,
+        Value('one_nn_accuracy/emd', None,
+              not_comparable='the figure text is ambiguous (0.72 or 0.78)')),
     Row('lrmf', 'moons, SN-GAN alignment: 1-NN at the end (Fig. 4: varies over training)',
-        '0.7 ~ 1.0', 'configs/lrmf_moons_baselines.py', '', 'one_nn_accuracy/adversarial'),
-    Row('lrmf', 'surfaces (S-curve -> Swiss roll; stand-in for meshes): kNN (k=10) kept by LRMF '
-        '(Sec. 4 setup 2: structure preserved, qualitative)', 'qualitative',
-        'configs/lrmf_surfaces.py', '', 'knn_preservation/lrmf'),
-    Row('lrmf', 'surfaces: kNN kept by F o G^-1', 'qualitative', 'configs/lrmf_surfaces.py', '',
-        'knn_preservation/back_to_back'),
-    Row('lrmf', 'surfaces: LRMF held-out objective (not converged at this size)', '~0',
-        'configs/lrmf_surfaces.py', '', 'test_objective/lrmf'),
-    Row('lrmf', 'surfaces reversed (Swiss roll -> S-curve): kNN kept by LRMF', 'qualitative',
-        'configs/lrmf_surfaces.py', 'reverse', 'knn_preservation/lrmf'),
-    Row('lrmf', 'surfaces reversed: kNN kept by F o G^-1', 'qualitative',
-        'configs/lrmf_surfaces.py', 'reverse', 'knn_preservation/back_to_back'),
-    Row('lrmf', 'digit embeddings (sklearn digits -> MNIST at 16x16 in a shared VAE latent; paper: '
-        'USPS -> MNIST, VAE-GAN): target accuracy of a classifier on decoded LRMF T(A) (setup 3)',
-        '0.55', 'configs/lrmf_digits.py', '', 'accuracy/lrmf'),
-    Row('lrmf', 'digit embeddings: classifier on decoded EMD-transported codes (setup 3)', '0.47',
-        'configs/lrmf_digits.py', '', 'accuracy/emd'),
-    Row('lrmf', 'digit embeddings: classifier on decoded CORAL-aligned codes (setup 3)', '0.48',
-        'configs/lrmf_digits.py', '', 'accuracy/coral'),
-    Row('lrmf', 'digit embeddings: McNemar p-value, LRMF vs EMD (paper: p << 1e-3 in all cases)',
-        '<< 1e-3', 'configs/lrmf_digits.py', '', 'mcnemar_p/lrmf_vs_emd'),
-    Row('lrmf', 'digit embeddings: McNemar p-value, LRMF vs CORAL', '<< 1e-3',
-        'configs/lrmf_digits.py', '', 'mcnemar_p/lrmf_vs_coral'),
-    Row('lrmf', 'digit embeddings: LRMF held-out objective on the codes (paper: "attained zero")',
-        '~0', 'configs/lrmf_digits.py', '', 'test_objective'),
-    Row('lrmf', 'Glow LRMF in pixel space (sklearn digits -> MNIST, 16x16; paper: USPS -> MNIST, '
-        '32x32): held-out objective stalls above 0 (setup 4, Fig. 6b)', '> 0 (not converged)',
-        'configs/lrmf_glow_digits.py', '', 'test_objective'),
-    Row('lrmf', 'Glow LRMF in pixel space: convergence flag (the failure shows in the loss)',
-        'False', 'configs/lrmf_glow_digits.py', '', 'converged'),
-    Row('lrmf', 'Example 2.2: slope a of sqrt(-log|dL/dmu|) = a mu + b (Fig. 7)', '0.6',
-        'configs/lrmf_vanishing_gradient.py', '', 'a'),
-    Row('lrmf', 'Example 2.2: intercept b (Fig. 7)', '-1.168',
-        'configs/lrmf_vanishing_gradient.py', '', 'b'),
-    Row('lrmf', 'Example 2.2: correlation R of the fit (Fig. 7)', '0.99996',
-        'configs/lrmf_vanishing_gradient.py', '', 'r'),
+        '0.7 ~ 1.0', LRMF_BASELINES,
+        Value('one_nn_accuracy/adversarial', None, not_comparable='the paper gives a range')),
+    Row('lrmf', 'surfaces (S-curve -> Swiss roll; stand-in for meshes): LRMF keeps more kNN '
+        'than F o G^-1 (Sec. 4 setup 2); paired difference F o G^-1 - LRMF', '< 0',
+        LRMF_SURFACES, Ordering('knn_preservation/back_to_back', 'knn_preservation/lrmf')),
+    Row('lrmf', 'surfaces: kNN (k=10) kept by LRMF', 'qualitative', LRMF_SURFACES,
+        Value('knn_preservation/lrmf', None)),
+    Row('lrmf', 'surfaces: LRMF held-out objective', '~0', LRMF_SURFACES,
+        Value('test_objective/lrmf', 0.0, _EPS)),
+    Row('lrmf', 'surfaces reversed (Swiss roll -> S-curve): LRMF keeps more kNN than F o G^-1; '
+        'paired difference F o G^-1 - LRMF', '< 0', LRMF_SURFACES_REVERSE,
+        Ordering('knn_preservation/back_to_back', 'knn_preservation/lrmf')),
+    Row('lrmf', 'digit embeddings (sklearn digits -> MNIST 16x16 in a shared VAE latent): '
+        'target accuracy on decoded LRMF T(A) (setup 3)', '0.55', LRMF_DIGITS,
+        Value('accuracy/lrmf', 0.55, not_comparable='data (paper: USPS -> MNIST) and model '
+              '(paper: VAE-GAN) differ')),
+    Row('lrmf', 'digit embeddings: EMD-transported codes (setup 3)', '0.47', LRMF_DIGITS,
+        Value('accuracy/emd', 0.47, not_comparable='data and model differ (as above)')),
+    Row('lrmf', 'digit embeddings: CORAL-aligned codes (setup 3)', '0.48', LRMF_DIGITS,
+        Value('accuracy/coral', 0.48, not_comparable='data and model differ (as above)')),
+    Row('lrmf', 'digit embeddings: LRMF above EMD (setup 3: .55 vs .47); paired difference '
+        'EMD - LRMF', '< 0', LRMF_DIGITS, Ordering('accuracy/emd', 'accuracy/lrmf')),
+    Row('lrmf', 'digit embeddings: LRMF above CORAL (setup 3: .55 vs .48); paired difference '
+        'CORAL - LRMF', '< 0', LRMF_DIGITS, Ordering('accuracy/coral', 'accuracy/lrmf')),
+    Row('lrmf', 'digit embeddings: LRMF held-out objective on the codes ("attained zero")', '~0',
+        LRMF_DIGITS, Value('test_objective', 0.0, _EPS)),
+    Row('lrmf', 'Glow LRMF in pixel space (sklearn digits -> MNIST 16x16; paper: USPS -> MNIST '
+        '32x32): share of seeds flagged converged (setup 4, Fig. 6b: it is not)', '0',
+        LRMF_GLOW, Value('converged', 0.0)),
+    Row('lrmf', 'Glow LRMF in pixel space: held-out objective (Fig. 6b: stalls above 0)', '> 0',
+        LRMF_GLOW, Value('test_objective', None, not_comparable='the paper gives no number')),
+    Row('lrmf', 'Example 2.2: slope a of sqrt(-log\\|dL/dmu\\|) = a mu + b (Fig. 7; read as '
+        'within 0.01)', '0.6', LRMF_VANISHING, Value('a', 0.6, 0.01)),
+    Row('lrmf', 'Example 2.2: intercept b (Fig. 7; within 0.05)', '-1.168', LRMF_VANISHING,
+        Value('b', -1.168, 0.05)),
+    Row('lrmf', 'Example 2.2: correlation R of the fit (Fig. 7; within 0.001)', '0.99996',
+        LRMF_VANISHING, Value('r', 0.99996, 1e-3)),
 )
 """LRMF (papers/lrmf.txt)."""
 
-_FDRE_GAUSSIANS = 'configs/fdre_gaussians.py'
-_FDRE_MI = 'configs/fdre_mutual_information.py'
-_FDRE_DA = 'configs/fdre_domain_adaptation.py'
-FDRE_ROWS: tuple[Row, ...] = tuple(
-    Row('fdre', f'toy N(0,I) vs N([3,3],I): MSE of log r(x) on test points with |log r| <= 5 '
-        f'(where the data pin r down), {mode} (Fig. 2: separate most accurate, qualitative)',
-        'qualitative', _FDRE_GAUSSIANS, '', f'log_ratio_mse_overlap/{mode}')
+_MI_TRUE = 16.61  # -dim/2 log(1 - rho^2) for dim 20, rho 0.9 (fdre Sec. 5.2)
+
+FDRE_ROWS: tuple[Row, ...] = (
+    Row('fdre', 'toy N(0,I) vs N([3,3],I): featurized (separate) more accurate than the input-'
+        'space classifier (Fig. 2); paired difference of MSE of log r on |log r| <= 5, separate '
+        '- baseline', '< 0', FDRE_GAUSSIANS,
+        Ordering('log_ratio_mse_overlap/separate', 'log_ratio_mse_overlap/baseline')),
+) + tuple(
+    Row('fdre', f'toy Gaussians: MSE of log r(x) on test points with |log r| <= 5, {mode} '
+        '(Fig. 2, qualitative)', 'qualitative', FDRE_GAUSSIANS,
+        Value(f'log_ratio_mse_overlap/{mode}', None))
     for mode in ('baseline', 'separate', 'joint_alpha_0_9', 'discriminative')
 ) + tuple(
-    Row('fdre', f'MI of 20-d Gaussians, rho=0.9: {mode} (Fig. 4/9: separate closest to the true '
-        'MI, joint better with larger alpha)', '16.61 (true)', _FDRE_MI, '', f'mi/{mode}')
+    Row('fdre', f'MI of 20-d Gaussians, rho=0.9: {mode} estimate (Fig. 4/9; true MI '
+        f'{_MI_TRUE})', f'{_MI_TRUE} (true)', FDRE_MI,
+        Value(f'mi/{mode}', None, not_comparable='the paper plots estimates, the true MI is '
+              'the reference (see the ordering rows)'))
     for mode in ('baseline', 'separate', 'joint_alpha_0_1', 'joint_alpha_0_5', 'joint_alpha_0_9',
                  'discriminative')
 ) + (
+    Row('fdre', 'MI: separate closer to the true MI than the baseline (Fig. 4); paired '
+        'difference of |error|, separate - baseline', '< 0', FDRE_MI,
+        Ordering('mi_abs_error/separate', 'mi_abs_error/baseline')),
     Row('fdre', '2-D mixture domain adaptation: unweighted logistic regression test error '
-        '(Table 8)', '0.236 +- 0.0456', _FDRE_DA, '', 'test_error/unweighted'),
-    Row('fdre', '2-D mixture: KMM IW(x) test error (Table 8)', '0.163 +- 0.0615', _FDRE_DA, '',
-        'test_error/kmm/iw_x'),
-    Row('fdre', '2-D mixture: KMM IW(z) test error (Table 8)', '0.0408 +- 0.0443', _FDRE_DA, '',
-        'test_error/kmm/iw_z'),
-    Row('fdre', '2-D mixture: KLIEP IW(x) test error (Table 8)', '0.163 +- 0.0548', _FDRE_DA, '',
-        'test_error/kliep/iw_x'),
-    Row('fdre', '2-D mixture: KLIEP IW(z) test error (Table 8)', '0.125 +- 0.0269', _FDRE_DA, '',
-        'test_error/kliep/iw_z'),
+        '(Table 8)', '0.236 +- 0.0456', FDRE_DA, Value('test_error/unweighted', 0.236)),
+    Row('fdre', '2-D mixture: KMM IW(x) test error (Table 8)', '0.163 +- 0.0615', FDRE_DA,
+        Value('test_error/kmm/iw_x', 0.163)),
+    Row('fdre', '2-D mixture: KMM IW(z) test error (Table 8)', '0.0408 +- 0.0443', FDRE_DA,
+        Value('test_error/kmm/iw_z', 0.0408)),
+    Row('fdre', '2-D mixture: KLIEP IW(x) test error (Table 8)', '0.163 +- 0.0548', FDRE_DA,
+        Value('test_error/kliep/iw_x', 0.163)),
+    Row('fdre', '2-D mixture: KLIEP IW(z) test error (Table 8)', '0.125 +- 0.0269', FDRE_DA,
+        Value('test_error/kliep/iw_z', 0.125)),
+    Row('fdre', '2-D mixture: KMM IW(z) below IW(x) (Table 8); paired difference', '< 0',
+        FDRE_DA, Ordering('test_error/kmm/iw_z', 'test_error/kmm/iw_x')),
+    Row('fdre', '2-D mixture: KLIEP IW(z) below IW(x) (Table 8); paired difference', '< 0',
+        FDRE_DA, Ordering('test_error/kliep/iw_z', 'test_error/kliep/iw_x')),
 ) + tuple(
-    Row('fdre', f'breast cancer (sklearn 30-feature table), biased source, RBF SVM C={c}: {name} '
-        'test error (Table 9)', paper, _FDRE_DA, 'breast_cancer', f'test_error/{key}/C_{c}')
+    Row('fdre', f'breast cancer (sklearn table; paper: UCI), biased source, RBF SVM C={c}: '
+        f'{name} test error (Table 9)', paper, FDRE_BREAST_CANCER,
+        Value(f'test_error/{key}/C_{c}', float(paper.split()[0]),
+              not_comparable='the paper\'s biased sampling and split sizes are not given'))
     for c, name, key, paper in (
         ('1', 'unweighted', 'unweighted', '0.537 +- 0.167'),
         ('1', 'KMM IW(x)', 'kmm/iw_x', '0.532 +- 0.198'),
         ('1', 'KMM IW(z)', 'kmm/iw_z', '0.418 +- 0.221'),
         ('1', 'KLIEP IW(x)', 'kliep/iw_x', '0.589 +- 0.121'),
-        ('1', 'KLIEP IW(z)', 'kliep/iw_z', '0.55 +- 0.177'),
-        ('10', 'unweighted', 'unweighted', '0.591 +- 0.104'),
-        ('10', 'KMM IW(z)', 'kmm/iw_z', '0.421 +- 0.232'))
+        ('1', 'KLIEP IW(z)', 'kliep/iw_z', '0.55 +- 0.177'))
+) + (
+    Row('fdre', 'breast cancer, C=1: KMM IW(z) below IW(x) (Table 9); paired difference', '< 0',
+        FDRE_BREAST_CANCER, Ordering('test_error/kmm/iw_z/C_1', 'test_error/kmm/iw_x/C_1')),
 ) + tuple(
-    Row('fdre', f'MNIST diff-digits targeted generation (14x14, Real NVP), perc={perc}: fraction '
-        f'of target samples, {name} (Table 2)', paper, 'configs/fdre_targeted_mnist.py', '',
-        f'perc_{perc}/{key}')
+    Row('fdre', f'MNIST diff-digits targeted generation (14x14 Real NVP; paper: 28x28 MAF), '
+        f'perc={perc}: fraction of target samples, {name} (Table 2)', paper, FDRE_TARGETED,
+        Value(f'perc_{perc}/{key}', float(paper.split()[0]),
+              not_comparable='flow and image size differ (paper: MAF on 28x28)'))
     for perc, name, key, paper in (
         ('0.1', 'SIR IW(z)', 'iw_z', '0.447 +- 0.020'),
         ('0.1', 'SIR IW(x)', 'iw_x', '0.441 +- 0.002'),
@@ -162,101 +458,86 @@ FDRE_ROWS: tuple[Row, ...] = tuple(
         ('1', 'SIR IW(x)', 'iw_x', '0.754 +- 0.007'),
         ('1', 'regular sampling', 'regular', '0.720 +- 0.035'))
 ) + tuple(
-    Row('fdre', f'MNIST diff-digits, perc=0.1: effective sample size of the {name} SIR weights '
-        '(of 5000 proposals; not in the paper)', '-', 'configs/fdre_targeted_mnist.py', '',
-        f'perc_0.1/{key}_effective_sample_size')
-    for name, key in (('IW(z)', 'iw_z'), ('IW(x)', 'iw_x'))
+    Row('fdre', f'targeted MNIST, perc={perc}: SIR IW(z) above IW(x) (Table 2); paired '
+        'difference IW(x) - IW(z)', '< 0', FDRE_TARGETED,
+        Ordering(f'perc_{perc}/iw_x', f'perc_{perc}/iw_z'))
+    for perc in ('0.1', '1')
 ) + tuple(
-    Row('fdre', f'MNIST diff-digits, perc={perc}: fraction of target samples, SIR with flattened '
-        f'weights (q/h)^0.2, {name} (App. D.1 flattening; the paper resamples without it)', '-',
-        'configs/fdre_targeted_mnist.py', '', f'perc_{perc}/{key}_power_0.2')
-    for perc in ('0.1', '1') for name, key in (('IW(z)', 'iw_z'), ('IW(x)', 'iw_x'))
-) + tuple(
-    Row('fdre', f'Importance-weighted augmentation, MNIST 14x14 (50 real digits per class, '
-        f'per-class Real NVP generator, logistic regression; paper: Omniglot, DAGAN, CNN): test '
-        f'accuracy, {name} (Table 3)', paper, 'configs/fdre_augmentation.py', '',
-        f'accuracy/{key}')
+    Row('fdre', f'Importance-weighted augmentation, MNIST 14x14 (paper: Omniglot, DAGAN, CNN): '
+        f'test accuracy, {name} (Table 3)', paper, FDRE_AUGMENTATION,
+        Value(f'accuracy/{key}', float(paper.split()[0]),
+              not_comparable='data, generator and classifier differ'))
     for name, key, paper in (
         ('data only', 'data_only', '0.756 +- 0.001'),
         ('synthetic only', 'synthetic_only', '0.557 +- 0.003'),
         ('mixture', 'mixture', '0.767 +- 0.003'),
         ('mixture + IW(x)', 'mixture_iw_x', '0.765 +- 0.005'),
         ('mixture + IW(z)', 'mixture_iw_z', '0.784 +- 0.007'))
+) + (
+    Row('fdre', 'augmentation: mixture + IW(z) above mixture (Table 3); paired difference '
+        'mixture - mixture + IW(z)', '< 0', FDRE_AUGMENTATION,
+        Ordering('accuracy/mixture', 'accuracy/mixture_iw_z')),
 )
 """Featurized density ratio estimation (papers/fdre.txt)."""
 
-_AF_MNIST = 'MNIST vs inverted-and-squared MNIST, 16x16 (stand-in for Maps; paper values: Maps)'
-_AF_MOONS = 'moons vs moons rotated 50 deg (2-D toy; paper values: Maps)'
-_AF_UDA = 'configs/alignflow_digits_adaptation.py'
-_AF_DATA = ('data differ: scikit-learn 8x8 digits upsampled stand in for USPS; 16x16, not 32x32; '
-            'logistic regression on translated pixels, no CyCADA feature-level losses')
-_AF_M2D = f'MNIST -> sklearn digits ({_AF_DATA})'
-_AF_D2M = f'sklearn digits -> MNIST ({_AF_DATA})'
+_AF_MNIST = 'MNIST vs inverted-and-squared MNIST 16x16 (stand-in for Maps)'
+_AF_DATA = 'data differ (paper: Maps)'
+_AF_UDA_DATA = ('data differ: sklearn 8x8 digits upsampled stand in for USPS, 16x16, logistic '
+                'regression on translated pixels, no CyCADA losses')
 
-ALIGNFLOW_ROWS: tuple[Row, ...] = (
-    Row('alignflow', f'{_AF_MNIST}: CycleGAN paired test MSE A->B (Table 1)', '0.0245',
-        'configs/alignflow_mnist.py', '', 'mse_a_to_b/cyclegan'),
-    Row('alignflow', f'{_AF_MNIST}: AF (ADV only) MSE A->B (Table 1)', '0.0385',
-        'configs/alignflow_mnist.py', '', 'mse_a_to_b/adversarial'),
-    Row('alignflow', f'{_AF_MNIST}: AF (Hybrid, lam chosen on validation) MSE A->B (Table 1)',
-        '0.0209', 'configs/alignflow_mnist.py', '', 'mse_a_to_b/hybrid_best'),
-    Row('alignflow', f'{_AF_MNIST}: AF (MLE only) MSE A->B (Table 1)', '0.0452',
-        'configs/alignflow_mnist.py', '', 'mse_a_to_b/mle'),
-    Row('alignflow', f'{_AF_MNIST}: CycleGAN MSE B->A (Table 1)', '0.0953',
-        'configs/alignflow_mnist.py', '', 'mse_b_to_a/cyclegan'),
-    Row('alignflow', f'{_AF_MNIST}: AF (ADV only) MSE B->A (Table 1)', '0.1123',
-        'configs/alignflow_mnist.py', '', 'mse_b_to_a/adversarial'),
-    Row('alignflow', f'{_AF_MNIST}: AF (Hybrid) MSE B->A (Table 1)', '0.0897',
-        'configs/alignflow_mnist.py', '', 'mse_b_to_a/hybrid_best'),
-    Row('alignflow', f'{_AF_MNIST}: AF (MLE only) MSE B->A (Table 1)', '0.1746',
-        'configs/alignflow_mnist.py', '', 'mse_b_to_a/mle'),
-    Row('alignflow', f'{_AF_MNIST}: AF (Hybrid, lam = 1e-2) MSE A->B (Table 3; our lam acts on '
-        'the nats of 256 pixels, the paper\'s on 196,608)', '0.0561',
-        'configs/alignflow_mnist.py', '', 'mse_a_to_b/hybrid_lam0.01'),
-    Row('alignflow', f'{_AF_MNIST}: AF (Hybrid, lam = 1e-2) MSE B->A (Table 3)', '0.1457',
-        'configs/alignflow_mnist.py', '', 'mse_b_to_a/hybrid_lam0.01'),
-    Row('alignflow', f'{_AF_MNIST}: hybrid beats ADV-only and MLE-only, A->B (Table 1, 3)',
-        'True', 'configs/alignflow_mnist.py', '', 'hybrid_beats_adversarial_and_mle/a_to_b'),
-    Row('alignflow', f'{_AF_MNIST}: max |G_B->A(G_A->B(a)) - a| of hybrid AF, round trips in '
-        'float64 (Prop. 1: exact in exact arithmetic)',
-        '0', 'configs/alignflow_mnist.py', '', 'max_cycle_error_float64_a/hybrid_lam0.001'),
-    Row('alignflow', f'{_AF_MNIST}: share of hybrid AF round trips lost to float32 sigmoid '
-        'saturation (a number-format limit; none in float64)', '0', 'configs/alignflow_mnist.py',
-        '', 'non_finite_cycle_fraction_float32_a/hybrid_lam0.001'),
-    Row('alignflow', f'{_AF_MNIST}: hybrid beats ADV-only and MLE-only, B->A (Table 1, 3)',
-        'True', 'configs/alignflow_mnist.py', '', 'hybrid_beats_adversarial_and_mle/b_to_a'),
+ALIGNFLOW_ROWS: tuple[Row, ...] = tuple(
+    Row('alignflow', f'{_AF_MNIST}: {name} paired test MSE {direction} (Table 1)', paper,
+        ALIGNFLOW_MNIST, Value(f'mse_{key_dir}/{key}', float(paper), not_comparable=_AF_DATA))
+    for direction, key_dir, rows in (
+        ('A->B', 'a_to_b', (('CycleGAN', 'cyclegan', '0.0245'),
+                            ('AF (ADV only)', 'adversarial', '0.0385'),
+                            ('AF (Hybrid, lam chosen on validation)', 'hybrid_best', '0.0209'),
+                            ('AF (MLE only)', 'mle', '0.0452'))),
+        ('B->A', 'b_to_a', (('CycleGAN', 'cyclegan', '0.0953'),
+                            ('AF (ADV only)', 'adversarial', '0.1123'),
+                            ('AF (Hybrid)', 'hybrid_best', '0.0897'),
+                            ('AF (MLE only)', 'mle', '0.1746'))))
+    for name, key, paper in rows
+) + tuple(
+    Row('alignflow', f'{_AF_MNIST}: hybrid below {other_name} {direction} (Table 1); paired '
+        f'difference hybrid - {other_name}', '< 0', ALIGNFLOW_MNIST,
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'))
+    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+    for other_name, other in (('ADV only', 'adversarial'), ('MLE only', 'mle'),
+                              ('CycleGAN', 'cyclegan'))
+) + (
+    Row('alignflow', f'{_AF_MNIST}: max \\|G_BA(G_AB(a)) - a\\| of hybrid AF in float64 (Prop. 1: '
+        'exact; read as below 1e-6)', '0', ALIGNFLOW_MNIST,
+        Value('max_cycle_error_float64_a/hybrid_lam0.001', 0.0, 1e-6)),
     Row('alignflow', f'{_AF_MNIST}: max cycle error of CycleGAN (approximate)', '> 0',
-        'configs/alignflow_mnist.py', '', 'max_cycle_error_float64_a/cyclegan'),
-    Row('alignflow', f'{_AF_MOONS}: CycleGAN paired test MSE A->B', '0.0245 (Maps)',
-        'configs/alignflow_moons.py', '', 'mse_a_to_b/cyclegan'),
-    Row('alignflow', f'{_AF_MOONS}: AF (ADV only) MSE A->B', '0.0385 (Maps)',
-        'configs/alignflow_moons.py', '', 'mse_a_to_b/adversarial'),
-    Row('alignflow', f'{_AF_MOONS}: AF (Hybrid, lam chosen on validation) MSE A->B',
-        '0.0209 (Maps)', 'configs/alignflow_moons.py', '', 'mse_a_to_b/hybrid_best'),
-    Row('alignflow', f'{_AF_MOONS}: AF (MLE only) MSE A->B', '0.0452 (Maps)',
-        'configs/alignflow_moons.py', '', 'mse_a_to_b/mle'),
-    Row('alignflow', f'{_AF_MOONS}: hybrid beats ADV-only and MLE-only, A->B', 'True',
-        'configs/alignflow_moons.py', '', 'hybrid_beats_adversarial_and_mle/a_to_b'),
-    Row('alignflow', f'{_AF_MOONS}: hybrid beats ADV-only and MLE-only, B->A', 'True',
-        'configs/alignflow_moons.py', '', 'hybrid_beats_adversarial_and_mle/b_to_a'),
-    Row('alignflow', f'{_AF_M2D}: source only, target test accuracy (Table 2, MNIST->USPS)',
-        '0.822 +- 0.008', _AF_UDA, '', 'accuracy/a_to_b/source_only'),
-    Row('alignflow', f'{_AF_M2D}: AlignFlow (hybrid; steps chosen on target validation), target '
-        'test accuracy (Table 2, MNIST->USPS)', '0.962 +- 0.002', _AF_UDA, '',
-        'accuracy/a_to_b/alignflow'),
-    Row('alignflow', f'{_AF_M2D}: target only (Table 2, MNIST->USPS)', '0.963 +- 0.001', _AF_UDA,
-        '', 'accuracy/a_to_b/target_only'),
-    Row('alignflow', f'{_AF_M2D}: McNemar p, AlignFlow vs source only', 'n/a', _AF_UDA, '',
-        'mcnemar_p/a_to_b/alignflow_vs_source_only'),
-    Row('alignflow', f'{_AF_D2M}: source only, target test accuracy (Table 2, USPS->MNIST)',
-        '0.696 +- 0.038', _AF_UDA, '', 'accuracy/b_to_a/source_only'),
-    Row('alignflow', f'{_AF_D2M}: AlignFlow (hybrid; steps chosen on target validation), target '
-        'test accuracy (Table 2, USPS->MNIST)', '0.967 +- 0.001', _AF_UDA, '',
-        'accuracy/b_to_a/alignflow'),
-    Row('alignflow', f'{_AF_D2M}: target only (Table 2, USPS->MNIST)', '0.992 +- 0.001', _AF_UDA,
-        '', 'accuracy/b_to_a/target_only'),
-    Row('alignflow', f'{_AF_D2M}: McNemar p, AlignFlow vs source only', 'n/a', _AF_UDA, '',
-        'mcnemar_p/b_to_a/alignflow_vs_source_only'),
+        ALIGNFLOW_MNIST, Value('max_cycle_error_float64_a/cyclegan', None,
+                               not_comparable='the paper gives no number')),
+) + tuple(
+    Row('alignflow', f'moons vs moons rotated 50 deg (2-D toy): hybrid below {other_name} '
+        f'{direction}; paired difference of MSE', '< 0', ALIGNFLOW_MOONS,
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'))
+    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+    for other_name, other in (('ADV only', 'adversarial'), ('MLE only', 'mle'))
+) + tuple(
+    Row('alignflow', f'{direction_name}: {name}, target test accuracy (Table 2, {paper_dir})',
+        paper, ALIGNFLOW_ADAPTATION,
+        Value(f'accuracy/{key_dir}/{key}', float(paper.split()[0]), not_comparable=_AF_UDA_DATA))
+    for direction_name, key_dir, paper_dir, rows in (
+        ('MNIST -> sklearn digits', 'a_to_b', 'MNIST->USPS',
+         (('source only', 'source_only', '0.822 +- 0.008'),
+          ('AlignFlow (hybrid)', 'alignflow', '0.962 +- 0.002'),
+          ('target only', 'target_only', '0.963 +- 0.001'))),
+        ('sklearn digits -> MNIST', 'b_to_a', 'USPS->MNIST',
+         (('source only', 'source_only', '0.696 +- 0.038'),
+          ('AlignFlow (hybrid)', 'alignflow', '0.967 +- 0.001'),
+          ('target only', 'target_only', '0.992 +- 0.001'))))
+    for name, key, paper in rows
+) + tuple(
+    Row('alignflow', f'{direction_name}: AlignFlow above source only (Table 2); paired '
+        'difference source only - AlignFlow', '< 0', ALIGNFLOW_ADAPTATION,
+        Ordering(f'accuracy/{key_dir}/source_only', f'accuracy/{key_dir}/alignflow'))
+    for direction_name, key_dir in (('MNIST -> sklearn digits', 'a_to_b'),
+                                    ('sklearn digits -> MNIST', 'b_to_a'))
 )
 """AlignFlow (papers/alignflow.txt)."""
 
@@ -264,98 +545,192 @@ ROWS = LRMF_ROWS + FDRE_ROWS + ALIGNFLOW_ROWS
 """Every reported number, in report order."""
 
 
-def _load_config(row: Row):
-  holder = flags.FlagValues()
-  spec = row.config + (f':{row.variant}' if row.variant else '')
-  config_flags.DEFINE_config_file('config', spec, flag_values=holder, lock_config=False)
-  holder(['reproduce'])
-  config = holder.config
-  for key, value in row.overrides:
+def runs_of(rows: Sequence[Row]) -> list[Run]:
+  """The distinct runs of ``rows``, in row order."""
+  return list({row.run.name: row.run for row in rows}.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Running.
+
+
+def side_by_side(run: Run, tier: str) -> bool:
+  """Whether ``run``'s experiment trains its seeds side by side in one program."""
+  return load_config(run, tier).experiment in launch.SEEDS_SIDE_BY_SIDE
+
+
+def load_config(run: Run, tier: str, seeds: Sequence[int] | None = None):
+  """``run``'s config of ``tier`` with its overrides (and ``seeds`` when given)."""
+  config = launch.default_config(run.spec(tier))
+  for key, value in run.overrides(tier):
     node = config
     *parents, leaf = key.split('.')
     for name in parents:
       node = node[name]
     node[leaf] = value
+  if seeds is not None:
+    config.seeds = tuple(seeds)
   return config
 
 
-def _format(value: Any) -> str:
-  if isinstance(value, bool):
-    return str(value)
-  if isinstance(value, float):
-    return f'{value:.4g}'
-  return str(value)
+def _read(path: str) -> dict | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
 
 
-_HEADER = ('| method | claim | paper | ours | wall (s) | config | command |',
-           '|---|---|---|---|---|---|---|')
+def per_seed_results(run: Run, tier: str, workdir: str, execute: bool
+                     ) -> tuple[list[dict] | None, float | None]:
+  """``run``'s per-seed metrics and its wall time (seconds, compilation included).
 
-
-def previous_values(report: str) -> dict[tuple[str, str], tuple[str, str]]:
-  """``(method, escaped claim) -> (ours, wall)`` of the rows of an existing report's text.
-
-  Reads both this table and the older one without the wall column (wall ``'-'``); rows
-  that say ``not run`` are left out.
+  Finished seeds are read from ``workdir``; the others are run when ``execute`` (resuming
+  from their checkpoints) and skipped otherwise, which gives ``(None, None)``. The wall time
+  is that of the invocations that trained (``wall.json``), summed over seeds.
   """
-  values = {}
-  columns = None
+  seeds = run.seeds(tier)
+  if side_by_side(run, tier):
+    parts = [(workdir, seeds)]
+  else:
+    parts = [(os.path.join(workdir, f'seed_{s}'), (s,)) for s in seeds]
+  per_seed, wall = [], 0.0
+  for folder, part_seeds in parts:
+    results = _read(os.path.join(folder, 'results.json'))
+    if results is None:
+      if not execute:
+        return None, None
+      start = time.time()
+      config = load_config(run, tier, part_seeds)
+      launch.run_experiment(config, folder, defaults=launch.default_config(run.spec(tier)))
+      with open(os.path.join(folder, 'wall.json'), 'w') as f:
+        json.dump({'seconds': time.time() - start}, f)
+      logging.info('%s seeds %s done in %.0f s', run.name, part_seeds, time.time() - start)
+      results = _read(os.path.join(folder, 'results.json'))  # as a later read sees them
+    timing = _read(os.path.join(folder, 'wall.json')) or {'seconds': results.get('seconds', 0)}
+    wall += float(timing['seconds'])
+    per_seed += results.get('per_seed', [results])
+  return per_seed, wall
+
+
+# ---------------------------------------------------------------------------------------------
+# The report.
+
+_COLUMNS = ('method', 'claim', 'paper', 'ours (mean +- SE over seeds)', 'verdict', 'run',
+            'config', 'command')
+
+
+def _cells(line: str) -> list[str]:
+  return [cell.strip() for cell in re.split(r'(?<!\\)\|', line)[1:-1]]
+
+
+def previous_rows(report: str) -> dict[tuple[str, str], dict[str, str]]:
+  """``(method, escaped claim) -> {column: cell}`` of the rows table of an existing report
+  (rows that say ``not run`` are left out)."""
+  rows, columns = {}, None
   for line in report.splitlines():
     if not line.startswith('|') or line.startswith('|---'):
       continue
-    cells = [cell.strip() for cell in re.split(r'(?<!\\)\|', line)[1:-1]]
-    if columns is None:
+    cells = _cells(line)
+    if cells[:2] == ['method', 'claim']:
       columns = cells
       continue
+    if columns is None or cells[0] == 'run':
+      continue
     record = dict(zip(columns, cells))
-    if record.get('ours', 'not run') != 'not run':
-      values[record['method'], record['claim']] = (record['ours'], record.get('wall (s)', '-'))
-  return values
+    if record.get(_COLUMNS[3], 'not run') != 'not run' and 'claim' in record:
+      rows[record['method'], record['claim']] = record
+  return rows
 
 
-def report_lines(results: dict[str, dict],
-                 previous: dict[tuple[str, str], tuple[str, str]]) -> list[str]:
-  """The report: every row of :data:`ROWS` from ``results`` (run id -> results), else
-  from ``previous`` (see :func:`previous_values`), else ``not run``."""
-  lines = ['# Reproduction report', '',
-           'Regenerated by `python -m experiments.reproduce` (rows: `experiments/reproduce.py`). '
-           'Our numbers are single runs (seed 0) at the sizes of the configs, on a 2-core CPU '
-           '(wall times grow when other jobs share it).',
-           '', *_HEADER]
-  for row in ROWS:
-    run = results.get(row.run_id, {})
+def environment_line() -> str:
+  """Versions, Python, machine and devices, for the report header."""
+  import jax  # pylint: disable=g-import-not-at-top
+  versions = []
+  for name in REPORTED_PACKAGES:
+    try:
+      versions.append(f'{name} {importlib.metadata.version(name)}')
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  devices = jax.devices()
+  return (f'{", ".join(versions)}; Python {platform.python_version()}; {platform.machine()} '
+          f'{platform.system()}, {os.cpu_count()} CPU cores; devices: {len(devices)} x '
+          f'{devices[0].device_kind}')
+
+
+def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | None]],
+                 previous: dict[tuple[str, str], dict[str, str]], environment: str,
+                 rows: Sequence[Row] = ROWS) -> list[str]:
+  """The report of ``tier``: a rows table (every row of ``rows``, from ``results``, run
+  name -> (per-seed metrics, wall), else from ``previous``, else ``not run``) and a runs
+  table (sizes, seeds, wall time and command of each run)."""
+  walls = {name: wall for name, (_, wall) in results.items() if wall is not None}
+  row_lines, counts = [], {}
+  for row in rows:
     claim = row.claim.replace('|', '\\|')
-    if row.metric in run:
-      seconds = run.get('seconds')
-      ours, wall = _format(run[row.metric]), '-' if seconds is None else f'{seconds:.0f}'
+    per_seed, _ = results.get(row.run.name, (None, None))
+    if per_seed is not None:
+      ours, judged = verdict(row.check, per_seed)
     else:
-      ours, wall = previous.get((row.method, claim), ('not run', '-'))
-    spec = row.config + (f':{row.variant}' if row.variant else '')
-    lines.append(f'| {row.method} | {claim} | {row.paper} | {ours} | {wall} | `{spec}` | '
-                 f'`{row.command}` |')
+      record = previous.get((row.method, claim), {})
+      ours, judged = record.get(_COLUMNS[3], 'not run'), record.get('verdict', '-')
+    kind = judged.split(':')[0]
+    counts[kind] = counts.get(kind, 0) + 1
+    row_lines.append(f'| {row.method} | {claim} | {row.paper} | {ours} | {judged} | '
+                     f'{row.run.name} | `{row.run.spec(tier)}` | '
+                     f'`python -m experiments.reproduce --tier={tier} --runs={row.run.name}` |')
+  total = sum(walls.values())
+  lines = ['# Reproduction report', '',
+           f'Tier **{tier}**, regenerated by `python -m experiments.reproduce --tier={tier}` '
+           '(rows and runs: `experiments/reproduce.py`). Every number is a mean +- standard '
+           'error over seeds; a row with an ordering claim shows the paired difference over '
+           f'seeds and its one-sided paired t-test p-value (matches at p < {SIGNIFICANCE}); a '
+           "value row matches when the paper's number lies in our 95% Student-t interval, "
+           'widened by the tolerance its claim states.', '',
+           f'- Environment: {environment}.',
+           f'- Total wall time of the runs: {total:.0f} s ({total / 60:.1f} min; each run timed '
+           'from its start to its results, compilation included).',
+           '- Verdicts: ' + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())) + '.',
+           '', '| ' + ' | '.join(_COLUMNS) + ' |', '|' + '---|' * len(_COLUMNS), *row_lines]
+  lines += ['', '## Runs', '',
+            '| run | config | seeds | sizes of this tier | paper tier | wall (s) | command |',
+            '|---|---|---|---|---|---|---|']
+  for run in runs_of(rows):
+    wall = walls.get(run.name)
+    sizes = run.fast_note if tier == 'fast' else 'the paper\'s sizes'
+    lines.append(f'| {run.name} | `{run.spec(tier)}` | {len(run.seeds(tier))} | {sizes} | '
+                 f'{run.paper_cost} | {"-" if wall is None else f"{wall:.0f}"} | '
+                 f'`{run.command(tier)}` |')
   return lines
+
+
+_TIER = flags.DEFINE_enum('tier', 'fast', TIERS, 'Which sizes to run (see the module doc).')
+_RUNS = flags.DEFINE_list('runs', None, 'Run only these runs (names in the report\'s runs '
+                          'table); the other rows keep their cells from the existing report.')
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/reproduce', 'Where the runs go '
+                               '(<workdir>/<tier>/<run>).')
+_REPORT = flags.DEFINE_string('report', None, 'The report to (re)write; default '
+                              'REPRODUCTION.md (fast tier) or REPRODUCTION_paper.md.')
 
 
 def main(argv):
   del argv
-  results: dict[str, dict] = {}
-  for row in ROWS:
-    if row.run_id in results:
-      continue
-    workdir = os.path.join(_WORKDIR.value, row.run_id)
-    path = os.path.join(workdir, 'results.json')
-    if os.path.exists(path):
-      with open(path) as f:
-        results[row.run_id] = json.load(f)
-    elif _ONLY.value in (None, row.method):
-      start = time.time()
-      results[row.run_id] = launch.run_experiment(_load_config(row), workdir)
-      logging.info('%s done in %.0f s', row.run_id, time.time() - start)
+  tier = _TIER.value
+  known = {run.name: run for run in runs_of(ROWS)}
+  wanted = _RUNS.value or list(known)
+  unknown = sorted(set(wanted) - set(known))
+  if unknown:
+    raise app.UsageError(f'unknown runs {unknown}; known: {sorted(known)}')
+  report = _REPORT.value or ('REPRODUCTION.md' if tier == 'fast' else 'REPRODUCTION_paper.md')
+  results = {}  # runs not wanted now are read from the workdir when they finished there
+  for name, run in known.items():
+    results[name] = per_seed_results(run, tier, os.path.join(_WORKDIR.value, tier, name),
+                                     execute=name in wanted)
   previous = {}
-  if os.path.exists(_REPORT.value):
-    with open(_REPORT.value) as f:
-      previous = previous_values(f.read())
-  lines = report_lines(results, previous)
-  with open(_REPORT.value, 'w') as f:
+  if os.path.exists(report):
+    with open(report) as f:
+      previous = previous_rows(f.read())
+  lines = report_lines(tier, results, previous, environment_line())
+  with open(report, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))
 

@@ -1,39 +1,136 @@
-"""The reproduction report: rows from runs, and finished numbers kept across partial reruns."""
+"""The reproduction report: verdicts over seeds, its plumbing on smoke runs, the committed report."""
 
+import math
 import os
+import re
 
-from experiments import reproduce
+import numpy as np
+import pytest
+from scipy import stats
+
+from experiments import launch, reproduce, validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _key(row):
-  return row.method, row.claim.replace('|', '\\|')
+def _seeds(**metrics):
+  """Per-seed metric dicts from per-metric lists."""
+  n = len(next(iter(metrics.values())))
+  return [{name: values[i] for name, values in metrics.items()} for i in range(n)]
 
 
-def test_report_rows_come_from_runs_then_from_the_previous_report():
-  lrmf_row, fdre_row = reproduce.LRMF_ROWS[0], reproduce.FDRE_ROWS[0]
-  assert '|' in fdre_row.claim  # an escaped bar inside a cell must survive the parse
-  old_table = '\n'.join([  # the table before the wall column, as the report once was
-      '| method | claim | paper | ours | config | command |', '|---|---|---|---|---|---|',
-      f'| lrmf | {_key(lrmf_row)[1]} | p | 0.5 | `c` | `x` |',
-      f'| fdre | {_key(fdre_row)[1]} | p | 0.25 | `c` | `x` |'])
-  previous = reproduce.previous_values(old_table)
-  assert previous == {_key(lrmf_row): ('0.5', '-'), _key(fdre_row): ('0.25', '-')}
-
-  lines = reproduce.report_lines({lrmf_row.run_id: {lrmf_row.metric: 0.75, 'seconds': 12.4}},
-                                 previous)
-  assert reproduce._HEADER[0] in lines
-  report = reproduce.previous_values('\n'.join(lines))  # rows that are not 'not run'
-  assert report[_key(lrmf_row)] == ('0.75', '12')  # from the run, with its wall time
-  assert report[_key(fdre_row)] == ('0.25', '-')  # kept from the previous report
-  assert set(report) == {_key(lrmf_row), _key(fdre_row)}  # the others say 'not run'
-  assert sum('| not run |' in line for line in lines) == len(reproduce.ROWS) - len(report)
+def test_value_verdict_uses_the_student_t_interval_and_the_tolerance():
+  per_seed = _seeds(x=[0.9, 1.0, 1.1, 1.0, 1.0])  # mean 1, SE sqrt(0.005)/sqrt(5)... below
+  x = np.array([0.9, 1.0, 1.1, 1.0, 1.0])
+  half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / math.sqrt(5)
+  ours, judged = reproduce.verdict(reproduce.Value('x', 1.0 + 0.99 * half), per_seed)
+  assert judged == 'matches' and ours.endswith('(5 seeds)')
+  assert reproduce.verdict(reproduce.Value('x', 1.0 + 1.01 * half), per_seed)[1] == 'differs'
+  assert reproduce.verdict(reproduce.Value('x', 1.0 + half + 0.05, tolerance=0.06),
+                           per_seed)[1] == 'matches'
+  assert reproduce.verdict(reproduce.Value('x', None), per_seed)[1].startswith('not comparable')
+  assert reproduce.verdict(reproduce.Value('x', 1.0, not_comparable='data differ'),
+                           per_seed)[1] == 'not comparable: data differ'
+  assert 'fewer than 2 seeds' in reproduce.verdict(reproduce.Value('x', 1.0), per_seed[:1])[1]
+  # a seed without the metric (or NaN) is left out of the mean, not counted as 0
+  ours, _ = reproduce.verdict(reproduce.Value('x', 1.0), per_seed + [{'x': float('nan')}, {}])
+  assert ours.endswith('(5 seeds)')
 
 
-def test_the_committed_report_parses_and_has_every_row():
+def test_ordering_verdict_is_a_one_sided_paired_t_test():
+  lower, higher = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 5.5]  # differences -1 -2 -3 -1.5
+  d = np.subtract(lower, higher)
+  t = d.mean() / (d.std(ddof=1) / 2)
+  p = stats.t.cdf(t, 3)  # by hand: P(T_3 <= t)
+  mean, se, p_got, n = reproduce.paired_ordering(lower, higher)
+  assert n == 4 and mean == pytest.approx(-1.875) and p_got == pytest.approx(p)
+  assert se == pytest.approx(d.std(ddof=1) / 2)
+  ours, judged = reproduce.verdict(reproduce.Ordering('a', 'b'), _seeds(a=lower, b=higher))
+  assert judged == ('matches' if p < 0.05 else 'differs') and '(p=' in ours
+  # the reverse ordering does not hold
+  assert reproduce.verdict(reproduce.Ordering('b', 'a'), _seeds(a=lower, b=higher))[1] == 'differs'
+  # identical differences: p is 0 or 1, not NaN
+  assert reproduce.paired_ordering([0, 0, 0], [1, 1, 1])[2] == 0.0
+  assert reproduce.paired_ordering([1, 1, 1], [0, 0, 0])[2] == 1.0
+
+
+def test_every_run_validates_in_both_tiers_and_seeds_follow_the_experiment():
+  for run in reproduce.runs_of(reproduce.ROWS):
+    for tier in reproduce.TIERS:
+      config = reproduce.load_config(run, tier, run.seeds(tier))
+      validation.validate(config, launch.default_config(run.spec(tier)))
+      assert config.experiment in launch.EXPERIMENTS
+      assert len(run.seeds(tier)) >= 3, f'{run.name}: the report needs at least 3 seeds'
+      assert f'--config={run.spec(tier)}' in run.command(tier)
+  names = [run.name for run in reproduce.runs_of(reproduce.ROWS)]
+  assert len(names) == len(set(names))
+
+
+_SMOKE_SIDE_BY_SIDE = reproduce.Run('smoke_lrmf', 'configs/lrmf_moons.py', 'smoke',
+                                    fast=(('estimate_bias', False),), fast_seeds=2)
+_SMOKE_ONE_SEED = reproduce.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
+                                fast_seeds=2)
+_SMOKE_ROWS = (
+    reproduce.Row('lrmf', 'smoke objective', '~0', _SMOKE_SIDE_BY_SIDE,
+                  reproduce.Value('test_objective', 0.0, 100.0)),
+    reproduce.Row('lrmf', 'smoke ordering', '< 0', _SMOKE_SIDE_BY_SIDE,
+                  reproduce.Ordering('one_nn_accuracy_identity_map', 'one_nn_accuracy')),
+    reproduce.Row('lrmf', 'smoke slope', '0.6', _SMOKE_ONE_SEED, reproduce.Value('a', 0.6, 10.0)),
+)
+
+
+def test_report_plumbing_on_smoke_runs(tmp_path):
+  """Seeds side by side and one run per seed, read back without training, aggregated into
+  rows with verdicts; a partial rerun keeps the other rows' cells."""
+  results = {}
+  for run in (_SMOKE_SIDE_BY_SIDE, _SMOKE_ONE_SEED):
+    workdir = str(tmp_path / run.name)
+    per_seed, wall = reproduce.per_seed_results(run, 'fast', workdir, execute=True)
+    assert [r['seed'] for r in per_seed if 'seed' in r] in ([0, 1], [])
+    assert len(per_seed) == 2 and wall > 0
+    results[run.name] = (per_seed, wall)
+    # a second read trains nothing: same metrics, same wall time
+    assert reproduce.per_seed_results(run, 'fast', workdir, execute=False) == (per_seed, wall)
+  assert os.path.isdir(tmp_path / 'smoke_vanishing' / 'seed_1')  # one workdir per seed
+  # the two seeds are different runs
+  assert results['smoke_vanishing'][0][0]['a'] != results['smoke_vanishing'][0][1]['a']
+
+  lines = reproduce.report_lines('fast', results, {}, 'env', rows=_SMOKE_ROWS)
+  text = '\n'.join(lines)
+  assert 'Tier **fast**' in text and '- Environment: env.' in text
+  total = sum(wall for _, wall in results.values())
+  assert f'Total wall time of the runs: {total:.0f} s' in text
+  rows = reproduce.previous_rows(text)
+  objective = rows['lrmf', 'smoke objective']
+  assert objective['verdict'] == 'matches' and '(2 seeds)' in objective[reproduce._COLUMNS[3]]
+  mean = np.mean([r['test_objective'] for r in results['smoke_lrmf'][0]])
+  assert objective[reproduce._COLUMNS[3]].startswith(f'{mean:.4g} +- ')
+  assert rows['lrmf', 'smoke ordering']['verdict'] in ('matches', 'differs')
+  assert '(p=' in rows['lrmf', 'smoke ordering'][reproduce._COLUMNS[3]]
+  assert '--runs=smoke_vanishing' in rows['lrmf', 'smoke slope']['command']
+  assert '| smoke_vanishing | `configs/lrmf_vanishing_gradient.py:smoke` | 2 |' in text
+
+  # a rerun of one run keeps the other run's rows from the previous report
+  partial = reproduce.report_lines('fast', {'smoke_vanishing': results['smoke_vanishing']},
+                                   rows, 'env', rows=_SMOKE_ROWS)
+  kept = reproduce.previous_rows('\n'.join(partial))
+  assert kept['lrmf', 'smoke objective'] == objective
+
+
+def test_the_committed_report_has_every_row_with_its_paper_value_and_command():
   with open(os.path.join(REPO, 'REPRODUCTION.md')) as f:
     text = f.read()
-  rows = [line for line in text.splitlines() if line.startswith('| ') and '---' not in line]
-  assert len(rows) == len(reproduce.ROWS) + 1, 'REPRODUCTION.md and experiments/reproduce.py differ'
-  assert set(reproduce.previous_values(text)) <= {_key(row) for row in reproduce.ROWS}
+  assert 'Tier **fast**' in text
+  assert re.search(r'Total wall time of the runs: \d+ s', text)
+  assert re.search(r'jax \d+\.\d+', text)
+  rows = reproduce.previous_rows(text)
+  expected = {(row.method, row.claim.replace('|', '\\|')): row for row in reproduce.ROWS}
+  table_rows = [line for line in text.split('## Runs')[0].splitlines()
+                if line.startswith('| ') and not line.startswith('| method')]
+  assert len(table_rows) == len(reproduce.ROWS), 'REPRODUCTION.md and reproduce.py differ'
+  assert set(rows) <= set(expected)
+  for key, record in rows.items():
+    assert record['paper'] == expected[key].paper
+    assert record['command'] == (f'`python -m experiments.reproduce --tier=fast '
+                                 f'--runs={expected[key].run.name}`')
+    assert record['verdict'].split(':')[0] in ('matches', 'differs', 'not comparable')

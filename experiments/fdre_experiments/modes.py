@@ -173,8 +173,11 @@ def _mode_metrics(config, name: str, estimate: np.ndarray, truth: np.ndarray,
          f'log_ratio_mse_overlap/{name}': float(np.mean(squared[overlap])),
          f'log_ratio_mae/{name}': float(np.mean(np.abs(estimate - truth)))}
   if config.task == 'mutual_information':
-    out[f'mi/{name}'] = float(mutual_information.mutual_information(
+    mi = float(mutual_information.mutual_information(
         joint_log_ratio=jnp.asarray(estimate[:n_p_test])))
+    out[f'mi/{name}'] = mi
+    out[f'mi_abs_error/{name}'] = abs(mi - synthetic.correlated_gaussians_true_mi(
+        config.data.dim, config.data.rho))
   return out
 
 
