@@ -16,20 +16,9 @@ Run:
 Variants: `:lam_sweep` (lam in 1e-4, 1e-3, 1e-2), `:paper` (32x32 as in CyCADA, App. B.1 flow
 widths, 25k steps; GPU-sized), `:smoke` (tiny, for tests).
 
-Measured (default, 1200 steps, candidates every 300; 2-core CPU shared with other jobs,
-17 min 30 s wall): target test accuracy (val-picked step in brackets)
-  MNIST -> digits: source only 0.332, AlignFlow 0.388 [1200], target only 0.980;
-    McNemar p (AlignFlow vs source only) 0.12 -- not significant;
-  digits -> MNIST: source only 0.206, AlignFlow 0.342 [1200], target only 0.912; p = 6e-8.
-Validation accuracies 0.24, 0.36, 0.41, 0.43 (MNIST -> digits) and 0.23, 0.32, 0.34, 0.36
-at 300 ... 1200 steps: still rising. Cycle errors of the final model on the test images,
-float64: 3.5e-13 / 1.5e-13. With 600 steps (candidates every 150; 11 min 26 s) AlignFlow
-was worse than source only for MNIST -> digits (0.260 [600] vs 0.332, p = 0.018) and better
-for digits -> MNIST (0.280 [450] vs 0.206, p = 0.00089). The paper (MNIST <-> USPS, CyCADA
-pipeline): 96.2 and 96.7. Likely causes of the gap (not isolated by a measurement): the
+Numbers over seeds: REPRODUCTION.md. Known differences from the paper's setting: the
 upsampled 8x8 digits fill the frame while MNIST digits sit in a 20x20 box, a linear classifier
-on pixels transfers badly (source only 0.21-0.33 here vs 0.70-0.82 for MNIST/USPS), and the
-flows are small and trained for 1200 steps.
+on pixels transfers badly, and the flows are small and briefly trained.
 """
 
 import ml_collections

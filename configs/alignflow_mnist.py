@@ -13,20 +13,11 @@ nats of 256 pixels, the paper's 1e-5 on 256x256x3 images is ~8e-3 here) and MLE-
 AlignFlow, and a CycleGAN baseline (small ResNet generators, cycle weight 10); paired
 samples and latent interpolations decoded into both domains (Fig. 2, 4).
 
-Measured (seed 0, 2000 steps a model, 60 min on 2 CPU cores shared with other jobs; jax 0.10.2),
-paired test MSE A->B / B->A (identity 3.29): ADV-only 0.650 / 0.424 (collapsed to blank
-images; its flows push every pixel into the sigmoid's tails, so no round trip is finite even in
-float64), hybrid lam 1e-3 (chosen on validation) 0.438 / 0.327, hybrid lam 1e-2 0.612 / 0.420,
-MLE-only 0.730 / 0.399, CycleGAN 0.0089 / 0.0071. The hybrid beats both special cases in both
-directions (Table 1's claim; at 400 steps it did not: ADV 0.863 / 0.512, hybrid 0.840 / 0.456,
-MLE 0.637 / 0.391). CycleGAN wins by far here, unlike Table 1: the pairing is pixel-wise, which
-its residual convolutional generator represents almost directly, while AlignFlow must route it
-through a shared latent of two multi-scale flows. AlignFlow round trips in float64: max error
-3e-12 (hybrid), 6e-13 (MLE); CycleGAN's cycle error is 0.98. `:lam_sweep` (same data, other
-keys per stage; 54 min): lam 1e-5 0.726 / 0.424 and 1e-4 0.627 / 0.424 collapse like ADV-only
-(no finite round trip), 1e-3 (chosen) 0.518 / 0.416, 1e-2 0.562 / 0.410: with another key the
-hybrid still beats both special cases A->B, but not MLE-only B->A (0.416 vs 0.399); one key
-per number, so differences under ~0.1 are not settled.
+Numbers over seeds: REPRODUCTION.md (`python -m experiments.reproduce --runs=alignflow_mnist`).
+The pairing here is pixel-wise, which CycleGAN's residual convolutional generator represents
+almost directly, while AlignFlow must route it through the shared latent of two multi-scale
+flows; ADV-only and small-lam hybrids can push pixels into the sigmoid's tails, where float32
+round trips overflow (the float64 cycle error stays exact).
 
 Run:
   python -m experiments.run --config=configs/alignflow_mnist.py --workdir=runs/alignflow_mnist

@@ -8,20 +8,10 @@ batch norm), MLP classifier of App. E.2 (3 x 100 ReLU).
 Run:
   python -m experiments.run --config=configs/fdre_gaussians.py --workdir=runs/fdre_gaussians
 
-Measured (2-core CPU, ~100 s per run, one seed per run, when seed s drew its data with seed s;
-`--config.seeds` draws it with replicas.data_seed: the same data for s = 0 only). MSE of log r on
-the ~18% of test points with |true log r| <= 5, where both sets have data (log_ratio_mse_overlap),
-seeds 0 / 1 / 2: baseline 0.29 / 2.66 / 1.30 (mean 1.42), separate 0.73 / 0.26 / 0.54 (0.51), joint
-alpha 0.9 0.12 / 0.36 / 0.23 (0.24), discriminative 0.13 / 1.97 / 0.59 (0.89), with an earlier
-install of the packages; with jax 0.10.2 / flax 0.12.8 seed 0 gives 0.29 / 0.78 / 0.12 / 0.13 (58
-s). The MSE on all test points (seed 0: baseline 12.3, separate 13.1, joint 15.7, discriminative
-6.3; seed 1: discriminative 8e12) measures extrapolation far from the other set (|true log r| up to
-22), where the logistic loss is flat: on seed 0, retraining only the baseline classifier with 3 keys
-gives 171 / 13.5 / 63. Every classifier reaches the Bayes validation loss (seed 0: 0.039-0.041 vs
-0.0408); the MAF's validation NLL is 0.02-0.04 nats above the true mixture's (3.52 vs 3.49 on seed
-0; its training NLL is above the truth too, and lr 1e-4 or no batch norm are no better). Seed 0 is
-separate's bad case (3 classifier keys: 0.6-1.1 vs 0.2-0.4 in x): the flow squeezes the gap between
-the modes, so log r is steeper in z than in x (|d log r / dz| 29 at the midpoint vs 4.2 in x).
+Numbers over seeds: REPRODUCTION.md. The MSE is reported on the test points with
+|true log r| <= 5 (``overlap_log_ratio``), where both sets have data; elsewhere log r is an
+extrapolation that the logistic loss does not constrain, and all-point MSEs vary by orders of
+magnitude between keys.
 
 Variants: `:alphas` (joint with alpha in {0.01, 0.1, 0.5, 0.7}, Fig. 6), `:paper` (paper sizes and
 optimiser: Adam 1e-4 for the flow, 2e-4 for the classifier, 100 epochs), `:smoke` (tests).

@@ -8,20 +8,11 @@ classifier, separate, joint with alpha in {0.1, 0.5, 0.9}, discriminative. MAF o
 Run:
   python -m experiments.run --config=configs/fdre_mutual_information.py --workdir=runs/fdre_mi
 Variants: `:paper` (80K / 10K / 10K pairs, paper optimisers, 200 epochs), `:smoke` (tests).
-The default uses 20K / 2.5K / 5K pairs and a few thousand steps (~8 minutes on 2 CPU cores);
+The default uses 20K / 2.5K / 5K pairs and a few thousand steps;
 the flow stage of `separate` runs until its validation NLL stops improving (up to 8000 steps).
 
-Measured (jax 0.10.2, flax 0.12.8; ~8 min a seed), MI estimates for seeds 0 / 1 / 2 (mean), true
-16.61: baseline 12.87 / 13.51 / 10.45 (12.28), separate 13.80 / 14.04 / 13.26 (13.70), joint alpha
-0.1 13.53 / 14.80 / 10.95 (13.09), alpha 0.5 15.48 / 13.69 / 13.29 (14.15), alpha 0.9 14.21 /
-13.93 / 16.31 (14.82), discriminative 10.04 / 9.50 / 10.10 (9.88). Separate and joint 0.9 beat
-the input-space baseline on every seed; the joint estimate improves with alpha on average. An
-earlier install of the packages gave 13.64 / 13.49 / 13.82 / 14.98 / 16.05 / 10.78 on seed 0:
-single estimates move by 1-3 nats. Why the estimates fall short (seed 0, earlier install):
-the validation logistic loss of the Bayes classifier is 0.0037, baseline 0.0107,
-discriminative 0.0061, separate 0.0275 (the z-space classifier over-fits: training loss
-0.005-0.01); the MAF's validation NLL stops 1-1.5 nats above the true mixture's (50.0-50.8 vs
-49.1 on seeds 1, 2).
+Numbers over seeds: REPRODUCTION.md (the rows compare each mode's |MI error| pairwise over
+seeds).
 """
 
 import ml_collections

@@ -14,17 +14,8 @@ same 3 x 100 MLP for the ratio and attribute classifiers (1000 steps, batch 128,
 The paper resamples with self-normalised weights only (App. D.4); flattened weights
 (q / h)^gamma, gamma in `flattening_powers`, are reported next to them (keys `*_power_<gamma>`).
 
-Measured (seed 0, 2-core CPU, 93 s; jax 0.10.2, flax 0.12.8: other versions move these numbers
-by up to ~0.1), fraction of 1000 samples the attribute classifier puts in the target (effective
-sample size of the 5000 SIR weights in brackets):
-  perc 0.1: regular 0.034; IW(x) 0.931 (38), r^0.5 0.879 (58), r^0.2 0.468 (364);
-            IW(z) 0.264 (315), r^0.5 0.179 (769), r^0.2 0.101 (2573).
-  perc 1.0: regular 0.411; IW(x) 0.845 (2330), r^0.2 0.551 (4141); IW(z) 0.558 (2778),
-            r^0.2 0.454 (4153).
-At a matched effective sample size (IW(x) r^0.2 vs IW(z), ~340) IW(x) still wins (0.468 vs
-0.264): its lead is not only degenerate weights. Both IW(x) and the attribute scorer are pixel
-MLPs trained on real digits of the same groups, so IW(x) selects what such a scorer calls
-target; the samples (plots/samples_perc_*.png) are noisy digits for every method.
+Numbers over seeds: REPRODUCTION.md. Both IW(x) and the attribute scorer are pixel MLPs
+trained on real digits of the same groups, so IW(x) selects what such a scorer calls target.
 
 Run:
   python -m experiments.run --config=configs/fdre_targeted_mnist.py --workdir=runs/fdre_targeted

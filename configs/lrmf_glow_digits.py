@@ -9,11 +9,7 @@ scratch, as in the paper) so that it runs on a CPU; `:paper` is the paper's Glow
 Reported: the held-out objective and its flag (expected: far above eps), and the 1-NN accuracy
 of MNIST labels on T(A) in pixel space (does T keep the digit classes?).
 
-Measured (seed 0, jax 0.10.2; 49 min on 2 CPU cores shared with another run): the held-out
-objective falls from 1129 nats (step 100 of the joint stage) to 842 at step 600 and flattens
-there (flag: not converged, eps 0.05); T(A) is pixel noise (plots/translations.png), 1-NN
-accuracy of MNIST labels on T(A) 0.044 against 0.408 for the untranslated A: the failure of
-Fig. 6a, told by the loss.
+Numbers over seeds: REPRODUCTION.md.
 
 Run:
   python -m experiments.run --config=configs/lrmf_glow_digits.py --workdir=runs/lrmf_glow_digits
