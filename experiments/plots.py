@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import matplotlib
 
@@ -14,15 +15,35 @@ import numpy as np
 from nflax import parallel
 
 
+_image_sink: Callable[[str, plt.Figure], None] | None = None
+
+
+@contextlib.contextmanager
+def images_to(sink: Callable[[str, plt.Figure], None]) -> Iterator[None]:
+  """While active, :func:`save` also hands every figure to ``sink(path, fig)``
+  (:func:`experiments.workdir.finish_run`: the run's TensorBoard event file)."""
+  global _image_sink
+  previous, _image_sink = _image_sink, sink
+  try:
+    yield
+  finally:
+    _image_sink = previous
+
+
 def save(fig: plt.Figure, path: str) -> str:
-  """Every figure's one save path (process 0 of a multi-host job writes it)."""
+  """Every figure's one save path (process 0 of a multi-host job writes it); inside
+  :func:`images_to`, the figure also goes to its sink."""
   if not parallel.is_writer():
     plt.close(fig)
     return path
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
+  try:
+    if _image_sink is not None:
+      _image_sink(path, fig)
+  finally:
+    plt.close(fig)
   return path
 
 

@@ -5,8 +5,10 @@ Layout of ``<workdir>``::
     config.json          the resolved config of the run
     environment.json     Python, package versions and devices of the (last) invocation
     metrics.jsonl        one JSON object per logged record (``{"step", "stage", ...}``)
-    events.out.tfevents* the same scalars for TensorBoard (when tensorboardX is present)
+    events.out.tfevents* the same scalars for TensorBoard (when tensorboardX is present),
+                         and at the end the run's hyper-parameters (hparams) and figures
     results.json         the final metrics of the run
+    error.txt            why a sweep point failed, and its traceback (:func:`write_error`)
     plots/*.png          figures
     checkpoints/<stage>/ orbax checkpoints of each training stage
     lock                 pid and host of the live run (:class:`WorkdirLock`)
@@ -34,6 +36,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from experiments import plots
 from nflax import parallel
 
 
@@ -213,6 +216,34 @@ class WorkdirLock:
       self._held = False
 
 
+ERROR_FILE = 'error.txt'
+
+
+def write_error(workdir: str, text: str) -> None:
+  """Writes ``<workdir>/error.txt`` (a failed sweep point; its first line says what failed;
+  process 0 only)."""
+  if not parallel.is_writer():
+    return
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, ERROR_FILE), 'w') as f:
+    f.write(text)
+
+
+def read_error(workdir: str) -> str | None:
+  """The text of ``<workdir>/error.txt``, ``None`` if there is none."""
+  try:
+    with open(os.path.join(workdir, ERROR_FILE)) as f:
+      return f.read()
+  except FileNotFoundError:
+    return None
+
+
+def clear_error(workdir: str) -> None:
+  """Removes the ``error.txt`` of an earlier attempt (process 0 only)."""
+  if parallel.is_writer() and os.path.exists(os.path.join(workdir, ERROR_FILE)):
+    os.remove(os.path.join(workdir, ERROR_FILE))
+
+
 RECORDED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'distrax', 'orbax-checkpoint', 'numpy',
                      'scipy', 'scikit-learn')
 """Packages whose versions change a run's numbers (the setup.py pins are lower bounds)."""
@@ -324,27 +355,80 @@ class MetricsLog:
           self._tensorboard.add_scalar(f'{stage}/{name}', value, step)
       self._tensorboard.flush()
 
+  def write_hparams(self, hparams: dict[str, Any], final: dict[str, Any]) -> None:
+    """The run's hyper-parameters for TensorBoard's HParams dashboard: ``hparams``
+    (``{'train.lr': 1e-3, 'model.hidden': '(64, 64)', ...}``: numbers, bools, strings) with
+    the finite numbers of ``final`` as its metrics, read from their ``final/<name>`` scalars
+    (:meth:`write` of stage ``'final'``)."""
+    if self._tensorboard is None:
+      return
+    from tensorboardX import summary  # pylint: disable=g-import-not-at-top
+    metrics = {f'final/{name}': value for name, value in final.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)
+               and math.isfinite(value)}
+    for proto in summary.hparams(hparams, metrics):
+      self._tensorboard.file_writer.add_summary(proto)
+    self._tensorboard.flush()
+
+  def add_figure(self, path: str, fig: Any) -> None:
+    """``fig`` as an image in the event file, tagged by ``path`` relative to the workdir
+    without its extension (``plots/loss``); the figure stays open."""
+    if self._tensorboard is None:
+      return
+    tag = os.path.splitext(os.path.relpath(path, os.path.dirname(self._path)))[0]
+    if tag.startswith('..'):
+      tag = os.path.splitext(os.path.basename(path))[0]
+    self._tensorboard.add_figure(tag, fig, global_step=0, close=False)
+    self._tensorboard.flush()
+
   def close(self) -> None:
     if self._tensorboard is not None:
       self._tensorboard.close()
 
 
+def hparams_of(config: dict, prefix: str = '') -> dict[str, Any]:
+  """A ``config.json`` as flat TensorBoard hparams: ``{'train.lr': 0.001, 'model.hidden':
+  '(64, 64)', ...}``; numbers, bools and strings as they are, lists as tuple strings, ``None``
+  left out."""
+  flat = {}
+  for name, value in config.items():
+    field = f'{prefix}{name}'
+    if isinstance(value, dict):
+      flat.update(hparams_of(value, field + '.'))
+    elif isinstance(value, list):
+      flat[field] = str(tuple(value))
+    elif value is not None:
+      flat[field] = value
+  return flat
+
+
 def finish_run(workdir: str, results: dict, metrics: MetricsLog,
                plot: Callable[[], Any] | None = None) -> dict:
-  """The end of every run: log the results, append the ``final`` record, write
-  ``results.json``, close the metrics, then draw the figures.
+  """The end of every run: log the results, append the ``final`` record, write the run's
+  hyper-parameters (its ``config.json``, :func:`hparams_of`) with its final scalars as
+  TensorBoard hparams, write ``results.json``, draw the figures (each figure saved through
+  :func:`experiments.plots.save` also goes into the run's event file as an image), then
+  close the metrics.
 
   A figure that cannot be drawn is logged as a warning: it never fails a run whose results
   are written. Returns ``results``.
   """
   logging.info('results: %s', {k: v for k, v in results.items() if k != 'per_seed'})
-  metrics.write('final', 0, {k: v for k, v in results.items()
-                             if isinstance(v, (int, float, bool, str)) or v is None})
-  metrics.close()
+  final = {k: v for k, v in results.items()
+           if isinstance(v, (int, float, bool, str)) or v is None}
+  metrics.write('final', 0, final)
+  config_path = os.path.join(workdir, 'config.json')
+  if os.path.exists(config_path):
+    with open(config_path) as f:
+      metrics.write_hparams(hparams_of(json.load(f)), final)
   write_json(os.path.join(workdir, 'results.json'), results)
-  if plot is not None and parallel.is_writer():
-    try:
-      plot()
-    except Exception as err:  # pylint: disable=broad-except
-      logging.warning('a figure of %s could not be drawn: %r', workdir, err)
+  try:
+    if plot is not None and parallel.is_writer():
+      try:
+        with plots.images_to(metrics.add_figure):
+          plot()
+      except Exception as err:  # pylint: disable=broad-except
+        logging.warning('a figure of %s could not be drawn: %r', workdir, err)
+  finally:
+    metrics.close()
   return results
