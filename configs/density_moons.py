@@ -6,11 +6,29 @@ Other flows (variants): `:maf` (5 MADE blocks of 100 with batch norm, FDRE App. 
 `:ffjord` (2 FFJORD transforms, tanh MLP [16, 16, 16], LRMF Sec. 8.3), `:gaussian` (the
 full-covariance Gaussian family). Tiny variant for tests:
   python -m experiments.run --config=configs/density_moons.py:smoke --workdir=/tmp/smoke
+Sweep (flow family x width, one job per point; `--sweep=smoke`: two tiny points for tests):
+  python -m experiments.sweep --config=configs/density_moons.py --workdir=runs/density_sweep
 """
 
 import ml_collections
 
+from experiments import sweeps
+
 VARIANTS = ('maf', 'ffjord', 'gaussian', 'smoke')
+SWEEPS = ('smoke',)
+SWEEP_RESOURCES = {'timeout_min': 60, 'gpus_per_node': 1, 'cpus_per_task': 4, 'mem_gb': 16}
+"""Per-job resources of the sweep's jobs (submitit; `--resources` adds e.g. a partition)."""
+
+
+def get_sweep(name: str = '') -> list[dict]:
+  """Flow family (RealNVP, MAF) x coupling/MADE width (64 to 512), 8 points; smoke: 2."""
+  if name == 'smoke':
+    return sweeps.product(sweeps.axis('variant', ['smoke']),
+                          sweeps.axis('model.hidden', [(16,), (32, 32)]))
+  if name:
+    raise ValueError(f'unknown sweep {name!r} of density_moons; known: {SWEEPS}')
+  widths = [(64, 64), (128, 128), (256, 256), (512, 512)]
+  return sweeps.product(sweeps.axis('variant', ['', 'maf']), sweeps.axis('model.hidden', widths))
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:

@@ -209,8 +209,8 @@ def run_point(spec: str, point: dict[str, Any], workdir: str,
   when ``distributed``. Returns the results.
 
   A stale ``error.txt`` is removed when the point starts; an exception is written there
-  with its traceback (:func:`experiments.workdir.write_error`) and raised again, so the job
-  fails. Logs at INFO (into the job's log: ``_submitit/<job>_0_log.err``).
+  (:func:`experiments.workdir.write_error`: ``<type>: <message>``, then the traceback) and
+  raised again, so the job fails. Logs at INFO (into the job's log: ``_submitit/<job>_0_log.err``).
   """
   log_through_absl()
   logging.set_verbosity(logging.INFO)
@@ -222,8 +222,8 @@ def run_point(spec: str, point: dict[str, Any], workdir: str,
     _join_hosts(config)
     workdir_lib.clear_error(workdir)
     return run_experiment(config, workdir, defaults)
-  except Exception:
-    workdir_lib.write_error(workdir, traceback.format_exc())
+  except Exception as err:
+    workdir_lib.write_error(workdir, f'{type(err).__name__}: {err}\n\n{traceback.format_exc()}')
     raise
 
 
@@ -393,8 +393,8 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
       if writer and workdir_lib.read_error(point_dir) is None:  # killed: no error.txt
         os.makedirs(point_dir, exist_ok=True)
         _write_text(os.path.join(point_dir, workdir_lib.ERROR_FILE),
-                    f'job {job.job_id} ended without a result: {type(error).__name__}: '
-                    f'{error}\n')
+                    f'job {job.job_id} ended without a result ({type(error).__name__}, e.g. '
+                    f'killed)\n\n{error}\n')
       logging.error('%s failed (job %s): see %s', name, job.job_id,
                     os.path.join(point_dir, workdir_lib.ERROR_FILE))
   return failed

@@ -16,7 +16,6 @@ again; ``--compilation_cache=none`` switches it off.
 import os
 import sys
 
-import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -29,27 +28,12 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for config, metrics, plots and checkpoints; a rerun resumes.')
 _LIST = flags.DEFINE_bool('list', False, 'Print every config, its variants and sweeps; exit.')
 _CACHE = flags.DEFINE_string(
-    'compilation_cache', os.path.join(os.path.expanduser('~'), '.cache', 'nflax', 'xla'),
+    'compilation_cache', launch.DEFAULT_COMPILATION_CACHE,
     "XLA's persistent compilation cache directory ('none': off). The environment variable "
     'JAX_COMPILATION_CACHE_DIR, when set, takes precedence.')
 
 
-class _QuietLibraries(logging.logging.Filter):
-  """Drops the INFO chatter of orbax's checkpoint threads; keeps warnings."""
-
-  def filter(self, record):
-    return record.levelno >= logging.logging.WARNING or '/orbax/' not in record.pathname
-
-
 _ONE_LINE_ERRORS = (ValueError, RuntimeError, OSError, FileNotFoundError)
-
-
-def _use_compilation_cache(directory: str) -> None:
-  """Keeps compiled programs across runs (those that took at least
-  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` to compile, JAX's default 1 s)."""
-  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or directory.lower() == 'none':
-    return
-  jax.config.update('jax_compilation_cache_dir', directory)
 
 
 def main(argv):
@@ -60,8 +44,8 @@ def main(argv):
     return
   if _CONFIG.value is None or _WORKDIR.value is None:
     raise app.UsageError('--config and --workdir are required (or --list)')
-  logging.get_absl_handler().addFilter(_QuietLibraries())
-  _use_compilation_cache(_CACHE.value)
+  launch.log_through_absl()
+  launch.use_compilation_cache(_CACHE.value)
   try:
     launch.run_experiment(_CONFIG.value, _WORKDIR.value,
                           defaults=launch.default_config(config_flags.get_config_filename(

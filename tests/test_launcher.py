@@ -153,6 +153,7 @@ def test_list_names_every_config_with_its_variants():
     assert f'configs/{name}  [' in out, name
   assert 'configs/lrmf_moons.py  [lrmf.alignment]  LRMF on two pairs of moons' in out
   assert 'variants: :gaussian, :ffjord, :smoke' in out
+  assert 'sweeps: get_sweep(), --sweep=smoke  Flow family (RealNVP, MAF) x' in out
 
 
 def test_a_second_run_reuses_the_compilation_cache(tmp_path):

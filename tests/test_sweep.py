@@ -1,0 +1,195 @@
+"""Sweeps (issue 14): points through submitit's local executor, skip and resume on rerun,
+errors before submission, failed points in the summary, the summary command, TensorBoard
+hparams and images. On the ``:smoke`` configs."""
+
+import csv
+import glob
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from tensorboardX.proto import event_pb2, plugin_hparams_pb2
+
+from experiments import launch, summary, sweeps
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE_POINTS = ('variant=smoke,model.hidden=16', 'variant=smoke,model.hidden=32-32')
+
+
+def _sweep(workdir, config='configs/density_moons.py', *flags, **kwargs):
+  return subprocess.run([sys.executable, '-m', 'experiments.sweep', f'--config={config}',
+                         f'--workdir={workdir}', *flags], cwd=REPO, capture_output=True,
+                        text=True, timeout=300, **kwargs)
+
+
+def _rows(directory):
+  with open(os.path.join(directory, 'summary.csv')) as f:
+    return {row['point']: row for row in csv.DictReader(f)}
+
+
+@pytest.fixture(scope='module')
+def swept(tmp_path_factory):
+  """The density_moons smoke sweep (two points), run once through the local executor."""
+  workdir = tmp_path_factory.mktemp('sweep') / 'density'
+  out = _sweep(workdir, 'configs/density_moons.py', '--sweep=smoke')
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir
+
+
+def test_two_point_sweep_writes_two_runs_and_a_summary(swept):
+  for name in SMOKE_POINTS:
+    assert (swept / name / 'results.json').exists(), name
+    assert (swept / name / 'plots' / 'loss.png').exists(), name
+  with open(swept / SMOKE_POINTS[0] / 'config.json') as f:
+    assert json.load(f)['model']['hidden'] == [16]
+  assert len(glob.glob(str(swept / '_submitit' / '*_submitted.pkl'))) == 2
+  rows = _rows(swept)
+  assert set(rows) == set(SMOKE_POINTS)
+  assert {row['status'] for row in rows.values()} == {'done'}
+  assert rows[SMOKE_POINTS[0]]['model.hidden'] == '(16,)'
+  assert float(rows[SMOKE_POINTS[1]]['test_nll']) > 0
+  markdown = (swept / 'summary.md').read_text()
+  assert all(name in markdown for name in SMOKE_POINTS)
+  assert (swept / 'plots' / 'summary_test_nll.png').exists()
+
+
+def test_rerun_skips_finished_points(swept):
+  before = {name: os.stat(swept / name / 'results.json').st_mtime_ns for name in SMOKE_POINTS}
+  assert launch.run_sweep('configs/density_moons.py', str(swept), sweep='smoke') == []
+  assert before == {name: os.stat(swept / name / 'results.json').st_mtime_ns
+                    for name in SMOKE_POINTS}
+  assert len(glob.glob(str(swept / '_submitit' / '*_submitted.pkl'))) == 2
+
+
+def _events(workdir):
+  """Every event of the run's TensorBoard files (TFRecord: length, crc, data, crc)."""
+  events = []
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents*')):
+    with open(path, 'rb') as f:
+      data = f.read()
+    offset = 0
+    while offset < len(data):
+      (length,) = struct.unpack('<Q', data[offset:offset + 8])
+      events.append(event_pb2.Event.FromString(data[offset + 12:offset + 12 + length]))
+      offset += 12 + length + 4
+  return events
+
+
+def test_tensorboard_has_hparams_and_figures(swept):
+  values = [v for e in _events(swept / SMOKE_POINTS[1]) for v in e.summary.value]
+  starts = [v for v in values if v.tag == '_hparams_/session_start_info']
+  assert len(starts) == 1
+  hparams = plugin_hparams_pb2.HParamsPluginData.FromString(
+      starts[0].metadata.plugin_data.content).session_start_info.hparams
+  assert hparams['model.hidden'].string_value == '(32, 32)'
+  assert hparams['train.lr'].number_value == pytest.approx(1e-3)
+  experiment = [v for v in values if v.tag == '_hparams_/experiment'][0]
+  assert b'final/test_nll' in experiment.metadata.plugin_data.content
+  assert 'final/test_nll' in {v.tag for v in values if v.HasField('simple_value')}
+  images = {v.tag: v.image for v in values if v.HasField('image')}
+  assert {'plots/loss', 'plots/samples', 'plots/density'} <= set(images)
+  assert images['plots/loss'].encoded_image_string.startswith(b'\x89PNG')
+
+
+def test_summarize_command_on_a_sweep_and_on_ordinary_runs(swept, tmp_path):
+  out = subprocess.run([sys.executable, '-m', 'experiments.summarize', str(swept),
+                        '--metrics=test_nll,num_params', '--x=model.hidden'], cwd=REPO,
+                       capture_output=True, text=True, timeout=120, check=True)
+  assert '| point | variant | model.hidden | status | test_nll | num_params |' in out.stdout
+  assert (swept / 'plots' / 'summary_num_params.png').exists()
+  runs = tmp_path / 'runs'  # the same runs, as if started one by one with experiments.run
+  for index, name in enumerate(SMOKE_POINTS):
+    shutil.copytree(swept / name, runs / f'run{index}')
+  written = summary.summarize(str(runs), ['test_nll'])
+  assert '| point | model.hidden | status | test_nll |' in (runs / 'summary.md').read_text()
+  assert _rows(runs)['run0']['model.hidden'] == '(16,)'
+  assert written['figures'] == [str(runs / 'plots' / 'summary_test_nll.png')]
+  assert os.path.exists(written['figures'][0])
+  with pytest.raises(ValueError, match='model.width is not a swept field'):
+    summary.summarize(str(runs), x='model.width')
+
+
+def _sweep_file(tmp_path, points):
+  path = tmp_path / 'sweep_config.py'
+  path.write_text(textwrap.dedent(f'''\
+      """A test sweep over density_moons."""
+      from configs import density_moons
+
+      get_config = density_moons.get_config
+      SWEEP_RESOURCES = {{'timeout_min': 10}}
+
+
+      def get_sweep(name=''):
+        return {points!r}
+      '''))
+  return str(path)
+
+
+@pytest.mark.parametrize('point, message', [
+    ({'variant': 'smoke', 'train.lrr': 1e-3}, r'config\.train\.lrr does not exist'),
+    ({'variant': 'smoke', 'train.batch_size': 'big'}, r'config\.train\.batch_size .*wrong type'),
+    ({'variant': 'smoke', 'model.hidden': (32, 0.5)}, r'config\.model\.hidden must be'),
+])
+def test_bad_points_fail_before_any_submission(tmp_path, point, message):
+  good = {'variant': 'smoke', 'model.hidden': (16,)}
+  spec, workdir = _sweep_file(tmp_path, [good, point]), tmp_path / 'sweep'
+  assert launch.check_points(spec, [good], str(workdir)) == ['variant=smoke,model.hidden=16']
+  with pytest.raises(ValueError, match=r'sweep point variant=smoke,.*: ' + message):
+    launch.run_sweep(spec, str(workdir))
+  assert not workdir.exists()
+
+
+def test_bad_field_fails_on_the_command_line_naming_it(tmp_path):
+  spec = _sweep_file(tmp_path, [{'variant': 'smoke', 'model.widths': (16,)}])
+  out = _sweep(tmp_path / 'sweep', spec)
+  assert out.returncode == 2
+  assert 'config.model.widths does not exist' in out.stderr
+  assert 'sweep point variant=smoke,model.widths=16' in out.stderr
+  assert not (tmp_path / 'sweep').exists()
+
+
+def test_killed_point_resumes_and_a_failed_point_does_not_stop_the_others(tmp_path):
+  long = {'variant': 'smoke', 'train.num_steps': 5000, 'train.patience': 1000,
+          'train.eval_every': 100, 'train.steps_per_dispatch': 100,
+          'train.checkpoint_every': 500}
+  broken = {'variant': 'smoke', 'data.name': 'moonz'}  # valid setting, fails in the job
+  spec, workdir = _sweep_file(tmp_path, [long, broken]), tmp_path / 'sweep'
+  long_dir, broken_dir = workdir / sweeps.point_name(long), workdir / sweeps.point_name(broken)
+  proc = subprocess.Popen([sys.executable, '-m', 'experiments.sweep', f'--config={spec}',
+                           f'--workdir={workdir}'], cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if any(c.name.isdigit() and (c / 'commit_success.txt').exists()
+           for c in (long_dir / 'checkpoints' / 'density').glob('*')):
+      break
+    time.sleep(0.02)
+  with open(long_dir / 'lock') as f:
+    os.kill(json.load(f)['pid'], signal.SIGKILL)  # the point's job, not the sweep
+  assert proc.wait(timeout=240) == 1
+  assert not (long_dir / 'results.json').exists(), 'the point finished before it was killed'
+  rows = _rows(workdir)
+  assert rows[long_dir.name]['status'].startswith('failed: job ')
+  assert 'ended without a result' in rows[long_dir.name]['status']
+  assert rows[broken_dir.name]['status'].startswith(
+      "failed: ValueError: unknown data set 'moonz'")
+  assert 'Traceback' in (broken_dir / 'error.txt').read_text()
+
+  out = _sweep(workdir, spec)
+  assert out.returncode == 1  # the broken point fails again
+  logs = ''.join(open(p).read() for p in glob.glob(str(workdir / '_submitit' / '*_log.err')))
+  assert 'resuming from the checkpoint at step' in logs
+  with open(long_dir / 'results.json') as f:
+    assert json.load(f)['steps'] == 5000
+  assert not (long_dir / 'error.txt').exists()
+  rows = _rows(workdir)
+  assert rows[long_dir.name]['status'] == 'done'
+  assert rows[broken_dir.name]['status'].startswith('failed: ValueError: unknown data set')
+  assert 'failed: ValueError' in (workdir / 'summary.md').read_text()
