@@ -15,13 +15,13 @@ import numpy as np
 from nflax import parallel
 
 
-_image_sink: Callable[[str, plt.Figure], None] | None = None
+_image_sink: Callable[[str], None] | None = None
 
 
 @contextlib.contextmanager
-def images_to(sink: Callable[[str, plt.Figure], None]) -> Iterator[None]:
-  """While active, :func:`save` also hands every figure to ``sink(path, fig)``
-  (:func:`experiments.workdir.finish_run`: the run's TensorBoard event file)."""
+def images_to(sink: Callable[[str], None]) -> Iterator[None]:
+  """While active, :func:`save` also hands the path of every PNG it writes to
+  ``sink(path)`` (:func:`experiments.workdir.finish_run`: the run's TensorBoard event file)."""
   global _image_sink
   previous, _image_sink = _image_sink, sink
   try:
@@ -39,11 +39,9 @@ def save(fig: plt.Figure, path: str) -> str:
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  try:
-    if _image_sink is not None:
-      _image_sink(path, fig)
-  finally:
-    plt.close(fig)
+  plt.close(fig)
+  if _image_sink is not None:
+    _image_sink(path)
   return path
 
 

@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import socket
+import struct
 from typing import Any, Callable
 
 import ml_collections
@@ -370,15 +371,25 @@ class MetricsLog:
       self._tensorboard.file_writer.add_summary(proto)
     self._tensorboard.flush()
 
-  def add_figure(self, path: str, fig: Any) -> None:
-    """``fig`` as an image in the event file, tagged by ``path`` relative to the workdir
-    without its extension (``plots/loss``); the figure stays open."""
+  def add_image_file(self, path: str) -> None:
+    """The PNG file ``path`` as an image in the event file (its bytes as they are), tagged
+    by ``path`` relative to the workdir without its extension (``plots/loss``)."""
     if self._tensorboard is None:
       return
+    from tensorboardX.proto.summary_pb2 import Summary  # pylint: disable=g-import-not-at-top
+    with open(path, 'rb') as f:
+      png = f.read()
+    if not png.startswith(b'\x89PNG\r\n\x1a\n'):
+      raise ValueError(f'{path} is not a PNG file')
+    width, height = struct.unpack('>II', png[16:24])  # the IHDR chunk, then its colour type
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(png[25], 3)
     tag = os.path.splitext(os.path.relpath(path, os.path.dirname(self._path)))[0]
     if tag.startswith('..'):
       tag = os.path.splitext(os.path.basename(path))[0]
-    self._tensorboard.add_figure(tag, fig, global_step=0, close=False)
+    image = Summary.Image(height=height, width=width, colorspace=channels,
+                          encoded_image_string=png)
+    self._tensorboard.file_writer.add_summary(
+        Summary(value=[Summary.Value(tag=tag, image=image)]), 0)
     self._tensorboard.flush()
 
   def close(self) -> None:
@@ -425,7 +436,7 @@ def finish_run(workdir: str, results: dict, metrics: MetricsLog,
   try:
     if plot is not None and parallel.is_writer():
       try:
-        with plots.images_to(metrics.add_figure):
+        with plots.images_to(metrics.add_image_file):
           plot()
       except Exception as err:  # pylint: disable=broad-except
         logging.warning('a figure of %s could not be drawn: %r', workdir, err)
