@@ -34,6 +34,40 @@ def _rows(directory):
     return {row['point']: row for row in csv.DictReader(f)}
 
 
+def test_points_products_zips_and_names():
+  points = sweeps.product(
+      sweeps.axis('variant', ['', 'maf']),
+      sweeps.zip_axes(sweeps.axis('model.hidden', [(64, 64), (8,)]),
+                      sweeps.axis('train.lr', [1e-3, 3e-4])))
+  assert points[1] == {'variant': '', 'model.hidden': (8,), 'train.lr': 3e-4}
+  assert [sweeps.point_name(p) for p in points] == [
+      'model.hidden=64-64,train.lr=0.001', 'model.hidden=8,train.lr=0.0003',
+      'variant=maf,model.hidden=64-64,train.lr=0.001', 'variant=maf,model.hidden=8,train.lr=0.0003']
+  assert sweeps.point_name({'data.name': 'a/b c', 'x': None}) == 'data.name=a_b_c,x=None'
+  assert sweeps.point_name({}) == 'base'
+  long_name = sweeps.point_name({'data.root': 'x' * 500})
+  assert len(long_name) == sweeps.MAX_NAME_LENGTH and long_name != sweeps.point_name(
+      {'data.root': 'x' * 501})
+  with pytest.raises(ValueError, match="share the folder name 'model.hidden=64-64'"):
+    sweeps.check_names([{'model.hidden': (64, 64)}, {'model.hidden': '64-64'}])
+  with pytest.raises(ValueError, match='equal length'):
+    sweeps.zip_axes(sweeps.axis('a', [1, 2]), sweeps.axis('b', [1]))
+  with pytest.raises(ValueError, match="field 'a' is set by two axes"):
+    sweeps.product(sweeps.axis('a', [1]), sweeps.axis('a', [2]))
+
+
+def test_the_configs_sweeps_are_valid():
+  for spec in ('configs/density_moons.py', 'configs/lrmf_moons.py'):
+    for name in ('', 'smoke'):
+      points, resources = launch.load_sweep(os.path.join(REPO, spec), name)
+      assert len(launch.check_points(os.path.join(REPO, spec), points, '/nonexistent')) == len(
+          points) >= 2
+      assert resources['timeout_min'] > 0
+  with pytest.raises(ValueError, match="variant=maf: it sets variant 'maf' but --config "
+                                       'already names :smoke'):
+    launch.point_config(os.path.join(REPO, 'configs/density_moons.py:smoke'), {'variant': 'maf'})
+
+
 @pytest.fixture(scope='module')
 def swept(tmp_path_factory):
   """The density_moons smoke sweep (two points), run once through the local executor."""
@@ -116,7 +150,8 @@ def test_summarize_command_on_a_sweep_and_on_ordinary_runs(swept, tmp_path):
     summary.summarize(str(runs), x='model.width')
 
 
-def _sweep_file(tmp_path, points):
+def _sweep_file(tmp_path, points, first=None):
+  """A config file whose ``get_sweep()`` is ``points`` (``get_sweep('first')``: ``first``)."""
   path = tmp_path / 'sweep_config.py'
   path.write_text(textwrap.dedent(f'''\
       """A test sweep over density_moons."""
@@ -127,7 +162,7 @@ def _sweep_file(tmp_path, points):
 
 
       def get_sweep(name=''):
-        return {points!r}
+        return {first!r} if name == 'first' else {points!r}
       '''))
   return str(path)
 
@@ -155,16 +190,29 @@ def test_bad_field_fails_on_the_command_line_naming_it(tmp_path):
   assert not (tmp_path / 'sweep').exists()
 
 
+def _gone(pid, timeout=10.0):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return True
+    time.sleep(0.05)
+  return False
+
+
 def test_killed_point_resumes_and_a_failed_point_does_not_stop_the_others(tmp_path):
   long = {'variant': 'smoke', 'train.num_steps': 5000, 'train.patience': 1000,
           'train.eval_every': 100, 'train.steps_per_dispatch': 100,
           'train.checkpoint_every': 500}
   broken = {'variant': 'smoke', 'data.name': 'moonz'}  # valid setting, fails in the job
-  spec, workdir = _sweep_file(tmp_path, [long, broken]), tmp_path / 'sweep'
+  spec, workdir = _sweep_file(tmp_path, [long, broken], first=[long]), tmp_path / 'sweep'
   long_dir, broken_dir = workdir / sweeps.point_name(long), workdir / sweeps.point_name(broken)
+  # First the long point alone, the sweep and its job killed after the first checkpoint.
   proc = subprocess.Popen([sys.executable, '-m', 'experiments.sweep', f'--config={spec}',
-                           f'--workdir={workdir}'], cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+                           '--sweep=first', f'--workdir={workdir}'], cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
   deadline = time.time() + 240
   while time.time() < deadline and proc.poll() is None:
     if any(c.name.isdigit() and (c / 'commit_success.txt').exists()
@@ -172,24 +220,24 @@ def test_killed_point_resumes_and_a_failed_point_does_not_stop_the_others(tmp_pa
       break
     time.sleep(0.02)
   with open(long_dir / 'lock') as f:
-    os.kill(json.load(f)['pid'], signal.SIGKILL)  # the point's job, not the sweep
-  assert proc.wait(timeout=240) == 1
+    job_pid = json.load(f)['pid']
+  os.killpg(proc.pid, signal.SIGKILL)  # the sweep, submitit's controller and the job
+  proc.wait()
+  assert job_pid != proc.pid and _gone(job_pid)
   assert not (long_dir / 'results.json').exists(), 'the point finished before it was killed'
-  rows = _rows(workdir)
-  assert rows[long_dir.name]['status'].startswith('failed: job ')
-  assert 'ended without a result' in rows[long_dir.name]['status']
-  assert rows[broken_dir.name]['status'].startswith(
-      "failed: ValueError: unknown data set 'moonz'")
-  assert 'Traceback' in (broken_dir / 'error.txt').read_text()
+  assert summary.scan(str(workdir))[0][0]['status'] == 'unfinished'
 
-  out = _sweep(workdir, spec)
-  assert out.returncode == 1  # the broken point fails again
+  # Then the whole sweep: the killed point resumes and finishes, the broken one fails.
+  assert launch.run_sweep(spec, str(workdir)) == [broken_dir.name]
   logs = ''.join(open(p).read() for p in glob.glob(str(workdir / '_submitit' / '*_log.err')))
   assert 'resuming from the checkpoint at step' in logs
   with open(long_dir / 'results.json') as f:
     assert json.load(f)['steps'] == 5000
   assert not (long_dir / 'error.txt').exists()
+  assert 'Traceback' in (broken_dir / 'error.txt').read_text()
+  summary.summarize(str(workdir))
   rows = _rows(workdir)
   assert rows[long_dir.name]['status'] == 'done'
-  assert rows[broken_dir.name]['status'].startswith('failed: ValueError: unknown data set')
-  assert 'failed: ValueError' in (workdir / 'summary.md').read_text()
+  assert rows[broken_dir.name]['status'].startswith(
+      "failed: ValueError: unknown data set 'moonz'; available: ")
+  assert "failed: ValueError: unknown data set 'moonz'" in (workdir / 'summary.md').read_text()
