@@ -347,7 +347,8 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
   after another in this process (with ``distributed``, across all hosts of the job).
 
   Raises:
-    ValueError: a bad point, sweep or resource, before any job is submitted.
+    ValueError: a bad point, sweep or resource, before any job is submitted (resources are
+      checked by submitit, after ``<workdir>/sweep.json`` and ``_submitit/`` are made).
   """
   points, settings = load_sweep(spec, sweep)
   settings.update(resources or {})
@@ -367,17 +368,22 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
   if not todo:
     return []
   jobs = submitit.AutoExecutor(folder=os.path.join(workdir, '_submitit'), cluster=executor)
-  jobs.update_parameters(name=os.path.basename(os.path.abspath(workdir)), **settings)
   if executor == 'slurm' and max_parallel is not None:
-    jobs.update_parameters(slurm_array_parallelism=max_parallel)
+    settings['slurm_array_parallelism'] = max_parallel
+  try:
+    jobs.update_parameters(name=os.path.basename(os.path.abspath(workdir)), **settings)
+  except (NameError, AssertionError) as err:  # submitit's unknown name, wrong type
+    raise ValueError(f'sweep resources {settings}: {err}') from err
+  path, colon, variant = spec.partition(':')
+  job_spec = os.path.abspath(path) + colon + variant
   wave = len(todo) if executor == 'slurm' or max_parallel is None else max_parallel
   failed = []
   for start in range(0, len(todo), wave):
     batch = todo[start:start + wave]
-    submitted = jobs.map_array(
-        run_point, [spec] * len(batch), [p for p, _ in batch],
-        [os.path.join(workdir, n) for _, n in batch], [compilation_cache] * len(batch),
-        [distributed] * len(batch))
+    submitted = jobs.map_array(  # absolute paths: a Slurm job may start elsewhere
+        run_point, [job_spec] * len(batch), [p for p, _ in batch],
+        [os.path.join(os.path.abspath(workdir), n) for _, n in batch],
+        [compilation_cache] * len(batch), [distributed] * len(batch))
     for job, (_, name) in zip(submitted, batch):
       logging.info('%s: job %s', name, job.job_id)
     for job, (_, name) in zip(submitted, batch):

@@ -26,8 +26,9 @@ point runs across the whole pod). Per-job resources are the config file's
 ``mem_gb``, ``slurm_partition``, ...) updated by ``--resources``.
 
 A failed point leaves ``<point>/error.txt`` and does not stop the others. At the end the
-sweep writes its summary (:mod:`experiments.summary`, ``--metrics``, ``--x``) and exits
-with status 1 if any point failed.
+sweep writes its summary (:mod:`experiments.summary`, ``--metrics``, ``--x``). Exit status:
+0, 1 if any point failed, 2 if the sweep was refused (nothing submitted) or its summary
+could not be written.
 """
 
 import sys
@@ -75,11 +76,15 @@ def main(argv):
                               executor=_EXECUTOR.value, max_parallel=_MAX_PARALLEL.value,
                               resources=launch.parse_resources(_RESOURCES.value),
                               compilation_cache=_CACHE.value, distributed=_DISTRIBUTED.value)
-  except (ValueError, NameError) as err:  # NameError: submitit's unknown resource
+  except (ValueError, OSError) as err:
     logging.error('sweep refused: %s', err)
     sys.exit(2)
   if not _DISTRIBUTED.value or parallel.is_writer():
-    out = summary.summarize(_WORKDIR.value, _METRICS.value, _X.value)
+    try:
+      out = summary.summarize(_WORKDIR.value, _METRICS.value, _X.value)
+    except ValueError as err:  # --metrics or --x that the runs do not have
+      logging.error('summary not written: %s', err)
+      sys.exit(2)
     logging.info('summary: %s, %s', out['csv'], out['markdown'])
   if failed:
     logging.error('%d point(s) failed: %s', len(failed), ', '.join(failed))
