@@ -93,9 +93,10 @@ def scan(directory: str) -> tuple[list[dict], list[str]]:
     for row in rows:
       row['fields'] = {f: _value(points.get(row['point'], {}).get(f)) for f in swept}
   else:
-    every = list(dict.fromkeys(f for row in rows for f in row['config']))
+    configs = [row['config'] for row in rows if row['config']]  # a run may have none yet
+    every = list(dict.fromkeys(f for config in configs for f in config))
     swept = [f for f in every if f not in NON_SWEPT
-             and len({repr(row['config'].get(f)) for row in rows}) > 1]
+             and len({repr(config.get(f, '<absent>')) for config in configs}) > 1]
     for row in rows:
       row['fields'] = {f: row['config'].get(f) for f in swept}
   return rows, swept

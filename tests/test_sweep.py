@@ -23,10 +23,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_POINTS = ('variant=smoke,model.hidden=16', 'variant=smoke,model.hidden=32-32')
 
 
-def _sweep(workdir, config='configs/density_moons.py', *flags, **kwargs):
+def _sweep(workdir, config, *flags):
   return subprocess.run([sys.executable, '-m', 'experiments.sweep', f'--config={config}',
                          f'--workdir={workdir}', *flags], cwd=REPO, capture_output=True,
-                        text=True, timeout=300, **kwargs)
+                        text=True, timeout=300)
 
 
 def _rows(directory):
@@ -42,7 +42,8 @@ def test_points_products_zips_and_names():
   assert points[1] == {'variant': '', 'model.hidden': (8,), 'train.lr': 3e-4}
   assert [sweeps.point_name(p) for p in points] == [
       'model.hidden=64-64,train.lr=0.001', 'model.hidden=8,train.lr=0.0003',
-      'variant=maf,model.hidden=64-64,train.lr=0.001', 'variant=maf,model.hidden=8,train.lr=0.0003']
+      'variant=maf,model.hidden=64-64,train.lr=0.001',
+      'variant=maf,model.hidden=8,train.lr=0.0003']
   assert sweeps.point_name({'data.name': 'a/b c', 'x': None}) == 'data.name=a_b_c,x=None'
   assert sweeps.point_name({}) == 'base'
   long_name = sweeps.point_name({'data.root': 'x' * 500})
@@ -241,3 +242,21 @@ def test_killed_point_resumes_and_a_failed_point_does_not_stop_the_others(tmp_pa
   assert rows[broken_dir.name]['status'].startswith(
       "failed: ValueError: unknown data set 'moonz'; available: ")
   assert "failed: ValueError: unknown data set 'moonz'" in (workdir / 'summary.md').read_text()
+
+
+def test_summary_shows_mean_and_standard_error_over_seeds(tmp_path):
+  for lr, nll, se in ((1e-3, 1.5, 0.1), (1e-2, 1.25, 0.05), (1e-1, 2.0, 0.2)):
+    run = tmp_path / f'lr{lr}'
+    run.mkdir()
+    (run / 'config.json').write_text(json.dumps({'seeds': [0, 1, 2], 'train': {'lr': lr}}))
+    (run / 'results.json').write_text(json.dumps(
+        {'test_nll': nll, 'test_nll_se': se, 'converged': True, 'per_seed': []}))
+  (tmp_path / 'failed').mkdir()
+  (tmp_path / 'failed' / 'error.txt').write_text('RuntimeError: diverged\n\nTraceback ...')
+  written = summary.summarize(str(tmp_path))
+  markdown = (tmp_path / 'summary.md').read_text()
+  assert '| lr0.001 | 0.001 | done | 1.5 ± 0.1 |' in markdown
+  assert '| failed |  | failed: RuntimeError: diverged |  |' in markdown
+  rows = _rows(tmp_path)
+  assert float(rows['lr0.01']['test_nll_se']) == 0.05 and rows['failed']['test_nll'] == ''
+  assert written['figures'] == [str(tmp_path / 'plots' / 'summary_test_nll.png')]
