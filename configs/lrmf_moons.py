@@ -1,7 +1,11 @@
 r"""LRMF on two pairs of moons rotated 50 degrees (LRMF Sec. 4 setup 1; Fig. 2, 4, 9, 10).
 
 Real NVP LRMF (the flagship): the density family M and the transformation T are both Real NVP
-(4 coupling blocks spaced by permutations, MLP 2 x 512 ReLU; Sec. 8.3), 2000 points per domain.
+(4 coupling blocks spaced by permutations; Sec. 8.3), 2000 points per domain. The paper's MLPs
+are 2 x 512 ReLU; ours are 2 x 128 (issue 16): fitted to 2000 points, 512-wide private flows
+leave regions of the data with almost no density, which then dominate Eq. 3 on held-out data,
+and a joint stage strong enough to bring Eq. 3 to 0 tears T on some seeds. The paper's width is
+`--config.density.hidden='(512,512)' --config.flow.hidden='(512,512)'`.
 
 Run:
   python -m experiments.run --config=configs/lrmf_moons.py --workdir=runs/lrmf_moons
@@ -69,16 +73,19 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.data.splits = (2000, 500, 500)  # train, validation, test per domain
 
   config.density = ml_collections.ConfigDict(
-      {'family': 'flow', 'flow': 'realnvp', 'num_blocks': 4, 'hidden': (512, 512)})
+      {'family': 'flow', 'flow': 'realnvp', 'num_blocks': 4, 'hidden': (128, 128)})
   config.flow = ml_collections.ConfigDict(
-      {'flow': 'realnvp', 'num_blocks': 4, 'hidden': (512, 512)})
+      {'flow': 'realnvp', 'num_blocks': 4, 'hidden': (128, 128)})
   # Private models must be converged (c(A, B) is a maximum): with fewer steps the shared model,
   # trained further in the joint stage, overtakes them and the held-out objective drifts below 0
   # (the measured values, over seeds, are in REPRODUCTION.md and the issue notes).
   config.train_private = _train(num_steps=4000, lr=2e-3, patience=None)
   # The joint stage keeps its last parameters: the held-out objective is noisy around 0, and
-  # selecting its minimum would be biased below 0.
-  config.train_joint = _train(num_steps=2000, lr=1e-4, patience=None, keep_best=False)
+  # selecting its minimum would be biased below 0. Its learning rate must let the shared model
+  # and T fit the training data as far as the private models did before the cosine schedule
+  # runs out: with less, Eq. 3 stays above 0 on training and on fresh data alike (under-fitting,
+  # not holes; the measurements are in the issue 16 notes).
+  config.train_joint = _train(num_steps=2000, lr=5e-4, patience=None, keep_best=False)
 
   if variant == 'gaussian':
     config.density = ml_collections.ConfigDict({'family': 'gaussian'})
