@@ -21,6 +21,13 @@ own). So here the held-out objective is an average of per-point terms
 ``[-eps, eps]``; the share of the mean that comes from the worst 1% of points is reported
 next to it.
 
+Eq. 3 is 0 at alignment only when the family fits ``T(A)`` as well as ``A``. With ``T(A)``
+distributed as ``B`` and ``thS = thB``, Eq. 3 equals ``log P_M(A; thA) - log P_M(T(A); thB)
+- log|det dT|``, which is ``-E_bias`` of Lemma 2.2 (:func:`bias_estimate`): a family that
+fits the target set worse than the source (Real NVP's axis-aligned couplings and a rotated
+set) leaves the objective above 0 at a perfect alignment, and the flag then stays off. Read
+the flag next to the run's E_bias.
+
 Every array argument of :func:`train_lrmf` carries a leading replica axis ``R``
 (independent seeds trained side by side in one program, :mod:`nflax.engine`), and so
 does every result. Every stage is one call of a :class:`nflax.fitting.StageRunner`;
