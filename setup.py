@@ -24,6 +24,7 @@ setup(
         "ml-collections>=0.1.1",
         "matplotlib>=3.8",
         "scikit-learn>=1.4",
+        "threadpoolctl>=3",
         "mlxtend>=0.23",
         "pillow>=10",
         "tensorboardX>=2.6",

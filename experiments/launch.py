@@ -19,6 +19,7 @@ from typing import Any, Callable
 import jax
 import ml_collections
 import submitit
+import threadpoolctl
 from absl import logging
 
 from experiments import density, summary, sweeps, validation
@@ -244,6 +245,11 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   :func:`distributed_settings`) before anything else touches JAX. Every family's
   results carry ``seconds``, the wall time of this invocation (a resumed run counts only
   its continuation).
+
+  NumPy's BLAS (scikit-learn's downstream classifiers, KMM, KLIEP) runs on one thread: its
+  matrices here are small, and its spinning worker threads, competing with XLA's and other
+  jobs' threads for the cores, made a 0.3 s logistic regression take 28 s on a busy 2-core
+  machine.
   """
   if config.get('experiment') not in EXPERIMENTS:
     raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
@@ -257,7 +263,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
     workdir_lib.save_config(config, workdir)
     workdir_lib.save_environment(workdir, [str(device) for device in jax.devices()])
-    return EXPERIMENTS[config.experiment](config, workdir)
+    with threadpoolctl.threadpool_limits(limits=1, user_api='blas'):
+      return EXPERIMENTS[config.experiment](config, workdir)
   finally:
     lock.release()
 

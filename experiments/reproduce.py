@@ -228,41 +228,46 @@ _NO_BIAS = (('estimate_bias', False),)
 
 LRMF_MOONS = Run(
     'lrmf_moons', 'configs/lrmf_moons.py',
-    fast=_SMALL_FLOWS + (('train_private.num_steps', 2000), ('train_joint.num_steps', 1000)),
-    fast_note='Real NVP 2x128 instead of 2x512, 2000 private and 1000 joint steps',
-    paper_cost='5 seeds side by side: about 25 min on a 2-core CPU')
+    paper=(('density.hidden', (512, 512)), ('flow.hidden', (512, 512))),
+    paper_cost="the paper's 2x512 Real NVPs: about 25 min for 5 seeds on a 2-core CPU")
 LRMF_MOONS_GAUSSIAN = Run('lrmf_moons_gaussian', 'configs/lrmf_moons.py', 'gaussian',
                           fast=_NO_BIAS, fast_note='no E_bias fit')
 LRMF_BLOBS = Run('lrmf_blobs', 'configs/lrmf_blobs.py', fast=_NO_BIAS, fast_note='no E_bias fit')
 LRMF_BASELINES = Run(
     'lrmf_moons_baselines', 'configs/lrmf_moons_baselines.py',
     fast=_SMALL_FLOWS + _NO_BIAS + (
-        ('train_private.num_steps', 1000), ('train_joint.num_steps', 1000),
-        ('train_baseline.num_steps', 500), ('adversarial.num_steps', 1000)),
-    fast_note='Real NVP 2x128 (config: 2x256), 1000 private / joint, 500 baseline and 1000 '
-              'SN-GAN steps',
+        ('train_private.num_steps', 600), ('train_joint.num_steps', 600),
+        ('train_baseline.num_steps', 200), ('emd.num_iters', 50),
+        ('adversarial.num_steps', 400)),
+    fast_note='Real NVP 2x128 (config: 2x256), 600 private / joint steps (config: 1500 / 2000), '
+              '200 MMD / EMD steps with 50 Sinkhorn iterations (config: 1000 with 200), 400 '
+              'SN-GAN steps (config: 2000)',
     fast_seeds=3, paper_seeds=5, paper_cost='about 10 min a seed on a 2-core CPU')
-_SURFACES_FAST = _SMALL_FLOWS + _NO_BIAS + (('train_private.num_steps', 1000),
-                                            ('train_joint.num_steps', 1000))
+_SURFACES_FAST = _SMALL_FLOWS + _NO_BIAS + (('train_private.num_steps', 400),
+                                            ('train_joint.num_steps', 400))
 LRMF_SURFACES = Run('lrmf_surfaces', 'configs/lrmf_surfaces.py', fast=_SURFACES_FAST,
-                    fast_note='Real NVP 2x128 (config: 2x256), 1000 private and joint steps',
+                    fast_note='Real NVP 2x128 (config: 2x256), 400 private and joint steps '
+                              '(config: 2000)',
                     fast_seeds=3, paper_cost='about 5 min a seed on a 2-core CPU')
 LRMF_SURFACES_REVERSE = dataclasses.replace(LRMF_SURFACES, name='lrmf_surfaces_reverse',
                                             variant='reverse')
 LRMF_DIGITS = Run(
     'lrmf_digits', 'configs/lrmf_digits.py', paper_variant='paper',
-    fast=_SMALL_FLOWS + _NO_BIAS + (('train_vae.num_steps', 2000),
-                                    ('train_private.num_steps', 1000),
-                                    ('train_joint.num_steps', 1000)),
-    fast_note='VAE 2000 steps (config: 4000), Real NVP 2x128 (config: 2x256), 1000 private and '
-              'joint steps', fast_seeds=3, paper_seeds=3,
+    fast=_SMALL_FLOWS + _NO_BIAS + (('train_vae.num_steps', 1000),
+                                    ('train_private.num_steps', 400),
+                                    ('train_joint.num_steps', 400)),
+    fast_note='VAE 1000 steps (config: 4000), Real NVP 2x128 (config: 2x256), 400 private and '
+              'joint steps (config: 1500)', fast_seeds=3, paper_seeds=3,
     paper_cost='Real NVP 2x512: about 10 min a seed on a 2-core CPU')
 LRMF_GLOW = Run(
     'lrmf_glow_digits', 'configs/lrmf_glow_digits.py', paper_variant='paper',
-    fast=_NO_BIAS + (('density.hidden_channels', 16), ('flow.hidden_channels', 16),
-                     ('train_private.num_steps', 200), ('train_joint.num_steps', 200)),
-    fast_note='Glow 2 levels x 4 steps with 16 channels (config: 32), 200 private and joint '
-              'steps (config: 600)', fast_seeds=3, paper_seeds=3,
+    fast=_NO_BIAS + (('data.a.options.size', 8), ('data.b.options.size', 8),
+                     ('density.steps_per_level', 2), ('flow.steps_per_level', 2),
+                     ('density.hidden_channels', 8), ('flow.hidden_channels', 8),
+                     ('train_private.num_steps', 100), ('train_joint.num_steps', 100)),
+    fast_note='8x8 digits (config: 16x16), Glow 2 levels x 2 steps with 8 channels (config: '
+              '4 steps, 32), 100 private and joint steps (config: 600)', fast_seeds=3,
+    paper_seeds=3,
     paper_cost='Glow 3 x 8 x 512 channels, 5000 steps a stage: GPU hours')
 LRMF_VANISHING = Run('lrmf_vanishing_gradient', 'configs/lrmf_vanishing_gradient.py')
 
@@ -274,9 +279,9 @@ FDRE_GAUSSIANS = Run(
     paper_cost='100 epochs of 4000 points a stage: about 10 min a seed on a 2-core CPU')
 FDRE_MI = Run(
     'fdre_mutual_information', 'configs/fdre_mutual_information.py', paper_variant='paper',
-    fast=(('data.splits', (5000, 1000, 2000)), ('train_flow.num_steps', 2000),
-          ('train_classifier.num_steps', 1000), ('train_joint.num_steps', 1000)),
-    fast_note='5000 training pairs (config: 20000), 2000 flow / 1000 classifier / 1000 joint '
+    fast=(('data.splits', (4000, 1000, 2000)), ('train_flow.num_steps', 1500),
+          ('train_classifier.num_steps', 800), ('train_joint.num_steps', 800)),
+    fast_note='4000 training pairs (config: 20000), 1500 flow / 800 classifier / 800 joint '
               'steps (config: 8000 / 1500 / 2000)', fast_seeds=3, paper_seeds=3,
     paper_cost='80K pairs, 200 epochs a stage: GPU hours')
 FDRE_DA = Run('fdre_domain_adaptation', 'configs/fdre_domain_adaptation.py',
@@ -290,30 +295,37 @@ FDRE_BREAST_CANCER = Run('fdre_breast_cancer', 'configs/fdre_domain_adaptation.p
                          paper_seeds=10, paper_cost='under 1 min a seed on a 2-core CPU')
 FDRE_TARGETED = Run(
     'fdre_targeted_mnist', 'configs/fdre_targeted_mnist.py',
-    fast=(('train_flow.num_steps', 800), ('train_classifier.num_steps', 500),
+    fast=(('train_flow.num_steps', 600), ('train_classifier.num_steps', 400),
           ('num_proposals', 2000), ('num_samples', 500)),
-    fast_note='800 flow / 500 classifier steps (config: 1500 / 1000), 2000 proposals for 500 '
+    fast_note='600 flow / 400 classifier steps (config: 1500 / 1000), 2000 proposals for 500 '
               'samples (config: 5000 for 1000)', fast_seeds=3, paper_seeds=3,
     paper_cost='Real NVP on 14x14 digits: about 2 min a seed on a 2-core CPU')
 FDRE_AUGMENTATION = Run(
     'fdre_augmentation', 'configs/fdre_augmentation.py', paper_variant='paper',
-    fast=(('train_flow.num_steps', 800),), fast_note='800 flow steps (config: 1500)',
+    fast=(('train_generator.num_steps', 300), ('train_flow.num_steps', 500),
+          ('weighting.powers', (0.2, 1.0))),
+    fast_note='300 generator / 500 flow steps (config: 400 / 1500), weight powers 0.2 and 1 '
+              '(config: 0.1, 0.2, 0.5, 1)',
     paper_seeds=3, paper_cost='about 3 min a seed on a 2-core CPU')
 
 ALIGNFLOW_MNIST = Run(
     'alignflow_mnist', 'configs/alignflow_mnist.py', paper_variant='paper_scale',
-    fast=(('train.num_steps', 200), ('lams', (1e-3,)), ('data.splits', (400, 100, 200))),
-    fast_note='200 steps (config: 2000), lam 1e-3 only, 400 training pairs (config: 800)',
+    fast=(('data.options.size', 8), ('data.splits', (400, 100, 200)), ('train.num_steps', 150),
+          ('lams', (1e-3,))),
+    fast_note='8x8 digits (config: 16x16), 400 training pairs (config: 800), 150 steps (config: '
+              '2000), lam 1e-3 only',
     fast_seeds=3, paper_seeds=3,
     paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
 ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
-                      fast=(('train.num_steps', 1000),), fast_note='1000 steps (config: 2000)',
+                      fast=(('train.num_steps', 600), ('lams', (0.01, 0.1))),
+                      fast_note='600 steps (config: 2000), lam 0.01 and 0.1 (config: also 0.001)',
                       paper_cost='about 5 min for 5 seeds on a 2-core CPU')
 ALIGNFLOW_ADAPTATION = Run(
     'alignflow_digits_adaptation', 'configs/alignflow_digits_adaptation.py',
     paper_variant='paper',
-    fast=(('train.num_steps', 300), ('train.select_every', 150)),
-    fast_note='300 steps (config: 1200)', fast_seeds=3, paper_seeds=3,
+    fast=(('data.a.options.size', 8), ('data.b.options.size', 8), ('train.num_steps', 150),
+          ('train.select_every', 75), ('train.steps_per_dispatch', 75)),
+    fast_note='8x8 digits (config: 16x16), 150 steps (config: 1200)', fast_seeds=3, paper_seeds=3,
     paper_cost='32x32, 25,000 steps: GPU hours')
 
 # ---------------------------------------------------------------------------------------------
@@ -659,10 +671,13 @@ def environment_line() -> str:
 
 def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | None]],
                  previous: dict[tuple[str, str], dict[str, str]], environment: str,
-                 rows: Sequence[Row] = ROWS) -> list[str]:
+                 rows: Sequence[Row] = ROWS, failures: dict[str, str] | None = None
+                 ) -> list[str]:
   """The report of ``tier``: a rows table (every row of ``rows``, from ``results``, run
-  name -> (per-seed metrics, wall), else from ``previous``, else ``not run``) and a runs
-  table (sizes, seeds, wall time and command of each run)."""
+  name -> (per-seed metrics, wall), else ``failed: <error>`` for the runs of ``failures``,
+  else from ``previous``, else ``not run``) and a runs table (sizes, seeds, wall time and
+  command of each run)."""
+  failures = failures or {}
   walls = {name: wall for name, (_, wall) in results.items() if wall is not None}
   row_lines, counts = [], {}
   for row in rows:
@@ -670,6 +685,8 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
     per_seed, _ = results.get(row.run.name, (None, None))
     if per_seed is not None:
       ours, judged = verdict(row.check, per_seed)
+    elif row.run.name in failures:
+      ours, judged = 'failed: ' + failures[row.run.name].replace('|', '/'), '-'
     else:
       record = previous.get((row.method, claim), {})
       ours, judged = record.get(_COLUMNS[3], 'not run'), record.get('verdict', '-')
@@ -710,6 +727,10 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/reproduce', 'Where the runs go '
                                '(<workdir>/<tier>/<run>).')
 _REPORT = flags.DEFINE_string('report', None, 'The report to (re)write; default '
                               'REPRODUCTION.md (fast tier) or REPRODUCTION_paper.md.')
+_CACHE = flags.DEFINE_string(
+    'compilation_cache', launch.DEFAULT_COMPILATION_CACHE,
+    "XLA's persistent compilation cache directory, as in experiments.run ('none': off); "
+    "seeds run one after another reuse their first seed's programs.")
 
 
 def main(argv):
@@ -721,18 +742,28 @@ def main(argv):
   if unknown:
     raise app.UsageError(f'unknown runs {unknown}; known: {sorted(known)}')
   report = _REPORT.value or ('REPRODUCTION.md' if tier == 'fast' else 'REPRODUCTION_paper.md')
-  results = {}  # runs not wanted now are read from the workdir when they finished there
+  launch.log_through_absl()
+  launch.use_compilation_cache(_CACHE.value)
+  results, failures = {}, {}  # runs not wanted now are read from the workdir if finished there
   for name, run in known.items():
-    results[name] = per_seed_results(run, tier, os.path.join(_WORKDIR.value, tier, name),
-                                     execute=name in wanted)
+    try:
+      results[name] = per_seed_results(run, tier, os.path.join(_WORKDIR.value, tier, name),
+                                       execute=name in wanted)
+    except Exception as err:  # pylint: disable=broad-except
+      # One failed run must not lose the others: its rows say so, the exit status too.
+      logging.exception('run %s failed', name)
+      failures[name] = f'{type(err).__name__}: {err}'.splitlines()[0][:200]
+      results[name] = (None, None)
   previous = {}
   if os.path.exists(report):
     with open(report) as f:
       previous = previous_rows(f.read())
-  lines = report_lines(tier, results, previous, environment_line())
+  lines = report_lines(tier, results, previous, environment_line(), failures=failures)
   with open(report, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))
+  if failures:
+    raise SystemExit(f'{len(failures)} run(s) failed: {", ".join(sorted(failures))}')
 
 
 if __name__ == '__main__':

@@ -115,6 +115,11 @@ def test_report_plumbing_on_smoke_runs(tmp_path):
                                    rows, 'env', rows=_SMOKE_ROWS)
   kept = reproduce.previous_rows('\n'.join(partial))
   assert kept['lrmf', 'smoke objective'] == objective
+  # a failed run says so in its rows (the previous cells are not passed off as current)
+  failed = reproduce.report_lines('fast', {}, rows, 'env', rows=_SMOKE_ROWS,
+                                  failures={'smoke_lrmf': 'ValueError: a | b'})
+  line = next(l for l in failed if '| smoke objective |' in l)
+  assert '| failed: ValueError: a / b | - |' in line
 
 
 def test_the_committed_report_has_every_row_with_its_paper_value_and_command():
