@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from configs import lrmf_moons
-from experiments import replicas
+from experiments import launch, replicas
 from experiments.lrmf_experiments import alignment
 from lrmf import algorithm, gaussian
 from nflax import bijectors, densities
@@ -91,8 +91,12 @@ def test_no_fresh_evaluation_for_loaded_data_or_size_zero():
   assert alignment.fresh_evaluation(config, AFFINE, DENSITY, None, None) == []
   config = _config((0,), 100)
   config.data.b.options = {'path': '/nowhere'}
+  config.data.b.name = 'mnist_idx'
   assert not alignment.is_synthetic(config.data.b)
   assert alignment.fresh_evaluation(config, AFFINE, DENSITY, None, None) == []
+  # a finite collection drawn with n and seed (digits) is a resample, not a fresh draw
+  glow = launch.default_config('configs/lrmf_glow_digits.py')
+  assert {'n', 'seed'} <= set(glow.data.a.options) and not alignment.is_synthetic(glow.data.a)
 
 
 def test_smoke_run_reports_the_fresh_objective(tmp_path):

@@ -59,6 +59,11 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 """Data-set name -> loader; the only place a name is bound to code."""
 
+GENERATED = frozenset({'blobs', 'moons', 'gaussian_mixture_2d', 'correlated_gaussians',
+                       's_curve', 'swiss_roll'})
+"""Data sets drawn from a generator: any number of fresh, independent draws exist (the others
+are finite collections; a draw with another seed resamples the same points)."""
+
 
 def load(name: str, **options: Any) -> Dataset:
   """Loads the data set ``name`` with keyword ``options``.

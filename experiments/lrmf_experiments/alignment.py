@@ -40,6 +40,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from experiments import data as data_lib
 from experiments import domains
 from experiments import models, plots, replicas, training, validation
 from experiments import workdir as workdir_lib
@@ -122,8 +123,9 @@ below :data:`experiments.replicas.DATA_SEED_STRIDE`, so it is no replica's train
 
 
 def is_synthetic(domain_config: ml_collections.ConfigDict) -> bool:
-  """A data set drawn from a generator (options ``n`` and ``seed``), so fresh samples exist."""
-  return {'n', 'seed'} <= set(domain_config.get('options', {}).keys())
+  """A data set drawn from a generator (:data:`experiments.data.GENERATED`), so fresh samples
+  exist; resampling a finite collection (digits) would reuse training points."""
+  return domain_config.get('name') in data_lib.GENERATED
 
 
 def fresh_domains(config: ml_collections.ConfigDict, seed: int,
