@@ -37,6 +37,18 @@ def test_value_verdict_uses_the_student_t_interval_and_the_tolerance():
   assert ours.endswith('(5 seeds)')
 
 
+def test_the_papers_printed_precision_widens_the_interval():
+  assert reproduce.rounding_tolerance('0.99 +- 0.0003') == pytest.approx(0.005)
+  assert reproduce.rounding_tolerance('-1.168') == pytest.approx(0.0005)
+  assert reproduce.rounding_tolerance('16.61 (true)') == pytest.approx(0.005)
+  assert reproduce.rounding_tolerance('0') == 0.0  # an exact claim
+  assert reproduce.rounding_tolerance('qualitative') == 0.0
+  per_seed = _seeds(x=[0.996, 0.994, 0.998])  # above 0.99 by more than its interval
+  assert reproduce.verdict(reproduce.Value('x', 0.99), per_seed)[1] == 'differs'
+  assert reproduce.verdict(reproduce.Value('x', 0.99), per_seed, '0.99')[1] == 'matches'
+  assert reproduce.verdict(reproduce.Value('x', 0.99), per_seed, '0.990')[1] == 'differs'
+
+
 def test_ordering_verdict_is_a_one_sided_paired_t_test():
   lower, higher = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 5.5]  # differences -1 -2 -3 -1.5
   d = np.subtract(lower, higher)
