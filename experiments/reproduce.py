@@ -323,10 +323,10 @@ FDRE_AUGMENTATION = Run(
 
 ALIGNFLOW_MNIST = Run(
     'alignflow_mnist', 'configs/alignflow_mnist.py', paper_variant='paper_scale',
-    fast=(('data.options.size', 8), ('data.splits', (400, 100, 200)), ('train.num_steps', 100),
+    fast=(('data.options.size', 8), ('data.splits', (400, 100, 100)), ('train.num_steps', 100),
           ('lams', (1e-3,))),
-    fast_note='8x8 digits (config: 16x16), 400 training pairs (config: 800), 100 steps (config: '
-              '2000), lam 1e-3 only',
+    fast_note='8x8 digits (config: 16x16), 400 training and 100 test pairs (config: 800 and '
+              '200), 100 steps (config: 2000), lam 1e-3 only',
     fast_seeds=3, paper_seeds=3,
     paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
 ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
