@@ -659,7 +659,9 @@ def previous_rows(report: str) -> dict[tuple[str, str], dict[str, str]]:
     if cells[:2] == ['method', 'claim']:
       columns = cells
       continue
-    if columns is None or cells[0] == 'run':
+    if cells[0] == 'run':  # the runs table: no rows of claims below it
+      columns = None
+    if columns is None:
       continue
     record = dict(zip(columns, cells))
     if record.get(_COLUMNS[3], 'not run') != 'not run' and 'claim' in record:
