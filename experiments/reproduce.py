@@ -585,17 +585,13 @@ def side_by_side(run: Run, tier: str) -> bool:
 
 
 def load_config(run: Run, tier: str, seeds: Sequence[int] | None = None):
-  """``run``'s config of ``tier`` with its overrides (and ``seeds`` when given)."""
-  config = launch.default_config(run.spec(tier))
-  for key, value in run.overrides(tier):
-    node = config
-    *parents, leaf = key.split('.')
-    for name in parents:
-      node = node[name]
-    node[leaf] = value
+  """``run``'s config of ``tier`` with its overrides (and ``seeds`` when given), validated
+  against the config file's own values (:func:`experiments.launch.point_config`, the one way
+  overrides are applied to a config file)."""
+  point = dict(run.overrides(tier))
   if seeds is not None:
-    config.seeds = tuple(seeds)
-  return config
+    point['seeds'] = tuple(seeds)
+  return launch.point_config(run.spec(tier), point)[0]
 
 
 def _read(path: str) -> dict | None:
@@ -625,8 +621,8 @@ def per_seed_results(run: Run, tier: str, workdir: str, execute: bool
       if not execute:
         return None, None
       start = time.time()
-      config = load_config(run, tier, part_seeds)
-      launch.run_experiment(config, folder, defaults=launch.default_config(run.spec(tier)))
+      launch.run_experiment(load_config(run, tier, part_seeds), folder,
+                            defaults=launch.default_config(run.spec(tier)))
       with open(os.path.join(folder, 'wall.json'), 'w') as f:
         json.dump({'seconds': time.time() - start}, f)
       logging.info('%s seeds %s done in %.0f s', run.name, part_seeds, time.time() - start)
