@@ -20,7 +20,7 @@ Paired sampling (Sec. 3.4): ``(G_{Z->A}(z), G_{Z->B}(z))`` with ``z ~ p_Z``.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -174,8 +174,16 @@ def polar_interpolation(*, z1: Array, z2: Array, angles: Sequence[float] | Array
   return z1 * jnp.sin(phi) + z2 * jnp.cos(phi)
 
 
+class RoundTrips(NamedTuple):
+  """Translations and cycles of :func:`round_trips` (numpy arrays of the inputs' shapes)."""
+  a_to_b: np.ndarray  # G_{A->B}(a)
+  b_to_a: np.ndarray  # G_{B->A}(b)
+  a_again: np.ndarray  # G_{B->A}(G_{A->B}(a))
+  b_again: np.ndarray  # G_{A->B}(G_{B->A}(b))
+
+
 def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
-                float64: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                float64: bool = False, replicas: bool = False) -> RoundTrips:
   """The cycles ``G_{B->A}(G_{A->B}(a))`` and ``G_{A->B}(G_{B->A}(b))`` (Prop. 1).
 
   Prop. 1: for AlignFlow both are the inputs exactly in real arithmetic, pre- and
@@ -187,28 +195,39 @@ def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
   cast to float64 and the translations run inside ``jax.enable_x64``, where the sigmoid
   saturates only above about 36.7 and ``1 - sigmoid`` keeps 16 digits instead of 7, so
   the measured error is float rounding of the bijection unless latents approach that
-  limit too. Each translation is compiled on its own, so translated images are
-  materialised in the working precision, as stored translations would be (two
-  compilations when ``a`` and ``b`` have one shape).
+  limit too. Each direction is compiled on its own, so translated images are
+  materialised in the working precision, as stored translations would be; one call
+  compiles each direction once (for every replica when ``replicas``, and for ``a`` and
+  ``b`` together when they have one shape).
 
   Args:
     model: a module with ``a_to_b`` and ``b_to_a`` methods (:class:`AlignFlow`, or the
       approximately cycle-consistent :class:`~alignflow.cyclegan.CycleGAN`).
-    variables: the module's Flax variables.
-    a: ``(batch_a, *event_shape)`` samples of domain A.
-    b: ``(batch_b, *event_shape)`` samples of domain B.
+    variables: the module's Flax variables; with ``replicas``, every leaf has a leading
+      replica axis ``R``.
+    a: ``(batch_a, *event_shape)`` samples of domain A (``(R, batch_a, *event_shape)`` with
+      ``replicas``).
+    b: ``(batch_b, *event_shape)`` samples of domain B (likewise).
     float64: evaluate in float64 instead of the variables' precision.
+    replicas: ``variables``, ``a`` and ``b`` hold ``R`` independent models and their data
+      (``jax.vmap`` over the leading axis).
 
   Returns:
-    ``(a_again, b_again)`` numpy arrays of the shapes of ``a`` and ``b``, float64 with
-    ``float64=True``.
+    :class:`RoundTrips` of numpy arrays of the shapes of ``a`` and ``b`` (translations of
+    ``a`` have its shape), float64 with ``float64=True``.
   """
-  a_to_b = jax.jit(lambda variables, x: model.apply(variables, x, method=type(model).a_to_b))
-  b_to_a = jax.jit(lambda variables, x: model.apply(variables, x, method=type(model).b_to_a))
+  def direction(method):
+    apply = lambda variables, x: model.apply(variables, x, method=method)
+    return jax.jit(jax.vmap(apply) if replicas else apply)
+
+  a_to_b = direction(type(model).a_to_b)
+  b_to_a = direction(type(model).b_to_a)
 
   def cycles(variables, a, b):
-    return (np.asarray(b_to_a(variables, a_to_b(variables, a))),
-            np.asarray(a_to_b(variables, b_to_a(variables, b))))
+    forward, backward = a_to_b(variables, a), b_to_a(variables, b)
+    return RoundTrips(np.asarray(forward), np.asarray(backward),
+                      np.asarray(b_to_a(variables, forward)),
+                      np.asarray(a_to_b(variables, backward)))
 
   if not float64:
     return cycles(variables, a, b)

@@ -275,12 +275,33 @@ def test_round_trip_saturated_in_float32_is_exact_in_float64():
   assert jax.tree.structure(variables) == jax.tree.structure(
       model.init(jax.random.PRNGKey(0), images, images))
 
-  report = alignflow_experiment.cycle_report(model, variables, images, images)  # round_trips
+  reports, _ = alignflow_experiment.cycle_report(  # one replica, through round_trips
+      model, jax.tree.map(lambda leaf: leaf[None], variables), images[None], images[None])
+  report = reports[0]
   assert report['max_cycle_error_float32_a'] == pytest.approx(1 / 0.9 - 0.9, rel=1e-5)
   assert 1e-13 < report['max_cycle_error_float64_a'] < 1e-8  # float rounding only, ~1e-10
   assert report['max_cycle_error_float32_b'] < 1e-5  # B -> A -> B does not saturate
   assert report['max_cycle_error_float64_b'] < 1e-12
   assert report['non_finite_cycle_fraction_float64_a'] == 0.0
+
+
+def test_round_trips_of_replicas_are_the_replicas_round_trips():
+  """``replicas=True`` (one vmapped program for R models) gives each model's own translations
+  and cycles, in float32 and float64."""
+  model = _vector_model()
+  points = jax.random.normal(jax.random.PRNGKey(0), (3, 16, 2))
+  variables = [_perturbed(model.init(jax.random.PRNGKey(r), points[r], points[r]),
+                          jax.random.PRNGKey(10 + r), 0.1) for r in range(3)]
+  stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *variables)
+  a, b = np.asarray(points), np.asarray(points[::-1] + 1.0)
+  for float64 in (False, True):
+    together = model_lib.round_trips(model, stacked, a, b, float64=float64, replicas=True)
+    for r in range(3):
+      alone = model_lib.round_trips(model, variables[r], a[r], b[r], float64=float64)
+      for name, value in alone._asdict().items():
+        np.testing.assert_allclose(getattr(together, name)[r], value, rtol=1e-6, atol=1e-6)
+      assert together.a_to_b.dtype == (np.float64 if float64 else np.float32)
+    np.testing.assert_allclose(together.a_again, a, atol=1e-4)
 
 
 def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):

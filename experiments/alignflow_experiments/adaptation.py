@@ -166,10 +166,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       logging.info('[%s] validation accuracies %s', candidate, record)
     if int(state.step[0]) < config.train.num_steps:  # every candidate was cached
       state = train_to(state, config.train.num_steps)  # restores the final checkpoint
-    trained = engine.replica(state, 0)
-    for name, value in translation.cycle_report(
-        model, {'params': trained.params, **trained.model_state}, domains['a']['test_x'],
-        domains['b']['test_x']).items():
+    reports, _ = translation.cycle_report(
+        model, {'params': state.params, **state.model_state}, domains['a']['test_x'][None],
+        domains['b']['test_x'][None])
+    for name, value in reports[0].items():
       results[f'{name}/{stage}'] = value
     results[f'seconds/{stage}'] = time.time() - stage_start
 

@@ -14,8 +14,8 @@ Data -> train -> evaluate -> write, for two domains with a known pairing:
 3. evaluate on the paired test split: MSE of ``G_{A->B}(a)`` to its true pair ``b`` and
    of ``G_{B->A}(b)`` to ``a`` (Table 1; images in ``[-1, 1]``), the largest cycle error
    ``|G_{B->A}(G_{A->B}(a)) - a|`` computed in float64 (Prop. 1: float rounding for
-   AlignFlow) and the share of float32 round trips that saturate (:func:`cycle_report`),
-   held-out log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1
+   AlignFlow) and the share of float32 round trips that saturate (:func:`cycle_report`;
+   over the test and validation pairs), held-out log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1
    reports the cross-validated best);
 4. write ``results.json`` and plots: translations (scatter plots for points, image
    grids for images), paired samples from ``Z`` and latent interpolations
@@ -281,29 +281,40 @@ def _cycle_errors(cycled: np.ndarray, original: np.ndarray) -> tuple[float, floa
   return largest, float(1.0 - np.mean(finite))
 
 
-def cycle_report(model: nn.Module, variables, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-  """Exact cycle consistency (Prop. 1) of a trained translator, both ways.
+def cycle_report(model: nn.Module, variables, a: np.ndarray, b: np.ndarray
+                 ) -> tuple[list[dict[str, float]], model_lib.RoundTrips]:
+  """Exact cycle consistency (Prop. 1) of trained translators, both ways, for R replicas.
 
-  ``max_cycle_error_float64_{a,b}``: the largest ``|G_{B->A}(G_{A->B}(a)) - a|`` (and
-  ``B -> A -> B``) over finite round trips computed in float64, the number Prop. 1 is
-  about; ``non_finite_cycle_fraction_float64_{a,b}`` the share that saturates even there.
-  In the model's own float32: ``non_finite_cycle_fraction_float32_{a,b}`` and
-  ``max_cycle_error_float32_{a,b}`` over the finite ones (a saturated sigmoid may also
-  come back finite but wrong, as ``sigmoid(inf) = 1``).
+  ``variables`` (every leaf), ``a`` and ``b`` carry a leading replica axis ``R``; each
+  direction is compiled once for all replicas in each precision
+  (:func:`alignflow.model.round_trips`). Per replica: ``max_cycle_error_float64_{a,b}``,
+  the largest ``|G_{B->A}(G_{A->B}(a)) - a|`` (and ``B -> A -> B``) over finite round trips
+  computed in float64, the number Prop. 1 is about; ``non_finite_cycle_fraction_float64_{a,b}``
+  the share that saturates even there. In the model's own float32:
+  ``non_finite_cycle_fraction_float32_{a,b}`` and ``max_cycle_error_float32_{a,b}`` over
+  the finite ones (a saturated sigmoid may also come back finite but wrong, as
+  ``sigmoid(inf) = 1``).
+
+  Returns:
+    ``(reports, translated)``: one dict per replica, and the float32 :class:`RoundTrips`
+    (``(R, n, *event)`` arrays), whose translations serve the paired errors.
   """
-  report = {}
+  reports = [{} for _ in range(len(a))]
   for precision, float64 in (('float64', True), ('float32', False)):
-    cycled = model_lib.round_trips(model, variables, a, b, float64=float64)
-    for start, x, again in (('a', a, cycled[0]), ('b', b, cycled[1])):
-      error, non_finite = _cycle_errors(again, x)
-      report.update({f'max_cycle_error_{precision}_{start}': error,
-                     f'non_finite_cycle_fraction_{precision}_{start}': non_finite})
-  return report
+    trips = model_lib.round_trips(model, variables, a, b, float64=float64, replicas=True)
+    for replica, report in enumerate(reports):
+      for start, x, again in (('a', a, trips.a_again), ('b', b, trips.b_again)):
+        error, non_finite = _cycle_errors(again[replica], x[replica])
+        report.update({f'max_cycle_error_{precision}_{start}': error,
+                       f'non_finite_cycle_fraction_{precision}_{start}': non_finite})
+  return reports, trips
 
 
-def _paired_mses(a_to_b, b_to_a, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-  return {'mse_a_to_b': float(losses.paired_mse(translated=a_to_b(a), target=b)),
-          'mse_b_to_a': float(losses.paired_mse(translated=b_to_a(b), target=a))}
+def _paired_mses(translated: model_lib.RoundTrips, a: np.ndarray, b: np.ndarray,
+                 rows: slice) -> dict[str, float]:
+  """Table 1's paired MSE both ways on ``rows`` of one replica's translations."""
+  return {'mse_a_to_b': float(losses.paired_mse(translated=translated.a_to_b[rows], target=b[rows])),
+          'mse_b_to_a': float(losses.paired_mse(translated=translated.b_to_a[rows], target=a[rows]))}
 
 
 def _plot_translations(stage, a_to_b, b_to_a, data, out_dir):
@@ -387,23 +398,31 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state = train_stage(config, workdir, stage, state, data, model=model, objective=objective,
                         critic=critic, optimizer=optimizer, critic_optimizer=critic_optimizer,
                         train_critics=train_critics, key=train_key, metrics=metrics)
+    # Test and validation pairs in one batch: each direction compiles once for all seeds.
+    num_test = data['test_a'].shape[1]
+    both_a = np.concatenate([data['test_a'], data['val_a']], 1)
+    both_b = np.concatenate([data['test_b'], data['val_b']], 1)
+    trained = {'params': state.params, **state.model_state}
+    reports, translated = cycle_report(model, trained, both_a, both_b)
+    if mode != 'cyclegan':
+      log_prob_a, log_prob_b = jax.jit(jax.vmap(model.apply))(trained, data['test_a'],
+                                                              data['test_b'])
     for replica, seed_data in enumerate(per_seed_data):
-      trained = engine.replica(state, replica)
-      trained = {'params': trained.params, **trained.model_state}
-      a_to_b, b_to_a = translators(model, trained)
-      test = {**_paired_mses(a_to_b, b_to_a, seed_data['test_a'], seed_data['test_b']),
-              **cycle_report(model, trained, seed_data['test_a'], seed_data['test_b'])}
-      val = _paired_mses(a_to_b, b_to_a, seed_data['val_a'], seed_data['val_b'])
+      one = jax.tree.map(lambda x: x[replica], translated)
+      test = {**_paired_mses(one, both_a[replica], both_b[replica], slice(0, num_test)),
+              **reports[replica]}
+      val = _paired_mses(one, both_a[replica], both_b[replica], slice(num_test, None))
       val_mse[replica][stage] = (val['mse_a_to_b'] + val['mse_b_to_a']) / 2
       for name, value in test.items():
         per_seed[replica][f'{name}/{stage}'] = value
       if mode != 'cyclegan':
-        log_prob_a, log_prob_b = model.apply(trained, seed_data['test_a'], seed_data['test_b'])
-        per_seed[replica][f'test_log_likelihood_a/{stage}'] = float(jnp.mean(log_prob_a))
-        per_seed[replica][f'test_log_likelihood_b/{stage}'] = float(jnp.mean(log_prob_b))
+        per_seed[replica][f'test_log_likelihood_a/{stage}'] = float(jnp.mean(log_prob_a[replica]))
+        per_seed[replica][f'test_log_likelihood_b/{stage}'] = float(jnp.mean(log_prob_b[replica]))
       if replica == 0:
+        first = jax.tree.map(lambda x: x[0], trained)
+        a_to_b, b_to_a = translators(model, first)
         if mode != 'cyclegan':
-          figures.append(functools.partial(_plot_latent, stage, model, trained, seed_data,
+          figures.append(functools.partial(_plot_latent, stage, model, first, seed_data,
                                            plot_key[0]))
         figures.append(functools.partial(_plot_translations, stage, a_to_b, b_to_a, seed_data))
     per_stage[f'seconds/{stage}'] = time.time() - stage_start
