@@ -109,3 +109,6 @@ def test_smoke_run_reports_the_fresh_objective(tmp_path):
   assert np.isfinite(results['fresh_objective'])
   # The fresh sample is twenty times the 100-point test split: a smaller standard error.
   assert results['fresh_objective_point_se'] < results['test_objective_point_se']
+  seed = results['per_seed'][0]
+  assert seed['converged_but_fresh_off'] == (
+      seed['converged'] and abs(seed['fresh_objective']) > 2 * config.eps)

@@ -19,7 +19,8 @@ Data -> train -> evaluate -> write:
    and the first two moments of T(A) against B's (Frobenius/Euclidean norms of
    the differences, on the test and on the training split); for synthetic data sets,
    Eq. 3 and its flag also on ``config.fresh_eval_size`` points per domain drawn afresh
-   from the generators (:func:`fresh_evaluation`);
+   from the generators (:func:`fresh_evaluation`), and ``converged_but_fresh_off``: the
+   test split's flag says converged while Eq. 3 on the fresh points is beyond ``2 eps``;
 4. write ``results.json`` (means over seeds, standard errors, every seed's values) and
    the plots of Fig. 2/8/9 for the first seed (the objective of every seed): A, B and
    T(A) coloured
@@ -198,8 +199,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   per_replica = [evaluate(layout.config_of(config, index), flow, density,
                           result.replica(index), *pairs[seed])
                  for index, seed in enumerate(layout.seed_index())]
-  for values, fresh in zip(per_replica, fresh_evaluation(config, flow, density, result, layout)):
+  for index, (values, fresh) in enumerate(
+      zip(per_replica, fresh_evaluation(config, flow, density, result, layout))):
     values.update(fresh)
+    # A flag the fresh data contradict: converged on the test split while Eq. 3 on fresh
+    # data lies beyond 2 eps of zero (issue 16: no seed may do this).
+    eps = layout.config_of(config, index).eps
+    values['converged_but_fresh_off'] = bool(
+        values['converged'] and abs(values['fresh_objective']) > 2 * eps)
   results = replicas.aggregate_layout(per_replica, layout)
   results['seconds'] = time.time() - start
   return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
