@@ -13,7 +13,7 @@ import pytest
 from alignflow import critics, cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training
-from configs import alignflow_moons
+from configs import alignflow_mnist, alignflow_moons
 from experiments.alignflow_experiments import translation as alignflow_experiment
 from experiments import data as data_lib
 from experiments import training as experiment_training
@@ -251,6 +251,47 @@ def test_mnist_transformed_pair_keeps_the_pairing():
   np.testing.assert_allclose(pair.b, 2 * (1 - (pair.a + 1) / 2)**2 - 1, atol=1e-6)
   with pytest.raises(ValueError, match="unknown transform 'blur'"):
     data_lib.load('mnist_transformed_pair', n=6, transform='blur')
+
+
+def test_rotated_pair_is_a_quarter_turn_of_the_same_digits():
+  """``rotate90``: ``b[i, r, c] = a[i, c, size - 1 - r]``; a permutation of the pixels, so the
+  pairing is kept and the intensities are the same multiset."""
+  pair = data_lib.load('mnist_transformed_pair', n=6, seed=1, size=8, transform='rotate90')
+  plain = data_lib.load('mnist_transformed_pair', n=6, seed=1, size=8, transform='invert')
+  np.testing.assert_array_equal(pair.a, plain.a)
+  np.testing.assert_array_equal(pair.labels, plain.labels)
+  assert pair.b.shape == (6, 8, 8, 1) and pair.b.dtype == np.float32
+  for r, c in ((0, 0), (2, 5), (7, 3)):
+    np.testing.assert_array_equal(pair.b[:, r, c], pair.a[:, c, 7 - r])
+  np.testing.assert_array_equal(np.sort(pair.b.reshape(6, -1)), np.sort(pair.a.reshape(6, -1)))
+  assert not np.allclose(pair.b, pair.a)  # digits are not symmetric under a quarter turn
+
+
+def test_default_cyclegan_has_as_many_generator_parameters_as_alignflow():
+  """The fair comparison of Table 1: the config's CycleGAN generators (both directions) hold
+  the AlignFlow flows' number of parameters within 5%, and a run states the ratio."""
+  config = alignflow_mnist.get_config()
+  x = jnp.zeros((2, 8, 8, 1))
+
+  def count(model):
+    return sum(leaf.size for leaf in jax.tree.leaves(
+        model.init(jax.random.PRNGKey(0), x, x)['params']))
+
+  ratio = (count(alignflow_experiment.build_cyclegan(config, (8, 8, 1)))
+           / count(alignflow_experiment.build_alignflow(config.model, (8, 8, 1))))
+  assert abs(ratio - 1.0) < 0.05, ratio
+
+
+def test_smoke_run_states_generator_parameter_ratio_and_logs_validation_mse(tmp_path):
+  config = alignflow_mnist.get_config('smoke')
+  results = alignflow_experiment.run(config, str(tmp_path))
+  assert results['generator_param_ratio/cyclegan_vs_mle'] == pytest.approx(
+      results['num_generator_params/cyclegan'] / results['num_generator_params/mle'])
+  assert 'generator_param_ratio/cyclegan_vs_cyclegan' not in results
+  with open(tmp_path / 'metrics.jsonl') as f:
+    logged = [json.loads(line) for line in f]
+  assert {(m['stage'], m['step']) for m in logged if 'val_loss' in m} >= {
+      ('mle', 1), ('mle', 2), ('cyclegan', 1), ('cyclegan', 2)}
 
 
 def test_round_trip_saturated_in_float32_is_exact_in_float64():

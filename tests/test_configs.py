@@ -12,6 +12,8 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
 CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__init__')
 # Configs whose smoke variant a dedicated test already runs end to end (with more checks).
 SMOKE_RUN_ELSEWHERE = {
+    'alignflow_mnist': 'tests/test_alignflow.py::'
+                       'test_smoke_run_states_generator_parameter_ratio_and_logs_validation_mse',
     'density_moons': 'tests/test_launcher.py::test_smoke_run_writes_everything',
     'fdre_gaussians': 'tests/test_fdre.py::'
                       'test_two_seed_gaussians_smoke_run_gives_each_seed_its_one_seed_numbers',

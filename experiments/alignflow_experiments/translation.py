@@ -17,8 +17,12 @@ Data -> train -> evaluate -> write, for two domains with a known pairing:
    AlignFlow) and the share of float32 round trips that saturate (:func:`cycle_report`;
    over the test and validation pairs), held-out log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1
    reports the cross-validated best);
-4. write ``results.json`` and plots: translations (scatter plots for points, image
-   grids for images), paired samples from ``Z`` and latent interpolations
+4. write ``results.json`` (with each stage's generator and critic parameter counts and,
+   when CycleGAN runs, ``generator_param_ratio/cyclegan_vs_<stage>``, CycleGAN's generator
+   parameters over each AlignFlow stage's: the capacity side of the comparison) and plots:
+   ``validation_mse.png``, the paired validation MSE against steps of every stage and seed
+   (logged every ``config.train.eval_every`` steps), translations (scatter plots for
+   points, image grids for images), paired samples from ``Z`` and latent interpolations
    ``z1 sin(phi) + z2 cos(phi)`` decoded into both domains (Fig. 2, 4).
 """
 
@@ -432,6 +436,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     per_stage[f'num_critic_params/{stage}'] = int(sum(
         leaf[0].size for leaf in jax.tree.leaves(state.critic_params)))
     logging.info('[%s] %.0f s', stage, per_stage[f'seconds/{stage}'])
+  if 'cyclegan' in config.modes:  # the comparison's capacity ratio, stated (1: matched)
+    for stage, mode, _ in training_stages(config):
+      if mode != 'cyclegan':
+        per_stage[f'generator_param_ratio/cyclegan_vs_{stage}'] = (
+            per_stage['num_generator_params/cyclegan'] / per_stage[f'num_generator_params/{stage}'])
   hybrid = [stage for stage, mode, _ in training_stages(config) if mode == 'hybrid']
   for replica, seed_data in enumerate(per_seed_data):
     result = per_seed[replica]
