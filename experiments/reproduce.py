@@ -334,10 +334,10 @@ ALIGNFLOW_MNIST = Run(
 ALIGNFLOW_MNIST_ROTATED = Run(
     'alignflow_mnist_rotated', 'configs/alignflow_mnist.py', 'rotate',
     fast=(('data.options.size', 8), ('data.splits', (400, 50, 50)), ('train.num_steps', 100),
-          ('modes', ('hybrid', 'cyclegan')), ('lams', (1e-3,))),
+          ('modes', ('hybrid', 'cyclegan')), ('lams', (1e-2,))),
     fast_note='8x8 digits (config: 16x16), 400 training and 50 validation / test pairs '
-              '(config: 800, 100, 200), 100 steps (config: 2000), hybrid at lam 1e-3 and '
-              'CycleGAN only (config: also ADV-only, MLE-only, lam 1e-2)',
+              '(config: 800, 100, 200), 100 steps (config: 2000), hybrid at lam 1e-2 and '
+              'CycleGAN only (config: also ADV-only, MLE-only, lam 1e-3)',
     fast_seeds=3, paper_variant='paper_scale', paper=(('data.options.transform', 'rotate90'),),
     paper_seeds=3, paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
 ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
