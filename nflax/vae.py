@@ -17,21 +17,42 @@ The negative ELBO per example is
 ``-E_q log p(x | z) + KL(q(z | x) || N(0, I))`` with one reparameterised
 sample ``z = mu + sigma * eps`` and the closed-form Gaussian KL
 ``1/2 sum_k (mu_k^2 + sigma_k^2 - 1 - 2 log sigma_k)``.
+
+The VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned
+similarity metric", the autoencoder of LRMF's setup 3) makes the decoder also the
+generator of a GAN: a :class:`Discriminator` ``Dis`` tells real images ``x`` from
+reconstructions ``x~ = Dec(z), z ~ q(z | x)`` and from prior samples
+``x_p = Dec(z_p), z_p ~ N(0, I)``. :func:`vaegan_step` trains the three
+networks (Larsen et al. Eqs. 8-10 and Alg. 1, with the pixel likelihood kept):
+
+* the discriminator minimises ``nflax.gan.critic_loss`` of ``x`` against
+  ``[x~; x_p]`` (``-L_GAN`` of Larsen Eq. 8 with the two fake sets averaged);
+* the encoder and decoder minimise
+  ``-ELBO + w_f L_feat + w_a L_gen``, where
+  ``L_feat = 1/2 ||Dis_l(x) - Dis_l(x~)||^2`` is the Gaussian reconstruction
+  likelihood in the discriminator's last hidden layer ``Dis_l`` (Larsen Eq. 9,
+  unit variance, constants dropped) and ``L_gen`` the non-saturating
+  ``nflax.gan.generator_loss`` of ``[x~; x_p]``; as in Larsen Alg. 1 the encoder
+  gets no GAN gradient (``L_gen`` decodes ``stop_gradient(z)``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
+
+import functools
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
-from nflax import fitting, nets
+from nflax import fitting, gan, nets
 
 Array = jax.Array
+PyTree = Any
 
 
 class VAE(nn.Module):
@@ -110,3 +131,148 @@ def elbo_objective(vae: VAE, eval_batch_size: int = 1024) -> fitting.Objective:
                                      data, eval_batch_size)
 
   return fitting.Objective(train_loss, eval_loss)
+
+
+class Discriminator(nn.Module):
+  """MLP discriminator of a VAE-GAN on ``(batch, *event_shape)`` images.
+
+  ``h_1 = phi(W_1 vec(x) + c_1), ..., h_L = phi(W_L h_{L-1} + c_L)`` with leaky ReLU
+  ``phi`` (slope 0.2); returns the logits ``w^T h_L + c`` ``(batch,)`` and the features
+  ``Dis_l(x) = h_L`` ``(batch, hidden[-1])`` in which the VAE-GAN measures
+  reconstructions.
+
+  Attributes:
+    hidden: widths of the hidden layers (at least one).
+  """
+
+  hidden: Sequence[int] = (256, 256)
+
+  @nn.compact
+  def __call__(self, x: Array) -> tuple[Array, Array]:
+    if not self.hidden:
+      raise ValueError('Discriminator needs at least one hidden layer (its features)')
+    h = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      h = nn.leaky_relu(nn.Dense(width)(h), negative_slope=0.2)
+    return nn.Dense(1)(h)[:, 0], h
+
+
+class VAEGANState(struct.PyTreeNode):
+  """Everything a VAE-GAN needs to continue; a checkpointable pytree.
+
+  Attributes:
+    step: number of steps taken (int32).
+    params: the VAE's parameters (encoder and decoder).
+    opt_state: their optimiser state.
+    critic_params: the discriminator's parameters.
+    critic_opt_state: its optimiser state.
+  """
+  step: Array
+  params: PyTree
+  opt_state: PyTree
+  critic_params: PyTree
+  critic_opt_state: PyTree
+
+
+def init_vaegan_state(*, params: PyTree, critic_params: PyTree,
+                      optimizer: optax.GradientTransformation,
+                      critic_optimizer: optax.GradientTransformation) -> VAEGANState:
+  """A fresh :class:`VAEGANState` (one replica) from the two modules' ``'params'``."""
+  return VAEGANState(step=jnp.zeros((), jnp.int32), params=params,
+                     opt_state=optimizer.init(params), critic_params=critic_params,
+                     critic_opt_state=critic_optimizer.init(critic_params))
+
+
+def vaegan_losses(params: PyTree, critic_params: PyTree, x: Array, key: Array, *, vae: VAE,
+                  discriminator: Discriminator, adversarial_weight: float,
+                  feature_weight: float) -> tuple[tuple[Array, Array], dict[str, Array]]:
+  """The VAE-GAN's two objectives on one batch (module docstring; Larsen et al. Eqs. 8-10).
+
+  Args:
+    params: the VAE's parameters.
+    critic_params: the discriminator's parameters.
+    x: ``(batch, *event_shape)`` real images in ``[0, 1]``.
+    key: randomness of ``z ~ q(z | x)`` and of ``z_p ~ N(0, I)``.
+    vae, discriminator: the modules.
+    adversarial_weight: ``w_a``, the weight of the generator loss.
+    feature_weight: ``w_f``, the weight of the feature-space reconstruction.
+
+  Returns:
+    ``((vae_loss, critic_loss), terms)``: the scalar the encoder and decoder minimise
+    (``mean(-ELBO) + w_f mean(L_feat) + w_a L_gen``), the one the discriminator minimises,
+    and the scalar terms ``negative_elbo``, ``feature_loss``, ``generator_loss``. Each
+    player's gradient is that of its own objective only (:func:`vaegan_step`).
+  """
+  posterior_key, prior_key = jax.random.split(key)
+  apply = lambda method, *args: vae.apply({'params': params}, *args, method=method)
+  mean, log_std = apply(VAE.encode, x)
+  z = mean + jnp.exp(log_std) * jax.random.normal(posterior_key, mean.shape)
+  logits = apply(VAE.decode_logits, z)
+  flat = lambda v: v.reshape(v.shape[0], -1)
+  reconstruction = jnp.sum(flat(optax.sigmoid_binary_cross_entropy(logits, x)), axis=-1)
+  kl = 0.5 * jnp.sum(mean ** 2 + jnp.exp(2 * log_std) - 1.0 - 2 * log_std, axis=-1)
+  # The GAN's fakes: reconstructions of stop_gradient(z) (no GAN gradient into the encoder)
+  # and decoded prior samples.
+  z_prior = jax.random.normal(prior_key, mean.shape)
+  fakes = apply(VAE.decode, jnp.concatenate([jax.lax.stop_gradient(z), z_prior]))
+  n = x.shape[0]
+  critic_logits, features = discriminator.apply(
+      {'params': critic_params}, jnp.concatenate([x, jax.nn.sigmoid(logits), fakes]))
+  feature_loss = 0.5 * jnp.sum((features[:n] - features[n:2 * n]) ** 2, axis=-1)
+  real_logits, fake_logits = critic_logits[:n], critic_logits[2 * n:]
+  generator_loss = gan.generator_loss(fake_logits=fake_logits, form='cross_entropy')
+  critic_loss = gan.critic_loss(real_logits=real_logits, fake_logits=fake_logits,
+                                form='cross_entropy')
+  negative_elbo = jnp.mean(reconstruction + kl)
+  vae_loss = (negative_elbo + feature_weight * jnp.mean(feature_loss)
+              + adversarial_weight * generator_loss)
+  return (vae_loss, critic_loss), {'negative_elbo': negative_elbo,
+                                   'feature_loss': jnp.mean(feature_loss),
+                                   'generator_loss': generator_loss}
+
+
+def vaegan_step(state: VAEGANState, batch: Array, key: Array, *, vae: VAE,
+                discriminator: Discriminator, optimizer: optax.GradientTransformation,
+                critic_optimizer: optax.GradientTransformation, adversarial_weight: float,
+                feature_weight: float) -> tuple[VAEGANState, dict[str, Array]]:
+  """One simultaneous VAE-GAN update of the VAE and the discriminator (Larsen Alg. 1).
+
+  Both objectives of :func:`vaegan_losses` come from one forward pass; the VAE steps on
+  the gradient of its loss in its parameters, the discriminator on that of its loss in
+  its parameters (each player's loss is differentiated only in its own parameters).
+  An :mod:`nflax.engine` step once the keyword arguments are bound with
+  ``functools.partial``.
+
+  Args:
+    state: from :func:`init_vaegan_state`.
+    batch: ``(batch, *event_shape)`` images in ``[0, 1]``.
+    key: randomness of this step.
+    vae, discriminator, optimizer, critic_optimizer: the modules and their optimisers.
+    adversarial_weight, feature_weight: see :func:`vaegan_losses`.
+
+  Returns:
+    ``(new_state, metrics)``: scalar ``loss`` (the VAE's), ``critic_loss``, the terms of
+    :func:`vaegan_losses`, and the gradient and update norms of both players (finite
+    update norms keep the updated parameters finite, which the engine's guard relies on).
+  """
+  losses = functools.partial(vaegan_losses, x=batch, key=key, vae=vae,
+                             discriminator=discriminator,
+                             adversarial_weight=adversarial_weight,
+                             feature_weight=feature_weight)
+  (vae_loss, critic_loss), pullback, terms = jax.vjp(losses, state.params,
+                                                     state.critic_params, has_aux=True)
+  grads, _ = pullback((jnp.ones_like(vae_loss), jnp.zeros_like(critic_loss)))
+  _, critic_grads = pullback((jnp.zeros_like(vae_loss), jnp.ones_like(critic_loss)))
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  critic_updates, critic_opt_state = critic_optimizer.update(
+      critic_grads, state.critic_opt_state, state.critic_params)
+  new_state = state.replace(
+      step=state.step + 1, params=optax.apply_updates(state.params, updates),
+      opt_state=opt_state, critic_params=optax.apply_updates(state.critic_params,
+                                                             critic_updates),
+      critic_opt_state=critic_opt_state)
+  return new_state, {'loss': vae_loss, 'critic_loss': critic_loss, **terms,
+                     'grad_norm': optax.tree.norm(grads),
+                     'update_norm': optax.tree.norm(updates),
+                     'critic_grad_norm': optax.tree.norm(critic_grads),
+                     'critic_update_norm': optax.tree.norm(critic_updates)}

@@ -5,14 +5,18 @@ USPS codes to MNIST codes with Real NVP LRMF, decodes the transformed codes and
 trains digit classifiers on them (LRMF .55, EMD .47, CORAL .48 accuracy on the
 target; McNemar p < 1e-3). USPS is not bundled; scikit-learn's 8x8 digits,
 resized to USPS's 16x16, are domain A here, the 5,000 bundled MNIST digits
-(16x16) domain B. The adversarial term of the VAE-GAN is left out (a plain VAE).
+(16x16) domain B.
 
 Data -> train -> evaluate -> write:
 
 1. load A and B (``config.data.a`` / ``config.data.b``, e.g. the
    ``digit_images`` data set) and split each into train / validation / test;
 2. fit one :class:`nflax.vae.VAE` to the unlabelled training images of both
-   domains (stage ``'vae'``, checkpointed) and encode every split: with
+   domains (stage ``'vae'``, checkpointed), as the decoder of a VAE-GAN
+   (:func:`nflax.vae.vaegan_step`: a discriminator ``config.vae.discriminator`` on real
+   images, reconstructions and decoded prior samples; generator loss weighted
+   ``config.vae.adversarial_weight``, feature-space reconstruction
+   ``config.vae.feature_weight``; both 0: a plain VAE), and encode every split: with
    ``config.vae.codes == 'mean'`` by the posterior mean, with ``'sample'`` by
    one fixed draw ``z ~ q(z | x)`` per image. Either way 32-d flow densities
    fitted to a few thousand codes overfit quickly (measured with means: private
@@ -38,6 +42,7 @@ Data -> train -> evaluate -> write:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -45,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from experiments import classification
 from experiments import domains
@@ -60,17 +66,60 @@ METHODS = ('source_only', 'lrmf', 'coral', 'emd')
 
 
 def _fit_vae(config, a, b, workdir, metrics, key):
-  """The shared VAE fitted to both domains' unlabelled training images; its variables."""
+  """The shared autoencoder fitted to both domains' unlabelled training images (stage
+  ``'vae'``): a VAE-GAN (:func:`nflax.vae.vaegan_step`) when ``config.vae.adversarial_weight``
+  or ``config.vae.feature_weight`` is positive, a plain VAE otherwise. Returns the VAE and
+  its variables (the parameters of lowest validation negative ELBO with
+  ``train_vae.keep_best``)."""
   vae = vae_lib.VAE(event_shape=a['train_x'].shape[1:], latent_dim=config.vae.latent_dim,
                     hidden=tuple(config.vae.hidden))
   train = np.concatenate([a['train_x'], b['train_x']])
   val = np.concatenate([a['val_x'], b['val_x']])
-  init_key, fit_key = jax.random.split(key)
+  init_key, fit_key, critic_key = jax.random.split(key, 3)
   variables = jax.jit(vae.init)(init_key, jnp.asarray(train[:8]), init_key)
-  result = training.train(vae_lib.elbo_objective(vae), engine.add_replica_axis(variables),
-                          train[None], val[None], train_config=config.train_vae,
-                          workdir=workdir, stage='vae', keys=fit_key[None], metrics=metrics)
-  return vae, {'params': engine.replica(result.params, 0)}
+  if config.vae.adversarial_weight == 0 and config.vae.feature_weight == 0:
+    result = training.train(vae_lib.elbo_objective(vae), engine.add_replica_axis(variables),
+                            train[None], val[None], train_config=config.train_vae,
+                            workdir=workdir, stage='vae', keys=fit_key[None], metrics=metrics)
+    return vae, {'params': engine.replica(result.params, 0)}
+  settings = config.vae.discriminator
+  discriminator = vae_lib.Discriminator(hidden=tuple(settings.hidden))
+  optimizer = training.make_optimizer(config.train_vae)
+  critic_optimizer = optax.adam(settings.lr, b1=settings.b1)
+  state = vae_lib.init_vaegan_state(
+      params=variables['params'],
+      critic_params=jax.jit(discriminator.init)(critic_key, jnp.asarray(train[:8]))['params'],
+      optimizer=optimizer, critic_optimizer=critic_optimizer)
+  step_fn = functools.partial(
+      vae_lib.vaegan_step, vae=vae, discriminator=discriminator, optimizer=optimizer,
+      critic_optimizer=critic_optimizer, adversarial_weight=config.vae.adversarial_weight,
+      feature_weight=config.vae.feature_weight)
+  evaluate = functools.partial(_held_out_negative_elbo, vae_lib.elbo_objective(vae))
+  keep_best = config.train_vae.get('keep_best', True)
+  snapshot = _vae_params if keep_best else None
+
+  def trainer(run, num_steps, callback):
+    return engine.train(
+        step_fn, run, train[None], fit_key[None], num_steps=num_steps,
+        batch_size=config.train_vae.batch_size, val_data=val[None], evaluate=evaluate,
+        snapshot=snapshot, steps_per_dispatch=config.train_vae.steps_per_dispatch,
+        eval_every=config.train_vae.eval_every, patience=config.train_vae.get('patience'),
+        name='[vae] ', callback=callback)
+
+  final = training.run_stage(
+      trainer, engine.init_run(engine.add_replica_axis(state), snapshot), stage='vae',
+      workdir=workdir, metrics=metrics, num_steps=config.train_vae.num_steps,
+      checkpoint_every=config.train_vae.checkpoint_every).run
+  params = final.best if keep_best else final.state.params
+  return vae, {'params': engine.replica(params, 0)}
+
+
+def _vae_params(state: vae_lib.VAEGANState):
+  return state.params
+
+
+def _held_out_negative_elbo(objective, state: vae_lib.VAEGANState, data):
+  return objective.eval_loss(state.params, {}, data)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
