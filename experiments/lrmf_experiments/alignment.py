@@ -196,9 +196,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       a_val=a['val_x'], b_val=b['val_x'], keys=layout.keys(), eps=layout.values(config, 'eps'),
       private_runner=runner, joint_runner=runner,
       estimate_bias=config.get('estimate_bias', False))
-  per_replica = [evaluate(layout.config_of(config, index), flow, density,
-                          result.replica(index), *pairs[seed])
-                 for index, seed in enumerate(layout.seed_index())]
+  per_replica = evaluate([layout.config_of(config, index) for index in range(layout.num_replicas)],
+                         flow, density, result, [pairs[seed] for seed in layout.seed_index()])
   for index, (values, fresh) in enumerate(
       zip(per_replica, fresh_evaluation(config, flow, density, result, layout))):
     values.update(fresh)
@@ -220,24 +219,42 @@ def transformer(flow):
   return lambda flow_variables, x: np.asarray(forward(flow_variables, jnp.asarray(x)))
 
 
-def evaluate(config, flow, density, result: algorithm.LRMFResult, a, b) -> dict:
-  """Test-split metrics of an :class:`lrmf.algorithm.LRMFResult`: the held-out objective
-  with its standard error over the test points, the part of it due to the worst 1% of
-  points and the two-sided flag (:func:`lrmf.algorithm.convergence_check`), the objective
-  of the identity map, moments and 1-NN accuracy."""
-  test_a, test_b = jnp.asarray(a['test_x']), jnp.asarray(b['test_x'])
+def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
+             result: algorithm.LRMFResult, pairs: list[tuple[dict, dict]]) -> list[dict]:
+  """Test-split metrics of every replica of an :class:`lrmf.algorithm.LRMFResult`.
+
+  ``result`` has ``R`` replicas; ``pairs[r]`` are replica ``r``'s domains ``(a, b)`` (split
+  dicts of one seed, test splits of one size for all replicas) and ``configs[r]`` its
+  config (its ``eps``). Per replica: the held-out objective with its standard error over
+  the test points, the part of it due to the worst 1% of points and the two-sided flag
+  (:func:`lrmf.algorithm.held_out_checks`, one program for all replicas), the objective of
+  the identity map, moments and 1-NN accuracy.
+  """
+  test_a = jnp.asarray(np.stack([a['test_x'] for a, _ in pairs]))
+  test_b = jnp.asarray(np.stack([b['test_x'] for _, b in pairs]))
   common = dict(flow=flow, density=density, private_a=result.private_a,
-                private_b=result.private_b, a=test_a, b=test_b)
-  check = algorithm.convergence_check(*algorithm.objective_terms(
-      flow_variables=result.flow_variables, shared=result.shared_variables, **common),
-      config.eps)
+                private_b=result.private_b, a=test_a, b=test_b,
+                eps=np.array([config.eps for config in configs]))
+  checks = algorithm.held_out_checks(flow_variables=result.flow_variables,
+                                     shared=result.shared_variables, **common)
   move = transformer(flow)
-  initial = jax.jit(flow.init)(jax.random.PRNGKey(0), test_a[:8])
+  initial = jax.jit(flow.init)(jax.random.PRNGKey(0), test_a[0, :8])
   # The reference "no alignment" objective needs T = identity, which flows with a
   # data-dependent initialisation (ActNorm) are not at init.
-  starts_at_identity = np.allclose(move(initial, a['test_x'][:64]), a['test_x'][:64], atol=1e-5)
-  identity_objective = (algorithm.evaluate_objective(
-      flow_variables=initial, shared=result.private_b, **common) if starts_at_identity else None)
+  first = pairs[0][0]['test_x'][:64]
+  identity_objectives = [None] * len(pairs)
+  if np.allclose(move(initial, first), first, atol=1e-5):
+    tiled = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (len(pairs),) + leaf.shape),
+                         initial)
+    identity_objectives = [check.objective for check in algorithm.held_out_checks(
+        flow_variables=tiled, shared=result.private_b, **common)]
+  return [_replica_metrics(configs[r], result.replica(r), *pairs[r], checks[r],
+                           identity_objectives[r], move) for r in range(len(pairs))]
+
+
+def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: algorithm.HeldOutCheck,
+                     identity_objective: float | None, move) -> dict:
+  """One replica's metrics of :func:`evaluate` (``result`` without the replica axis)."""
   flat = lambda x: x.reshape(len(x), -1)
   moved = flat(move(result.flow_variables, a['test_x']))
   moved_train = flat(move(result.flow_variables, a['train_x']))

@@ -233,12 +233,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if 'lrmf' in config.methods:
     density = models.build_density(config.density, a['train_x'].shape[1:])
     runner = alignment.stage_runner(config, workdir, metrics)
-    lrmf_result = algorithm.train_lrmf(
+    trained = algorithm.train_lrmf(
         flow=flow, density=density, a_train=a['train_x'][None], b_train=b['train_x'][None],
         a_val=a['val_x'][None], b_val=b['val_x'][None], keys=keys['lrmf'][None],
-        eps=config.eps, private_runner=runner, joint_runner=runner).replica(0)
+        eps=config.eps, private_runner=runner, joint_runner=runner)
+    lrmf_result = trained.replica(0)
     moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
-    details = alignment.evaluate(config, flow, density, lrmf_result, a, b)
+    details = alignment.evaluate([config], flow, density, trained, [(a, b)])[0]
     results['lrmf'] = {name: details[name] for name in ('test_objective', 'converged')}
   if 'back_to_back' in config.methods:
     composed, variables = baselines.back_to_back_from_densities(
