@@ -288,6 +288,10 @@ def test_smoke_run_states_generator_parameter_ratio_and_logs_validation_mse(tmp_
   assert results['generator_param_ratio/cyclegan_vs_mle'] == pytest.approx(
       results['num_generator_params/cyclegan'] / results['num_generator_params/mle'])
   assert 'generator_param_ratio/cyclegan_vs_cyclegan' not in results
+  test_b = alignflow_experiment.load_paired_domains(config, seed=0)['test_b']
+  assert results['mse_wrong_pair/a_to_b'] == pytest.approx(
+      float(np.mean((np.roll(test_b, 1, axis=0) - test_b)**2)), rel=1e-5)
+  assert 0 < results['mse_mean_image/b_to_a'] < results['mse_wrong_pair/b_to_a']
   with open(tmp_path / 'metrics.jsonl') as f:
     logged = [json.loads(line) for line in f]
   assert {(m['stage'], m['step']) for m in logged if 'val_loss' in m} >= {

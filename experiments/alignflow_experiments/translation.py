@@ -19,7 +19,9 @@ Data -> train -> evaluate -> write, for two domains with a known pairing:
    reports the cross-validated best);
 4. write ``results.json`` (with each stage's generator and critic parameter counts and,
    when CycleGAN runs, ``generator_param_ratio/cyclegan_vs_<stage>``, CycleGAN's generator
-   parameters over each AlignFlow stage's: the capacity side of the comparison) and plots:
+   parameters over each AlignFlow stage's: the capacity side of the comparison; the
+   paired MSE's chance levels ``mse_mean_image/<direction>`` and
+   ``mse_wrong_pair/<direction>``) and plots:
    ``validation_mse.png``, the paired validation MSE against steps of every stage and seed
    (logged every ``config.train.eval_every`` steps), translations (scatter plots for
    points, image grids for images), paired samples from ``Z`` and latent interpolations
@@ -448,6 +450,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     result['num_test_pairs'] = len(seed_data['test_a'])
     result['mse_identity/a_to_b'] = float(losses.paired_mse(translated=seed_data['test_a'],
                                                             target=seed_data['test_b']))
+    # Chance levels of the paired MSE: every test digit sent to the mean training image of
+    # the other domain, or to the true pair of another test digit (a plausible translation
+    # with the wrong pairing; np.roll by one pairs every digit with its neighbour's).
+    for direction, source, target in (('a_to_b', 'train_b', 'test_b'),
+                                      ('b_to_a', 'train_a', 'test_a')):
+      truth = seed_data[target]
+      result[f'mse_mean_image/{direction}'] = float(losses.paired_mse(
+          translated=np.broadcast_to(seed_data[source].mean(0), truth.shape), target=truth))
+      result[f'mse_wrong_pair/{direction}'] = float(losses.paired_mse(
+          translated=np.roll(truth, 1, axis=0), target=truth))
     if hybrid:  # lam chosen per seed on its validation pairs (Table 1: cross-validated)
       best = min(hybrid, key=lambda stage: val_mse[replica][stage])
       result['hybrid_best_lam_stage'] = best
