@@ -23,15 +23,15 @@ similarity metric", the autoencoder of LRMF's setup 3) makes the decoder also th
 generator of a GAN: a :class:`Discriminator` ``Dis`` tells real images ``x`` from
 reconstructions ``x~ = Dec(z), z ~ q(z | x)`` and from prior samples
 ``x_p = Dec(z_p), z_p ~ N(0, I)``. :func:`vaegan_step` trains the three
-networks (Larsen et al. Eqs. 8-10 and Alg. 1, with the pixel likelihood kept):
+networks as Larsen et al. Sec. 2 and Alg. 1 do, with the pixel likelihood kept:
 
 * the discriminator minimises ``nflax.gan.critic_loss`` of ``x`` against
-  ``[x~; x_p]`` (``-L_GAN`` of Larsen Eq. 8 with the two fake sets averaged);
+  ``[x~; x_p]`` (Larsen's ``-L_GAN``, here with the two fake sets averaged);
 * the encoder and decoder minimise
   ``-ELBO + w_f L_feat + w_a L_gen``, where
   ``L_feat = 1/2 ||Dis_l(x) - Dis_l(x~)||^2`` is the Gaussian reconstruction
-  likelihood in the discriminator's last hidden layer ``Dis_l`` (Larsen Eq. 9,
-  unit variance, constants dropped) and ``L_gen`` the non-saturating
+  likelihood in the discriminator's last hidden layer ``Dis_l`` (Larsen's
+  ``L_llike^Dis_l``, unit variance, constants dropped) and ``L_gen`` the non-saturating
   ``nflax.gan.generator_loss`` of ``[x~; x_p]``; as in Larsen Alg. 1 the encoder
   gets no GAN gradient (``L_gen`` decodes ``stop_gradient(z)``).
 """
@@ -186,7 +186,7 @@ def init_vaegan_state(*, params: PyTree, critic_params: PyTree,
 def vaegan_losses(params: PyTree, critic_params: PyTree, x: Array, key: Array, *, vae: VAE,
                   discriminator: Discriminator, adversarial_weight: float,
                   feature_weight: float) -> tuple[tuple[Array, Array], dict[str, Array]]:
-  """The VAE-GAN's two objectives on one batch (module docstring; Larsen et al. Eqs. 8-10).
+  """The VAE-GAN's two objectives on one batch (module docstring; Larsen et al. Alg. 1).
 
   Args:
     params: the VAE's parameters.
