@@ -127,6 +127,22 @@ def curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,
   return save(fig, path)
 
 
+def seed_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,
+                ylabel: str = 'loss') -> str:
+  """One colour per ``(label, steps (T,), values (T, R))`` group: each of its ``R`` seeds as
+  a thin line and their mean as a thick one, so models trained alike compare at a glance."""
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for index, (label, steps, values) in enumerate(groups):
+    colour = f'C{index % 10}'
+    ax.plot(steps, values, color=colour, lw=0.7, alpha=0.5)
+    ax.plot(steps, values.mean(axis=1), color=colour, lw=2.0,
+            label=f'{label} (mean of {values.shape[1]})')
+  ax.set_xlabel('step')
+  ax.set_ylabel(ylabel)
+  ax.legend(fontsize='small')
+  return save(fig, path)
+
+
 def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str, *,
                low: float = 0.0, high: float = 1.0) -> str:
   """A grid of grey-scale images, one labelled row per ``(title, images (n, H, W, 1))``.

@@ -296,6 +296,7 @@ def test_smoke_run_states_generator_parameter_ratio_and_logs_validation_mse(tmp_
     logged = [json.loads(line) for line in f]
   assert {(m['stage'], m['step']) for m in logged if 'val_loss' in m} >= {
       ('mle', 1), ('mle', 2), ('cyclegan', 1), ('cyclegan', 2)}
+  assert (tmp_path / 'plots' / 'validation_mse.png').exists()
 
 
 def test_round_trip_saturated_in_float32_is_exact_in_float64():

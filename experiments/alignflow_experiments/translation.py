@@ -364,15 +364,18 @@ def _plot_latent(stage, model, variables, data, key, out_dir) -> list[str]:
       os.path.join(out_dir, f'paired_samples_{stage}.png'), colors=[colour] * 3)]
 
 
-def _plot_validation_curves(workdir: str, stages: list[str], seeds, path: str) -> None:
+def _plot_validation_curves(workdir: str, stages: list[str], path: str) -> None:
   """Paired validation MSE (both directions averaged) against steps, every stage and seed in
-  one figure: AlignFlow's modes and CycleGAN trained alike, side by side."""
-  series = []
+  one figure (a colour per stage, its seeds thin, their mean thick): AlignFlow's modes and
+  CycleGAN trained alike, side by side."""
+  groups = []
   for stage in stages:
-    series += plots.replica_series(stage, workdir_lib.read_metrics(workdir, stage), 'val_loss',
-                                   seeds)
-  if any(len(steps) for _, steps, _ in series):
-    plots.curves(series, path, ylabel='paired validation MSE')
+    records = [r for r in workdir_lib.read_metrics(workdir, stage) if 'val_loss' in r]
+    if records:
+      values = np.array([r.get('val_loss/replicas', [r['val_loss']]) for r in records], float)
+      groups.append((stage, np.array([r['step'] for r in records]), values))
+  if groups:
+    plots.seed_curves(groups, path, ylabel='paired validation MSE')
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -476,7 +479,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     out_dir = workdir_lib.plots_dir(workdir)
     for figure in figures:
       figure(out_dir)
-    _plot_validation_curves(workdir, [stage for stage, _, _ in training_stages(config)], seeds,
+    _plot_validation_curves(workdir, [stage for stage, _, _ in training_stages(config)],
                             os.path.join(out_dir, 'validation_mse.png'))
 
   return workdir_lib.finish_run(workdir, results, metrics, plot=plot)
