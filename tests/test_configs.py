@@ -27,6 +27,19 @@ def _module(name):
   return importlib.import_module(f'configs.{name}')
 
 
+def _check_splits_fit_the_domains(config, where):
+  """Every domain ``config.data.a`` / ``.b`` drawn with ``n`` points has room for its splits
+  (``data.splits_<side>`` or ``data.splits``); found only when its data load otherwise."""
+  data = config.get('data')
+  for side in ('a', 'b'):
+    domain = data.get(side) if data is not None else None
+    if domain is None or domain.get('options') is None or domain.options.get('n') is None:
+      continue
+    splits = data.get(f'splits_{side}', data.get('splits'))
+    if splits is not None:
+      assert sum(splits) <= domain.options.n, (where, side, tuple(splits), domain.options.n)
+
+
 @pytest.mark.parametrize('name', CONFIG_NAMES)
 def test_variants_build(name):
   module = _module(name)
@@ -34,6 +47,7 @@ def test_variants_build(name):
   for variant in ('',) + tuple(module.VARIANTS):
     config = module.get_config(variant)
     assert config.experiment in launch.EXPERIMENTS, (name, variant)
+    _check_splits_fit_the_domains(config, (name, variant))
     if 'model' in config and 'family' in config.model:
       models.build_density(config.model, config.data.event_shape)
     if 'flow' in config:
