@@ -33,6 +33,7 @@ never erases finished numbers.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.metadata
 import json
 import math
@@ -42,6 +43,7 @@ import re
 import time
 from typing import Any, Sequence
 
+import jax
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -665,6 +667,11 @@ def per_seed_results(run: Run, tier: str, workdir: str, execute: bool
                             defaults=launch.default_config(run.spec(tier)))
       with open(os.path.join(folder, 'wall.json'), 'w') as f:
         json.dump({'seconds': time.time() - start}, f)
+      # Every compiled CPU program holds memory mappings of its machine code; a process that
+      # runs the whole report accumulates thousands and LLVM then fails to map more ("Unable
+      # to allocate section memory", after vm.max_map_count mappings). Runs share nothing.
+      jax.clear_caches()
+      gc.collect()
       logging.info('%s seeds %s done in %.0f s', run.name, part_seeds, time.time() - start)
       results = _read(os.path.join(folder, 'results.json'))  # as a later read sees them
     timing = _read(os.path.join(folder, 'wall.json')) or {'seconds': results.get('seconds', 0)}
