@@ -667,11 +667,6 @@ def per_seed_results(run: Run, tier: str, workdir: str, execute: bool
                             defaults=launch.default_config(run.spec(tier)))
       with open(os.path.join(folder, 'wall.json'), 'w') as f:
         json.dump({'seconds': time.time() - start}, f)
-      # Every compiled CPU program holds memory mappings of its machine code; a process that
-      # runs the whole report accumulates thousands and LLVM then fails to map more ("Unable
-      # to allocate section memory", after vm.max_map_count mappings). Runs share nothing.
-      jax.clear_caches()
-      gc.collect()
       logging.info('%s seeds %s done in %.0f s', run.name, part_seeds, time.time() - start)
       results = _read(os.path.join(folder, 'results.json'))  # as a later read sees them
     timing = _read(os.path.join(folder, 'wall.json')) or {'seconds': results.get('seconds', 0)}
@@ -814,6 +809,12 @@ def main(argv):
       logging.exception('run %s failed', name)
       failures[name] = f'{type(err).__name__}: {err}'.splitlines()[0][:200]
       results[name] = (None, None)
+    # Every compiled CPU program holds memory mappings of its machine code; a process that
+    # runs the whole report accumulates thousands and LLVM then fails to map more ("Unable
+    # to allocate section memory", after vm.max_map_count mappings). Runs share no programs
+    # (the seeds of one run do, so the caches are kept until the run is done).
+    jax.clear_caches()
+    gc.collect()
   previous = {}
   if os.path.exists(report):
     with open(report) as f:
