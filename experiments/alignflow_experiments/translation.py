@@ -417,7 +417,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       log_prob_a, log_prob_b = jax.jit(jax.vmap(model.apply))(trained, data['test_a'],
                                                               data['test_b'])
     for replica, seed_data in enumerate(per_seed_data):
-      one = jax.tree.map(lambda x: x[replica], translated)
+      one = engine.replica(translated, replica)
       test = {**_paired_mses(one, both_a[replica], both_b[replica], slice(0, num_test)),
               **reports[replica]}
       val = _paired_mses(one, both_a[replica], both_b[replica], slice(num_test, None))
@@ -428,7 +428,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         per_seed[replica][f'test_log_likelihood_a/{stage}'] = float(jnp.mean(log_prob_a[replica]))
         per_seed[replica][f'test_log_likelihood_b/{stage}'] = float(jnp.mean(log_prob_b[replica]))
       if replica == 0:
-        first = jax.tree.map(lambda x: x[0], trained)
+        first = engine.replica(trained, 0)
         a_to_b, b_to_a = translators(model, first)
         if mode != 'cyclegan':
           figures.append(functools.partial(_plot_latent, stage, model, first, seed_data,
