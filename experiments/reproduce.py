@@ -782,10 +782,21 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/reproduce', 'Where the runs go '
 _REPORT = flags.DEFINE_string('report', None, 'The report to (re)write; default '
                               'REPRODUCTION.md (fast tier) or REPRODUCTION_paper.md.')
 _CACHE = flags.DEFINE_string(
-    'compilation_cache', 'none',
-    "XLA's persistent compilation cache directory, as in experiments.run; off by default: "
-    'with jax 0.10.2 on the CPU, writing an AlignFlow MNIST program into the cache crashed '
-    'the process (segmentation fault in compilation_cache.put_executable_and_time).')
+    'compilation_cache', None,
+    "XLA's persistent compilation cache directory (default <workdir>/<tier>/xla_cache; "
+    "'none': off). Runs clear JAX's in-memory caches when they end, and per-seed runs build "
+    'their programs anew for every seed: the cache is where the later runs and seeds find '
+    'them. The report header says whether it held programs when the report started.')
+
+
+def cache_note(directory: str | None) -> str:
+  """The header's words on the persistent compilation cache ``directory`` (``None``: off),
+  read before the runs start: an empty cache means the wall times include every compilation."""
+  if directory is None:
+    return 'persistent compilation cache off'
+  state = 'empty' if not (os.path.isdir(directory) and os.listdir(directory)) else (
+      'holding earlier programs (wall times lower than a first run\'s)')
+  return f'persistent compilation cache {directory}, {state} at the start'
 
 
 def main(argv):
@@ -798,7 +809,12 @@ def main(argv):
     raise app.UsageError(f'unknown runs {unknown}; known: {sorted(known)}')
   report = _REPORT.value or ('REPRODUCTION.md' if tier == 'fast' else 'REPRODUCTION_paper.md')
   launch.log_through_absl()
-  launch.use_compilation_cache(_CACHE.value)
+  cache = _CACHE.value or os.path.join(_WORKDIR.value, tier, 'xla_cache')
+  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or (
+      None if cache.lower() == 'none' else cache)
+  note = cache_note(cache)  # before the runs fill it
+  launch.use_compilation_cache(cache)
+  environment = f'{environment_line()}; {note}'
   results, failures = {}, {}  # runs not wanted now are read from the workdir if finished there
   for name, run in known.items():
     try:
@@ -811,15 +827,16 @@ def main(argv):
       results[name] = (None, None)
     # Every compiled CPU program holds memory mappings of its machine code; a process that
     # runs the whole report accumulates thousands and LLVM then fails to map more ("Unable
-    # to allocate section memory", after vm.max_map_count mappings). Runs share no programs
-    # (the seeds of one run do, so the caches are kept until the run is done).
+    # to allocate section memory", after vm.max_map_count mappings). The seeds of one run
+    # share programs, so the caches are kept until the run is done; programs that later runs
+    # share (AlignFlow's evaluation, per-seed runs' steps) come back from the persistent cache.
     jax.clear_caches()
     gc.collect()
   previous = {}
   if os.path.exists(report):
     with open(report) as f:
       previous = previous_rows(f.read())
-  lines = report_lines(tier, results, previous, environment_line(), failures=failures)
+  lines = report_lines(tier, results, previous, environment, failures=failures)
   with open(report, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))

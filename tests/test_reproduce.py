@@ -151,3 +151,13 @@ def test_the_committed_report_has_every_row_with_its_paper_value_and_command():
     assert record['command'] == (f'`python -m experiments.reproduce --tier=fast '
                                  f'--runs={expected[key].run.name}`')
     assert record['verdict'].split(':')[0] in ('matches', 'differs', 'not comparable')
+
+
+def test_the_header_says_whether_the_compilation_cache_held_programs(tmp_path):
+  assert reproduce.cache_note(None) == 'persistent compilation cache off'
+  cache = tmp_path / 'xla_cache'
+  assert 'empty at the start' in reproduce.cache_note(str(cache))  # not created yet
+  cache.mkdir()
+  assert 'empty at the start' in reproduce.cache_note(str(cache))
+  (cache / 'program').write_bytes(b'x')
+  assert 'holding earlier programs' in reproduce.cache_note(str(cache))
