@@ -76,6 +76,9 @@ class Run:
     paper: overrides of the paper tier.
     paper_cost: what the paper tier costs, in words.
     fast_seeds, paper_seeds: number of seeds (0, 1, ...) of each tier.
+    tiers: the tiers that run it; a run too costly for the fast tier's 30 minutes at any size
+      that still says something (FFJORD: hours on a CPU) is ``('paper',)``, and its rows in
+      the fast report point to the paper tier's report.
   """
   name: str
   config: str
@@ -87,6 +90,7 @@ class Run:
   paper_cost: str = 'as the fast tier'
   fast_seeds: int = 5
   paper_seeds: int = 5
+  tiers: tuple[str, ...] = TIERS
 
   def spec(self, tier: str) -> str:
     variant = self.variant if tier == 'fast' or self.paper_variant is None else self.paper_variant
@@ -245,6 +249,11 @@ LRMF_MOONS = Run(
     'lrmf_moons', 'configs/lrmf_moons.py',
     paper=(('density.hidden', (512, 512)), ('flow.hidden', (512, 512))),
     paper_cost="the paper's 2x512 Real NVPs: about 25 min for 5 seeds on a 2-core CPU")
+LRMF_MOONS_FFJORD = Run(
+    'lrmf_moons_ffjord', 'configs/lrmf_moons.py', 'ffjord', fast_seeds=0, tiers=('paper',),
+    paper_cost='FFJORD M and T, 5 seeds side by side: about 70 min on an idle 2-core CPU '
+               '(1500 private steps a domain at ~2.5 steps/s, 1500 joint at ~0.8, the E_bias '
+               'fit); too long for the fast tier at any size that converges')
 LRMF_MOONS_GAUSSIAN = Run('lrmf_moons_gaussian', 'configs/lrmf_moons.py', 'gaussian',
                           fast=_NO_BIAS, fast_note='no E_bias fit')
 LRMF_BLOBS = Run('lrmf_blobs', 'configs/lrmf_blobs.py', fast=_NO_BIAS, fast_note='no E_bias fit')
@@ -381,6 +390,20 @@ LRMF_ROWS = (
         Value('converged_but_fresh_off', 0.0)),
     Row('lrmf', 'moons, Real NVP LRMF: E_bias of Lemma 2.2 as estimated by the run', '-',
         LRMF_MOONS, Value('e_bias_estimate', None)),
+    Row('lrmf', 'moons, FFJORD LRMF: held-out objective at the end (Sec. 4: converges to 0; '
+        f'read as within {_EPS})', '~0', LRMF_MOONS_FFJORD, Value('test_objective', 0.0, _EPS)),
+    Row('lrmf', 'moons, FFJORD LRMF: Eq. 3 on 20,000 fresh points per domain (Sec. 4: '
+        f'converges to 0; read as within {_EPS})', '~0', LRMF_MOONS_FFJORD,
+        Value('fresh_objective', 0.0, _EPS)),
+    Row('lrmf', 'moons, FFJORD LRMF: share of seeds flagged converged on the 5000 test points',
+        '1 (every run)', LRMF_MOONS_FFJORD, Value('converged', 1.0)),
+    Row('lrmf', 'moons, FFJORD LRMF: share of seeds flagged converged whose fresh-data '
+        'objective is beyond 2 eps', '0', LRMF_MOONS_FFJORD, Value('converged_but_fresh_off', 0.0)),
+    Row('lrmf', 'moons, FFJORD LRMF: 1-NN accuracy of T(A) (App. 8.5: "on par with Real NVP", '
+        '0.99 in Fig. 4)', 'on par with Real NVP', LRMF_MOONS_FFJORD,
+        Value('one_nn_accuracy', None)),
+    Row('lrmf', 'moons, FFJORD LRMF: E_bias of Lemma 2.2 as estimated by the run', '-',
+        LRMF_MOONS_FFJORD, Value('e_bias_estimate', None)),
     Row('lrmf', 'moons, Gaussian (affine) LRMF: held-out objective', '~0', LRMF_MOONS_GAUSSIAN,
         Value('test_objective', 0.0, _EPS)),
     Row('lrmf', 'blobs, Gaussian (affine) LRMF: held-out objective (Fig. 8)', '~0', LRMF_BLOBS,
@@ -643,21 +666,25 @@ def _read(path: str) -> dict | None:
     return json.load(f)
 
 
-def per_seed_results(run: Run, tier: str, workdir: str, execute: bool
+def _parts(run: Run, tier: str, workdir: str) -> list[tuple[str, tuple[int, ...]]]:
+  """``(folder, seeds)`` of each invocation of ``run``: one, or one per seed."""
+  seeds = run.seeds(tier)
+  if side_by_side(run, tier):
+    return [(workdir, seeds)]
+  return [(os.path.join(workdir, f'seed_{s}'), (s,)) for s in seeds]
+
+
+def per_seed_results(run: Run, tier: str, workdir: str, execute: bool, environment: str = ''
                      ) -> tuple[list[dict] | None, float | None]:
   """``run``'s per-seed metrics and its wall time (seconds, compilation included).
 
   Finished seeds are read from ``workdir``; the others are run when ``execute`` (resuming
   from their checkpoints) and skipped otherwise, which gives ``(None, None)``. The wall time
-  is that of the invocations that trained (``wall.json``), summed over seeds.
+  is that of the invocations that trained (``wall.json``, with the ``environment`` they
+  ran in: :func:`measured_in`), summed over seeds.
   """
-  seeds = run.seeds(tier)
-  if side_by_side(run, tier):
-    parts = [(workdir, seeds)]
-  else:
-    parts = [(os.path.join(workdir, f'seed_{s}'), (s,)) for s in seeds]
   per_seed, wall = [], 0.0
-  for folder, part_seeds in parts:
+  for folder, part_seeds in _parts(run, tier, workdir):
     results = _read(os.path.join(folder, 'results.json'))
     if results is None:
       if not execute:
@@ -666,13 +693,31 @@ def per_seed_results(run: Run, tier: str, workdir: str, execute: bool
       launch.run_experiment(load_config(run, tier, part_seeds), folder,
                             defaults=launch.default_config(run.spec(tier)))
       with open(os.path.join(folder, 'wall.json'), 'w') as f:
-        json.dump({'seconds': time.time() - start}, f)
+        json.dump({'seconds': time.time() - start, 'environment': environment}, f)
       logging.info('%s seeds %s done in %.0f s', run.name, part_seeds, time.time() - start)
       results = _read(os.path.join(folder, 'results.json'))  # as a later read sees them
     timing = _read(os.path.join(folder, 'wall.json')) or {'seconds': results.get('seconds', 0)}
     wall += float(timing['seconds'])
     per_seed += results.get('per_seed', [results])
   return per_seed, wall
+
+
+def measured_in(run: Run, tier: str, workdir: str) -> str | None:
+  """The environment ``run``'s wall times were measured in (as :func:`per_seed_results`
+  recorded it), ``None`` when no invocation recorded one."""
+  recorded = {(_read(os.path.join(folder, 'wall.json')) or {}).get('environment')
+              for folder, _ in _parts(run, tier, workdir)} - {None, ''}
+  return '; '.join(sorted(recorded)) or None
+
+
+def header_environment(environments: dict[str, list[str]], current: str) -> str:
+  """The header's environment: the one every run was measured in, or each with its runs
+  (``environments``: environment -> run names); ``current`` when none was recorded."""
+  if not environments:
+    return current
+  if len(environments) == 1:
+    return next(iter(environments))
+  return ' // '.join(f'{env} [runs: {", ".join(names)}]' for env, names in environments.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -728,15 +773,18 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
                  ) -> list[str]:
   """The report of ``tier``: a rows table (every row of ``rows``, from ``results``, run
   name -> (per-seed metrics, wall), else ``failed: <error>`` for the runs of ``failures``,
-  else from ``previous``, else ``not run``) and a runs table (sizes, seeds, wall time and
-  command of each run)."""
+  else from ``previous``, else ``not run``; rows of runs that ``tier`` does not run point to
+  the tier that does) and a runs table (sizes, seeds, wall time and command of each run)."""
   failures = failures or {}
   walls = {name: wall for name, (_, wall) in results.items() if wall is not None}
   row_lines, counts = [], {}
   for row in rows:
     claim = row.claim.replace('|', '\\|')
     per_seed, _ = results.get(row.run.name, (None, None))
-    if per_seed is not None:
+    if tier not in row.run.tiers:
+      ours = f'{" / ".join(row.run.tiers)} tier only'
+      judged = f'not comparable: not run in this tier ({row.run.paper_cost})'
+    elif per_seed is not None:
       ours, judged = verdict(row.check, per_seed, row.paper)
     elif row.run.name in failures:
       ours, judged = 'failed: ' + failures[row.run.name].replace('|', '/'), '-'
@@ -768,9 +816,12 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
   for run in runs_of(rows):
     wall = walls.get(run.name)
     sizes = run.fast_note if tier == 'fast' else 'the paper\'s sizes'
+    command = run.command(tier)
+    if tier not in run.tiers:
+      sizes, command = 'not run in this tier', run.command(run.tiers[0])
     lines.append(f'| {run.name} | `{run.spec(tier)}` | {len(run.seeds(tier))} | {sizes} | '
                  f'{run.paper_cost} | {"-" if wall is None else f"{wall:.0f}"} | '
-                 f'`{run.command(tier)}` |')
+                 f'`{command}` |')
   return lines
 
 
@@ -802,11 +853,15 @@ def cache_note(directory: str | None) -> str:
 def main(argv):
   del argv
   tier = _TIER.value
-  known = {run.name: run for run in runs_of(ROWS)}
+  every_run = {run.name: run for run in runs_of(ROWS)}
+  known = {name: run for name, run in every_run.items() if tier in run.tiers}
   wanted = _RUNS.value or list(known)
-  unknown = sorted(set(wanted) - set(known))
+  unknown = sorted(set(wanted) - set(every_run))
   if unknown:
-    raise app.UsageError(f'unknown runs {unknown}; known: {sorted(known)}')
+    raise app.UsageError(f'unknown runs {unknown}; known: {sorted(every_run)}')
+  elsewhere = {name: every_run[name].tiers for name in wanted if name not in known}
+  if elsewhere:
+    raise app.UsageError(f'runs not in the {tier} tier: {elsewhere} (run name: its tiers)')
   report = _REPORT.value or ('REPRODUCTION.md' if tier == 'fast' else 'REPRODUCTION_paper.md')
   launch.log_through_absl()
   cache = _CACHE.value or os.path.join(_WORKDIR.value, tier, 'xla_cache')
@@ -814,12 +869,12 @@ def main(argv):
       None if cache.lower() == 'none' else cache)
   note = cache_note(cache)  # before the runs fill it
   launch.use_compilation_cache(cache)
-  environment = f'{environment_line()}; {note}'
+  current = f'{environment_line()}; {note}'
   results, failures = {}, {}  # runs not wanted now are read from the workdir if finished there
   for name, run in known.items():
     try:
       results[name] = per_seed_results(run, tier, os.path.join(_WORKDIR.value, tier, name),
-                                       execute=name in wanted)
+                                       execute=name in wanted, environment=current)
     except Exception as err:  # pylint: disable=broad-except
       # One failed run must not lose the others: its rows say so, the exit status too.
       logging.exception('run %s failed', name)
@@ -836,7 +891,13 @@ def main(argv):
   if os.path.exists(report):
     with open(report) as f:
       previous = previous_rows(f.read())
-  lines = report_lines(tier, results, previous, environment, failures=failures)
+  environments = {}  # the header states where the wall times were measured, run by run
+  for name, run in known.items():
+    recorded = measured_in(run, tier, os.path.join(_WORKDIR.value, tier, name))
+    if recorded and results[name][0] is not None:
+      environments.setdefault(recorded, []).append(name)
+  lines = report_lines(tier, results, previous, header_environment(environments, current),
+                       failures=failures)
   with open(report, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))

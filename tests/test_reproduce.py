@@ -1,5 +1,6 @@
 """The reproduction report: verdicts over seeds, its plumbing on smoke runs, the committed report."""
 
+import dataclasses
 import math
 import os
 import re
@@ -68,7 +69,8 @@ def test_ordering_verdict_is_a_one_sided_paired_t_test():
 
 def test_every_run_validates_in_both_tiers_and_seeds_follow_the_experiment():
   for run in reproduce.runs_of(reproduce.ROWS):
-    for tier in reproduce.TIERS:
+    assert run.tiers and set(run.tiers) <= set(reproduce.TIERS)
+    for tier in run.tiers:
       config = reproduce.load_config(run, tier, run.seeds(tier))
       validation.validate(config, launch.default_config(run.spec(tier)))
       assert config.experiment in launch.EXPERIMENTS
@@ -101,8 +103,9 @@ def test_report_plumbing_on_smoke_runs(tmp_path):
     assert [r['seed'] for r in per_seed if 'seed' in r] in ([0, 1], [])
     assert len(per_seed) == 2 and wall > 0
     results[run.name] = (per_seed, wall)
-    # a second read trains nothing: same metrics, same wall time
+    # a second read trains nothing: same metrics, same wall time, measured where it ran
     assert reproduce.per_seed_results(run, 'fast', workdir, execute=False) == (per_seed, wall)
+    assert reproduce.measured_in(run, 'fast', workdir) is None  # no environment was given
   assert os.path.isdir(tmp_path / 'smoke_vanishing' / 'seed_1')  # one workdir per seed
   # the two seeds are different runs
   assert results['smoke_vanishing'][0][0]['a'] != results['smoke_vanishing'][0][1]['a']
@@ -132,6 +135,13 @@ def test_report_plumbing_on_smoke_runs(tmp_path):
                                   failures={'smoke_lrmf': 'ValueError: a | b'})
   line = next(l for l in failed if '| smoke objective |' in l)
   assert '| failed: ValueError: a / b | - |' in line
+  # a run of the paper tier only: its rows and its line in the runs table say so
+  paper_only = dataclasses.replace(_SMOKE_ONE_SEED, tiers=('paper',), paper_cost='hours')
+  lines = reproduce.report_lines('fast', {}, {}, 'env', rows=(
+      dataclasses.replace(_SMOKE_ROWS[2], run=paper_only),))
+  line = next(l for l in lines if '| smoke slope |' in l)
+  assert '| paper tier only | not comparable: not run in this tier (hours) |' in line
+  assert any(l.startswith('| smoke_vanishing |') and 'not run in this tier' in l for l in lines)
 
 
 def test_the_committed_report_has_every_row_with_its_paper_value_and_command():
@@ -161,3 +171,14 @@ def test_the_header_says_whether_the_compilation_cache_held_programs(tmp_path):
   assert 'empty at the start' in reproduce.cache_note(str(cache))
   (cache / 'program').write_bytes(b'x')
   assert 'holding earlier programs' in reproduce.cache_note(str(cache))
+
+
+def test_the_header_names_where_each_runs_wall_time_was_measured(tmp_path):
+  run = reproduce.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
+                      fast_seeds=2)
+  reproduce.per_seed_results(run, 'fast', str(tmp_path), execute=True, environment='here')
+  assert reproduce.measured_in(run, 'fast', str(tmp_path)) == 'here'
+  assert reproduce.header_environment({}, 'now') == 'now'
+  assert reproduce.header_environment({'here': ['a', 'b']}, 'now') == 'here'
+  both = reproduce.header_environment({'here': ['a'], 'there': ['b']}, 'now')
+  assert 'here [runs: a]' in both and 'there [runs: b]' in both
