@@ -115,10 +115,12 @@ class Run:
             f'--config.seeds="($s,)" {flags_}; done').replace('  ', ' ')
 
 
-def _flag_value(value: Any) -> str:
+def _flag_value(value: Any, inside: bool = False) -> str:
+  """``value`` as a ``--config.<field>='...'`` flag writes it: tuples as Python literals
+  (their strings double-quoted), a string field as it is."""
   if isinstance(value, tuple):
-    return '(' + ','.join(_flag_value(v) for v in value) + (',)' if len(value) == 1 else ')')
-  return str(value)
+    return '(' + ','.join(_flag_value(v, True) for v in value) + (',)' if len(value) == 1 else ')')
+  return f'"{value}"' if inside and isinstance(value, str) else str(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The reproduction report: verdicts over seeds, its plumbing on smoke runs, the committed report."""
 
+import ast
 import dataclasses
 import math
 import os
@@ -76,6 +77,10 @@ def test_every_run_validates_in_both_tiers_and_seeds_follow_the_experiment():
       assert config.experiment in launch.EXPERIMENTS
       assert len(run.seeds(tier)) >= 3, f'{run.name}: the report needs at least 3 seeds'
       assert f'--config={run.spec(tier)}' in run.command(tier)
+      for field, value in run.overrides(tier):  # the command's flags parse back to the values
+        written = re.search(rf"--config\.{re.escape(field)}='([^']*)'", run.command(tier))[1]
+        assert (ast.literal_eval(written) if isinstance(value, tuple) else written) == (
+            value if isinstance(value, (tuple, str)) else str(value)), (run.name, field)
   names = [run.name for run in reproduce.runs_of(reproduce.ROWS)]
   assert len(names) == len(set(names))
 
