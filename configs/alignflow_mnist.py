@@ -31,10 +31,10 @@ the 16x16 runs is the task: the map inverts intensities, an order-reversing pixe
 that a convolution represents with one negative weight, while every coupling of a flow is
 increasing in the pixels it transforms and starts near the identity, so AlignFlow's
 data -> latent -> data map leans to order-preserving translations and nothing in the MLE
-terms pulls it to the reversal. On an order-preserving map (`transform=gamma`) hybrid
-AlignFlow finds the pairing within a hundred steps. ADV-only and small-lam hybrids can push
-pixels into the sigmoid's tails, where float32 round trips overflow (the float64 cycle error
-stays exact).
+terms pulls it to the reversal. On an order-preserving map (`transform=gamma`, the report's
+run alignflow_mnist_gamma) hybrid AlignFlow finds the pairing within a hundred steps. ADV-only
+and small-lam hybrids can push pixels into the sigmoid's tails, where float32 round trips
+overflow (the float64 cycle error stays exact).
 
 Run:
   python -m experiments.run --config=configs/alignflow_mnist.py --workdir=runs/alignflow_mnist
