@@ -253,9 +253,10 @@ LRMF_MOONS = Run(
     paper_cost="the paper's 2x512 Real NVPs: about 25 min for 5 seeds on a 2-core CPU")
 LRMF_MOONS_FFJORD = Run(
     'lrmf_moons_ffjord', 'configs/lrmf_moons.py', 'ffjord', fast_seeds=0, tiers=('paper',),
-    paper_cost='FFJORD M and T, 5 seeds side by side: about 70 min on an idle 2-core CPU '
-               '(1500 private steps a domain at ~2.5 steps/s, 1500 joint at ~0.8, the E_bias '
-               'fit); too long for the fast tier at any size that converges')
+    paper_cost='FFJORD M and T, 5 seeds side by side: about 95 min on a 2-core CPU (1500 '
+               'private steps a domain at 1.5-2 steps/s, 1500 joint at 0.5-0.8 as the solver '
+               'takes more steps, the E_bias fit); too long for the fast tier at any size that '
+               'converges')
 LRMF_MOONS_GAUSSIAN = Run('lrmf_moons_gaussian', 'configs/lrmf_moons.py', 'gaussian',
                           fast=_NO_BIAS, fast_note='no E_bias fit')
 LRMF_BLOBS = Run('lrmf_blobs', 'configs/lrmf_blobs.py', fast=_NO_BIAS, fast_note='no E_bias fit')
