@@ -137,15 +137,20 @@ DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'nfl
 """Where command-line runs and sweeps keep XLA's compiled programs by default."""
 
 
+def compilation_cache_dir(directory: str | None) -> str | None:
+  """The cache directory a ``--compilation_cache`` value means: the environment variable
+  ``JAX_COMPILATION_CACHE_DIR`` when set (JAX reads it itself), else ``directory``;
+  ``None`` when that is ``None`` or ``'none'`` (off)."""
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    return os.environ['JAX_COMPILATION_CACHE_DIR']
+  return None if directory is None or directory.lower() == 'none' else directory
+
+
 def use_compilation_cache(directory: str | None) -> None:
   """Keeps compiled programs across runs in ``directory`` (those that took at least
-  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` to compile, JAX's default 1 s).
-
-  ``None`` or ``'none'`` switches it off; the environment variable
-  ``JAX_COMPILATION_CACHE_DIR``, when set, takes precedence (JAX reads it itself).
-  """
-  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or directory is None or (
-      directory.lower() == 'none'):
+  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` to compile, JAX's default 1 s), as
+  :func:`compilation_cache_dir` reads it."""
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or compilation_cache_dir(directory) is None:
     return
   jax.config.update('jax_compilation_cache_dir', directory)
 

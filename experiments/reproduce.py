@@ -100,6 +100,9 @@ class Run:
     return self.fast if tier == 'fast' else self.paper
 
   def seeds(self, tier: str) -> tuple[int, ...]:
+    """Seeds 0, 1, ... of ``tier``; none in a tier that does not run it."""
+    if tier not in self.tiers:
+      return ()
     return tuple(range(self.fast_seeds if tier == 'fast' else self.paper_seeds))
 
   def command(self, tier: str) -> str:
@@ -252,7 +255,7 @@ LRMF_MOONS = Run(
     paper=(('density.hidden', (512, 512)), ('flow.hidden', (512, 512))),
     paper_cost="the paper's 2x512 Real NVPs: about 25 min for 5 seeds on a 2-core CPU")
 LRMF_MOONS_FFJORD = Run(
-    'lrmf_moons_ffjord', 'configs/lrmf_moons.py', 'ffjord', fast_seeds=0, tiers=('paper',),
+    'lrmf_moons_ffjord', 'configs/lrmf_moons.py', 'ffjord', tiers=('paper',),
     paper_cost='FFJORD M and T, 5 seeds side by side: about 95 min on a 2-core CPU (1500 '
                'private steps a domain at 1.5-2 steps/s, 1500 joint at 0.5-0.8 as the solver '
                'takes more steps, the E_bias fit); too long for the fast tier at any size that '
@@ -363,7 +366,7 @@ ALIGNFLOW_MNIST_GAMMA = Run(
     fast_seeds=3, paper_variant='paper_scale', paper=(('data.options.transform', 'gamma'),),
     paper_seeds=3, paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
 ALIGNFLOW_MNIST_ROTATED = Run(
-    'alignflow_mnist_rotated', 'configs/alignflow_mnist.py', 'rotate', fast_seeds=0,
+    'alignflow_mnist_rotated', 'configs/alignflow_mnist.py', 'rotate',
     paper_variant='paper_scale', paper=(('data.options.transform', 'rotate90'),),
     paper_seeds=3, tiers=('paper',),
     paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours; not in the fast tier, where '
@@ -891,11 +894,9 @@ def main(argv):
     raise app.UsageError(f'runs not in the {tier} tier: {elsewhere} (run name: its tiers)')
   report = _REPORT.value or ('REPRODUCTION.md' if tier == 'fast' else 'REPRODUCTION_paper.md')
   launch.log_through_absl()
-  cache = _CACHE.value or os.path.join(_WORKDIR.value, tier, 'xla_cache')
-  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or (
-      None if cache.lower() == 'none' else cache)
-  note = cache_note(cache)  # before the runs fill it
-  launch.use_compilation_cache(cache)
+  requested = _CACHE.value or os.path.join(_WORKDIR.value, tier, 'xla_cache')
+  note = cache_note(launch.compilation_cache_dir(requested))  # before the runs fill it
+  launch.use_compilation_cache(requested)
   current = f'{environment_line()}; {note}'
   results, failures = {}, {}  # runs not wanted now are read from the workdir if finished there
   for name, run in known.items():
