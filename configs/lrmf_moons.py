@@ -1,7 +1,10 @@
 r"""LRMF on two pairs of moons rotated 50 degrees (LRMF Sec. 4 setup 1; Fig. 2, 4, 9, 10).
 
 Real NVP LRMF (the flagship): the density family M and the transformation T are both Real NVP
-(4 coupling blocks spaced by permutations; Sec. 8.3), 2000 points per domain. The paper's MLPs
+(4 coupling blocks spaced by permutations; Sec. 8.3), 2000 points per domain. The joint stage
+runs 3 restarts per seed and keeps the one with the lowest Eq. 3 on the training data
+(`config.restarts`; lrmf.algorithm.train_lrmf): Eq. 3 is not convex in T, and beyond the
+paper's angle some runs fold part of T(A) onto the wrong moon and stay there. The paper's MLPs
 are 2 x 512 ReLU; ours are 2 x 128 (issue 16): fitted to 2000 points, 512-wide private flows
 leave regions of the data with almost no density, which then dominate Eq. 3 on held-out data,
 and a joint stage strong enough to bring Eq. 3 to 0 tears T on some seeds. The paper's width is
@@ -75,6 +78,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.distributed = False
   # Fit M to T(A) after the joint stage and report E_bias of Lemma 2.2 (one more private fit).
   config.estimate_bias = True
+  # Restarts of the joint stage per seed, the one with the lowest training objective kept
+  # (lrmf.algorithm.train_lrmf: Eq. 3 is not convex in T; some runs fold T(A) onto the wrong
+  # branch of B and stay there).
+  config.restarts = 3
   config.eps = 0.05  # convergence flag: |held-out objective| + 1.96 SE <= eps (nats)
   # Eq. 3 also on this many fresh points per domain drawn from the generators (0: off): the
   # 500-point test mean is too noisy to say whether the objective is near 0.
@@ -113,6 +120,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.train_private = _train(num_steps=2000, lr=1e-2, patience=5)
     config.train_joint = _train(num_steps=2000, lr=1e-2, patience=None, schedule='constant',
                                 keep_best=False)
+    config.restarts = 1  # Gaussian M and affine T: one optimum (Sec. 8.3)
   elif variant == 'ffjord':
     config.density = ml_collections.ConfigDict(
         {'family': 'flow', 'flow': 'ffjord', 'num_transforms': 2, 'hidden': (16, 16, 16),
@@ -122,6 +130,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
          'trace_estimator': 'exact'})
     config.train_private = _train(num_steps=1500, lr=1e-3, patience=5)
     config.train_joint = _train(num_steps=1500, lr=1e-3, patience=None, keep_best=False)
+    # The ODE solver makes every joint step costly; its runs fall short of 0 from below
+    # (under-trained private models), not by folding T.
+    config.restarts = 1
   elif variant == 'smoke':
     config.data.a.options.n = config.data.b.options.n = 400
     config.data.splits = (200, 100, 100)

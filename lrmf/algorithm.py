@@ -218,11 +218,11 @@ def evaluate_objective(*, flow: nn.Module, density: nn.Module, flow_variables: V
     ``L`` as a float.
   """
   constant = _constant_fn(density, batch_size)
-  objective = lrmf_objective(flow=flow, density=density, eval_batch_size=batch_size)
+  objective = _objective_fn(flow, density, batch_size)
 
   def value(flow_variables, shared, private_a, private_b, a, b):
-    joint = _params_and_state(joint_variables(flow_variables, shared))
-    return objective.eval_loss(*joint, HeldOut(a, b, constant(private_a, private_b, a, b)))
+    return objective(flow_variables, shared,
+                     HeldOut(a, b, constant(private_a, private_b, a, b)))
 
   return float(jax.jit(value)(flow_variables, shared, private_a, private_b, a, b))
 
@@ -340,6 +340,8 @@ class LRMFResult:
       Eq. 3 on the held-out data).
     bias: ``(R,)`` the estimate of ``E_bias`` of Lemma 2.2 on the held-out A
       (:func:`bias_estimate`), or ``None`` when it was not asked for.
+    restart_objectives: ``(R, K)`` Eq. 3 on the training sets at the end of every restart
+      of the joint stage (the lowest was kept), or ``None`` without restarts.
   """
   flow_variables: Variables
   shared_variables: Variables
@@ -351,6 +353,7 @@ class LRMFResult:
   converged: np.ndarray
   histories: dict[str, list[dict]]
   bias: np.ndarray | None = None
+  restart_objectives: np.ndarray | None = None
 
   def replica(self, index: int) -> 'LRMFResult':
     """Replica ``index`` alone: every field without its leading replica axis."""
@@ -361,7 +364,9 @@ class LRMFResult:
         private_b=pick(self.private_b), constant=self.constant[index],
         objective=self.objective[index], objective_se=self.objective_se[index],
         converged=self.converged[index],
-        bias=None if self.bias is None else self.bias[index])
+        bias=None if self.bias is None else self.bias[index],
+        restart_objectives=(None if self.restart_objectives is None
+                            else self.restart_objectives[index]))
 
 
 def _check_data(**arrays: Array) -> None:
@@ -385,7 +390,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
                a_val: Array, b_val: Array, keys: Array, eps: float | Array,
                private_runner: fitting.StageRunner, joint_runner: fitting.StageRunner,
                flow_variables: Variables | None = None, init_batch_size: int = 256,
-               eval_batch_size: int = 1024, estimate_bias: bool = False) -> LRMFResult:
+               eval_batch_size: int = 1024, estimate_bias: bool = False,
+               restarts: int = 1) -> LRMFResult:
   """Algorithm 1 (Sec. 8.1): aligns ``T(A)`` with ``B`` with respect to the family ``M``.
 
   For every replica (leading axis ``R`` of every array; replicas are independent runs
@@ -398,6 +404,18 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   with ``c(A, B)`` from the private models on that data, :class:`HeldOut`); (iv)
   recomputes Eq. 3 on the held-out data at the best ``(phi, thS)``; (v) flags
   convergence when its interval lies inside ``[-eps, eps]`` (:func:`convergence_check`).
+
+  Restarts. Eq. 3 is not convex in ``phi``: from the same private models, data and
+  initial ``thS = thB``, some runs of the joint stage fold part of ``T(A)`` onto the wrong
+  branch of ``B`` and stay there, with Eq. 3 well above 0 (moons rotated by 30 degrees: two
+  seeds of five at +0.25 and +0.31 while the others end near 0; which seeds do depends on
+  rounding, so it is a property of the landscape, not of a seed). With ``restarts = K > 1``
+  the joint stage trains ``K`` restarts of ``(phi, thS)`` per replica side by side (restart
+  ``k`` draws ``T``'s initialisation and its minibatches from ``fold_in(key, k)``; restart 0
+  is the run of ``K = 1``) and keeps, per replica, the restart with the lowest Eq. 3 on the
+  *training* sets, so held-out values stay unbiased estimates for the kept models. This is
+  the model selection that a single objective allows (Sec. 1); the training objectives of
+  all restarts are returned (:attr:`LRMFResult.restart_objectives`).
 
   Args:
     flow: the flow ``T`` (forward maps A towards B).
@@ -418,6 +436,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     eval_batch_size: chunk size of held-out evaluations.
     estimate_bias: also fit ``thAT`` to ``T(A)`` by maximum likelihood (stage
       ``'private_transformed'`` of ``private_runner``) and report :func:`bias_estimate`.
+    restarts: ``K``, restarts of the joint stage per replica (above). Its runner then
+      trains ``R K`` replicas, replica ``r``'s restarts at ``r K, ..., r K + K - 1``.
 
   Returns:
     An :class:`LRMFResult`.
@@ -434,6 +454,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     raise ValueError(f'eps must be a number or one per replica, got {eps}')
   if keys.shape != (a_train.shape[0], 2):
     raise ValueError(f'keys must be (R, 2) = ({a_train.shape[0]}, 2), got {keys.shape}')
+  if not isinstance(restarts, (int, np.integer)) or restarts < 1:
+    raise ValueError(f'restarts must be a positive integer, got {restarts!r}')
   key_a, key_b, key_flow, key_fit_a, key_fit_b, key_joint = jnp.moveaxis(
       jax.vmap(lambda key: jax.random.split(key, 6))(keys), 1, 0)
 
@@ -449,16 +471,32 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   fit_b = private_runner('private_b', nll, init(density, b_train, key_b), b_train, b_val,
                          key_fit_b)
   private_a, private_b = _as_variables(fit_a), _as_variables(fit_b)
+  many = lambda tree: _repeat(tree, restarts)
   if flow_variables is None:
-    flow_variables = init(flow, a_train, key_flow)
+    flow_start = init(flow, many(a_train), _restart_keys(key_flow, restarts))
+  else:
+    flow_start = many(flow_variables)
   constants = jax.jit(jax.vmap(_constant_fn(density, eval_batch_size)))(
       private_a, private_b, a_val, b_val)
   objective = lrmf_objective(flow=flow, density=density, eval_batch_size=eval_batch_size)
   held_out = HeldOut(a_val, b_val, constants)
   fit_joint = joint_runner(
-      'joint', objective, joint_variables(flow_variables, private_b),
-      engine.Independent((a_train, b_train)), held_out, key_joint)
+      'joint', objective, joint_variables(flow_start, many(private_b)),
+      engine.Independent((many(a_train), many(b_train))), many(held_out),
+      _restart_keys(key_joint, restarts))
   flow_final, shared_final = _split(fit_joint.params, fit_joint.model_state)
+  restart_objectives = None
+  joint_history = fit_joint.history
+  if restarts > 1:
+    train_constants = jax.jit(jax.vmap(_constant_fn(density, eval_batch_size)))(
+        private_a, private_b, a_train, b_train)
+    restart_objectives = jax.jit(jax.vmap(_objective_fn(flow, density, eval_batch_size)))(
+        flow_final, shared_final, many(HeldOut(a_train, b_train, train_constants)))
+    restart_objectives = np.asarray(restart_objectives, np.float64).reshape(-1, restarts)
+    kept = np.argmin(restart_objectives, axis=1)
+    flow_final, shared_final = (_keep(tree, kept, restarts) for tree in (flow_final,
+                                                                         shared_final))
+    joint_history = [_keep_record(record, kept, restarts) for record in joint_history]
   checks = held_out_checks(flow=flow, density=density, flow_variables=flow_final,
                            shared=shared_final, private_a=private_a, private_b=private_b,
                            a=a_val, b=b_val, eps=eps, batch_size=eval_batch_size)
@@ -469,7 +507,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       objective_se=np.array([check.standard_error for check in checks]),
       converged=np.array([check.converged for check in checks]),
       histories={'private_a': fit_a.history, 'private_b': fit_b.history,
-                 'joint': fit_joint.history})
+                 'joint': joint_history},
+      restart_objectives=restart_objectives)
   if not estimate_bias:
     return result
   move = jax.jit(jax.vmap(lambda variables, x: flow.apply(
@@ -482,6 +521,50 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       flow_final, private_a, _as_variables(fit_moved), a_val)
   result.histories['private_transformed'] = fit_moved.history
   return dataclasses.replace(result, bias=np.asarray(bias))
+
+
+def _repeat(tree: PyTree, restarts: int) -> PyTree:
+  """Every leaf's replica ``r`` repeated ``restarts`` times in a row: ``(R, ...) -> (R K, ...)``."""
+  if restarts == 1:
+    return tree
+  return jax.tree.map(lambda leaf: jnp.repeat(leaf, restarts, axis=0), tree)
+
+
+def _restart_keys(keys: Array, restarts: int) -> Array:
+  """``(R, 2) -> (R K, 2)``: restart ``k`` of replica ``r`` gets ``fold_in(keys[r], k)``,
+  restart 0 the key itself (so ``K = 1`` is the run without restarts)."""
+  if restarts == 1:
+    return keys
+  def per_replica(key):
+    return jnp.stack([key] + [jax.random.fold_in(key, k) for k in range(1, restarts)])
+  return jax.vmap(per_replica)(keys).reshape(-1, *keys.shape[1:])
+
+
+def _keep(tree: PyTree, kept: np.ndarray, restarts: int) -> PyTree:
+  """``(R K, ...) -> (R, ...)``: replica ``r``'s restart ``kept[r]``."""
+  rows = np.arange(len(kept)) * restarts + kept
+  return jax.tree.map(lambda leaf: leaf[rows], tree)
+
+
+def _keep_record(record: dict, kept: np.ndarray, restarts: int) -> dict:
+  """A history record of the joint stage with only the kept restart of every replica (its
+  per-replica ``(R K,)`` values become ``(R,)``; scalars such as ``steps_per_sec`` stay)."""
+  rows = np.arange(len(kept)) * restarts + kept
+  return {name: (np.asarray(value)[rows]
+                 if np.ndim(value) == 1 and len(value) == len(kept) * restarts else value)
+          for name, value in record.items()}
+
+
+def _objective_fn(flow: nn.Module, density: nn.Module,
+                  batch_size: int) -> Callable[[Variables, Variables, HeldOut], Array]:
+  """Traceable ``(flow_variables, shared, HeldOut(a, b, c)) -> Eq. 3`` on whole data sets."""
+  objective = lrmf_objective(flow=flow, density=density, eval_batch_size=batch_size)
+
+  def value(flow_variables, shared, data):
+    return objective.eval_loss(*_params_and_state(joint_variables(flow_variables, shared)),
+                               data)
+
+  return value
 
 
 def bias_estimate(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,

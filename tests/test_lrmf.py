@@ -336,6 +336,79 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
   assert result.converged == (abs(result.objective) + 1.96 * result.objective_se <= 0.1)
 
 
+def _restart_setup(restarts, calls):
+  """Two replicas of a 2-D Gaussian problem; the joint runner records what it trains."""
+  rng = np.random.default_rng(11)
+  a = np.stack([_draw(rng, [0.0, 1.0], np.eye(2), 64) for _ in range(2)])
+  b = np.stack([_draw(rng, [2.0, 0.0], [[1.0, 0.3], [0.3, 0.5]], 64) for _ in range(2)])
+  private = fitting.fit_runner(optimizer=optax.adam(0.1), num_steps=30, batch_size=64,
+                               steps_per_dispatch=30)
+  # Small minibatches and few steps: restarts end in different places.
+  joint = fitting.fit_runner(optimizer=optax.sgd(0.05), num_steps=6, batch_size=8,
+                             steps_per_dispatch=3)
+
+  def joint_runner(stage, objective, variables, train_data, val_data, keys):
+    fit = joint(stage, objective, variables, train_data, val_data, keys)
+    calls.append({'variables': variables, 'train': train_data, 'keys': keys, 'fit': fit})
+    return fit
+
+  result = algorithm.train_lrmf(
+      flow=AFFINE, density=densities.Gaussian(dim=2), a_train=a, b_train=b, a_val=a, b_val=b,
+      keys=jax.random.split(jax.random.PRNGKey(3), 2), eps=0.1, private_runner=private,
+      joint_runner=joint_runner, restarts=restarts)
+  return result, a, b
+
+
+def test_train_lrmf_restarts_keep_the_lowest_training_objective():
+  single_calls, calls = [], []
+  single, _, _ = _restart_setup(1, single_calls)
+  result, a, b = _restart_setup(3, calls)
+  (call,) = calls
+  assert single.restart_objectives is None
+  # The joint stage trained 2 x 3 replicas: each replica's data three times in a row, restart
+  # 0 with the key of the run without restarts, the others with keys of their own.
+  assert call['keys'].shape == (6, 2)
+  np.testing.assert_array_equal(call['keys'][::3], single_calls[0]['keys'])
+  assert len({tuple(np.asarray(key).tolist()) for key in call['keys']}) == 6
+  np.testing.assert_array_equal(call['train'].parts[0], np.repeat(a, 3, axis=0))
+  np.testing.assert_array_equal(call['train'].parts[1], np.repeat(b, 3, axis=0))
+  # The training objective of every restart, recomputed model by model (oracle:
+  # evaluate_objective, one replica at a time), and the kept one is its minimum.
+  fit = call['fit']
+  flow_all, shared_all = algorithm._split(fit.params, fit.model_state)
+  assert result.restart_objectives.shape == (2, 3)
+  for r in range(2):
+    for k in range(3):
+      want = algorithm.evaluate_objective(
+          flow=AFFINE, density=densities.Gaussian(dim=2),
+          flow_variables=engine.replica(flow_all, 3 * r + k),
+          shared=engine.replica(shared_all, 3 * r + k),
+          private_a=engine.replica(result.private_a, r),
+          private_b=engine.replica(result.private_b, r), a=a[r], b=b[r])
+      assert result.restart_objectives[r, k] == pytest.approx(want, abs=1e-4)
+    kept = 3 * r + int(np.argmin(result.restart_objectives[r]))
+    jax.tree.map(np.testing.assert_array_equal, engine.replica(result.flow_variables, r),
+                 engine.replica(flow_all, kept))
+    jax.tree.map(np.testing.assert_array_equal, engine.replica(result.shared_variables, r),
+                 engine.replica(shared_all, kept))
+  assert np.ptp(result.restart_objectives, axis=1).min() > 0  # the restarts differed
+  # The history keeps the kept restarts only, and the held-out check is theirs.
+  last = result.histories['joint'][-1]
+  assert np.shape(last['val_loss']) == (2,)
+  np.testing.assert_allclose(result.objective, last['val_loss'], atol=1e-5)
+
+
+@pytest.mark.parametrize('restarts', [0, 2.5, -1])
+def test_train_lrmf_rejects_bad_restarts(restarts):
+  x = np.zeros((1, 8, 2), np.float32)
+  runner = fitting.fit_runner(optimizer=optax.sgd(0.1), num_steps=1, batch_size=4)
+  with pytest.raises(ValueError, match='restarts must be a positive integer'):
+    algorithm.train_lrmf(flow=AFFINE, density=densities.Gaussian(dim=2), a_train=x,
+                         b_train=x, a_val=x, b_val=x, keys=jax.random.PRNGKey(0)[None],
+                         eps=0.1, private_runner=runner, joint_runner=runner,
+                         restarts=restarts)
+
+
 def test_train_lrmf_rejects_mismatched_event_shapes():
   x2, x3 = np.zeros((8, 2), np.float32), np.zeros((8, 3), np.float32)
   runner = fitting.fit_runner(optimizer=optax.sgd(0.1), num_steps=1, batch_size=4)

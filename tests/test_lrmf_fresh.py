@@ -112,3 +112,19 @@ def test_smoke_run_reports_the_fresh_objective(tmp_path):
   seed = results['per_seed'][0]
   assert seed['converged_but_fresh_off'] == (
       seed['converged'] and abs(seed['fresh_objective']) > 2 * config.eps)
+
+
+def test_smoke_run_with_restarts_and_settings_side_by_side(tmp_path):
+  config = _config((0,), 200)
+  config.estimate_bias = False
+  config.restarts = 2
+  config.side_by_side = 'train_joint.lr=0.001,0.003'
+  results = alignment.run(config, str(tmp_path))
+  # Two settings x two restarts trained in the joint stage; one kept per setting.
+  joint = [r for r in alignment.workdir_lib.read_metrics(str(tmp_path), 'joint')
+           if 'val_loss/replicas' in r]
+  assert joint and all(len(r['val_loss/replicas']) == 4 for r in joint)
+  assert len(results['per_setting']) == 2
+  for setting in results['per_setting']:
+    (seed,) = setting['per_seed']
+    assert seed['train_objective'] <= seed['train_objective_worst_restart']

@@ -85,12 +85,18 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
                  layout: replicas.Layout | None = None) -> fitting.StageRunner:
   """Algorithm 1's stages through :func:`experiments.training.stage_runner`: the joint
   stage with ``config.train_joint``, the private ones with ``config.train_private``
-  (with ``layout``, their learning rates and weight decays per replica)."""
+  (with ``layout``, their learning rates and weight decays per replica; the joint stage
+  trains ``config.restarts`` restarts of every replica, which share their replica's values).
+  """
   block = lambda stage: 'train_joint' if stage == 'joint' else 'train_private'
-  return training.stage_runner(
-      workdir, metrics, lambda stage: config[block(stage)],
-      per_replica_of=None if layout is None else (
-          lambda stage: layout.block_values(config, block(stage))))
+
+  def per_replica(stage):
+    values = layout.block_values(config, block(stage))
+    repeats = config.get('restarts', 1) if stage == 'joint' else 1
+    return {field: np.repeat(value, repeats) for field, value in values.items()}
+
+  return training.stage_runner(workdir, metrics, lambda stage: config[block(stage)],
+                               per_replica_of=None if layout is None else per_replica)
 
 
 def check_sizes(config: ml_collections.ConfigDict, num_a: int, num_b: int,
@@ -195,7 +201,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
       a_val=a['val_x'], b_val=b['val_x'], keys=layout.keys(), eps=layout.values(config, 'eps'),
       private_runner=runner, joint_runner=runner,
-      estimate_bias=config.get('estimate_bias', False))
+      estimate_bias=config.get('estimate_bias', False), restarts=config.get('restarts', 1))
   per_replica = evaluate([layout.config_of(config, index) for index in range(layout.num_replicas)],
                          flow, density, result, [pairs[seed] for seed in layout.seed_index()])
   for index, (values, fresh) in enumerate(
@@ -268,6 +274,9 @@ def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: algorith
       'val_objective_point_se': float(result.objective_se),
       'val_converged': bool(result.converged),
       **({} if result.bias is None else {'e_bias_estimate': float(result.bias)}),
+      **({} if result.restart_objectives is None else {
+          'train_objective': float(result.restart_objectives.min()),
+          'train_objective_worst_restart': float(result.restart_objectives.max())}),
       'converged': check.converged,
       'eps': config.eps,
       'mean_error': float(np.linalg.norm(moved.mean(0) - b['test_x'].mean(0))),
@@ -302,11 +311,15 @@ def _position_colours(x: np.ndarray) -> np.ndarray:
 
 
 def plot_objective(workdir: str, test_objective: float,
-                   seeds: tuple[int, ...] | None = None) -> None:
+                   seeds: tuple[int, ...] | None = None, restarts: int = 1) -> None:
   """``plots/objective.png``: the joint stage's held-out objective (Eq. 3) against 0, one
-  curve per seed; ``test_objective`` (the title) is the first seed's."""
+  curve per seed (and restart, ``restarts > 1``); ``test_objective`` (the title) is the
+  first seed's."""
   history = workdir_lib.read_metrics(workdir, 'joint')
-  series = plots.replica_series('held-out LRMF objective (Eq. 3)', history, 'val_loss', seeds)
+  labels = seeds
+  if seeds is not None and restarts > 1:
+    labels = [f'{seed} (restart {k})' for seed in seeds for k in range(restarts)]
+  series = plots.replica_series('held-out LRMF objective (Eq. 3)', history, 'val_loss', labels)
   if len(series[0][1]):
     plots.curves(series, os.path.join(workdir_lib.plots_dir(workdir), 'objective.png'),
                  ylabel='objective (nats)', hline=0.0,
@@ -315,7 +328,7 @@ def plot_objective(workdir: str, test_objective: float,
 
 def _plot(config, flow, density, result, a, b, results, workdir, seeds) -> None:
   out = workdir_lib.plots_dir(workdir)
-  plot_objective(workdir, results['test_objective'], seeds)
+  plot_objective(workdir, results['test_objective'], seeds, config.get('restarts', 1))
   if a['test_x'].ndim == 4:
     _plot_images(flow, result, a, b, config.data.get('logit_alpha'),
                  os.path.join(out, 'translations.png'))
