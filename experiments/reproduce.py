@@ -260,6 +260,16 @@ LRMF_MOONS_FFJORD = Run(
                'private steps a domain at 1.5-2 steps/s, 1500 joint at 0.5-0.8 as the solver '
                'takes more steps, the E_bias fit); too long for the fast tier at any size that '
                'converges')
+ROTATIONS = (-30, 30, 40, 60)
+"""Rotations of B (degrees) besides the paper's 50 at which the flagship recipe is run over
+seeds (issue 16: does the held-out objective reach 0 beyond the paper's angle?)."""
+LRMF_MOONS_ROTATED = tuple(
+    Run(f"lrmf_moons_rotated_{'m' if angle < 0 else ''}{abs(angle)}", 'configs/lrmf_moons.py',
+        paper=(('data.b.options.rotation_degrees', float(angle)),), tiers=('paper',),
+        paper_cost="the config's Real NVP 2x128 (the recipe under test, not the paper's "
+                   '2x512) with B rotated by this angle, 5 seeds side by side: about 7 min on '
+                   'a 2-core CPU')
+    for angle in ROTATIONS)
 LRMF_MOONS_GAUSSIAN = Run('lrmf_moons_gaussian', 'configs/lrmf_moons.py', 'gaussian',
                           fast=_NO_BIAS, fast_note='no E_bias fit')
 LRMF_BLOBS = Run('lrmf_blobs', 'configs/lrmf_blobs.py', fast=_NO_BIAS, fast_note='no E_bias fit')
@@ -421,6 +431,19 @@ LRMF_ROWS = (
         Value('one_nn_accuracy', None)),
     Row('lrmf', 'moons, FFJORD LRMF: E_bias of Lemma 2.2 as estimated by the run', '-',
         LRMF_MOONS_FFJORD, Value('e_bias_estimate', None)),
+    *(row for run, angle in zip(LRMF_MOONS_ROTATED, ROTATIONS) for row in (
+        Row('lrmf', f'moons rotated {angle} deg (the paper: 50), Real NVP LRMF: Eq. 3 on 20,000 '
+            f'fresh points per domain (Sec. 4: converges to 0; read as within {_EPS})', '~0',
+            run, Value('fresh_objective', 0.0, _EPS)),
+        Row('lrmf', f'moons rotated {angle} deg, Real NVP LRMF: share of seeds flagged converged '
+            'whose fresh-data objective is beyond 2 eps', '0', run,
+            Value('converged_but_fresh_off', 0.0)),
+        Row('lrmf', f'moons rotated {angle} deg, Real NVP LRMF: share of seeds flagged converged '
+            'on the 5000 test points', '-', run, Value('converged', None)),
+        Row('lrmf', f'moons rotated {angle} deg, Real NVP LRMF: 1-NN accuracy of T(A)', '-', run,
+            Value('one_nn_accuracy', None)),
+        Row('lrmf', f'moons rotated {angle} deg, Real NVP LRMF: E_bias of Lemma 2.2 as estimated',
+            '-', run, Value('e_bias_estimate', None)))),
     Row('lrmf', 'moons, Gaussian (affine) LRMF: held-out objective', '~0', LRMF_MOONS_GAUSSIAN,
         Value('test_objective', 0.0, _EPS)),
     Row('lrmf', 'blobs, Gaussian (affine) LRMF: held-out objective (Fig. 8)', '~0', LRMF_BLOBS,
