@@ -5,7 +5,8 @@
 2. Start the shared model ``thS`` from ``thB`` and the flow ``phi`` from its
    initialisation (the ``nflax`` flows start at the identity).
 3. Minimise the LRMF objective (Eq. 3) jointly over ``(phi, thS)`` on
-   independent minibatches of A and B.
+   independent minibatches of A and B (optionally from several restarts, the one with the
+   lowest Eq. 3 on the training data kept: :func:`train_lrmf`).
 4. Recompute the objective on held-out data, with ``c(A, B)`` from the private
    models on that same data, and flag convergence (:func:`convergence_check`).
 
@@ -407,15 +408,16 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
 
   Restarts. Eq. 3 is not convex in ``phi``: from the same private models, data and
   initial ``thS = thB``, some runs of the joint stage fold part of ``T(A)`` onto the wrong
-  branch of ``B`` and stay there, with Eq. 3 well above 0 (moons rotated by 30 degrees: two
-  seeds of five at +0.25 and +0.31 while the others end near 0; which seeds do depends on
-  rounding, so it is a property of the landscape, not of a seed). With ``restarts = K > 1``
-  the joint stage trains ``K`` restarts of ``(phi, thS)`` per replica side by side (restart
-  ``k`` draws ``T``'s initialisation and its minibatches from ``fold_in(key, k)``; restart 0
-  is the run of ``K = 1``) and keeps, per replica, the restart with the lowest Eq. 3 on the
-  *training* sets, so held-out values stay unbiased estimates for the kept models. This is
-  the model selection that a single objective allows (Sec. 1); the training objectives of
-  all restarts are returned (:attr:`LRMFResult.restart_objectives`).
+  branch of ``B`` (moons rotated away from the paper's angle) and stay there with Eq. 3 well
+  above 0, and whether a run does can change with rounding alone (one seed trained alone or
+  beside others). With ``restarts = K > 1`` the joint stage trains ``K`` restarts of
+  ``(phi, thS)`` per replica side by side (restart ``k`` draws ``T``'s initialisation and
+  its minibatches from ``fold_in(key, k)``; restart 0 draws what the run with ``K = 1``
+  draws) and keeps, per replica, the restart with the lowest Eq. 3 on the *training* sets,
+  so the held-out values stay unbiased estimates for the kept models. This is the model
+  selection that a single objective allows (Sec. 1); the training objectives of all
+  restarts are returned (:attr:`LRMFResult.restart_objectives`). Restarts do not help
+  where every one of them falls into the same basin.
 
   Args:
     flow: the flow ``T`` (forward maps A towards B).
