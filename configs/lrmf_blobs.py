@@ -20,6 +20,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_blobs; known: {VARIANTS}')
   config = lrmf_moons.get_config('' if variant == 'realnvp' else 'gaussian')
+  config.restarts = 1  # restarts address the moons' folding (configs/lrmf_moons.py)
   for domain, field in ((config.data.a, 'a'), (config.data.b, 'b')):
     domain.name, domain.field, domain.label_field = 'blobs', field, ''
     domain.options = ml_collections.ConfigDict({'n': 200, 'seed': 0})

@@ -33,6 +33,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_digits; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
+  config.restarts = 1  # restarts address the moons' folding (configs/lrmf_moons.py)
   config.experiment = 'lrmf.digits'
   config.data = ml_collections.ConfigDict()
   config.data.a = digit_domain('sklearn_digits', None)   # 1,797 images

@@ -27,6 +27,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_glow_digits; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
+  config.restarts = 1  # restarts address the moons' folding; Glow's joint stage is costly
   config.data = ml_collections.ConfigDict()
   config.data.a = lrmf_digits.digit_domain('sklearn_digits', 1500)
   config.data.b = lrmf_digits.digit_domain('mnist_5000', 1500)

@@ -23,6 +23,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_moons_baselines; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
+  config.restarts = 1  # the baselines train once: LRMF gets no selection they lack
   config.experiment = 'lrmf.comparison'
   config.methods = ('lrmf', 'back_to_back', 'mmd', 'emd', 'adversarial')
   config.knn_k = 10

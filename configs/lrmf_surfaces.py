@@ -33,6 +33,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of lrmf_surfaces; known: {VARIANTS}')
   config = lrmf_moons.get_config('smoke' if variant == 'smoke' else '')
+  config.restarts = 1  # restarts address the moons' folding (configs/lrmf_moons.py)
   config.experiment = 'lrmf.comparison'
   config.methods = ('lrmf', 'back_to_back')
   config.knn_k = 10

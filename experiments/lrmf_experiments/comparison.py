@@ -236,7 +236,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     trained = algorithm.train_lrmf(
         flow=flow, density=density, a_train=a['train_x'][None], b_train=b['train_x'][None],
         a_val=a['val_x'][None], b_val=b['val_x'][None], keys=keys['lrmf'][None],
-        eps=config.eps, private_runner=runner, joint_runner=runner)
+        eps=config.eps, private_runner=runner, joint_runner=runner,
+        restarts=config.get('restarts', 1))
     lrmf_result = trained.replica(0)
     moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
     details = alignment.evaluate([config], flow, density, trained, [(a, b)])[0]

@@ -160,7 +160,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       flow=flow, density=density, a_train=codes_a['train_x'][None],
       b_train=codes_b['train_x'][None], a_val=codes_a['val_x'][None],
       b_val=codes_b['val_x'][None], keys=lrmf_key[None], eps=config.eps,
-      private_runner=runner, joint_runner=runner).replica(0)
+      private_runner=runner, joint_runner=runner,
+      restarts=config.get('restarts', 1)).replica(0)
   check = algorithm.convergence_check(*algorithm.objective_terms(
       flow=flow, density=density, flow_variables=result.flow_variables,
       shared=result.shared_variables, private_a=result.private_a, private_b=result.private_b,
