@@ -113,8 +113,10 @@ def replica_series(label: str, records: Sequence[dict], name: str,
 def curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,
            ylabel: str = 'loss', hline: float | None = None,
            title: str | None = None) -> str:
-  """Line plot of ``(label, steps, values)`` series, optional horizontal line."""
-  fig, ax = plt.subplots(figsize=(6, 4))
+  """Line plot of ``(label, steps, values)`` series, optional horizontal line; with more
+  than six series the legend goes beside the axes, where it hides no curve."""
+  many = len(series) > 6
+  fig, ax = plt.subplots(figsize=(9, 4) if many else (6, 4))
   for label, steps, values in series:
     ax.plot(steps, values, label=label)
   if hline is not None:
@@ -123,7 +125,10 @@ def curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str, *,
   ax.set_ylabel(ylabel)
   if title:
     ax.set_title(title)
-  ax.legend()
+  if many:
+    ax.legend(fontsize='x-small', loc='upper left', bbox_to_anchor=(1.01, 1.0))
+  else:
+    ax.legend()
   return save(fig, path)
 
 

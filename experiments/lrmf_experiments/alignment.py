@@ -319,10 +319,10 @@ def plot_objective(workdir: str, test_objective: float,
   labels = seeds
   if seeds is not None and restarts > 1:
     labels = [f'{seed} (restart {k})' for seed in seeds for k in range(restarts)]
-  series = plots.replica_series('held-out LRMF objective (Eq. 3)', history, 'val_loss', labels)
+  series = plots.replica_series('Eq. 3', history, 'val_loss', labels)
   if len(series[0][1]):
     plots.curves(series, os.path.join(workdir_lib.plots_dir(workdir), 'objective.png'),
-                 ylabel='objective (nats)', hline=0.0,
+                 ylabel='held-out LRMF objective, Eq. 3 (nats)', hline=0.0,
                  title=f'test objective {test_objective:.4f} (seed {(seeds or (0,))[0]})')
 
 
