@@ -5,7 +5,8 @@ r"""Runs the paper experiments over seeds and writes the reproduction report.
 
 Two tiers of the same rows:
 
-* ``fast``: every row on a 2-core CPU in at most 30 minutes in all; each :class:`Run` says
+* ``fast``: every row on a 2-core CPU, aimed at 30 minutes in all (the report's header gives
+  the measured total); each :class:`Run` says
   what it makes smaller than its config (``fast``: overrides, ``fast_note``: in words);
 * ``paper``: the papers' sizes (the configs' ``paper`` variants where they exist), for
   accelerators; each run says what it costs (``paper_cost``).
