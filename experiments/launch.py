@@ -150,9 +150,10 @@ def use_compilation_cache(directory: str | None) -> None:
   """Keeps compiled programs across runs in ``directory`` (those that took at least
   ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` to compile, JAX's default 1 s), as
   :func:`compilation_cache_dir` reads it."""
-  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or compilation_cache_dir(directory) is None:
-    return
-  jax.config.update('jax_compilation_cache_dir', directory)
+  resolved = compilation_cache_dir(directory)
+  if resolved is None or os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    return  # off, or JAX reads the environment variable itself
+  jax.config.update('jax_compilation_cache_dir', resolved)
 
 
 def _join_hosts(config: ml_collections.ConfigDict) -> None:

@@ -327,8 +327,8 @@ class LRMFResult:
   """What :func:`train_lrmf` returns; every leaf has the leading replica axis ``R``.
 
   Attributes:
-    flow_variables: best-on-validation variables ``phi*`` of ``T``.
-    shared_variables: best-on-validation variables ``thS*``.
+    flow_variables: best-on-validation variables ``phi*`` of ``T`` (of the kept restart).
+    shared_variables: best-on-validation variables ``thS*`` (of the kept restart).
     private_a: converged variables ``thA*``.
     private_b: converged variables ``thB*``.
     constant: ``(R,)`` ``c(A, B)`` of the private models on the held-out A and B.

@@ -9,6 +9,7 @@ from scipy import stats
 
 from configs import lrmf_moons
 from experiments import launch, replicas
+from experiments import workdir as workdir_lib
 from experiments.lrmf_experiments import alignment
 from lrmf import algorithm, gaussian
 from nflax import bijectors, densities
@@ -121,7 +122,7 @@ def test_smoke_run_with_restarts_and_settings_side_by_side(tmp_path):
   config.side_by_side = 'train_joint.lr=0.001,0.003'
   results = alignment.run(config, str(tmp_path))
   # Two settings x two restarts trained in the joint stage; one kept per setting.
-  joint = [r for r in alignment.workdir_lib.read_metrics(str(tmp_path), 'joint')
+  joint = [r for r in workdir_lib.read_metrics(str(tmp_path), 'joint')
            if 'val_loss/replicas' in r]
   assert joint and all(len(r['val_loss/replicas']) == 4 for r in joint)
   assert len(results['per_setting']) == 2
