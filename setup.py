@@ -1,4 +1,4 @@
-"""Installs nflax (the flow library), lrmf, alignflow, fdre, experiments and configs."""
+"""Installs nflax (the flow library), lrmf, alignflow, fdre, the experiment framework harness, experiments and configs."""
 
 from setuptools import find_packages, setup
 
@@ -8,7 +8,7 @@ setup(
     description=("Normalizing-flow distribution alignment and density-ratio "
                  "estimation in JAX: LRMF, AlignFlow, featurized DRE."),
     packages=find_packages(include=["nflax*", "lrmf*", "alignflow*", "fdre*",
-                                    "experiments*", "configs*"]),
+                                    "harness*", "experiments*", "configs*"]),
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.4.30",
@@ -34,5 +34,7 @@ setup(
         # distrax pulls tfp-nightly (a new build every day); only nflax.distrax_views needs it.
         "distrax": ["distrax>=0.1.5"],
         "test": ["pytest>=8", "pytest-xdist>=3", "distrax>=0.1.5"],
+        # benchmarks/originals.py only (the originals' PyTorch versions); never core or test.
+        "benchmarks": ["torch==2.13.0", "torchdiffeq>=0.2.5"],
     },
 )
