@@ -12,7 +12,7 @@ Sweep (flow family x width, one job per point; `--sweep=smoke`: two tiny points 
 
 import ml_collections
 
-from experiments import sweeps
+from harness import sweeps
 
 VARIANTS = ('maf', 'ffjord', 'gaussian', 'smoke')
 SWEEPS = ('smoke',)
@@ -35,7 +35,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'density'
   config.seeds = (0,)
-  config.side_by_side = ''  # e.g. 'train.lr=1e-3,3e-4' (experiments.replicas)
+  config.side_by_side = ''  # e.g. 'train.lr=1e-3,3e-4' (harness.replicas)
   config.distributed = False
 
   config.data = ml_collections.ConfigDict()

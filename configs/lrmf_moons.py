@@ -25,7 +25,7 @@ Lemma 2.2 grows with it):
 
 import ml_collections
 
-from experiments import sweeps
+from harness import sweeps
 
 VARIANTS = ('gaussian', 'ffjord', 'smoke')
 SWEEPS = ('rotations', 'smoke')
@@ -73,7 +73,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.experiment = 'lrmf.alignment'
   config.seeds = (0,)
   # Settings trained side by side, e.g. 'train_joint.lr=1e-3,3e-4;eps=0.05,0.1'
-  # (experiments.replicas; fields: SIDE_BY_SIDE in experiments.lrmf_experiments.alignment).
+  # (harness.replicas; fields: SIDE_BY_SIDE in experiments.lrmf.alignment).
   config.side_by_side = ''
   config.distributed = False
   # Fit M to T(A) after the joint stage and report E_bias of Lemma 2.2 (one more private fit).

@@ -22,22 +22,23 @@ import submitit
 import threadpoolctl
 from absl import logging
 
-from experiments import density, summary, sweeps, validation
-from experiments import workdir as workdir_lib
-from experiments.alignflow_experiments import adaptation as alignflow_adaptation
-from experiments.alignflow_experiments import translation as alignflow_translation
-from experiments.fdre_experiments import adaptation as fdre_adaptation
-from experiments.fdre_experiments import augmentation as fdre_augmentation
-from experiments.fdre_experiments import modes as fdre_modes
-from experiments.fdre_experiments import targeted as fdre_targeted
-from experiments.lrmf_experiments import alignment as lrmf_alignment
-from experiments.lrmf_experiments import comparison as lrmf_comparison
-from experiments.lrmf_experiments import digits as lrmf_digits
-from experiments.lrmf_experiments import vanishing_gradient as lrmf_vanishing_gradient
+from harness import summary, sweeps, config_checks
+from experiments.density import estimation as density_estimation
+from harness import workdir as workdir_lib
+from experiments.alignflow import adaptation as alignflow_adaptation
+from experiments.alignflow import translation as alignflow_translation
+from experiments.fdre import adaptation as fdre_adaptation
+from experiments.fdre import augmentation as fdre_augmentation
+from experiments.fdre import modes as fdre_modes
+from experiments.fdre import targeted as fdre_targeted
+from experiments.lrmf import alignment as lrmf_alignment
+from experiments.lrmf import comparison as lrmf_comparison
+from experiments.lrmf import digits as lrmf_digits
+from experiments.lrmf import vanishing_gradient as lrmf_vanishing_gradient
 from nflax import parallel
 
 EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
-    'density': density.run,
+    'density': density_estimation.run,
     'lrmf.alignment': lrmf_alignment.run,
     'lrmf.comparison': lrmf_comparison.run,
     'lrmf.digits': lrmf_digits.run,
@@ -55,7 +56,7 @@ module ``experiments/<family>_experiments/<module>.py``."""
 SEEDS_SIDE_BY_SIDE = frozenset({'density', 'lrmf.alignment', 'alignflow.translation',
                                 'fdre.modes', 'fdre.augmentation'})
 """Experiments that train every seed of ``config.seeds`` side by side in one program; the
-others take one seed per run (:func:`experiments.replicas.single_seed`)."""
+others take one seed per run (:func:`harness.replicas.single_seed`)."""
 
 
 def distributed_settings(environ=os.environ) -> dict:
@@ -111,7 +112,7 @@ def config_module(path: str) -> Any:
 
 def default_config(spec: str) -> ml_collections.ConfigDict:
   """The config of a ``--config`` value (``'configs/x.py'`` or ``'configs/x.py:variant'``)
-  without overrides: what :func:`experiments.validation.validate` takes as ``defaults``."""
+  without overrides: what :func:`harness.config_checks.validate` takes as ``defaults``."""
   path, _, variant = spec.partition(':')
   module = config_module(path)
   return module.get_config(variant) if variant else module.get_config()
@@ -178,8 +179,8 @@ def _set_field(config: ml_collections.ConfigDict, field: str, value: Any) -> Non
 def point_config(spec: str, point: dict[str, Any]
                  ) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
   """``(config, defaults)`` of one sweep point: the config file's config (``spec``, a
-  ``--config`` value) in the point's variant (:data:`experiments.sweeps.VARIANT`), with the
-  point's overrides applied and validated (:func:`experiments.validation.validate` against
+  ``--config`` value) in the point's variant (:data:`harness.sweeps.VARIANT`), with the
+  point's overrides applied and validated (:func:`harness.config_checks.validate` against
   ``defaults``, the variant's config without overrides).
 
   Raises:
@@ -203,7 +204,7 @@ def point_config(spec: str, point: dict[str, Any]
     if config.get('experiment') not in EXPERIMENTS:
       raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
                        f"available: {', '.join(sorted(EXPERIMENTS))}")
-    validation.validate(config, defaults)
+    config_checks.validate(config, defaults)
   except ValueError as err:
     raise ValueError(f'sweep point {name}: {err}') from err
   return config, defaults
@@ -216,7 +217,7 @@ def run_point(spec: str, point: dict[str, Any], workdir: str,
   when ``distributed``. Returns the results.
 
   A stale ``error.txt`` is removed when the point starts; an exception is written there
-  (:func:`experiments.workdir.write_error`: ``<type>: <message>``, then the traceback) and
+  (:func:`harness.workdir.write_error`: ``<type>: <message>``, then the traceback) and
   raised again, so the job fails. Logs at INFO (into the job's log: ``_submitit/<job>_0_log.err``).
   """
   log_through_absl()
@@ -239,10 +240,10 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   """Runs ``config`` in ``workdir`` (resuming from its checkpoints, if any).
 
   Before anything is written: every field is validated
-  (:func:`experiments.validation.validate`, tuple element types against ``defaults``, the
+  (:func:`harness.config_checks.validate`, tuple element types against ``defaults``, the
   config file's own values), a workdir holding a run of another config is refused
-  (:func:`experiments.workdir.check_resumable`), the workdir must be writable and not in
-  use by another live run (:class:`experiments.workdir.WorkdirLock`, held until the run
+  (:func:`harness.workdir.check_resumable`), the workdir must be writable and not in
+  use by another live run (:class:`harness.workdir.WorkdirLock`, held until the run
   ends). Only then are ``config.json`` and ``environment.json`` written.
 
   With ``config.distributed`` set, ``jax.distributed.initialize()`` (unless already done,
@@ -260,7 +261,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   if config.get('experiment') not in EXPERIMENTS:
     raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "
                      f"available: {', '.join(sorted(EXPERIMENTS))}")
-  validation.validate(config, defaults)
+  config_checks.validate(config, defaults)
   _join_hosts(config)
   workdir_lib.check_resumable(config, workdir)
   workdir_lib.check_writable(workdir, 'workdir')
@@ -310,8 +311,8 @@ def load_sweep(spec: str, name: str = '') -> tuple[list[dict], dict[str, Any]]:
 
 def check_points(spec: str, points: list[dict], workdir: str) -> list[str]:
   """The points' folder names after every point is checked; reads only: its config
-  (:func:`point_config`), distinct names (:func:`experiments.sweeps.check_names`), and a
-  point folder holding a run of another config (:func:`experiments.workdir.check_resumable`).
+  (:func:`point_config`), distinct names (:func:`harness.sweeps.check_names`), and a
+  point folder holding a run of another config (:func:`harness.workdir.check_resumable`).
 
   Raises:
     ValueError: naming the point and the problem.

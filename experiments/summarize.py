@@ -5,13 +5,13 @@ Example::
   python -m experiments.summarize runs/density_sweep --metrics=test_nll,val_nll --x=model.hidden
 
 Writes ``DIR/summary.csv``, ``DIR/summary.md`` and ``DIR/plots/summary_<metric>.png`` for a
-sweep's directory or any directory of runs (:mod:`experiments.summary`) and prints the
+sweep's directory or any directory of runs (:mod:`harness.summary`) and prints the
 Markdown table.
 """
 
 from absl import app, flags, logging
 
-from experiments import summary
+from harness import summary
 
 _METRICS = flags.DEFINE_list('metrics', None, 'Metrics of results.json to show (default: '
                              'the numeric metrics every finished run reports).')

@@ -6,7 +6,7 @@ Example::
   python -m experiments.sweep --config=configs/density_moons.py --sweep=smoke \
       --workdir=/tmp/sweep --executor=local --max_parallel=2
 
-The points are ``get_sweep(--sweep)`` of the config file (:mod:`experiments.sweeps`). Every
+The points are ``get_sweep(--sweep)`` of the config file (:mod:`harness.sweeps`). Every
 point is checked before any job is submitted: its overrides applied to the config file's
 config (in the point's variant, else in ``--config``'s) and validated against that config
 (:func:`experiments.launch.point_config`), names distinct, and a point folder that already
@@ -26,7 +26,7 @@ point runs across the whole pod). Per-job resources are the config file's
 ``mem_gb``, ``slurm_partition``, ...) updated by ``--resources``.
 
 A failed point leaves ``<point>/error.txt`` and does not stop the others. At the end the
-sweep writes its summary (:mod:`experiments.summary`, ``--metrics``, ``--x``). Exit status:
+sweep writes its summary (:mod:`harness.summary`, ``--metrics``, ``--x``). Exit status:
 0, 1 if any point failed, 2 if the sweep was refused (nothing submitted) or its summary
 could not be written.
 """
@@ -36,7 +36,8 @@ import sys
 import jax
 from absl import app, flags, logging
 
-from experiments import launch, summary
+from harness import summary
+from experiments import launch
 from nflax import parallel
 
 _CONFIG = flags.DEFINE_string(

@@ -14,10 +14,10 @@ from alignflow import critics, cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training
 from configs import alignflow_mnist, alignflow_moons
-from experiments.alignflow_experiments import translation as alignflow_experiment
-from experiments import data as data_lib
-from experiments import training as experiment_training
-from experiments import workdir as workdir_lib
+from experiments.alignflow import translation as alignflow_experiment
+from harness import data as data_lib
+from harness import stages
+from harness import workdir as workdir_lib
 from nflax import bijectors, engine, gan, nets
 
 
@@ -361,7 +361,7 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
           alignflow_experiment.load_paired_domains(config, seed=0).items()}
   event_shape = tuple(data['train_a'].shape[2:])
   critic = alignflow_experiment.build_critic(config.critic, event_shape)
-  critic_optimizer = experiment_training.make_optimizer(config.train, grad_clip=0.0)
+  critic_optimizer = stages.make_optimizer(config.train, grad_clip=0.0)
   init_batch = (jnp.asarray(data['train_a'][:, :16]), jnp.asarray(data['train_b'][:, :16]))
   keys = jax.random.split(jax.random.PRNGKey(0), 4)[:, None]
 

@@ -4,7 +4,7 @@ import ml_collections
 import pytest
 
 from configs import lrmf_digits
-from experiments.alignflow_experiments import adaptation as alignflow_adaptation
+from experiments.alignflow import adaptation as alignflow_adaptation
 
 
 def _config(size_b):

@@ -1,9 +1,9 @@
-"""The downstream digit classifier and McNemar's exact test (experiments/classification.py)."""
+"""The downstream digit classifier and McNemar's exact test (harness/classification.py)."""
 
 import numpy as np
 import pytest
 
-from experiments import classification
+from harness import classification
 
 
 def test_classifier_hits_on_separable_images_and_bad_c():

@@ -6,7 +6,8 @@ import pathlib
 
 import pytest
 
-from experiments import launch, models
+from harness import models
+from experiments import launch
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
 CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__init__')

@@ -1,4 +1,4 @@
-"""Tests of experiments.data: synthetic sets, bundled real data, file loaders, registry."""
+"""Tests of harness.data: synthetic sets, bundled real data, file loaders, registry."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from scipy.spatial.distance import pdist
 
-from experiments import data
-from experiments.data import bundled, files, synthetic
+from harness import data
+from harness.data import bundled, files, synthetic
 
 SYNTHETIC_SHAPES = {
     'blobs': {'a': (2,), 'b': (2,)},

@@ -10,7 +10,7 @@ import optax
 import pytest
 from scipy import optimize, stats
 
-from experiments.fdre_experiments import modes as fdre_modes
+from experiments.fdre import modes as fdre_modes
 from fdre import estimators, featurize, mutual_information, weighting
 from nflax import bijectors, fitting
 
@@ -270,7 +270,7 @@ def test_true_log_densities_of_the_toy_and_mi_tasks_match_scipy():
 
 
 def test_breast_cancer_biased_split_follows_app_d2():
-  from experiments import data
+  from harness import data
   split = data.load('breast_cancer_biased', seed=0)
   assert len(split.target_x) == round(0.75 * 569)
   assert split.source_labels.mean() < 0.3 < 0.5 < split.target_labels.mean()  # benign dropped

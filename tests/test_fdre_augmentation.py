@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments.fdre_experiments import augmentation as fdre_augmentation
+from experiments.fdre import augmentation as fdre_augmentation
 
 
 def test_split_per_class_is_disjoint_balanced_and_checks_sizes():

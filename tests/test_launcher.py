@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import density_moons
-from experiments import data as data_lib
+from harness import data as data_lib
 from experiments import launch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

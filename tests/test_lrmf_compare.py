@@ -1,4 +1,4 @@
-"""Tests of experiments/lrmf_experiments/comparison.py: the kNN-preservation metric, loading, a smoke run."""
+"""Tests of experiments/lrmf/comparison.py: the kNN-preservation metric, loading, a smoke run."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import lrmf_moons_baselines, lrmf_surfaces
-from experiments.lrmf_experiments import comparison as lrmf_compare
+from experiments.lrmf import comparison as lrmf_compare
 
 
 def _points(n=300, d=2, seed=0):

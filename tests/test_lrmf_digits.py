@@ -12,10 +12,10 @@ import optax
 import pytest
 
 from configs import lrmf_digits
-from experiments import data as data_lib
-from experiments import workdir as workdir_lib
-from experiments.lrmf_experiments import alignment as lrmf_lib
-from experiments.lrmf_experiments import digits
+from harness import data as data_lib
+from harness import workdir as workdir_lib
+from experiments.lrmf import alignment as lrmf_lib
+from experiments.lrmf import digits
 from nflax import vae as vae_lib
 
 

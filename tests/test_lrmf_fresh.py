@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 
 from configs import lrmf_moons
-from experiments import launch, replicas
-from experiments import workdir as workdir_lib
-from experiments.lrmf_experiments import alignment
+from harness import replicas
+from experiments import launch
+from harness import workdir as workdir_lib
+from experiments.lrmf import alignment
 from lrmf import algorithm, gaussian
 from nflax import bijectors, densities
 

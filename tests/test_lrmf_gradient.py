@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from configs import lrmf_vanishing_gradient
-from experiments.lrmf_experiments import vanishing_gradient as lrmf_gradient
+from experiments.lrmf import vanishing_gradient as lrmf_gradient
 from lrmf import vanishing_gradient as vg
 
 DELTA, SIGMA0 = 1.0, 0.5

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from configs import density_moons
-from experiments import launch, replicas
+from harness import replicas
+from experiments import launch
 
 
 def _config(**fields):

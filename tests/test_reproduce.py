@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments import launch, reproduce, validation
+from experiments import claims, launch, reproduce
+from experiments.claims import schema
+from harness import config_checks, verdicts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,30 +27,30 @@ def test_value_verdict_uses_the_student_t_interval_and_the_tolerance():
   per_seed = _seeds(x=[0.9, 1.0, 1.1, 1.0, 1.0])  # mean 1, SE sqrt(0.005)/sqrt(5)... below
   x = np.array([0.9, 1.0, 1.1, 1.0, 1.0])
   half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / math.sqrt(5)
-  ours, judged = reproduce.verdict(reproduce.Value('x', 1.0 + 0.99 * half), per_seed)
+  ours, judged = verdicts.verdict(verdicts.Value('x', 1.0 + 0.99 * half), per_seed)
   assert judged == 'matches' and ours.endswith('(5 seeds)')
-  assert reproduce.verdict(reproduce.Value('x', 1.0 + 1.01 * half), per_seed)[1] == 'differs'
-  assert reproduce.verdict(reproduce.Value('x', 1.0 + half + 0.05, tolerance=0.06),
+  assert verdicts.verdict(verdicts.Value('x', 1.0 + 1.01 * half), per_seed)[1] == 'differs'
+  assert verdicts.verdict(verdicts.Value('x', 1.0 + half + 0.05, tolerance=0.06),
                            per_seed)[1] == 'matches'
-  assert reproduce.verdict(reproduce.Value('x', None), per_seed)[1].startswith('not comparable')
-  assert reproduce.verdict(reproduce.Value('x', 1.0, not_comparable='data differ'),
+  assert verdicts.verdict(verdicts.Value('x', None), per_seed)[1].startswith('not comparable')
+  assert verdicts.verdict(verdicts.Value('x', 1.0, not_comparable='data differ'),
                            per_seed)[1] == 'not comparable: data differ'
-  assert 'fewer than 2 seeds' in reproduce.verdict(reproduce.Value('x', 1.0), per_seed[:1])[1]
+  assert 'fewer than 2 seeds' in verdicts.verdict(verdicts.Value('x', 1.0), per_seed[:1])[1]
   # a seed without the metric (or NaN) is left out of the mean, not counted as 0
-  ours, _ = reproduce.verdict(reproduce.Value('x', 1.0), per_seed + [{'x': float('nan')}, {}])
+  ours, _ = verdicts.verdict(verdicts.Value('x', 1.0), per_seed + [{'x': float('nan')}, {}])
   assert ours.endswith('(5 seeds)')
 
 
 def test_the_papers_printed_precision_widens_the_interval():
-  assert reproduce.rounding_tolerance('0.99 +- 0.0003') == pytest.approx(0.005)
-  assert reproduce.rounding_tolerance('-1.168') == pytest.approx(0.0005)
-  assert reproduce.rounding_tolerance('16.61 (true)') == pytest.approx(0.005)
-  assert reproduce.rounding_tolerance('0') == 0.0  # an exact claim
-  assert reproduce.rounding_tolerance('qualitative') == 0.0
+  assert verdicts.rounding_tolerance('0.99 +- 0.0003') == pytest.approx(0.005)
+  assert verdicts.rounding_tolerance('-1.168') == pytest.approx(0.0005)
+  assert verdicts.rounding_tolerance('16.61 (true)') == pytest.approx(0.005)
+  assert verdicts.rounding_tolerance('0') == 0.0  # an exact claim
+  assert verdicts.rounding_tolerance('qualitative') == 0.0
   per_seed = _seeds(x=[0.996, 0.994, 0.998])  # above 0.99 by more than its interval
-  assert reproduce.verdict(reproduce.Value('x', 0.99), per_seed)[1] == 'differs'
-  assert reproduce.verdict(reproduce.Value('x', 0.99), per_seed, '0.99')[1] == 'matches'
-  assert reproduce.verdict(reproduce.Value('x', 0.99), per_seed, '0.990')[1] == 'differs'
+  assert verdicts.verdict(verdicts.Value('x', 0.99), per_seed)[1] == 'differs'
+  assert verdicts.verdict(verdicts.Value('x', 0.99), per_seed, '0.99')[1] == 'matches'
+  assert verdicts.verdict(verdicts.Value('x', 0.99), per_seed, '0.990')[1] == 'differs'
 
 
 def test_ordering_verdict_is_a_one_sided_paired_t_test():
@@ -56,24 +58,24 @@ def test_ordering_verdict_is_a_one_sided_paired_t_test():
   d = np.subtract(lower, higher)
   t = d.mean() / (d.std(ddof=1) / 2)
   p = stats.t.cdf(t, 3)  # by hand: P(T_3 <= t)
-  mean, se, p_got, n = reproduce.paired_ordering(lower, higher)
+  mean, se, p_got, n = verdicts.paired_ordering(lower, higher)
   assert n == 4 and mean == pytest.approx(-1.875) and p_got == pytest.approx(p)
   assert se == pytest.approx(d.std(ddof=1) / 2)
-  ours, judged = reproduce.verdict(reproduce.Ordering('a', 'b'), _seeds(a=lower, b=higher))
+  ours, judged = verdicts.verdict(verdicts.Ordering('a', 'b'), _seeds(a=lower, b=higher))
   assert judged == ('matches' if p < 0.05 else 'differs') and '(p=' in ours
   # the reverse ordering does not hold
-  assert reproduce.verdict(reproduce.Ordering('b', 'a'), _seeds(a=lower, b=higher))[1] == 'differs'
+  assert verdicts.verdict(verdicts.Ordering('b', 'a'), _seeds(a=lower, b=higher))[1] == 'differs'
   # identical differences: p is 0 or 1, not NaN
-  assert reproduce.paired_ordering([0, 0, 0], [1, 1, 1])[2] == 0.0
-  assert reproduce.paired_ordering([1, 1, 1], [0, 0, 0])[2] == 1.0
+  assert verdicts.paired_ordering([0, 0, 0], [1, 1, 1])[2] == 0.0
+  assert verdicts.paired_ordering([1, 1, 1], [0, 0, 0])[2] == 1.0
 
 
 def test_every_run_validates_in_both_tiers_and_seeds_follow_the_experiment():
-  for run in reproduce.runs_of(reproduce.ROWS):
-    assert run.tiers and set(run.tiers) <= set(reproduce.TIERS)
+  for run in claims.runs_of(claims.ROWS):
+    assert run.tiers and set(run.tiers) <= set(schema.TIERS)
     for tier in run.tiers:
-      config = reproduce.load_config(run, tier, run.seeds(tier))
-      validation.validate(config, launch.default_config(run.spec(tier)))
+      config = claims.load_config(run, tier, run.seeds(tier))
+      config_checks.validate(config, launch.default_config(run.spec(tier)))
       assert config.experiment in launch.EXPERIMENTS
       assert len(run.seeds(tier)) >= 3, f'{run.name}: the report needs at least 3 seeds'
       assert f'--config={run.spec(tier)}' in run.command(tier)
@@ -81,20 +83,20 @@ def test_every_run_validates_in_both_tiers_and_seeds_follow_the_experiment():
         written = re.search(rf"--config\.{re.escape(field)}='([^']*)'", run.command(tier))[1]
         assert (ast.literal_eval(written) if isinstance(value, tuple) else written) == (
             value if isinstance(value, (tuple, str)) else str(value)), (run.name, field)
-  names = [run.name for run in reproduce.runs_of(reproduce.ROWS)]
+  names = [run.name for run in claims.runs_of(claims.ROWS)]
   assert len(names) == len(set(names))
 
 
-_SMOKE_SIDE_BY_SIDE = reproduce.Run('smoke_lrmf', 'configs/lrmf_moons.py', 'smoke',
+_SMOKE_SIDE_BY_SIDE = claims.Run('smoke_lrmf', 'configs/lrmf_moons.py', 'smoke',
                                     fast=(('estimate_bias', False),), fast_seeds=2)
-_SMOKE_ONE_SEED = reproduce.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
+_SMOKE_ONE_SEED = claims.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
                                 fast_seeds=2)
 _SMOKE_ROWS = (
-    reproduce.Row('lrmf', 'smoke objective', '~0', _SMOKE_SIDE_BY_SIDE,
-                  reproduce.Value('test_objective', 0.0, 100.0)),
-    reproduce.Row('lrmf', 'smoke ordering', '< 0', _SMOKE_SIDE_BY_SIDE,
-                  reproduce.Ordering('one_nn_accuracy_identity_map', 'one_nn_accuracy')),
-    reproduce.Row('lrmf', 'smoke slope', '0.6', _SMOKE_ONE_SEED, reproduce.Value('a', 0.6, 10.0)),
+    claims.Row('lrmf', 'smoke objective', '~0', _SMOKE_SIDE_BY_SIDE,
+                  verdicts.Value('test_objective', 0.0, 100.0)),
+    claims.Row('lrmf', 'smoke ordering', '< 0', _SMOKE_SIDE_BY_SIDE,
+                  verdicts.Ordering('one_nn_accuracy_identity_map', 'one_nn_accuracy')),
+    claims.Row('lrmf', 'smoke slope', '0.6', _SMOKE_ONE_SEED, verdicts.Value('a', 0.6, 10.0)),
 )
 
 
@@ -156,10 +158,10 @@ def test_the_committed_report_has_every_row_with_its_paper_value_and_command():
   assert re.search(r'Total wall time of the runs: \d+ s', text)
   assert re.search(r'jax \d+\.\d+', text)
   rows = reproduce.previous_rows(text)
-  expected = {(row.method, row.claim.replace('|', '\\|')): row for row in reproduce.ROWS}
+  expected = {(row.method, row.claim.replace('|', '\\|')): row for row in claims.ROWS}
   table_rows = [line for line in text.split('## Runs')[0].splitlines()
                 if line.startswith('| ') and not line.startswith('| method')]
-  assert len(table_rows) == len(reproduce.ROWS), 'REPRODUCTION.md and reproduce.py differ'
+  assert len(table_rows) == len(claims.ROWS), 'REPRODUCTION.md and experiments/claims differ'
   assert set(rows) <= set(expected)
   for key, record in rows.items():
     assert record['paper'] == expected[key].paper
@@ -179,7 +181,7 @@ def test_the_header_says_whether_the_compilation_cache_held_programs(tmp_path):
 
 
 def test_the_header_names_where_each_runs_wall_time_was_measured(tmp_path):
-  run = reproduce.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
+  run = claims.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
                       fast_seeds=2)
   reproduce.per_seed_results(run, 'fast', str(tmp_path), execute=True, environment='here')
   assert reproduce.measured_in(run, 'fast', str(tmp_path)) == 'here'

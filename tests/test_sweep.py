@@ -17,7 +17,8 @@ import time
 import pytest
 from tensorboardX.proto import event_pb2, plugin_hparams_pb2
 
-from experiments import launch, summary, sweeps
+from harness import summary, sweeps
+from experiments import launch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_POINTS = ('variant=smoke,model.hidden=16', 'variant=smoke,model.hidden=32-32')

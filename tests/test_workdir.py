@@ -19,8 +19,9 @@ import pytest
 from flax import struct
 
 from configs import alignflow_moons, density_moons, lrmf_moons
-from experiments import launch, training, validation
-from experiments import workdir as workdir_lib
+from harness import stages, config_checks
+from experiments import launch
+from harness import workdir as workdir_lib
 from nflax import engine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -321,7 +322,7 @@ def test_batch_size_must_split_over_the_data_mesh(monkeypatch):
   monkeypatch.setattr(jax, 'devices', lambda: [object()] * 4)
   with pytest.raises(ValueError, match='config.train.batch_size: batch size 6 is not divisible '
                                        'by the 4 devices'):
-    validation.check_batch_sizes({'train.batch_size': (6, 100)})
+    config_checks.check_batch_sizes({'train.batch_size': (6, 100)})
 
 
 # 7. The NaN guard and finite checkpoints.
@@ -351,7 +352,7 @@ def test_a_state_with_nan_is_never_saved(tmp_path):
   metrics = workdir_lib.MetricsLog(str(tmp_path))
   with pytest.raises(RuntimeError, match=r'the state at step 1 holds NaN/Inf in 1 leaves \(\.w\) '
                                          'although its metrics were finite; it was not saved'):
-    training.run_stage(trainer, run, stage='s', workdir=str(tmp_path), metrics=metrics,
+    stages.run_stage(trainer, run, stage='s', workdir=str(tmp_path), metrics=metrics,
                        num_steps=1, checkpoint_every=1)
   assert not list((tmp_path / 'checkpoints' / 's').iterdir())
 

@@ -1,0 +1,141 @@
+"""The claims of AlignFlow (papers/alignflow.txt) and the runs that check them."""
+
+from __future__ import annotations
+
+from experiments.claims.schema import Row, Run
+from harness.verdicts import Ordering, Value
+
+ALIGNFLOW_MNIST = Run(
+    'alignflow_mnist', 'configs/alignflow_mnist.py', paper_variant='paper_scale',
+    fast=(('data.options.size', 8), ('data.splits', (400, 100, 100)), ('train.num_steps', 100),
+          ('lams', (1e-3,))),
+    fast_note='8x8 digits (config: 16x16), 400 training and 100 test pairs (config: 800 and '
+              '200), 100 steps (config: 2000), lam 1e-3 only',
+    fast_seeds=3, paper_seeds=3,
+    paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
+_HYBRID_AND_CYCLEGAN_FAST = (
+    ('data.options.size', 8), ('data.splits', (400, 50, 50)), ('train.num_steps', 100),
+    ('modes', ('hybrid', 'cyclegan')), ('lams', (1e-2,)))
+_HYBRID_AND_CYCLEGAN_NOTE = ('8x8 digits (config: 16x16), 400 training and 50 validation / test '
+                             'pairs (config: 800, 100, 200), 100 steps (config: 2000), hybrid at '
+                             'lam 1e-2 and CycleGAN only (config: also ADV-only, MLE-only, lam '
+                             '1e-3)')
+ALIGNFLOW_MNIST_GAMMA = Run(
+    'alignflow_mnist_gamma', 'configs/alignflow_mnist.py',
+    fast=(('data.options.transform', 'gamma'),) + _HYBRID_AND_CYCLEGAN_FAST,
+    fast_note='domain B is the square root of A (config: inverted and squared); '
+              + _HYBRID_AND_CYCLEGAN_NOTE,
+    fast_seeds=3, paper_variant='paper_scale', paper=(('data.options.transform', 'gamma'),),
+    paper_seeds=3, paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
+ALIGNFLOW_MNIST_ROTATED = Run(
+    'alignflow_mnist_rotated', 'configs/alignflow_mnist.py', 'rotate',
+    paper_variant='paper_scale', paper=(('data.options.transform', 'rotate90'),),
+    paper_seeds=3, tiers=('paper',),
+    paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours; not in the fast tier, where '
+               '(8x8, 100 steps) neither model learns a quarter turn and its rows said nothing')
+ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
+                      fast=(('train.num_steps', 300), ('lams', (0.1,)),
+                            ('modes', ('adversarial', 'hybrid', 'mle'))),
+                      fast_note='300 steps (config: 2000), lam 0.1 (config: 0.001, 0.01, 0.1), '
+                                'no CycleGAN (no row reads it)',
+                      paper_cost='about 5 min for 5 seeds on a 2-core CPU')
+ALIGNFLOW_ADAPTATION = Run(
+    'alignflow_digits_adaptation', 'configs/alignflow_digits_adaptation.py',
+    paper_variant='paper',
+    fast=(('data.a.options.size', 8), ('data.b.options.size', 8), ('train.num_steps', 150),
+          ('train.select_every', 75), ('train.steps_per_dispatch', 75)),
+    fast_note='8x8 digits (config: 16x16), 150 steps (config: 1200)', fast_seeds=3, paper_seeds=3,
+    paper_cost='32x32, 25,000 steps: GPU hours')
+
+
+_AF_MNIST = 'MNIST vs inverted-and-squared MNIST (stand-in for Maps)'
+_AF_DATA = 'data differ (paper: Maps)'
+_AF_ROTATED = 'MNIST vs MNIST turned a quarter (a pairing that is not pixel-wise)'
+_AF_ROTATED_DATA = 'data differ (paper: Maps; here a spatial permutation of MNIST digits)'
+_AF_GAMMA = ('MNIST vs its square root (control: an order-preserving pixel-wise pairing, which '
+             'increasing couplings represent)')
+_AF_GAMMA_DATA = 'data differ (paper: Maps; here a control task of ours)'
+_AF_CHANCE = ('a chance level of ours (every test digit sent to the true pair of another), not '
+              'in the paper: a model above it has not found the pairing')
+_AF_UDA_DATA = ('data differ: sklearn 8x8 digits upsampled stand in for USPS, 16x16, logistic '
+                'regression on translated pixels, no CyCADA losses')
+
+ALIGNFLOW_ROWS: tuple[Row, ...] = tuple(
+    Row('alignflow', f'{_AF_MNIST}: {name} paired test MSE {direction} (Table 1)', paper,
+        ALIGNFLOW_MNIST, Value(f'mse_{key_dir}/{key}', float(paper), not_comparable=_AF_DATA))
+    for direction, key_dir, rows in (
+        ('A->B', 'a_to_b', (('CycleGAN', 'cyclegan', '0.0245'),
+                            ('AF (ADV only)', 'adversarial', '0.0385'),
+                            ('AF (Hybrid, lam chosen on validation)', 'hybrid_best', '0.0209'),
+                            ('AF (MLE only)', 'mle', '0.0452'))),
+        ('B->A', 'b_to_a', (('CycleGAN', 'cyclegan', '0.0953'),
+                            ('AF (ADV only)', 'adversarial', '0.1123'),
+                            ('AF (Hybrid)', 'hybrid_best', '0.0897'),
+                            ('AF (MLE only)', 'mle', '0.1746'))))
+    for name, key, paper in rows
+) + tuple(
+    Row('alignflow', f'{_AF_MNIST}: hybrid below {other_name} {direction} (Table 1); paired '
+        f'difference hybrid - {other_name}', '< 0', ALIGNFLOW_MNIST,
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'))
+    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+    for other_name, other in (('ADV only', 'adversarial'), ('MLE only', 'mle'),
+                              ('CycleGAN', 'cyclegan'))
+) + (
+    Row('alignflow', f'{_AF_MNIST}: max \\|G_BA(G_AB(a)) - a\\| of hybrid AF in float64 (Prop. 1: '
+        'exact; read as below 1e-6)', '0', ALIGNFLOW_MNIST,
+        Value('max_cycle_error_float64_a/hybrid_lam0.001', 0.0, 1e-6)),
+    Row('alignflow', f'{_AF_MNIST}: max cycle error of CycleGAN (approximate)', '> 0',
+        ALIGNFLOW_MNIST, Value('max_cycle_error_float64_a/cyclegan', None,
+                               not_comparable='the paper gives no number')),
+) + tuple(
+    Row('alignflow', f'{task}: {name} paired test MSE {direction} (Table 1)', paper, run,
+        Value(f'mse_{key_dir}/{key}', float(paper), not_comparable=data_note))
+    for task, run, data_note in ((_AF_ROTATED, ALIGNFLOW_MNIST_ROTATED, _AF_ROTATED_DATA),
+                                 (_AF_GAMMA, ALIGNFLOW_MNIST_GAMMA, _AF_GAMMA_DATA))
+    for direction, key_dir, rows in (
+        ('A->B', 'a_to_b', (('CycleGAN', 'cyclegan', '0.0245'),
+                            ('AF (Hybrid)', 'hybrid_best', '0.0209'))),
+        ('B->A', 'b_to_a', (('CycleGAN', 'cyclegan', '0.0953'),
+                            ('AF (Hybrid)', 'hybrid_best', '0.0897'))))
+    for name, key, paper in rows
+) + tuple(
+    Row('alignflow', f'{task}: hybrid AlignFlow paired MSE below CycleGAN {direction} '
+        '(Table 1); paired difference hybrid - CycleGAN', '< 0', run,
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/cyclegan'))
+    for task, run in ((_AF_ROTATED, ALIGNFLOW_MNIST_ROTATED), (_AF_GAMMA, ALIGNFLOW_MNIST_GAMMA))
+    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+) + tuple(
+    Row('alignflow', f'{task}: paired test MSE of a wrong pairing {direction} (chance level)',
+        '-', run, Value(f'mse_wrong_pair/{key_dir}', None, not_comparable=_AF_CHANCE))
+    for task, run in ((_AF_MNIST, ALIGNFLOW_MNIST), (_AF_ROTATED, ALIGNFLOW_MNIST_ROTATED),
+                      (_AF_GAMMA, ALIGNFLOW_MNIST_GAMMA))
+    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+) + tuple(
+    Row('alignflow', f'moons vs moons rotated 50 deg (2-D toy): hybrid below {other_name} '
+        f'{direction}; paired difference of MSE', '< 0', ALIGNFLOW_MOONS,
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'))
+    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+    for other_name, other in (('ADV only', 'adversarial'), ('MLE only', 'mle'))
+) + tuple(
+    Row('alignflow', f'{direction_name}: {name}, target test accuracy (Table 2, {paper_dir})',
+        paper, ALIGNFLOW_ADAPTATION,
+        Value(f'accuracy/{key_dir}/{key}', float(paper.split()[0]), not_comparable=_AF_UDA_DATA))
+    for direction_name, key_dir, paper_dir, rows in (
+        ('MNIST -> sklearn digits', 'a_to_b', 'MNIST->USPS',
+         (('source only', 'source_only', '0.822 +- 0.008'),
+          ('AlignFlow (hybrid)', 'alignflow', '0.962 +- 0.002'),
+          ('target only', 'target_only', '0.963 +- 0.001'))),
+        ('sklearn digits -> MNIST', 'b_to_a', 'USPS->MNIST',
+         (('source only', 'source_only', '0.696 +- 0.038'),
+          ('AlignFlow (hybrid)', 'alignflow', '0.967 +- 0.001'),
+          ('target only', 'target_only', '0.992 +- 0.001'))))
+    for name, key, paper in rows
+) + tuple(
+    Row('alignflow', f'{direction_name}: AlignFlow above source only (Table 2); paired '
+        'difference source only - AlignFlow', '< 0', ALIGNFLOW_ADAPTATION,
+        Ordering(f'accuracy/{key_dir}/source_only', f'accuracy/{key_dir}/alignflow'))
+    for direction_name, key_dir in (('MNIST -> sklearn digits', 'a_to_b'),
+                                    ('sklearn digits -> MNIST', 'b_to_a'))
+)
+"""AlignFlow (papers/alignflow.txt)."""
+

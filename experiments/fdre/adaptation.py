@@ -1,0 +1,180 @@
+"""Featurized DRE for covariate-shift domain adaptation with KMM and KLIEP (Sec. 5.1, App. F.2, F.3).
+
+One seed per program (``config.seeds`` holds one seed ``s``, :func:`harness.replicas.single_seed`);
+per run ``i`` (``config.num_runs`` data seeds ``s + i``, run one after the other: the flow's
+training and validation sets differ in size between runs):
+
+1. load a :class:`~harness.data.synthetic.DomainAdaptationSplit`
+   (``gaussian_mixture_2d`` for Table 8, ``breast_cancer_biased`` for Table 9);
+   split the target into an unlabelled part (used to estimate the ratios and to
+   fit the flow), a labelled validation part (hyper-parameter selection) and a
+   test part (reported only); hold out ``data.source_val_fraction`` of the
+   source as the flow's validation set;
+2. Algorithm 1: fit ``config.flow`` by maximum likelihood on the mixture of
+   source and unlabelled target (checkpointed stage ``run<i>_flow``), encode;
+3. for each estimator (``'kmm'``, ``'kliep'``) and space (``x``, ``z = f(x)``),
+   importance weights ``p_target / p_source`` on the source points for every
+   hyper-parameter of the grid; train the weighted downstream classifier on
+   source ``x`` (logistic regression or an RBF SVM, scikit-learn), pick the
+   hyper-parameters with the lowest target-validation error. With
+   ``grid.kliep_selection = 'lcv'`` KLIEP's kernel is instead chosen without labels,
+   by likelihood cross-validation on the unlabelled target (the KLIEP paper's rule,
+   :func:`fdre.estimators.kliep_lcv_score`); on the 2-D mixture it picks the
+   narrowest kernel of any grid (held-out folds are drawn from the target only, so
+   narrow kernels that miss the sparse source points go unpenalised);
+4. report the target-test error of the unweighted classifier and of IW(x) and
+   IW(z) per estimator (mean and standard error over runs), write
+   ``results.json`` and, for 2-d data, the weights in x and z.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from sklearn import linear_model, svm
+
+from harness import data as data_lib
+from harness import models, plots, replicas
+from experiments.fdre import modes
+from harness import workdir as workdir_lib
+from fdre import estimators, featurize
+from nflax import densities
+
+ESTIMATORS = ('kmm', 'kliep')
+
+
+def importance_weights(estimator: str, source: np.ndarray, target: np.ndarray, *,
+                       kernel_gamma: float, bound: float, num_centers: int) -> np.ndarray:
+  """``p_target / p_source`` at the ``(n, d)`` source points, by KMM or KLIEP."""
+  source, target = jnp.asarray(source), jnp.asarray(target)
+  if estimator == 'kmm':
+    return np.asarray(estimators.kmm_weights(source=source, target=target,
+                                             kernel_gamma=kernel_gamma, bound=bound))
+  if estimator == 'kliep':
+    centers = target[:num_centers]
+    alpha = estimators.kliep_fit(numerator=target, denominator=source, centers=centers,
+                                 kernel_gamma=kernel_gamma)
+    return np.exp(np.asarray(estimators.kliep_log_ratio(
+        source, centers=centers, alpha=alpha, kernel_gamma=kernel_gamma)))
+  raise ValueError(f'unknown estimator {estimator!r}; available: {ESTIMATORS}')
+
+
+def _classifier(config: ml_collections.ConfigDict, c_value: float):
+  if config.classifier.kind == 'logistic_regression':
+    return linear_model.LogisticRegression(C=c_value)
+  if config.classifier.kind == 'svm':
+    return svm.SVC(C=c_value, kernel='rbf', gamma=config.classifier.svm_gamma)
+  raise ValueError(f"unknown classifier.kind {config.classifier.kind!r}; available: "
+                   "'logistic_regression', 'svm'")
+
+
+def _errors(config, c_value, x, labels, weights, evaluation) -> list[float]:
+  model = _classifier(config, c_value).fit(x, labels, sample_weight=weights)
+  return [float(np.mean(model.predict(ex) != el)) for ex, el in evaluation]
+
+
+def _grid(config, estimator):
+  if config.grid.kliep_selection not in ('lcv', 'validation'):
+    raise ValueError(f"grid.kliep_selection must be 'lcv' or 'validation', got "
+                     f'{config.grid.kliep_selection!r}')
+  bounds = config.grid.bounds if estimator == 'kmm' else (1.0,)
+  return list(itertools.product(config.grid.kernel_gammas, bounds))
+
+
+def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
+  """Run ``index`` (data seed ``s + index``): returns ``(test errors by key, plotting arrays)``."""
+  seed = replicas.single_seed(config) + index
+  options = dict(config.data.options)
+  split = data_lib.load(config.data.name, seed=seed, **options)
+  rng = np.random.default_rng(seed)
+  target_order = rng.permutation(len(split.target_x))
+  bounds = np.cumsum([0] + [int(f * len(target_order)) for f in config.data.target_fractions])
+  ratio_rows, val_rows, test_rows = (target_order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
+  source_x, source_labels = split.source_x, split.source_labels
+  flow_val = rng.random(len(source_x)) < config.data.source_val_fraction
+  target_x = split.target_x[ratio_rows]
+  evaluation = [(split.target_x[val_rows], split.target_labels[val_rows]),
+                (split.target_x[test_rows], split.target_labels[test_rows])]
+  density = densities.FlowDensity(flow=models.build_flow(config.flow),
+                                  base=densities.StandardNormal(source_x.shape[1:]))
+  modes.check_sizes(config, int(np.sum(~flow_val)) + len(target_x))
+  # One replica of the replicated runner: a leading axis of 1 in, replica 0 out.
+  fitted = featurize.fit_flow_on_mixture(
+      density=density, p_train=source_x[~flow_val][None], q_train=target_x[None],
+      p_val=source_x[flow_val][None], q_val=evaluation[0][0][None],
+      keys=jax.random.PRNGKey(seed)[None],
+      runner=modes.stage_runner(config, workdir, metrics, f'run{index}'))
+  encode = featurize.encoder(density, {'params': fitted.params, **fitted.model_state})
+  spaces = {'x': (source_x, target_x),
+            'z': (np.asarray(encode(source_x[None]))[0], np.asarray(encode(target_x[None]))[0])}
+  grids = {(estimator, space): _grid(config, estimator)
+           for estimator, space in itertools.product(config.estimators, spaces)}
+  if 'kliep' in config.estimators and config.grid.kliep_selection == 'lcv':
+    for space, (source_s, target_s) in spaces.items():
+      lcv = lambda point: estimators.kliep_lcv_score(
+          numerator=jnp.asarray(target_s), denominator=jnp.asarray(source_s),
+          kernel_gamma=point[0], num_centers=config.grid.num_centers)
+      grids['kliep', space] = [max(grids['kliep', space], key=lcv)]
+  errors, kept_weights = {}, {}
+  for c_value in config.classifier.c_values:
+    suffix = f'/C_{c_value:g}' if len(config.classifier.c_values) > 1 else ''
+    errors[f'unweighted{suffix}'] = _errors(config, c_value, source_x, source_labels, None,
+                                            evaluation)[1]
+    for estimator, (space, (source_s, target_s)) in itertools.product(
+        config.estimators, spaces.items()):
+      best = None
+      for kernel_gamma, bound in grids[estimator, space]:
+        weights = importance_weights(estimator, source_s, target_s, kernel_gamma=kernel_gamma,
+                                     bound=bound, num_centers=config.grid.num_centers)
+        val_error, test_error = _errors(config, c_value, source_x, source_labels,
+                                        np.maximum(weights, 1e-8), evaluation)
+        if best is None or val_error < best[0]:
+          best = (val_error, test_error, weights, kernel_gamma, bound)
+      errors[f'{estimator}/iw_{space}{suffix}'] = best[1]
+      errors[f'{estimator}/iw_{space}{suffix}/kernel_gamma'] = best[3]
+      errors[f'{estimator}/iw_{space}{suffix}/bound'] = best[4]
+      kept_weights[f'{estimator} IW({space})'] = best[2]
+  return errors, {'source_x': source_x, 'source_z': spaces['z'][0], 'weights': kept_weights}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs ``config.num_runs`` domain-adaptation runs; returns mean test errors."""
+  start = time.time()
+  metrics = workdir_lib.MetricsLog(workdir)
+  per_run, first = [], None
+  for index in range(config.num_runs):
+    errors, arrays = run_once(config, workdir, metrics, index)
+    metrics.write('run', index, errors)
+    per_run.append(errors)
+    first = first or arrays
+  results: dict = {}
+  for key in per_run[0]:
+    values = np.array([errors[key] for errors in per_run], np.float64)
+    if key.endswith(('/kernel_gamma', '/bound')):
+      results[key] = values.tolist()
+      continue
+    results[f'test_error/{key}'] = float(values.mean())
+    results[f'test_error_se/{key}'] = float(values.std(ddof=1) / np.sqrt(len(values))
+                                            if len(values) > 1 else 0.0)
+  results['num_runs'] = config.num_runs
+  results['seconds'] = time.time() - start
+  return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(first, workdir))
+
+
+def _plot(first: dict, workdir: str) -> None:
+  """The first run's selected weights on the source points and its source encodings (2-d)."""
+  if first['source_x'].shape[1] != 2:
+    return
+  out = workdir_lib.plots_dir(workdir)
+  names = sorted(first['weights'])
+  panels = [(f'{name} on source x', first['source_x']) for name in names]
+  plots.scatter_panels(panels, os.path.join(out, 'weights_x.png'),
+                       colors=[np.log(np.maximum(first['weights'][n], 1e-8)) for n in names])
+  plots.scatter_panels([('source z = f(x)', first['source_z'])],
+                       os.path.join(out, 'source_encodings.png'))

@@ -1,0 +1,281 @@
+"""Featurized DRE: the training modes of Sec. 3.3 on two tasks (Fig. 2, 4, 5, 6, 9).
+
+``config.task``:
+
+* ``'gaussians'`` (the motivating example, Sec. 3.1, Fig. 2/5/6):
+  ``p = N(0, I)``, ``q = N([3, 3], I)``; error of each mode's ``log r(x)``
+  against the true ``log r(x) = -mu^T x + ||mu||^2 / 2``: mean squared error on
+  the test points of both sets, of ``p``, of ``q``, and on the test points with
+  ``|log r| <= config.overlap_log_ratio`` (``log_ratio_mse_overlap``: where both
+  sets have data; elsewhere the logistic loss is flat and ``log r`` is an
+  extrapolation);
+* ``'mutual_information'`` (Sec. 5.2, App. D.3, Fig. 4/9): pairs of 20-d
+  Gaussians with correlation ``rho``; ``D_p`` the joint pairs, ``D_q`` the
+  pairs with ``y`` shuffled (product of marginals); MI = mean ``log r`` over
+  test joint pairs, against the true ``-d/2 log(1 - rho^2)`` (16.61).
+
+Data -> train -> evaluate -> write: every seed of ``config.seeds`` is a replica
+(:mod:`harness.replicas`) with its own data draw (:func:`load_task`), initialisation
+and keys, all trained side by side in one program per stage; every entry of
+``config.modes`` (``name: (mode, alpha)``) trains through
+:func:`fdre.featurize.fit_log_ratio` with checkpointed stages ``<name>_flow``,
+``<name>_classifier``, ``<name>_joint``; ``results.json`` holds the metrics per mode (mean
+over seeds, ``<metric>_se``, ``per_seed``), with :func:`diagnostics` (validation losses of
+the classifier and the flow next to those of the true densities); plots show seed 0's
+estimated against true log-ratio and the encodings of each flow, and every seed's loss
+curves of every stage.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import ml_collections
+import numpy as np
+
+from harness import data as data_lib
+from harness import models, plots, replicas, stages, config_checks
+from harness import workdir as workdir_lib
+from harness.data import synthetic
+from fdre import estimators, featurize, mutual_information
+from nflax import fitting
+
+_TRAIN_BLOCKS = {'flow': 'train_flow', 'classifier': 'train_classifier', 'joint': 'train_joint'}
+
+
+def stage_runner(config: ml_collections.ConfigDict, workdir: str, metrics: workdir_lib.MetricsLog,
+                 prefix: str) -> fitting.StageRunner:
+  """The FDRE families' stages through :func:`harness.stages.stage_runner`: stage
+  ``s`` as the checkpointed stage ``<prefix>_<s>`` with its training block of ``config``."""
+  return stages.stage_runner(workdir, metrics, lambda stage: config[_TRAIN_BLOCKS[stage]],
+                               prefix)
+
+
+def check_sizes(config: ml_collections.ConfigDict, num_train: int,
+                num_replicas: int = 1) -> None:
+  """The batch size of every FDRE training block of ``config`` against the ``num_train``
+  labelled examples of p and q its stages draw from, before they train."""
+  config_checks.check_batch_sizes(
+      {f'{block}.batch_size': (config[block].batch_size, num_train)
+       for block in _TRAIN_BLOCKS.values() if block in config}, num_replicas)
+
+
+def _split(array: np.ndarray, splits) -> tuple[np.ndarray, ...]:
+  bounds = np.cumsum((0,) + tuple(splits))
+  if bounds[-1] > len(array):
+    raise ValueError(f'data.splits {tuple(splits)} need {bounds[-1]} examples, got {len(array)}')
+  return tuple(array[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+
+def load_task(config: ml_collections.ConfigDict,
+              seed: int = 0) -> dict[str, tuple[np.ndarray, ...]]:
+  """``{'p': (train, val, test), 'q': (train, val, test)}`` of ``config.task`` for one seed.
+
+  ``seed`` is the replica's: the synthetic data are drawn with
+  :func:`harness.replicas.data_seed` ``(config.data.seed, seed)`` (``config.data.seed``
+  defaults to 0), so seed 0 draws the data of the one-seed run.
+  """
+  splits = config.data.splits
+  total = int(sum(splits))
+  draw = replicas.data_seed(config.data.get('seed', 0), seed)
+  if config.task == 'gaussians':
+    dataset = data_lib.load(
+        'gaussian_mixture_2d', n=total, seed=draw, means=((0.0, 0.0), tuple(config.data.mean_q)),
+        source_weights=(1.0, 0.0), target_weights=(0.0, 1.0))
+    return {'p': _split(dataset.source_x, splits), 'q': _split(dataset.target_x, splits)}
+  if config.task == 'mutual_information':
+    pairs = data_lib.load('correlated_gaussians', n=total, seed=draw, dim=config.data.dim,
+                          rho=config.data.rho)
+    keys = jax.random.split(jax.random.PRNGKey(draw + 1), 3)
+    p_sets, q_sets = [], []
+    for key, x, y in zip(keys, _split(pairs.x, splits), _split(pairs.y, splits)):
+      joint, marginals = mutual_information.joint_and_marginal_samples(
+          key, x=jnp.asarray(x), y=jnp.asarray(y))
+      p_sets.append(np.asarray(joint))
+      q_sets.append(np.asarray(marginals))
+    return {'p': tuple(p_sets), 'q': tuple(q_sets)}
+  raise ValueError(f"unknown config.task {config.task!r}; available: 'gaussians', "
+                   "'mutual_information'")
+
+
+def true_log_densities(config: ml_collections.ConfigDict,
+                       x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``(log p(x), log q(x))`` of the task in closed form, each ``(n,)`` for ``(n, d)`` points.
+
+  ``'gaussians'``: ``p = N(0, I)``, ``q = N(mu, I)``. ``'mutual_information'``: ``p`` the
+  joint of ``dim`` independent unit-variance pairs with correlation ``rho``, ``q = N(0, I)``
+  on all ``2 dim`` coordinates (the product of the marginals).
+  """
+  x = np.asarray(x, np.float64)
+  log_normal = -0.5 * x.shape[1] * np.log(2 * np.pi) - 0.5 * np.sum(x**2, 1)
+  if config.task == 'gaussians':
+    mean = np.asarray(config.data.mean_q, np.float64)
+    return log_normal, log_normal + x @ mean - 0.5 * mean @ mean
+  rho, dim = config.data.rho, config.data.dim
+  xs, ys = x[:, :dim], x[:, dim:]
+  log_joint = np.sum(-np.log(2 * np.pi) - 0.5 * np.log(1 - rho**2)
+                     - (xs**2 + ys**2 - 2 * rho * xs * ys) / (2 * (1 - rho**2)), 1)
+  return log_joint, log_normal
+
+
+def true_log_ratio(config: ml_collections.ConfigDict, x: np.ndarray) -> np.ndarray:
+  """``log p(x) / q(x)`` of the task, in closed form, ``(n,)``."""
+  log_p, log_q = true_log_densities(config, x)
+  return log_p - log_q
+
+
+def diagnostics(config: ml_collections.ConfigDict, *, log_ratio_val: np.ndarray,
+                log_prob_val: np.ndarray | None, p_val: np.ndarray, q_val: np.ndarray,
+                n_p: int, n_q: int) -> dict[str, float]:
+  """Validation losses of one replica's fitted mode next to those of the true densities.
+
+  Args:
+    config: the task.
+    log_ratio_val: ``(m_p + m_q,)`` the fitted ``log r`` at ``[p_val; q_val]``.
+    log_prob_val: ``(m_p + m_q,)`` the flow's ``log h`` there (``None``: no flow density).
+    p_val, q_val: ``(m_p, d)``, ``(m_q, d)`` the replica's validation samples.
+    n_p, n_q: the training-set sizes (the classifier's prior shift).
+
+  Returns:
+    * ``classifier_val_loss``: the logistic loss ``L_sup`` of the fitted classifier (logit
+      ``log r + log(n_p / n_q)``) on ``D_p^val u D_q^val``, and ``bayes_val_loss`` the same
+      loss of the Bayes classifier (the true ``log r``): equal values mean a calibrated
+      classifier on the data;
+    * ``flow_val_nll`` (with ``log_prob_val``): ``-mean log h(x)`` of the flow on the
+      validation union, and ``true_mixture_val_nll`` that of the mixture
+      ``pi_p p + pi_q q`` it should learn (``pi`` the training-set fractions).
+  """
+  val = np.concatenate([p_val, q_val])
+  labels = jnp.concatenate([jnp.ones(len(p_val)), jnp.zeros(len(q_val))])
+  shift = np.log(n_p / n_q)
+  log_p, log_q = true_log_densities(config, val)
+  fitted_logits = np.asarray(log_ratio_val, np.float64) + shift
+  loss = lambda logits: float(estimators.logistic_loss(logits=jnp.asarray(logits), labels=labels))
+  out = {'classifier_val_loss': loss(fitted_logits), 'bayes_val_loss': loss(log_p - log_q + shift)}
+  if log_prob_val is not None:
+    log_h = np.logaddexp(np.log(n_p / (n_p + n_q)) + log_p, np.log(n_q / (n_p + n_q)) + log_q)
+    out['flow_val_nll'] = -float(np.mean(np.asarray(log_prob_val, np.float64)))
+    out['true_mixture_val_nll'] = -float(np.mean(log_h))
+  return out
+
+
+def _mode_metrics(config, name: str, estimate: np.ndarray, truth: np.ndarray,
+                  overlap: np.ndarray, n_p_test: int) -> dict[str, float]:
+  """Errors of one replica's ``(n,)`` estimate of ``log r`` on its test points."""
+  squared = (estimate - truth)**2
+  out = {f'log_ratio_mse/{name}': float(np.mean(squared)),
+         f'log_ratio_mse_p/{name}': float(np.mean(squared[:n_p_test])),
+         f'log_ratio_mse_q/{name}': float(np.mean(squared[n_p_test:])),
+         f'log_ratio_mse_overlap/{name}': float(np.mean(squared[overlap])),
+         f'log_ratio_mae/{name}': float(np.mean(np.abs(estimate - truth)))}
+  if config.task == 'mutual_information':
+    mi = float(mutual_information.mutual_information(
+        joint_log_ratio=jnp.asarray(estimate[:n_p_test])))
+    out[f'mi/{name}'] = mi
+    out[f'mi_abs_error/{name}'] = abs(mi - synthetic.correlated_gaussians_true_mi(
+        config.data.dim, config.data.rho))
+  return out
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains every mode of ``config.modes`` on ``config.task`` for every seed; returns the results."""
+  start = time.time()
+  seeds = replicas.seeds_of(config)
+  sets = replicas.stack([load_task(config, seed) for seed in seeds])
+  (p_train, p_val, p_test), (q_train, q_val, q_test) = sets['p'], sets['q']
+  n_p, n_q, n_p_test = p_train.shape[1], q_train.shape[1], p_test.shape[1]
+  check_sizes(config, n_p + n_q, len(seeds))
+  metrics = workdir_lib.MetricsLog(workdir)
+  flow = models.build_flow(config.flow)
+  classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
+  test = np.concatenate([p_test, q_test], axis=1)  # (R, n_test, d)
+  val = np.concatenate([p_val, q_val], axis=1)
+  truth = np.stack([true_log_ratio(config, x) for x in test])
+  # Where both sets have data the logistic loss pins log r down; far from both it is an
+  # extrapolation that no loss term constrains (|log r| up to ~20 on the toy test points).
+  overlap = np.abs(truth) <= config.overlap_log_ratio
+  per_seed = [{'overlap_fraction': float(np.mean(overlap[r]))} for r in range(len(seeds))]
+  seconds, fitted_by_mode = {}, {}
+  root_keys = replicas.keys(seeds)
+  for index, (name, (mode, alpha)) in enumerate(config.modes.items()):
+    mode_start = time.time()
+    fitted = featurize.fit_log_ratio(
+        mode=mode, flow=flow, classifier=classifier, p_train=p_train, q_train=q_train,
+        p_val=p_val, q_val=q_val, alpha=alpha, runner=stage_runner(config, workdir, metrics, name),
+        keys=jax.vmap(lambda key: jax.random.fold_in(key, index))(root_keys))
+    estimates = np.asarray(fitted.log_ratio(test), np.float64)
+    val_log_ratio = np.asarray(fitted.log_ratio(val), np.float64)
+    val_log_prob = (np.asarray(fitted.log_prob(val), np.float64)
+                    if fitted.log_prob is not None and mode != 'discriminative' else None)
+    for r, results in enumerate(per_seed):
+      results.update(_mode_metrics(config, name, estimates[r], truth[r], overlap[r], n_p_test))
+      for key, value in diagnostics(
+          config, log_ratio_val=val_log_ratio[r],
+          log_prob_val=None if val_log_prob is None else val_log_prob[r],
+          p_val=p_val[r], q_val=q_val[r], n_p=n_p, n_q=n_q).items():
+        results[f'{key}/{name}'] = value
+    seconds[f'seconds/{name}'] = time.time() - mode_start
+    fitted_by_mode[name] = fitted
+  if config.task == 'mutual_information':
+    for r, results in enumerate(per_seed):
+      results['mi_true_ratio_on_test'] = float(np.mean(truth[r, :n_p_test]))
+  results = replicas.aggregate(per_seed, seeds)
+  if config.task == 'mutual_information':
+    results['true_mi'] = synthetic.correlated_gaussians_true_mi(config.data.dim, config.data.rho)
+  results.update(seconds)
+  results['seconds'] = time.time() - start
+  workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
+      config, fitted_by_mode, test, truth, n_p_test, results, seeds, workdir))
+  return results
+
+
+def _plot(config, fitted_by_mode, test, truth, n_p, results, seeds, workdir) -> None:
+  """Seed 0's log-ratios against the truth and encodings; every seed's loss curves."""
+  out = workdir_lib.plots_dir(workdir)
+  names = list(fitted_by_mode)
+  first = results['per_seed'][0]
+  for name in names:
+    for stage in _TRAIN_BLOCKS:
+      records = workdir_lib.read_metrics(workdir, f'{name}_{stage}')
+      if records:
+        plots.curves(plots.replica_series('train', records, 'loss', seeds)
+                     + plots.replica_series('validation', records, 'val_loss', seeds),
+                     os.path.join(out, f'loss_{name}_{stage}.png'),
+                     title=f'{name}: stage {stage}')
+  test0, truth0 = test[0], truth[0]
+  fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
+  lo, hi = float(truth0.min()), float(truth0.max())
+  for ax, name in zip(axes[0], names):
+    estimate = np.asarray(fitted_by_mode[name].log_ratio(test))[0]
+    ax.scatter(truth0[:n_p], estimate[:n_p], s=3, label='x ~ p')
+    ax.scatter(truth0[n_p:], estimate[n_p:], s=3, label='x ~ q')
+    ax.plot([lo, hi], [lo, hi], 'k--', lw=0.8)
+    ax.axvspan(-config.overlap_log_ratio, config.overlap_log_ratio, color='0.9', zorder=0)
+    ax.set_xlabel('true log r(x)')
+    ax.set_ylabel('estimated log r(x)')
+    overlap_mse = first[f'log_ratio_mse_overlap/{name}']
+    ax.set_title(f"{name}, seed {seeds[0]}\nMSE {first[f'log_ratio_mse/{name}']:.3g}, on "
+                 f"|log r| <= {config.overlap_log_ratio:g} (grey) {overlap_mse:.3g}", fontsize=9)
+  axes[0][0].legend(fontsize=7)
+  plots.save(fig, os.path.join(out, 'log_ratio_vs_truth.png'))
+  if config.task == 'mutual_information':
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
+    ax.bar(names, [first[f'mi/{n}'] for n in names])
+    ax.axhline(results['true_mi'], color='k', ls='--', label=f"true MI {results['true_mi']:.2f}")
+    ax.set_ylabel('estimated MI (nats)')
+    ax.set_title(f'seed {seeds[0]}', fontsize=9)
+    ax.legend()
+    plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
+    plots.save(fig, os.path.join(out, 'mutual_information.png'))
+    return
+  panels = [(f'data, seed {seeds[0]} (p: first half, q: second)', test0)]
+  colours = [np.r_[np.zeros(n_p), np.ones(len(test0) - n_p)]]
+  for name, fitted in fitted_by_mode.items():
+    if fitted.encode is not None:
+      panels.append((f'f(x), {name}', np.asarray(fitted.encode(test))[0]))
+      colours.append(colours[0])
+  plots.scatter_panels(panels, os.path.join(out, 'encodings.png'), colors=colours)

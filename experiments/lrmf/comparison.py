@@ -1,0 +1,345 @@
+"""LRMF against the alignment baselines on one domain pair (LRMF Sec. 4 setups 1-2; Fig. 3, 4).
+
+Data -> train every method -> evaluate -> write:
+
+1. load domains A and B as :mod:`experiments.lrmf.alignment` does (``config.data.a`` /
+   ``config.data.b`` / ``config.data.splits``); with ``config.data.standardize``
+   each domain is centred and divided by one scalar, its training split's RMS
+   distance to the mean per coordinate, ``x -> (x - mu) / sqrt(E||x - mu||^2 / d)``
+   (isotropic, so each surface keeps its shape);
+2. run the methods named in ``config.methods`` (:data:`METHODS`):
+
+   * ``'lrmf'``: Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) with the
+     checkpointed stages of :func:`experiments.lrmf.alignment.stage_runner`;
+   * ``'back_to_back'``: ``F o G^-1`` (Fig. 4) from LRMF's private models
+     (:func:`lrmf.baselines.back_to_back_from_densities`), no extra training;
+     needs ``config.density.family == 'flow'`` and ``'lrmf'`` in the methods;
+   * ``'mmd'`` / ``'emd'``: the flow family ``T`` from a fresh (identity)
+     initialisation trained to minimise :func:`lrmf.baselines.mmd_loss` /
+     :func:`lrmf.baselines.sinkhorn_divergence` between ``T(A)`` and ``B`` through
+     :func:`harness.stages.train` (stages ``'mmd'``, ``'emd'``, train
+     config ``config.train_baseline``);
+   * ``'adversarial'``: SN-GAN alignment (Fig. 3), :func:`lrmf.baselines.adversarial_step`
+     run by the engine with Adam ``b1 = 0.5`` (``config.adversarial``), logging both
+     losses and the 1-NN accuracy every ``config.adversarial.eval_every`` steps,
+     checkpointed and resumable like every stage;
+
+3. score every method and the identity map (``'input'``) on the test split:
+   1-NN accuracy (:func:`lrmf.baselines.one_nn_accuracy`, when both domains
+   are labelled), the kNN preservation :func:`knn_preservation` with
+   ``k = config.knn_k``, and the exact EMD between ``T(A_test)`` and
+   ``B_test`` (:func:`lrmf.baselines.exact_emd`, equal test sizes);
+4. write ``results.json`` (``{method: {metric: value}}`` plus flat
+   ``'<metric>/<method>'`` keys), ``table.md`` and the plots: ``alignment.png``
+   (A, B and every ``T(A)`` coloured by position in A, Fig. 4) and
+   ``objective_vs_alignment.png`` (Fig. 3: LRMF's held-out objective over its
+   joint stage with the 1-NN accuracy of its final ``T`` -- intermediate flows
+   are not kept, so LRMF's 1-NN is measured at the end only -- and the
+   adversarial losses with their 1-NN accuracy over the steps).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import ml_collections
+import numpy as np
+import optax
+from sklearn import neighbors
+
+from harness import domains
+from experiments.lrmf import alignment
+from harness import models, plots, replicas, stages, config_checks
+from harness import workdir as workdir_lib
+from lrmf import algorithm, baselines
+from nflax import engine, parallel
+
+METHODS = ('lrmf', 'back_to_back', 'mmd', 'emd', 'adversarial')
+"""Methods a config may list in ``config.methods``, in table order."""
+
+_NAMES = {'input': 'input (identity)', 'lrmf': 'LRMF', 'back_to_back': 'F o G^-1',
+          'mmd': 'MMD', 'emd': 'EMD (Sinkhorn)', 'adversarial': 'SN-GAN'}
+
+
+def knn_preservation(x: np.ndarray, y: np.ndarray, k: int) -> float:
+  """Fraction of k nearest neighbours a map preserves (local structure, Sec. 4 setup 2).
+
+  For ``y_i = T(x_i)``: ``1/n sum_i |N_k(x_i; x) & N_k(y_i; y)| / k`` where
+  ``N_k(p; S)`` are the indices of the ``k`` nearest points of ``S`` to ``p``
+  (Euclidean, the point itself excluded). 1 for any isometry; about
+  ``k / (n - 1)`` when ``y`` is ``x`` randomly permuted.
+
+  Args:
+    x: ``(n, d)`` points of A.
+    y: ``(n, e)`` their images, row ``i`` the image of ``x[i]``.
+    k: neighbours per point, ``1 <= k < n``.
+
+  Returns:
+    The preserved fraction in ``[0, 1]``.
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+    raise ValueError(f'knn_preservation needs (n, d) points and their n images, got '
+                     f'{x.shape} and {y.shape}')
+  if not 1 <= k < x.shape[0]:
+    raise ValueError(f'k must be in [1, n) with n = {x.shape[0]}, got {k}')
+
+  def neighbour_sets(points):
+    return neighbors.NearestNeighbors(n_neighbors=k).fit(points).kneighbors(
+        return_distance=False)
+
+  before, after = neighbour_sets(x), neighbour_sets(y)
+  shared = [len(np.intersect1d(p, q, assume_unique=True)) for p, q in zip(before, after)]
+  return float(np.mean(shared) / k)
+
+
+def _standardize(domain: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Centres and isotropically rescales every split by the training split's statistics."""
+  train = domain['train_x']
+  mean = train.mean(0)
+  scale = np.sqrt(np.mean(np.sum((train - mean)**2, 1)) / train.shape[1])
+  return {key: ((value - mean) / scale).astype(np.float32) if key.endswith('_x') else value
+          for key, value in domain.items()}
+
+
+def _load(domain_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
+          seed: int) -> dict[str, np.ndarray]:
+  """:func:`harness.domains.load_domain` plus ``{split}_color`` from ``color_field``."""
+  domain = domains.load_domain(domain_config, config.data.splits, seed)
+  if domain_config.get('color_field'):
+    coloured = ml_collections.ConfigDict(domain_config.to_dict())
+    coloured.label_field = domain_config.color_field
+    colours = domains.load_domain(coloured, config.data.splits, seed)
+    domain.update({f'{split}_color': colours[f'{split}_labels']
+                   for split in ('train', 'val', 'test')})
+  return _standardize(domain) if config.data.get('standardize', False) else domain
+
+
+def _init_flow(flow, x, key):
+  params_key, probe_key = jax.random.split(key)
+  return jax.jit(flow.init)({'params': params_key, 'hutchinson': probe_key}, x[:256])
+
+
+def _train_discrepancy(method, config, flow, a, b, workdir, metrics, key):
+  """MMD / EMD baseline: ``min_phi D(T_phi(A), B)`` from the identity; returns ``phi``."""
+  if method == 'mmd':
+    discrepancy = functools.partial(baselines.mmd_loss, bandwidths=tuple(config.mmd.bandwidths))
+  else:
+    discrepancy = functools.partial(baselines.sinkhorn_divergence, epsilon=config.emd.epsilon,
+                                    num_iters=config.emd.num_iters)
+  objective = baselines.alignment_objective(flow=flow, discrepancy=discrepancy)
+  init_key, fit_key = jax.random.split(key)
+  result = stages.train(
+      objective, engine.add_replica_axis(_init_flow(flow, a['train_x'], init_key)),
+      engine.Independent((a['train_x'][None], b['train_x'][None])),
+      engine.Independent((a['val_x'][None], b['val_x'][None])),
+      train_config=config.train_baseline, workdir=workdir, stage=method, keys=fit_key[None],
+      metrics=metrics)
+  return engine.replica({'params': result.params, **result.model_state}, 0)
+
+
+def _train_adversarial(config, flow, a, b, workdir, metrics, key):
+  """SN-GAN baseline (Fig. 3): alternating critic / transform steps through the engine,
+  checkpointed and resumable like every stage; the 1-NN accuracy of ``T`` is logged after
+  every dispatch of ``eval_every`` steps. Returns ``(phi, log)``."""
+  settings = config.adversarial
+  critic = baselines.SpectralNormCritic(hidden=tuple(settings.critic_hidden))
+  flow_optimizer = optax.adam(settings.flow_lr, b1=0.5)
+  critic_optimizer = optax.adam(settings.critic_lr, b1=0.5)
+  init_key, critic_key, train_key = jax.random.split(key, 3)
+  state = baselines.init_adversarial_state(
+      flow_variables=_init_flow(flow, a['train_x'], init_key),
+      critic_variables=critic.init(critic_key, jnp.asarray(b['train_x'][:8]),
+                                   update_stats=False),
+      flow_optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
+  step_fn = functools.partial(baselines.adversarial_step, flow=flow, critic=critic,
+                              flow_optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
+  move = alignment.transformer(flow)
+
+  def with_accuracy(callback):
+    def on_dispatch(run, record):
+      trained = engine.replica(run.state, 0)
+      accuracy = alignment.one_nn_accuracy(
+          config, a, b, move({'params': trained.flow_params, **trained.flow_state},
+                             a['test_x']))
+      if accuracy is not None:
+        record = {**record, 'one_nn_accuracy': accuracy}
+      callback(run, record)
+    return on_dispatch
+
+  def trainer(run, num_steps, callback):
+    return engine.train(
+        step_fn, run, engine.Independent((a['train_x'][None], b['train_x'][None])),
+        train_key[None], num_steps=num_steps, batch_size=settings.batch_size,
+        steps_per_dispatch=settings.eval_every, name='[adversarial] ',
+        callback=with_accuracy(callback))
+
+  result = stages.run_stage(
+      trainer, engine.init_run(engine.add_replica_axis(state)), stage='adversarial',
+      workdir=workdir, metrics=metrics, num_steps=settings.num_steps,
+      checkpoint_every=settings.checkpoint_every)
+  trained = engine.replica(result.run.state, 0)
+  return ({'params': trained.flow_params, **trained.flow_state},
+          workdir_lib.read_metrics(workdir, 'adversarial'))
+
+
+def _scores(config, a, b, moved) -> dict[str, float]:
+  scores = {'knn_preservation': knn_preservation(a['test_x'], moved, config.knn_k),
+            'exact_emd': baselines.exact_emd(moved, b['test_x'])}
+  accuracy = alignment.one_nn_accuracy(config, a, b, moved)
+  if accuracy is not None:
+    scores['one_nn_accuracy'] = accuracy
+  return scores
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs LRMF and the baselines of ``config.methods`` in ``workdir``; returns the results."""
+  start = time.time()
+  unknown = set(config.methods) - set(METHODS)
+  if unknown:
+    raise ValueError(f'unknown config.methods {sorted(unknown)}; available: {METHODS}')
+  if 'back_to_back' in config.methods and ('lrmf' not in config.methods
+                                           or config.density.family != 'flow'):
+    raise ValueError("'back_to_back' needs 'lrmf' in config.methods and a flow density "
+                     f'family (it composes the private flows), got methods {config.methods} '
+                     f'and density family {config.density.family!r}')
+  seed = replicas.single_seed(config)
+  a = _load(config.data.a, config, seed)
+  b = _load(config.data.b, config, seed + 1)
+  if a['train_x'].shape[1:] != b['train_x'].shape[1:]:
+    raise ValueError(f"domains A and B differ in shape: {a['train_x'].shape[1:]} vs "
+                     f"{b['train_x'].shape[1:]}")
+  if len(a['test_x']) != len(b['test_x']):
+    raise ValueError('the exact EMD needs equal test splits of A and B')
+  num_a, num_b = len(a['train_x']), len(b['train_x'])
+  if 'lrmf' in config.methods:
+    alignment.check_sizes(config, num_a, num_b)
+  config_checks.check_batch_sizes(
+      {**({'train_baseline.batch_size': (config.train_baseline.batch_size, min(num_a, num_b))}
+          if {'mmd', 'emd'} & set(config.methods) else {}),
+       **({'adversarial.batch_size': (config.adversarial.batch_size, min(num_a, num_b))}
+          if 'adversarial' in config.methods else {})})
+  flow = models.build_flow(config.flow)
+  move = alignment.transformer(flow)
+  metrics = workdir_lib.MetricsLog(workdir)
+  keys = dict(zip(METHODS, jax.random.split(jax.random.PRNGKey(seed), len(METHODS))))
+  moved = {'input': a['test_x']}
+  results, adversarial_log, lrmf_result = {}, [], None
+  if 'lrmf' in config.methods:
+    density = models.build_density(config.density, a['train_x'].shape[1:])
+    runner = alignment.stage_runner(config, workdir, metrics)
+    trained = algorithm.train_lrmf(
+        flow=flow, density=density, a_train=a['train_x'][None], b_train=b['train_x'][None],
+        a_val=a['val_x'][None], b_val=b['val_x'][None], keys=keys['lrmf'][None],
+        eps=config.eps, private_runner=runner, joint_runner=runner,
+        restarts=config.get('restarts', 1))
+    lrmf_result = trained.replica(0)
+    moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
+    details = alignment.evaluate([config], flow, density, trained, [(a, b)])[0]
+    results['lrmf'] = {name: details[name] for name in ('test_objective', 'converged')}
+  if 'back_to_back' in config.methods:
+    composed, variables = baselines.back_to_back_from_densities(
+        density_a=density, variables_a=lrmf_result.private_a, density_b=density,
+        variables_b=lrmf_result.private_b)
+    moved['back_to_back'] = alignment.transformer(composed)(variables, a['test_x'])
+  for method in ('mmd', 'emd'):
+    if method in config.methods:
+      variables = _train_discrepancy(method, config, flow, a, b, workdir, metrics, keys[method])
+      moved[method] = move(variables, a['test_x'])
+  if 'adversarial' in config.methods:
+    variables, adversarial_log = _train_adversarial(config, flow, a, b, workdir, metrics,
+                                                    keys['adversarial'])
+    moved['adversarial'] = move(variables, a['test_x'])
+  for method, points in moved.items():
+    results.setdefault(method, {}).update(_scores(config, a, b, points))
+  if 'emd' in moved:  # did the Sinkhorn solver of the objective converge at the end?
+    results['emd']['sinkhorn_marginal_error'] = float(baselines.sinkhorn_marginal_error(
+        x=jnp.asarray(moved['emd']), y=jnp.asarray(b['test_x']), epsilon=config.emd.epsilon,
+        num_iters=config.emd.num_iters))
+  flat = {f'{metric}/{method}': value for method, scores in results.items()
+          for metric, value in scores.items()}
+  results.update(flat)
+  results['seconds'] = time.time() - start
+  if parallel.is_writer():
+    _write_table(results, list(moved), os.path.join(workdir, 'table.md'))
+
+  def plot():
+    out = workdir_lib.plots_dir(workdir)
+    _plot_alignment(a, b, moved, os.path.join(out, 'alignment.png'))
+    _plot_fig3(workdir, results, adversarial_log,
+               os.path.join(out, 'objective_vs_alignment.png'))
+
+  return workdir_lib.finish_run(workdir, results, metrics, plot=plot)
+
+
+def _write_table(results: dict, methods: list[str], path: str) -> None:
+  """Markdown table: one row per method, one column per test metric."""
+  columns = [c for c in ('one_nn_accuracy', 'knn_preservation', 'exact_emd', 'test_objective')
+             if any(c in results[m] for m in methods)]
+  lines = ['| method | ' + ' | '.join(columns) + ' |', '|---' * (len(columns) + 1) + '|']
+  for method in methods:
+    cells = [f'{results[method][c]:.4f}' if c in results[method] else '-' for c in columns]
+    lines.append(f'| {_NAMES[method]} | ' + ' | '.join(cells) + ' |')
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+
+
+def _colours(domain: dict[str, np.ndarray]) -> np.ndarray:
+  """Position colour per test point: the intrinsic coordinate, else the angle about the centre."""
+  if 'test_color' in domain:
+    return domain['test_color']
+  centred = domain['test_x'] - domain['test_x'].mean(0)
+  return np.arctan2(centred[:, 1], centred[:, 0])
+
+
+def _view(points: np.ndarray) -> np.ndarray:
+  """2-D view: the points themselves, or the (x, z) plane in which 3-D surfaces curl."""
+  return points if points.shape[1] == 2 else points[:, [0, 2]]
+
+
+def _plot_alignment(a, b, moved, path) -> None:
+  """Fig. 4: A, B and ``T(A)`` of every method, coloured by position in A."""
+  colour_a = _colours(a)
+  panels = [('A', _view(a['test_x'])), ('B', _view(b['test_x']))]
+  colours = [colour_a, _colours(b) if 'test_color' in b else None]
+  for method, points in moved.items():
+    if method != 'input':
+      panels.append((f'T(A): {_NAMES[method]}', _view(points)))
+      colours.append(colour_a)
+  plots.scatter_panels(panels, path, colors=colours)
+
+
+def _plot_fig3(workdir, results, adversarial_log, path) -> None:
+  """Fig. 3: objective values against 1-NN alignment quality over training."""
+  joint = [(r['step'], r['val_loss']) for r in workdir_lib.read_metrics(workdir, 'joint')
+           if 'val_loss' in r]
+  panels = [p for p in (('lrmf', joint), ('adversarial', adversarial_log)) if p[1]]
+  if not panels:
+    return
+  fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+  for ax, (method, log) in zip(axes[0], panels):
+    accuracy_ax = ax.twinx()
+    accuracy_ax.set_ylabel('1-NN accuracy', color='tab:red')
+    if method == 'lrmf':
+      steps, values = map(np.array, zip(*log))
+      ax.plot(steps, values, label='held-out LRMF objective (Eq. 3)')
+      ax.axhline(0.0, color='k', lw=0.8, ls='--')
+      ax.set_title('LRMF (1-NN of the final T only)')
+      if 'one_nn_accuracy/lrmf' in results:
+        accuracy_ax.plot([steps[-1]], [results['one_nn_accuracy/lrmf']], 'o', color='tab:red')
+    else:
+      steps = np.array([r['step'] for r in log])
+      for name in ('critic_loss', 'generator_loss'):
+        ax.plot(steps, [r[name] for r in log], label=name)
+      ax.set_title('SN-GAN')
+      if 'one_nn_accuracy' in log[0]:
+        accuracy_ax.plot(steps, [r['one_nn_accuracy'] for r in log], '.-', color='tab:red')
+    ax.set_xlabel('step')
+    ax.set_ylabel('objective')
+    ax.legend(loc='upper right')
+  plots.save(fig, path)

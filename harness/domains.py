@@ -1,0 +1,70 @@
+"""One data split and one domain loader for every experiment family.
+
+:func:`split_indices` is the one way a data set is cut into disjoint parts (a permutation
+drawn from the replica's seed); :func:`load_domain` loads one registered data set's array
+field (and labels), validates it and splits it into train / validation / test.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import ml_collections
+import numpy as np
+
+from harness import data as data_lib
+from harness import replicas
+
+SPLITS = ('train', 'val', 'test')
+
+
+def split_indices(num_examples: int, sizes: Sequence[int], seed: int,
+                  what: str = 'the data set') -> list[np.ndarray]:
+  """Disjoint index sets of the given ``sizes`` from one permutation drawn from ``seed``.
+
+  Raises:
+    ValueError: the sizes need more examples than ``what`` has, or one is negative.
+  """
+  sizes = tuple(int(size) for size in sizes)
+  if any(size < 0 for size in sizes):
+    raise ValueError(f'split sizes must be >= 0, got {sizes}')
+  if sum(sizes) > num_examples:
+    raise ValueError(f'splits {sizes} need {sum(sizes)} examples; {what} has {num_examples}')
+  order = np.random.default_rng(seed).permutation(num_examples)
+  bounds = np.cumsum((0,) + sizes)
+  return [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def load_array(domain_config: ml_collections.ConfigDict, seed: int,
+               event_shape: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """``(x, labels)`` of ``domain_config`` (``name``, ``options``, ``field``, optional
+  ``label_field``), checked finite and of ``event_shape``; labels are zeros without a
+  label field. ``seed`` moves a synthetic data set's own ``seed`` option
+  (:func:`harness.replicas.with_data_seed`; unchanged for seed 0)."""
+  dataset = data_lib.load(domain_config.name,
+                          **replicas.with_data_seed(domain_config.options, seed))
+  fields = getattr(dataset, '_fields', ())
+  for field in (domain_config.field, domain_config.get('label_field')):
+    if field and field not in fields:
+      raise ValueError(f"data set '{domain_config.name}' has no field '{field}'; "
+                       f'its fields are {list(fields)}')
+  x = np.asarray(data_lib.validate(getattr(dataset, domain_config.field),
+                                   f'{domain_config.name}.{domain_config.field}',
+                                   event_shape), np.float32)
+  labels = (np.asarray(getattr(dataset, domain_config.label_field))
+            if domain_config.get('label_field') else np.zeros(len(x), np.int32))
+  return x, labels
+
+
+def load_domain(domain_config: ml_collections.ConfigDict, splits: Sequence[int],
+                seed: int) -> dict[str, np.ndarray]:
+  """One domain split into ``{train,val,test}_x`` and ``{train,val,test}_labels``.
+
+  ``seed`` draws the data (synthetic sets) and the split (:func:`split_indices`).
+  """
+  x, labels = load_array(domain_config, seed, domain_config.get('event_shape'))
+  parts = split_indices(len(x), splits, seed, f"'{domain_config.name}'")
+  out = {}
+  for name, index in zip(SPLITS, parts):
+    out[f'{name}_x'], out[f'{name}_labels'] = x[index], labels[index]
+  return out

@@ -1,0 +1,333 @@
+"""Checkpointed, logged, resumable training stages: :mod:`nflax.engine` plus a workdir.
+
+Every stage of every experiment (a stage is one model or one pair of adversaries being
+trained, e.g. ``'flow'``, ``'private_a'`` or ``'hybrid_lam0.001'``) runs through
+:func:`run_stage`, or :func:`train` for the gradient-descent stages of an
+:class:`nflax.fitting.Objective`. A stage checkpoints the engine's
+:class:`~nflax.engine.Run` (every replica) with orbax every ``checkpoint_every`` steps and
+at its end; rerunning the experiment restores the latest checkpoint and continues, and a
+finished stage is restored without training. Because batches and keys are derived from
+``(seed, step)``, the resumed run ends with the same metrics as an uninterrupted one.
+
+:func:`make_optimizer` is the one optimiser and schedule factory of every config's
+training block.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from harness import workdir as workdir_lib
+from nflax import engine, fitting, parallel
+
+SCHEDULES = ('constant', 'cosine', 'linear_decay_second_half')
+
+
+PER_REPLICA_FIELDS = ('lr', 'weight_decay')
+"""Fields of a training block that may differ between replicas (they live in the
+optimiser's state, :func:`set_per_replica`)."""
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | None = None,
+                   per_replica: tuple[str, ...] = ()) -> optax.GradientTransformation:
+  """Adam (AdamW with ``weight_decay > 0``), optional clipping and learning-rate schedule.
+
+  Fields of ``train_config``: ``lr``, ``num_steps``, optional ``b1`` (0.9), ``b2``
+  (0.999), ``weight_decay`` (0), ``grad_clip`` (0: none; the ``grad_clip`` argument
+  overrides it) and ``schedule``: ``'constant'`` (default), ``'cosine'`` (decay from
+  ``lr`` to 0 over ``num_steps``; lets maximum-likelihood fits settle, which LRMF's
+  c(A, B) needs) or ``'linear_decay_second_half'`` (constant for the first half, then
+  linearly to 0: AlignFlow App. B.1 and CycleGAN).
+
+  The update is ``-lr * shape(step) * adam(g)`` (``+ weight_decay * params`` before the
+  learning rate, as AdamW), with ``lr`` and ``weight_decay`` held in the optimiser state
+  (``optax.inject_hyperparams``), so replicas may train with different values in one
+  program: name them in ``per_replica`` and set them with :func:`set_per_replica`.
+  """
+  unknown = set(per_replica) - set(PER_REPLICA_FIELDS)
+  if unknown:
+    raise ValueError(f'only {PER_REPLICA_FIELDS} may differ between replicas, got '
+                     f'{sorted(unknown)}')
+  schedule = train_config.get('schedule', 'constant')
+  num_steps = train_config.num_steps
+  if schedule == 'cosine':
+    shape = optax.cosine_decay_schedule(1.0, num_steps)
+  elif schedule == 'linear_decay_second_half':
+    half = num_steps // 2
+    shape = optax.join_schedules(
+        [optax.constant_schedule(1.0),
+         optax.linear_schedule(1.0, 0.0, max(num_steps - half, 1))], [half])
+  elif schedule == 'constant':
+    shape = None
+  else:
+    raise ValueError(f'train.schedule must be one of {SCHEDULES}, got {schedule!r}')
+  parts = []
+  clip = train_config.get('grad_clip', 0.0) if grad_clip is None else grad_clip
+  if clip > 0:
+    parts.append(optax.clip_by_global_norm(clip))
+  parts.append(optax.scale_by_adam(b1=train_config.get('b1', 0.9),
+                                   b2=train_config.get('b2', 0.999)))
+  weight_decay = train_config.get('weight_decay', 0.0)
+  if weight_decay > 0 or 'weight_decay' in per_replica:
+    parts.append(optax.inject_hyperparams(optax.add_decayed_weights)(
+        weight_decay=weight_decay))
+  if shape is not None:
+    parts.append(optax.scale_by_schedule(shape))
+  parts.append(optax.inject_hyperparams(optax.scale)(step_size=-train_config.lr))
+  return optax.chain(*parts)
+
+
+def set_per_replica(opt_state: Any, values: dict[str, Any]) -> Any:
+  """Replicated ``opt_state`` of :func:`make_optimizer` with per-replica ``lr`` and
+  ``weight_decay`` from ``values`` (``(R,)`` arrays; missing fields keep their value)."""
+  names = {'lr': 'step_size', 'weight_decay': 'weight_decay'}
+  updates = {}
+  for field, value in values.items():
+    if field not in names:
+      raise ValueError(f'only {PER_REPLICA_FIELDS} may differ between replicas, got {field!r}')
+    value = np.asarray(value, np.float32)
+    updates[names[field]] = jnp.asarray(-value if field == 'lr' else value, jnp.float32)
+  return optax.tree_utils.tree_set(opt_state, **updates) if updates else opt_state
+
+
+def _manager(workdir: str, stage: str) -> ocp.CheckpointManager:
+  directory = os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
+  workdir_lib.check_writable(directory, f'the checkpoint folder of stage {stage!r}')
+  return ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+
+def restore_stage(run: engine.Run, *, workdir: str, stage: str,
+                  metrics: workdir_lib.MetricsLog) -> tuple[ocp.CheckpointManager, engine.Run]:
+  """The stage's checkpoint manager and its latest readable run (``run`` if none is saved
+  yet).
+
+  Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept). A
+  checkpoint that cannot be read (a truncated or missing file) is renamed
+  ``<step>.corrupt`` with a warning naming the step and the folder, and the next older one
+  is restored; with none readable the stage fails with one line naming the folder. The
+  metrics log of the stage is truncated to the restored step (to step 0 when the stage
+  starts afresh), so that a resumed run logs every step once. ``run`` defines the
+  structure to restore.
+  """
+  manager = _manager(workdir, stage)
+  restored, corrupt = 0, []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      run = manager.restore(step, args=ocp.args.StandardRestore(run))
+    except Exception as err:  # pylint: disable=broad-except
+      logging.warning('[%s] the checkpoint at step %d in %s cannot be read (%s: %s); trying '
+                      'the one before', stage, step, manager.directory, type(err).__name__,
+                      str(err).splitlines()[0][:200] if str(err) else '')
+      corrupt.append(step)
+      continue
+    restored = step
+    logging.info('[%s] resuming from the checkpoint at step %d', stage, step)
+    break
+  if corrupt and not restored:
+    manager.close()
+    raise RuntimeError(f'[{stage}] no readable checkpoint in {manager.directory} (step(s) '
+                       f'{corrupt} cannot be read); delete that folder to train the stage '
+                       'from scratch')
+  if corrupt:
+    manager.close()
+    for step in corrupt if parallel.is_writer() else ():
+      os.replace(os.path.join(manager.directory, str(step)),
+                 os.path.join(manager.directory, f'{step}.corrupt'))
+    logging.warning('[%s] corrupt checkpoint(s) %s of %s moved aside as <step>.corrupt; '
+                    'continuing from step %d', stage, corrupt, manager.directory, restored)
+    manager = _manager(workdir, stage)
+  metrics.truncate_after(stage, restored)
+  return manager, run
+
+
+@jax.jit
+def _finite_leaves(tree: Any) -> jax.Array:
+  flags = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
+           if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return jnp.stack(flags) if flags else jnp.ones((0,), bool)
+
+
+def _non_finite_leaves(tree: Any) -> list[str]:
+  """Paths of the float leaves of ``tree`` holding a NaN/Inf."""
+  flags = np.asarray(parallel.to_host(_finite_leaves(tree)))
+  if flags.all():
+    return []
+  paths = [jax.tree_util.keystr(path) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+           if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return [path for path, ok in zip(paths, flags) if not ok]
+
+
+def _loggable(record: dict) -> dict:
+  """A dispatch record for ``metrics.jsonl``: each ``(R,)`` metric as its mean over the
+  replicas that trained, plus ``<name>/replicas`` (every replica's value) when ``R > 1``."""
+  out: dict[str, Any] = {}
+  for name, value in record.items():
+    value = np.asarray(value)
+    if value.ndim == 0:
+      out[name] = value.item()
+      continue
+    finite = value[np.isfinite(value)]
+    out[name] = float(finite.mean()) if finite.size else float('nan')
+    if value.size > 1:
+      out[f'{name}/replicas'] = value.tolist()
+  return out
+
+
+Trainer = Callable[[engine.Run, int, Callable[[engine.Run, dict], None]], Any]
+"""``trainer(run, num_steps, callback) -> result``: an engine call (:func:`nflax.engine.train`
+or :func:`nflax.fitting.fit` with everything else bound) from ``run`` to step ``num_steps``,
+calling ``callback(run, record)`` after every dispatch; ``result.run`` is the final run."""
+
+
+def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
+              metrics: workdir_lib.MetricsLog, num_steps: int, checkpoint_every: int,
+              until: int | None = None) -> Any:
+  """Runs one stage through the engine with checkpoints, logs and resume.
+
+  Args:
+    trainer: the engine call of the stage (see :data:`Trainer`).
+    run: the fresh run, replaced by the stage's latest checkpoint if there is one.
+    stage: name of the stage; checkpoints go to ``<workdir>/checkpoints/<stage>``.
+    workdir: the experiment's workdir.
+    metrics: the run's metrics log.
+    num_steps: the stage's step budget.
+    checkpoint_every: checkpoint period in steps (and at the end).
+    until: stop at this step instead of ``num_steps`` (a later call continues the same
+      stage, whose optimiser schedule still spans ``num_steps``).
+
+  Returns:
+    What ``trainer`` returns.
+
+  Raises:
+    RuntimeError: a replica met a NaN/Inf; the message names the replica, the step and
+      the last good checkpoint, which is kept.
+    ValueError: the stage's checkpoint is already past ``until``.
+  """
+  until = num_steps if until is None else until
+  manager, run = restore_stage(run, workdir=workdir, stage=stage, metrics=metrics)
+  reached = int(np.max(parallel.to_host(run.state.step)))
+  if reached > until:
+    manager.close()
+    raise ValueError(f'[{stage}] asked to train to step {until}, but its checkpoint in '
+                     f'{workdir} is at step {reached}; delete checkpoints/{stage} to redo it')
+
+  def save(step: int, run: engine.Run, force: bool = False) -> None:
+    # A checkpoint the run calls good is finite: the guard checks each step's metrics
+    # (loss, gradient and update norms); this checks the whole state it is about to save.
+    bad = _non_finite_leaves(run.state)
+    if bad:
+      raise engine.NonFiniteError(
+          f'the state at step {step} holds NaN/Inf in {len(bad)} leaves ({", ".join(bad[:3])}'
+          f'{", ..." if len(bad) > 3 else ""}) although its metrics were finite; it was not '
+          'saved', run, [], [step])
+    try:
+      manager.save(step, args=ocp.args.StandardSave(run), force=force)
+      manager.check_for_errors()
+    except Exception as err:  # pylint: disable=broad-except
+      raise OSError(f'[{stage}] saving the checkpoint of step {step} into '
+                    f'{manager.directory} failed: {type(err).__name__}: {err}') from err
+
+  def wait() -> None:
+    try:
+      manager.wait_until_finished()
+    except Exception as err:  # pylint: disable=broad-except
+      raise OSError(f'[{stage}] writing a checkpoint into {manager.directory} failed: '
+                    f'{type(err).__name__}: {err}') from err
+
+  def on_dispatch(run: engine.Run, record: dict) -> None:
+    metrics.write(stage, record['step'], _loggable(record))
+    if record['step'] % checkpoint_every == 0 or record['step'] >= until:
+      save(record['step'], run)
+
+  try:
+    result = trainer(run, until, on_dispatch)
+    wait()
+    final_step = int(np.max(parallel.to_host(result.run.state.step)))
+    if manager.latest_step() != final_step:
+      save(final_step, result.run, force=True)
+  except engine.NonFiniteError as err:
+    wait()
+    kept = manager.latest_step()
+    where = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
+             if kept is not None else 'no checkpoint had been written yet')
+    manager.close()
+    raise RuntimeError(f'[{stage}] training stopped: {err}; {where}. Lower the learning '
+                       'rate or check the data, then rerun in a new workdir (or delete this '
+                       'stage\'s checkpoints).') from err
+  wait()
+  manager.close()
+  return result
+
+
+def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
+          *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
+          keys: jax.Array, metrics: workdir_lib.MetricsLog,
+          per_replica: dict[str, Any] | None = None) -> fitting.FitResult:
+  """Fits ``objective`` for one stage (every replica) with checkpoints, logs and resume.
+
+  Args:
+    objective: the losses to minimise.
+    variables: freshly initialised replicated Flax variables (define the state's shapes).
+    train_data: replicated training pytree, leaves ``(R, n, ...)``.
+    val_data: replicated held-out pytree or ``None``.
+    train_config: fields ``num_steps, batch_size, lr, steps_per_dispatch,
+      eval_every, patience, checkpoint_every`` (and the optional fields of
+      :func:`make_optimizer`, ``keep_best``).
+    workdir: the experiment's workdir.
+    stage: name of this training stage.
+    keys: ``(R, 2)`` the stage's keys.
+    metrics: the run's metrics log.
+    per_replica: ``{field: (R,) values}`` of :data:`PER_REPLICA_FIELDS` that differ
+      between replicas (settings trained side by side).
+
+  Returns:
+    The :class:`~nflax.fitting.FitResult` (history only of the steps run now).
+  """
+  per_replica = per_replica or {}
+  optimizer = make_optimizer(train_config, per_replica=tuple(per_replica))
+
+  def trainer(run, num_steps, callback):
+    return fitting.fit(
+        objective, run, train_data, val_data, optimizer=optimizer, num_steps=num_steps,
+        batch_size=train_config.batch_size, keys=keys,
+        steps_per_dispatch=train_config.steps_per_dispatch,
+        eval_every=train_config.eval_every, patience=train_config.get('patience'),
+        keep_best=train_config.get('keep_best', True), name=f'[{stage}] ',
+        callback=callback)
+
+  run = fitting.init_fit_run(variables, optimizer)
+  run = run.replace(state=run.state.replace(
+      opt_state=set_per_replica(run.state.opt_state, per_replica)))
+  return run_stage(trainer, run, stage=stage,
+                   workdir=workdir, metrics=metrics, num_steps=train_config.num_steps,
+                   checkpoint_every=train_config.checkpoint_every)
+
+
+def stage_runner(workdir: str, metrics: workdir_lib.MetricsLog,
+                 train_config_of: Callable[[str], ml_collections.ConfigDict],
+                 prefix: str = '',
+                 per_replica_of: Callable[[str], dict[str, Any]] | None = None
+                 ) -> fitting.StageRunner:
+  """The one checkpointing :class:`~nflax.fitting.StageRunner` of the experiments.
+
+  Stage ``s`` of a method (LRMF's ``'private_a'``, FDRE's ``'classifier'``, ...) trains
+  through :func:`train` with ``train_config_of(s)`` as the checkpointed stage
+  ``<prefix>_<s>`` (``s`` without a prefix), and ``per_replica_of(s)`` the training
+  settings that differ between its replicas (see :func:`train`).
+  """
+  def run(stage, objective, variables, train_data, val_data, keys) -> fitting.FitResult:
+    return train(objective, variables, train_data, val_data,
+                 train_config=train_config_of(stage), workdir=workdir,
+                 stage=f'{prefix}_{stage}' if prefix else stage, keys=keys, metrics=metrics,
+                 per_replica=per_replica_of(stage) if per_replica_of else None)
+  return run
