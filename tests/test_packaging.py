@@ -11,16 +11,22 @@ from packaging.utils import canonicalize_name
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+UNLOCKED_EXTRAS = ('benchmarks',)
+"""Extras the lock leaves out: the benchmarks' PyTorch, pinned exactly in setup.py itself
+(a CPU wheel; never in the core or test installs)."""
+
+
 def _setup_requirements() -> list[Requirement]:
-  """install_requires and every extra of setup.py, read without running it."""
+  """install_requires and every locked extra of setup.py, read without running it."""
   tree = ast.parse(open(os.path.join(ROOT, 'setup.py')).read())
   call = next(node for node in ast.walk(tree)
               if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'setup')
   keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords
               if k.arg in ('install_requires', 'extras_require')}
   specs = list(keywords['install_requires'])
-  for extra in keywords['extras_require'].values():
-    specs += extra
+  for name, extra in keywords['extras_require'].items():
+    if name not in UNLOCKED_EXTRAS:
+      specs += extra
   return [Requirement(spec) for spec in specs]
 
 
