@@ -16,8 +16,8 @@ two AlignFlow flows (the ratio is in results.json); the paired validation MSE of
 and seed is logged every `eval_every` steps (plots/validation_mse.png). Paired samples and
 latent interpolations decoded into both domains (Fig. 2, 4).
 
-Numbers over seeds: REPRODUCTION.md (`python -m experiments.reproduce --runs=alignflow_mnist`)
-and the note of issue 16 part 2. What the controlled comparison shows. With the same
+Numbers over seeds: REPRODUCTION.md (`python -m experiments.reproduce --runs=alignflow_mnist`).
+What the controlled comparison shows. With the same
 parameters, steps, batch, critics and optimiser at 8x8 and a few hundred steps, neither model
 finds this pairing: AlignFlow (every mode) and CycleGAN end above the paired MSE of a wrong
 pairing (results.json: `mse_wrong_pair`), hybrid and CycleGAN do not differ over seeds, and

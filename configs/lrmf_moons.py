@@ -5,7 +5,7 @@ Real NVP LRMF (the flagship): the density family M and the transformation T are 
 runs 3 restarts per seed and keeps the one with the lowest Eq. 3 on the training data
 (`config.restarts`; lrmf.algorithm.train_lrmf): Eq. 3 is not convex in T, and beyond the
 paper's angle some runs fold part of T(A) onto the wrong moon and stay there. The paper's MLPs
-are 2 x 512 ReLU; ours are 2 x 128 (issue 16): fitted to 2000 points, 512-wide private flows
+are 2 x 512 ReLU; ours are 2 x 128: fitted to 2000 points, 512-wide private flows
 leave regions of the data with almost no density, which then dominate Eq. 3 on held-out data,
 and a joint stage strong enough to bring Eq. 3 to 0 tears T on some seeds. The paper's width is
 `--config.density.hidden='(512,512)' --config.flow.hidden='(512,512)'`.
@@ -105,13 +105,13 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       {'flow': 'realnvp', 'num_blocks': 4, 'hidden': (128, 128)})
   # Private models must be converged (c(A, B) is a maximum): with fewer steps the shared model,
   # trained further in the joint stage, overtakes them and the held-out objective drifts below 0
-  # (the measured values, over seeds, are in REPRODUCTION.md and the issue notes).
+  # (the values over seeds are in REPRODUCTION.md).
   config.train_private = _train(num_steps=4000, lr=2e-3, patience=None)
   # The joint stage keeps its last parameters: the held-out objective is noisy around 0, and
   # selecting its minimum would be biased below 0. Its learning rate must let the shared model
   # and T fit the training data as far as the private models did before the cosine schedule
   # runs out: with less, Eq. 3 stays above 0 on training and on fresh data alike (under-fitting,
-  # not holes; the measurements are in the issue 16 notes).
+  # not holes).
   config.train_joint = _train(num_steps=2000, lr=5e-4, patience=None, keep_best=False)
 
   if variant == 'gaussian':

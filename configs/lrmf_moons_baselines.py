@@ -3,7 +3,7 @@ r"""LRMF vs F o G^-1, MMD, EMD and SN-GAN on the rotated moons (LRMF Sec. 4 setu
 The moons pair of configs/lrmf_moons.py (two pairs of moons, B rotated 50 degrees, labelled by
 moon) with Real NVP for the density family M and for every transformation T (4 coupling blocks
 spaced by permutations; MLP 2 x 256 ReLU, half the paper's width, and shorter stages, so that
-all five methods finish in about 10 minutes on 2 CPU cores). Metrics on the 500-point test
+all five methods fit a CPU; the report's runs table gives their wall time). Metrics on the 500-point test
 splits: 1-NN accuracy of a classifier on B's labels scored on T(A) (paper: input 0.96, F o G^-1
 0.91 +- 0.05, LRMF 0.99 +- 0.0003, SN-GAN 0.7-1.0), kNN preservation (k = 10), exact EMD.
 

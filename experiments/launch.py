@@ -255,8 +255,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
 
   NumPy's BLAS (scikit-learn's downstream classifiers, KMM, KLIEP) runs on one thread: its
   matrices here are small, and its spinning worker threads, competing with XLA's and other
-  jobs' threads for the cores, slowed logistic regressions by two orders of magnitude on a
-  busy 2-core machine.
+  jobs' threads for the cores, slow logistic regressions down by orders of magnitude on a
+  busy small machine.
   """
   if config.get('experiment') not in EXPERIMENTS:
     raise ValueError(f"unknown config.experiment {config.get('experiment')!r}; "

@@ -20,8 +20,8 @@ def classifier_hits(train_images: np.ndarray, train_labels: np.ndarray,
 
   Multinomial logistic regression (L-BFGS, L2 penalty ``1 / c``) on the flattened
   pixels; deterministic for given inputs. BLAS runs on one thread: the matrices are
-  small, and threads competing with JAX's made a 2000 x 256 fit take 20 s instead of
-  0.6 s on a 2-core machine (measured).
+  small, and BLAS threads competing with JAX's for the cores slow such fits down by more
+  than an order of magnitude on a small machine.
 
   Args:
     train_images: ``(n_train, *event_shape)`` training images.

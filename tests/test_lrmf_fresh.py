@@ -1,4 +1,4 @@
-"""LRMF alignment's fresh-data evaluation (issue 16): Eq. 3 on large samples drawn afresh
+"""LRMF alignment's fresh-data evaluation: Eq. 3 on large samples drawn afresh
 from the data sets' generators, against a hand-written Gaussian oracle, on points that the
 run never saw."""
 

@@ -1,4 +1,4 @@
-"""Sweeps (issue 14): points through submitit's local executor, skip and resume on rerun,
+"""Sweeps: points through submitit's local executor, skip and resume on rerun,
 errors before submission, failed points in the summary, the summary command, TensorBoard
 hparams and images. On the ``:smoke`` configs."""
 

@@ -1,4 +1,4 @@
-"""A workdir you can trust (issue 13): changed configs refused, one writer, one metrics record
+"""A workdir you can trust: changed configs refused, one writer, one metrics record
 per (stage, step), corrupt checkpoints, unwritable folders, settings checked up front, no
 non-finite checkpoint, figures that cannot be drawn. Mostly on the ``:smoke`` configs."""
 

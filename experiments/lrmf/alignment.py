@@ -207,7 +207,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       zip(per_replica, fresh_evaluation(config, flow, density, result, layout))):
     values.update(fresh)
     # A flag the fresh data contradict: converged on the test split while Eq. 3 on fresh
-    # data lies beyond 2 eps of zero (issue 16: no seed may do this).
+    # data lies beyond 2 eps of zero (no seed may do this).
     eps = layout.config_of(config, index).eps
     values['converged_but_fresh_off'] = bool(
         values['converged'] and abs(values['fresh_objective']) > 2 * eps)
