@@ -15,15 +15,18 @@ Every :class:`Run` is one config trained for several seeds: side by side in one 
 the experiment supports it (:data:`experiments.launch.SEEDS_SIDE_BY_SIDE`), otherwise one run
 per seed (``<run>/seed_<s>``). Its results go to ``<workdir>/<tier>/<run>`` and resume like any
 run; a finished seed is read, not rerun. Every :class:`Row` reads one or two metrics of one run
-over its seeds and states a verdict (:func:`verdict`):
+over its seeds and states a verdict (:func:`verdict`, by the equivalence rule of
+:mod:`harness.verdicts`): a :class:`Value` row reports ``mean +- SE (n seeds)`` and *matches*,
+*differs* or is *inconclusive*; an :class:`Ordering` row reports the paired difference
+``lower - higher`` with its p-value and *holds*, is *reversed* or is *not shown*; a row is
+*not comparable* where our number cannot confirm or refute the paper's (an absolute number on
+other data, no number in the paper). A row without a run says why nothing here reads it.
 
-* a :class:`Value` row reports ``mean +- SE (n seeds)`` and *matches* when the paper's number
-  lies inside our 95% interval (Student t over seeds) widened by the row's stated
-  ``tolerance`` (e.g. "converges to 0" read as ``|L| <= eps``);
-* an :class:`Ordering` row reports the paired difference over seeds, ``lower - higher``, with
-  its standard error and the one-sided paired t-test's p-value, and *matches* when p < 0.05;
-* otherwise *differs*; or *not comparable* with the reason (other data, other scale, no number
-  in the paper, one seed).
+Every row names the paper's :class:`Claim` it checks, or is a check of our own machinery
+(:data:`MACHINERY`: listed apart, not counted). The header counts each paper's claims by status
+(:func:`claim_statuses`: reproduces, does not reproduce, reversed, inconclusive, untested) and
+gives each claim not reproduced with its reason class (stand-in data set, not run, smaller than
+the paper, our recipe).
 
 The report's header states the tier, the package versions, the machine and the total wall
 time (the sum of the runs' wall times as measured here, compilation included). Rows whose
@@ -46,7 +49,8 @@ import jax
 from absl import app, flags, logging
 
 from experiments import launch
-from experiments.claims import ROWS, Row, Run, load_config, runs_of, side_by_side
+from experiments.claims import (CLAIMS, MACHINERY, REASONS, ROWS, Claim, Row, Run, load_config,
+                               reason_of, runs_of, side_by_side)
 from experiments.claims.schema import TIERS
 from harness import verdicts
 from harness.verdicts import SIGNIFICANCE, verdict
@@ -119,8 +123,8 @@ def header_environment(environments: dict[str, list[str]], current: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # The report.
 
-_COLUMNS = ('method', 'claim', 'paper', 'ours (mean +- SE over seeds)', 'verdict', 'run',
-            'config', 'command')
+OURS = 'ours (mean +- SE over seeds)'
+_COLUMNS = ('claim id', 'method', 'claim', 'paper', OURS, 'verdict', 'run', 'config', 'command')
 
 
 def _cells(line: str) -> list[str]:
@@ -128,22 +132,22 @@ def _cells(line: str) -> list[str]:
 
 
 def previous_rows(report: str) -> dict[tuple[str, str], dict[str, str]]:
-  """``(method, escaped claim) -> {column: cell}`` of the rows table of an existing report
-  (rows that say ``not run`` are left out)."""
+  """``(method, escaped claim) -> {column: cell}`` of the rows tables (the papers' claims and
+  our own checks) of an existing report; rows whose cell says ``not run`` are left out. A
+  table is a rows table when its header has ``method`` and ``claim`` columns."""
   rows, columns = {}, None
-  for line in report.splitlines():
+  lines = report.splitlines()
+  for index, line in enumerate(lines):
     if not line.startswith('|') or line.startswith('|---'):
       continue
     cells = _cells(line)
-    if cells[:2] == ['method', 'claim']:
-      columns = cells
+    if index + 1 < len(lines) and lines[index + 1].startswith('|---'):  # a table's header
+      columns = cells if {'method', 'claim'} <= set(cells) else None
       continue
-    if cells[0] == 'run':  # the runs table: no rows of claims below it
-      columns = None
     if columns is None:
       continue
     record = dict(zip(columns, cells))
-    if record.get(_COLUMNS[3], 'not run') != 'not run' and 'claim' in record:
+    if not record.get(OURS, 'not run').startswith('not run'):
       rows[record['method'], record['claim']] = record
   return rows
 
@@ -163,40 +167,97 @@ def environment_line() -> str:
           f'{devices[0].device_kind}')
 
 
+def row_cells(row: Row, tier: str, results: dict[str, tuple[list[dict] | None, float | None]],
+              previous: dict[tuple[str, str], dict[str, str]], failures: dict[str, str]
+              ) -> tuple[str, str, bool]:
+  """``(ours, verdict, measured)`` of ``row`` in ``tier``: from ``results`` (run name ->
+  (per-seed metrics, wall)), else ``failed: <error>`` for the runs of ``failures``, else the
+  cells kept in ``previous`` judged again by the current rule, else ``not run``; a row of a run
+  that ``tier`` does not run points to the tier that does, and a row without a run says why.
+  ``measured``: whether the row has numbers (new or kept) of this tier."""
+  if row.run is None:
+    return f'not run: {row.not_run}', '-', False
+  if tier not in row.run.tiers:
+    return (f'{" / ".join(row.run.tiers)} tier only',
+            f'not comparable: not run in this tier ({row.run.paper_cost})', False)
+  per_seed, _ = results.get(row.run.name, (None, None))
+  if per_seed is not None:
+    return (*verdict(row.check, per_seed, row.paper), True)
+  if row.run.name in failures:
+    return 'failed: ' + failures[row.run.name].replace('|', '/'), '-', False
+  record = previous.get((row.method, row.claim.replace('|', '\\|')), {})
+  ours = record.get(OURS, 'not run')
+  judged = verdicts.rejudge(row.check, ours, row.paper)
+  return ours, judged or record.get('verdict', '-'), judged is not None
+
+
+_STATUS_COUNTS = {'reproduces': 'reproduce', 'does not reproduce': 'do not reproduce',
+                  'reversed': 'reversed', 'inconclusive': 'inconclusive', 'untested': 'untested'}
+
+
+def claim_statuses(claims: Sequence[Claim], rows: Sequence[Row],
+                   cells: Sequence[tuple[str, str, bool]], tier: str
+                   ) -> dict[str, tuple[str, str, str]]:
+  """``claim id -> (status, reason class, its rows' verdicts in words)`` of every claim of
+  ``claims`` from the verdicts of the rows that name it (``cells``: :func:`row_cells` of each
+  row). The reason (:data:`experiments.claims.REASONS`, ``-`` for a claim that reproduces) is
+  the first of the reasons of the rows that decide the status (all rows of an untested
+  claim)."""
+  summaries = {}
+  for claim in claims:
+    mine = [(row, cell) for row, cell in zip(rows, cells) if row.claim_id == claim.id]
+    kinds = [verdicts.kind_of(judged) for _, (_, judged, _) in mine]
+    status = verdicts.claim_status(kinds)
+    reason = '-'
+    if status != 'reproduces':
+      deciding = {reason_of(row, tier, measured) for (row, (_, _, measured)), kind
+                  in zip(mine, kinds) if verdicts.status_of_kind(kind) == status}
+      reason = next((r for r in REASONS if r in deciding), 'not run')
+    words = {}
+    for (_, (ours, _, _)), kind in zip(mine, kinds):
+      word = ('other tier' if ours.endswith(' tier only') else kind if kind in verdicts.KINDS
+              else 'failed' if ours.startswith('failed') else 'not run')
+      words[word] = words.get(word, 0) + 1
+    summaries[claim.id] = (status, reason, ', '.join(f'{k} {v}' for k, v in words.items()))
+  return summaries
+
+
 def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | None]],
                  previous: dict[tuple[str, str], dict[str, str]], environment: str,
-                 rows: Sequence[Row] = ROWS, failures: dict[str, str] | None = None
-                 ) -> list[str]:
-  """The report of ``tier``: a rows table (every row of ``rows``, from ``results``, run
-  name -> (per-seed metrics, wall), else ``failed: <error>`` for the runs of ``failures``,
-  else from ``previous``, else ``not run``; rows of runs that ``tier`` does not run point to
-  the tier that does) and a runs table (sizes, seeds, wall time and command of each run)."""
+                 rows: Sequence[Row] = ROWS, failures: dict[str, str] | None = None,
+                 claims: Sequence[Claim] = CLAIMS) -> list[str]:
+  """The report of ``tier``: a header (environment, wall time, the claims of ``claims`` by
+  status per paper, and a table of those that do not reproduce with their reason class), the
+  claims, a rows table of the papers' claims and one of our own checks (rows of
+  :data:`MACHINERY`, not counted; cells: :func:`row_cells`), and a runs table (sizes, seeds,
+  wall time and command of each run)."""
   failures = failures or {}
   walls = {name: wall for name, (_, wall) in results.items() if wall is not None}
-  row_lines, counts = [], {}
-  for row in rows:
-    claim = row.claim.replace('|', '\\|')
-    per_seed, _ = results.get(row.run.name, (None, None))
-    if tier not in row.run.tiers:
-      ours = f'{" / ".join(row.run.tiers)} tier only'
-      judged = f'not comparable: not run in this tier ({row.run.paper_cost})'
-    elif per_seed is not None:
-      ours, judged = verdict(row.check, per_seed, row.paper)
-    elif row.run.name in failures:
-      ours, judged = 'failed: ' + failures[row.run.name].replace('|', '/'), '-'
-    else:
-      record = previous.get((row.method, claim), {})
-      ours = record.get(_COLUMNS[3], 'not run')
-      judged = verdicts.rejudge(row.check, ours, row.paper) or record.get('verdict', '-')
+  cells = [row_cells(row, tier, results, previous, failures) for row in rows]
+  tables, counts = {False: [], True: []}, {False: {}, True: {}}
+  for row, (ours, judged, _) in zip(rows, cells):
+    own = row.claim_id == MACHINERY
     kind = verdicts.kind_of(judged)
-    counts[kind] = counts.get(kind, 0) + 1
-    row_lines.append(f'| {row.method} | {claim} | {row.paper} | {ours} | {judged} | '
-                     f'{row.run.name} | `{row.run.spec(tier)}` | '
-                     f'`python -m experiments.reproduce --tier={tier} --runs={row.run.name}` |')
+    kind = kind if kind in verdicts.KINDS else 'failed' if ours.startswith('failed') else 'not run'
+    counts[own][kind] = counts[own].get(kind, 0) + 1
+    run = ('-', '-', '-') if row.run is None else (
+        row.run.name, f'`{row.run.spec(tier)}`',
+        f'`python -m experiments.reproduce --tier={tier} --runs={row.run.name}`')
+    claim = row.claim.replace('|', '\\|')
+    tables[own].append(f'| {row.claim_id} | {row.method} | {claim} | {row.paper} | {ours} | '
+                       f'{judged} | {" | ".join(run)} |')
+  statuses = claim_statuses(claims, rows, cells, tier)
+  papers = list(dict.fromkeys(claim.paper for claim in claims))
+  per_paper = []
+  for paper in papers:
+    of_paper = [statuses[claim.id][0] for claim in claims if claim.paper == paper]
+    per_paper.append(f'{paper} {len(of_paper)}: ' + ', '.join(
+        f'{word} {of_paper.count(status)}' for status, word in _STATUS_COUNTS.items()))
   total = sum(walls.values())
+  header = ['| ' + ' | '.join(_COLUMNS) + ' |', '|' + '---|' * len(_COLUMNS)]
   lines = ['# Reproduction report', '',
            f'Tier **{tier}**, regenerated by `python -m experiments.reproduce --tier={tier}` '
-           '(rows and runs: `experiments/claims/`). Every number is a mean +- standard '
+           '(claims, rows and runs: `experiments/claims/`). Every number is a mean +- standard '
            'error over seeds. Verdicts (`harness/verdicts.py`) follow an equivalence rule: a '
            'value *matches* when the whole 90% Student-t interval of our mean lies inside '
            "the paper's value +- the tolerance shown (what the claim allows, plus half a unit "
@@ -207,11 +268,37 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
            f'p-value: it *holds* at p < {SIGNIFICANCE}, is *reversed* when the opposite '
            'direction is significant, and is *not shown* otherwise. Rows of runs not rerun '
            'keep their cells and are judged again from them by the current rule.', '',
+           'Each claim of the papers\' experiments (a numbered table, a figure with numbers, '
+           'a stated ordering) has rows; its status comes from their verdicts: it is '
+           '*reversed* when a row is reversed, *does not reproduce* when a row differs, is '
+           '*inconclusive* when a row is inconclusive or not shown, *reproduces* when its rows '
+           'match or hold, and is *untested* when no row has a verdict (not run here, or not '
+           'comparable: an absolute number on other data). A claim not reproduced carries the '
+           'reason class of the rows that decide it: stand-in data set, not run, smaller than '
+           'the paper (the fast tier shrinks its run) or our recipe (our run is at the '
+           "paper's size on the paper's data). Rows that check our own machinery or recipe "
+           'are listed apart and not counted.', '',
            f'- Environment: {environment}.',
            f'- Total wall time of the runs: {total:.0f} s ({total / 60:.1f} min; each run timed '
            'from its start to its results, compilation included).',
-           '- Verdicts: ' + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())) + '.',
-           '', '| ' + ' | '.join(_COLUMNS) + ' |', '|' + '---|' * len(_COLUMNS), *row_lines]
+           '- Claims by status: ' + '; '.join(per_paper) + '.',
+           '- Verdicts of the rows of paper claims: ' + ', '.join(
+               f'{k} {v}' for k, v in sorted(counts[False].items())) + '; of our own checks: '
+           + ', '.join(f'{k} {v}' for k, v in sorted(counts[True].items())) + '.',
+           '', '| claim | paper | status | reason | rows |', '|---|---|---|---|---|']
+  lines += [f'| {claim.id} | {claim.paper} | {statuses[claim.id][0]} | {statuses[claim.id][1]} '
+            f'| {statuses[claim.id][2]} |' for claim in claims
+            if statuses[claim.id][0] != 'reproduces']
+  lines += ['', '## Claims', '', '| claim | paper | source | statement | status |',
+            '|---|---|---|---|---|']
+  lines += [f'| {claim.id} | {claim.paper} | {claim.source} | '
+            f'{claim.statement.replace("|", chr(92) + "|")} | {statuses[claim.id][0]} |'
+            for claim in claims]
+  lines += ['', "## Rows of the papers' claims", '', *header, *tables[False]]
+  lines += ['', '## Checks of our own (not paper claims, not counted)', '',
+            'The LRMF convergence flag against fresh data, its objective at other angles than '
+            "the paper's, estimates of E_bias, and chance levels of ours.", '', *header,
+            *tables[True]]
   lines += ['', '## Runs', '',
             '| run | config | seeds | sizes of this tier | paper tier | wall (s) | command |',
             '|---|---|---|---|---|---|---|']

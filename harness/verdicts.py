@@ -170,6 +170,30 @@ def kind_of(judged: str) -> str:
   return next((kind for kind in KINDS if judged.startswith(kind)), judged)
 
 
+STATUSES = ('reproduces', 'does not reproduce', 'reversed', 'inconclusive', 'untested')
+"""The status of a paper's claim, from the verdicts of the rows that check it."""
+
+_STATUS_OF_KIND = {'matches': 'reproduces', 'holds': 'reproduces',
+                   'differs': 'does not reproduce', 'reversed': 'reversed',
+                   'inconclusive': 'inconclusive', 'not shown': 'inconclusive'}
+_PRECEDENCE = ('reversed', 'does not reproduce', 'inconclusive', 'reproduces')
+
+
+def status_of_kind(kind: str) -> str:
+  """What one row's verdict kind says of its claim: *untested* for rows without a verdict
+  (not run, not comparable, failed)."""
+  return _STATUS_OF_KIND.get(kind, 'untested')
+
+
+def claim_status(kinds: Sequence[str]) -> str:
+  """The status of a claim from the verdict kinds of its rows: *reversed* when a row is
+  reversed, else *does not reproduce* when a row differs, else *inconclusive* when a row is
+  inconclusive or not shown, else *reproduces* when a row matches or holds, else *untested*
+  (no row with a verdict; rows without one add no evidence either way)."""
+  statuses = {status_of_kind(kind) for kind in kinds}
+  return next((status for status in _PRECEDENCE if status in statuses), 'untested')
+
+
 def verdict(check: Value | Ordering, per_seed: Sequence[dict],
             paper: str = '') -> tuple[str, str]:
   """``(ours, verdict)`` cells of a row from its run's per-seed metrics; ``paper`` is the

@@ -114,6 +114,87 @@ def test_a_kept_cell_is_judged_again_by_the_current_rule():
   assert verdicts.kind_of('not comparable: data differ') == 'not comparable'
 
 
+def test_a_claims_status_comes_from_its_rows_verdicts():
+  status = verdicts.claim_status
+  assert status(['matches', 'holds', 'not comparable']) == 'reproduces'
+  assert status(['matches', 'differs', 'not shown']) == 'does not reproduce'
+  assert status(['differs', 'reversed', 'holds']) == 'reversed'
+  assert status(['matches', 'not shown']) == 'inconclusive'
+  assert status(['holds', 'inconclusive']) == 'inconclusive'
+  # rows without a verdict (not run, not comparable, failed) test nothing
+  assert status(['not comparable', '-', 'failed: x']) == 'untested'
+  assert status([]) == 'untested'
+  assert set(map(verdicts.status_of_kind, verdicts.KINDS)) == set(verdicts.STATUSES)
+
+
+_FAKE = claims.Run('fake', 'configs/lrmf_vanishing_gradient.py', fast_seeds=3, paper_seeds=3)
+_FAKE_SHRUNK = dataclasses.replace(_FAKE, name='fake_shrunk', fast=(('num_samples', 4000),))
+_FAKE_PAPER = dataclasses.replace(_FAKE, name='fake_paper', tiers=('paper',), paper_cost='hours')
+
+
+def test_claims_are_counted_per_paper_with_the_reason_of_the_rows_that_decide_them():
+  value, ordering = verdicts.Value('x', 1.0, 0.1), verdicts.Ordering('x', 'y')
+  row = lambda text, run, check, claim, **kw: claims.Row('p', text, '1', run, check,
+                                                          claim_id=claim, **kw)
+  rows = (
+      row('matches', _FAKE, value, 'p.a'), row('holds', _FAKE, ordering, 'p.a'),
+      row('differs, shrunk', _FAKE_SHRUNK, verdicts.Value('y', 1.0, 0.1), 'p.b'),
+      row('matches too', _FAKE, value, 'p.b', reason='stand-in data set'),  # decides nothing
+      row('reversed', _FAKE, verdicts.Ordering('y', 'x'), 'p.c', reason='stand-in data set'),
+      row('not comparable', _FAKE, verdicts.Value('x', 1.0, not_comparable='other data'), 'p.c',
+          reason='stand-in data set'),
+      claims.not_run('p', 'no data', '-', 'p.d', 'needs the X data set'),
+      row('other tier', _FAKE_PAPER, value, 'p.e'),
+      row('differs, as the paper', _FAKE, verdicts.Value('y', 1.0, 0.1), 'q.f'),
+      row('machinery differs', _FAKE, verdicts.Value('y', 1.0, 0.1), claims.MACHINERY))
+  known = [claims.Claim(f'p.{c}', 'p', f'claim {c}', 'Table 1') for c in 'abcde']
+  known.append(claims.Claim('q.f', 'q', 'claim f', 'Fig. 1'))
+  per_seed = _seeds(x=[1.0, 1.01, 0.99], y=[2.0, 2.1, 1.9])
+  results = {'fake': (per_seed, 1.0), 'fake_shrunk': (per_seed, 1.0)}
+  text = '\n'.join(reproduce.report_lines('fast', results, {}, 'env', rows=rows, claims=known))
+  assert ('- Claims by status: p 5: reproduce 1, do not reproduce 1, reversed 1, inconclusive 0, '
+          'untested 2; q 1: reproduce 0, do not reproduce 1, reversed 0, inconclusive 0, '
+          'untested 0.') in text
+  header = text.split('## Claims')[0]
+  assert '| p.a |' not in header  # reproduced: not in the table of claims not reproduced
+  assert '| p.b | p | does not reproduce | smaller than the paper | differs 1, matches 1 |' in header
+  assert '| p.c | p | reversed | stand-in data set | reversed 1, not comparable 1 |' in header
+  assert '| p.d | p | untested | not run | not run 1 |' in header
+  assert '| p.e | p | untested | not run | other tier 1 |' in header
+  assert '| q.f | q | does not reproduce | our recipe | differs 1 |' in header
+  listed = text.split('## Claims')[1].split('## Rows')[0]
+  assert '| p.a | p | Table 1 | claim a | reproduces |' in listed
+  # the machinery row: in its own section, in no claim's count
+  papers_rows, own_rows = text.split('## Checks of our own')
+  assert '| machinery differs |' in own_rows and '| machinery differs |' not in papers_rows
+  assert 'of our own checks: differs 1.' in text
+  # a row without a run renders without one and is not read back as a measured cell
+  assert '| p.d | p | no data | - | not run: needs the X data set | - | - | - | - |' in text
+  kept = reproduce.previous_rows(text)
+  assert ('p', 'no data') not in kept and kept['p', 'machinery differs']['verdict'].startswith(
+      'differs')
+  assert len(kept) == len(rows) - 1  # both tables are read back
+  assert kept['p', 'other tier'][reproduce.OURS] == 'paper tier only'
+
+
+def test_every_claim_has_a_row_and_every_row_names_a_known_claim():
+  ids = [claim.id for claim in claims.CLAIMS]
+  assert len(ids) == len(set(ids))
+  for claim in claims.CLAIMS:
+    assert claim.paper in ('lrmf', 'fdre', 'alignflow')
+    assert claim.id.startswith(claim.paper + '.') and claim.statement and claim.source
+    assert any(row.claim_id == claim.id for row in claims.ROWS), f'{claim.id} has no row'
+  for row in claims.ROWS:
+    assert row.claim_id in set(ids) | {claims.MACHINERY}, (row.claim, row.claim_id)
+    assert row.reason in ('',) + claims.REASONS, row.claim
+    if row.run is None:
+      assert row.check is None and row.not_run, row.claim
+    else:
+      assert row.check is not None and not row.not_run, row.claim
+      if row.claim_id != claims.MACHINERY:  # a paper's row reads its paper's claim
+        assert row.claim_id.split('.')[0] == row.method, row.claim
+
+
 def test_every_run_validates_in_both_tiers_and_seeds_follow_the_experiment():
   for run in claims.runs_of(claims.ROWS):
     assert run.tiers and set(run.tiers) <= set(schema.TIERS)
@@ -137,11 +218,15 @@ _SMOKE_ONE_SEED = claims.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient
                                 fast_seeds=2)
 _SMOKE_ROWS = (
     claims.Row('lrmf', 'smoke objective', '~0', _SMOKE_SIDE_BY_SIDE,
-                  verdicts.Value('test_objective', 0.0, 100.0)),
+               verdicts.Value('test_objective', 0.0, 100.0), claim_id='smoke.objective'),
     claims.Row('lrmf', 'smoke ordering', '< 0', _SMOKE_SIDE_BY_SIDE,
-                  verdicts.Ordering('one_nn_accuracy_identity_map', 'one_nn_accuracy')),
-    claims.Row('lrmf', 'smoke slope', '0.6', _SMOKE_ONE_SEED, verdicts.Value('a', 0.6, 10.0)),
+               verdicts.Ordering('one_nn_accuracy_identity_map', 'one_nn_accuracy'),
+               claim_id='smoke.ordering'),
+    claims.Row('lrmf', 'smoke slope', '0.6', _SMOKE_ONE_SEED, verdicts.Value('a', 0.6, 10.0),
+               claim_id=claims.MACHINERY),
 )
+_SMOKE_CLAIMS = (claims.Claim('smoke.objective', 'lrmf', 'objective ~0', 'smoke'),
+                 claims.Claim('smoke.ordering', 'lrmf', 'an ordering', 'smoke'))
 
 
 def test_report_plumbing_on_smoke_runs(tmp_path):
@@ -161,7 +246,8 @@ def test_report_plumbing_on_smoke_runs(tmp_path):
   # the two seeds are different runs
   assert results['smoke_vanishing'][0][0]['a'] != results['smoke_vanishing'][0][1]['a']
 
-  lines = reproduce.report_lines('fast', results, {}, 'env', rows=_SMOKE_ROWS)
+  lines = reproduce.report_lines('fast', results, {}, 'env', rows=_SMOKE_ROWS,
+                                 claims=_SMOKE_CLAIMS)
   text = '\n'.join(lines)
   assert 'Tier **fast**' in text and '- Environment: env.' in text
   total = sum(wall for _, wall in results.values())
@@ -169,55 +255,95 @@ def test_report_plumbing_on_smoke_runs(tmp_path):
   rows = reproduce.previous_rows(text)
   objective = rows['lrmf', 'smoke objective']
   assert objective['verdict'].startswith(('matches', 'inconclusive', 'differs'))
-  assert '(2 seeds)' in objective[reproduce._COLUMNS[3]]
+  assert '(2 seeds)' in objective[reproduce.OURS]
   assert objective['verdict'] == verdicts.verdict(_SMOKE_ROWS[0].check, results['smoke_lrmf'][0],
                                                   '~0')[1]
   mean = np.mean([r['test_objective'] for r in results['smoke_lrmf'][0]])
-  assert objective[reproduce._COLUMNS[3]].startswith(f'{mean:.4g} +- ')
+  assert objective[reproduce.OURS].startswith(f'{mean:.4g} +- ')
   assert rows['lrmf', 'smoke ordering']['verdict'].startswith(('holds', 'reversed', 'not shown'))
-  assert '(p=' in rows['lrmf', 'smoke ordering'][reproduce._COLUMNS[3]]
+  assert '(p=' in rows['lrmf', 'smoke ordering'][reproduce.OURS]
   assert '--runs=smoke_vanishing' in rows['lrmf', 'smoke slope']['command']
   assert '| smoke_vanishing | `configs/lrmf_vanishing_gradient.py:smoke` | 2 |' in text
+  # the machinery row is in its own section, not among the papers' rows nor in the counts
+  claims_part, own_part = text.split('## Checks of our own')
+  assert '| smoke slope |' in own_part and '| smoke slope |' not in claims_part
+  assert '- Claims by status: lrmf 2: ' in text
 
   # a rerun of one run keeps the other run's rows from the previous report
   partial = reproduce.report_lines('fast', {'smoke_vanishing': results['smoke_vanishing']},
-                                   rows, 'env', rows=_SMOKE_ROWS)
-  kept = reproduce.previous_rows('\n'.join(partial))
-  assert kept['lrmf', 'smoke objective'] == objective
+                                   rows, 'env', rows=_SMOKE_ROWS, claims=_SMOKE_CLAIMS)
+  kept = reproduce.previous_rows('\n'.join(partial))['lrmf', 'smoke objective']
+  assert kept[reproduce.OURS] == objective[reproduce.OURS]
+  # its verdict is judged again from the kept cell (4 digits: the interval's digits may move)
+  assert verdicts.kind_of(kept['verdict']) == verdicts.kind_of(objective['verdict'])
   # a failed run says so in its rows (the previous cells are not passed off as current)
   failed = reproduce.report_lines('fast', {}, rows, 'env', rows=_SMOKE_ROWS,
-                                  failures={'smoke_lrmf': 'ValueError: a | b'})
+                                  failures={'smoke_lrmf': 'ValueError: a | b'},
+                                  claims=_SMOKE_CLAIMS)
   line = next(l for l in failed if '| smoke objective |' in l)
   assert '| failed: ValueError: a / b | - |' in line
   # a run of the paper tier only: its rows and its line in the runs table say so
   paper_only = dataclasses.replace(_SMOKE_ONE_SEED, tiers=('paper',), paper_cost='hours')
   lines = reproduce.report_lines('fast', {}, {}, 'env', rows=(
-      dataclasses.replace(_SMOKE_ROWS[2], run=paper_only),))
+      dataclasses.replace(_SMOKE_ROWS[2], run=paper_only),), claims=())
   line = next(l for l in lines if '| smoke slope |' in l)
   assert '| paper tier only | not comparable: not run in this tier (hours) |' in line
   assert any(l.startswith('| smoke_vanishing |') and 'not run in this tier' in l for l in lines)
 
 
-def test_the_committed_report_has_every_row_with_its_paper_value_and_command():
-  with open(os.path.join(REPO, 'REPRODUCTION.md')) as f:
+@pytest.mark.parametrize('report, tier', [('REPRODUCTION.md', 'fast'),
+                                          ('REPRODUCTION_paper.md', 'paper')])
+def test_the_committed_report_has_every_row_with_its_paper_value_and_command(report, tier):
+  with open(os.path.join(REPO, report)) as f:
     text = f.read()
-  assert 'Tier **fast**' in text
+  assert f'Tier **{tier}**' in text
   assert re.search(r'Total wall time of the runs: \d+ s', text)
   assert re.search(r'jax \d+\.\d+', text)
   rows = reproduce.previous_rows(text)
   expected = {(row.method, row.claim.replace('|', '\\|')): row for row in claims.ROWS}
-  table_rows = [line for line in text.split('## Runs')[0].splitlines()
-                if line.startswith('| ') and not line.startswith('| method')]
-  assert len(table_rows) == len(claims.ROWS), 'REPRODUCTION.md and experiments/claims differ'
+  tables = text.split("## Rows of the papers' claims")[1].split('## Runs')[0]
+  table_rows = [line for line in tables.splitlines()
+                if line.startswith('| ') and not line.startswith('| claim id')]
+  assert len(table_rows) == len(claims.ROWS), f'{report} and experiments/claims differ'
   assert set(rows) <= set(expected)
   for key, record in rows.items():
-    assert record['paper'] == expected[key].paper
-    assert record['command'] == (f'`python -m experiments.reproduce --tier=fast '
-                                 f'--runs={expected[key].run.name}`')
+    row = expected[key]
+    assert record['paper'] == row.paper and record['claim id'] == row.claim_id
+    assert record['command'] == (f'`python -m experiments.reproduce --tier={tier} '
+                                 f'--runs={row.run.name}`')
     assert verdicts.kind_of(record['verdict']) in verdicts.KINDS
     # every kept verdict is the current rule's reading of its cell
-    judged = verdicts.rejudge(expected[key].check, record[reproduce._COLUMNS[3]], record['paper'])
+    judged = verdicts.rejudge(row.check, record[reproduce.OURS], record['paper'])
     assert judged is None or verdicts.kind_of(judged) == verdicts.kind_of(record['verdict']), key
+  # the machinery rows, and only they, are in their own section
+  own = text.split('## Checks of our own')[1].split('## Runs')[0]
+  assert sum(line.startswith('| machinery |') for line in own.splitlines()) == sum(
+      row.claim_id == claims.MACHINERY for row in claims.ROWS)
+  assert not any(line.startswith('| machinery |') for line in tables.split('## Checks')[0]
+                 .splitlines())
+
+
+@pytest.mark.parametrize('report, tier', [('REPRODUCTION.md', 'fast'),
+                                          ('REPRODUCTION_paper.md', 'paper')])
+def test_the_committed_report_lists_every_claim_as_its_own_cells_give_it(report, tier):
+  """Every claim once in the claims table, and the header, claims and rows are what the
+  report's own cells give under the current claims and rule (a claim or row added without
+  regenerating the report fails here)."""
+  with open(os.path.join(REPO, report)) as f:
+    text = f.read()
+  listed = [reproduce._cells(line) for line in
+            text.split('## Claims')[1].split('## Rows')[0].splitlines()
+            if line.startswith('| ') and not line.startswith('| claim |')]
+  assert [cells[0] for cells in listed] == [claim.id for claim in claims.CLAIMS]
+  assert all(cells[-1] in verdicts.STATUSES for cells in listed)
+  for paper in ('lrmf', 'fdre', 'alignflow'):
+    of_paper = [cells[-1] for cells in listed if cells[1] == paper]
+    assert f'{paper} {len(of_paper)}: reproduce {of_paper.count("reproduces")}, ' in text
+  environment = re.search(r'^- Environment: (.*)\.$', text, re.M)[1]
+  regenerated = '\n'.join(reproduce.report_lines(
+      tier, {}, reproduce.previous_rows(text), environment))
+  after_time = lambda t: t.split('- Claims by status')[1].split('## Runs')[0]
+  assert after_time(regenerated) == after_time(text)
 
 
 def test_the_header_says_whether_the_compilation_cache_held_programs(tmp_path):

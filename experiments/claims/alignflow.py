@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments.claims.schema import Row, Run
+from experiments.claims.schema import MACHINERY, Claim, Row, Run, not_run
 from harness.verdicts import Ordering, Value
 
 ALIGNFLOW_MNIST = Run(
@@ -33,6 +33,12 @@ ALIGNFLOW_MNIST_ROTATED = Run(
     paper_seeds=3, tiers=('paper',),
     paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours; not in the fast tier, where '
                '(8x8, 100 steps) neither model learns a quarter turn and its rows said nothing')
+ALIGNFLOW_MNIST_LAM_SWEEP = Run(
+    'alignflow_mnist_lam_sweep', 'configs/alignflow_mnist.py', 'lam_sweep',
+    paper_variant='paper_scale', paper=(('modes', ('hybrid',)), ('lams', (1e-5, 1e-4, 1e-3, 1e-2))),
+    paper_seeds=3, tiers=('paper',),
+    paper_cost='32x32, 3 scales, 25,000 steps for each of four hybrids (Table 3): GPU hours; not '
+               'in the fast tier, which is at its 30 minutes')
 ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
                       fast=(('train.num_steps', 300), ('lams', (0.1,)),
                             ('modes', ('adversarial', 'hybrid', 'mle'))),
@@ -60,9 +66,48 @@ _AF_CHANCE = ('a chance level of ours (every test digit sent to the true pair of
 _AF_UDA_DATA = ('data differ: sklearn 8x8 digits upsampled stand in for USPS, 16x16, logistic '
                 'regression on translated pixels, no CyCADA losses')
 
-ALIGNFLOW_ROWS: tuple[Row, ...] = tuple(
+_STAND_IN = 'stand-in data set'
+_DIRECTIONS = (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+
+ALIGNFLOW_CLAIMS = tuple(Claim(id_, 'alignflow', statement, source)
+                         for id_, source, statement in (
+    ('alignflow.table1.facades', 'Table 1', 'Facades: paired test MSE of CycleGAN and AlignFlow '
+     '(ADV only, hybrid, MLE only) in both directions'),
+    ('alignflow.table1.maps', 'Table 1', 'Maps: paired test MSE of CycleGAN and AlignFlow (ADV '
+     'only, hybrid, MLE only) in both directions'),
+    ('alignflow.table1.cityscapes', 'Table 1', 'CityScapes: paired test MSE of CycleGAN and '
+     'AlignFlow (ADV only, hybrid, MLE only) in both directions'),
+    ('alignflow.table1.hybrid_below_cyclegan', 'Table 1, Sec. 5.1', 'hybrid AlignFlow has a '
+     'lower paired MSE than CycleGAN in almost all cases'),
+    ('alignflow.table1.hybrid_below_single_objectives', 'Table 1, Sec. 5.1', 'hybrid training '
+     'beats ADV-only and MLE-only training (the two objectives regularise each other)'),
+    ('alignflow.table1.mle_above_adv', 'Table 1, Sec. 5.1, App. A', 'MLE-only AlignFlow '
+     'typically translates worse (higher MSE) than ADV-only'),
+    ('alignflow.table1.single_objectives_above_cyclegan', 'Table 1, Sec. 5.1', 'ADV-only and '
+     'MLE-only AlignFlow are not as competitive as CycleGAN'),
+    ('alignflow.table3.lambda_sweep', 'Table 3, App. B.1', 'Maps: among hybrids the paired MSE '
+     'rises with lambda (1e-5 lowest, 1e-2 highest)'),
+    ('alignflow.prop1.exact_cycle', 'Prop. 1, Sec. 4.3, 5.2', 'AlignFlow is exactly cycle '
+     'consistent; CycleGAN only approximately'),
+    ('alignflow.table2.mnist_usps', 'Table 2', 'MNIST <-> USPS domain adaptation: target '
+     'accuracy of source only, AlignFlow and target only'),
+    ('alignflow.table2.svhn_mnist', 'Table 2', 'SVHN -> MNIST domain adaptation: target '
+     'accuracy of source only (67.1), AlignFlow (91.0) and target only (99.2)'),
+    ('alignflow.table2.above_source_only', 'Table 2', "AlignFlow's target accuracy is above "
+     "the source-only classifier's"),
+    ('alignflow.table2.above_cycada_unit', 'Table 2, Sec. 5.2', 'AlignFlow outperforms CyCADA '
+     'and UNIT in all cases'),
+))
+"""The claims of AlignFlow's experiments (Sec. 5, App. B)."""
+
+ALIGNFLOW_ROWS: tuple[Row, ...] = (
+    not_run('alignflow', 'Facades: paired test MSE of CycleGAN and AlignFlow (Table 1)',
+            '0.7129 / 0.3286 (CycleGAN)', 'alignflow.table1.facades',
+            'needs the Facades data set'),
+) + tuple(
     Row('alignflow', f'{_AF_MNIST}: {name} paired test MSE {direction} (Table 1)', paper,
-        ALIGNFLOW_MNIST, Value(f'mse_{key_dir}/{key}', float(paper), not_comparable=_AF_DATA))
+        ALIGNFLOW_MNIST, Value(f'mse_{key_dir}/{key}', float(paper), not_comparable=_AF_DATA),
+        claim_id='alignflow.table1.maps', reason=_STAND_IN)
     for direction, key_dir, rows in (
         ('A->B', 'a_to_b', (('CycleGAN', 'cyclegan', '0.0245'),
                             ('AF (ADV only)', 'adversarial', '0.0385'),
@@ -73,23 +118,52 @@ ALIGNFLOW_ROWS: tuple[Row, ...] = tuple(
                             ('AF (Hybrid)', 'hybrid_best', '0.0897'),
                             ('AF (MLE only)', 'mle', '0.1746'))))
     for name, key, paper in rows
+) + (
+    not_run('alignflow', 'CityScapes: paired test MSE of CycleGAN and AlignFlow (Table 1)',
+            '0.1252 / 0.1200 (CycleGAN)', 'alignflow.table1.cityscapes',
+            'needs the CityScapes data set'),
 ) + tuple(
     Row('alignflow', f'{_AF_MNIST}: hybrid below {other_name} {direction} (Table 1); paired '
         f'difference hybrid - {other_name}', '< 0', ALIGNFLOW_MNIST,
-        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'))
-    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'),
+        claim_id=('alignflow.table1.hybrid_below_cyclegan' if other == 'cyclegan' else
+                  'alignflow.table1.hybrid_below_single_objectives'), reason=_STAND_IN)
+    for direction, key_dir in _DIRECTIONS
     for other_name, other in (('ADV only', 'adversarial'), ('MLE only', 'mle'),
                               ('CycleGAN', 'cyclegan'))
+) + tuple(
+    Row('alignflow', f'{_AF_MNIST}: ADV only below MLE only {direction} (Sec. 5.1); paired '
+        'difference ADV only - MLE only', '< 0', ALIGNFLOW_MNIST,
+        Ordering(f'mse_{key_dir}/adversarial', f'mse_{key_dir}/mle'),
+        claim_id='alignflow.table1.mle_above_adv', reason=_STAND_IN)
+    for direction, key_dir in _DIRECTIONS
+) + tuple(
+    Row('alignflow', f'{_AF_MNIST}: CycleGAN below {name} {direction} (Sec. 5.1); paired '
+        f'difference CycleGAN - {name}', '< 0', ALIGNFLOW_MNIST,
+        Ordering(f'mse_{key_dir}/cyclegan', f'mse_{key_dir}/{key}'),
+        claim_id='alignflow.table1.single_objectives_above_cyclegan', reason=_STAND_IN)
+    for direction, key_dir in _DIRECTIONS
+    for name, key in (('ADV only', 'adversarial'), ('MLE only', 'mle'))
+) + tuple(
+    Row('alignflow', f'{_AF_MNIST}: hybrid at lam 1e-5 below hybrid at lam 1e-2 {direction} '
+        '(Table 3; our lam scales with the nats of fewer pixels); paired difference', '< 0',
+        ALIGNFLOW_MNIST_LAM_SWEEP,
+        Ordering(f'mse_{key_dir}/hybrid_lam1e-05', f'mse_{key_dir}/hybrid_lam0.01'),
+        claim_id='alignflow.table3.lambda_sweep', reason=_STAND_IN)
+    for direction, key_dir in _DIRECTIONS
 ) + (
     Row('alignflow', f'{_AF_MNIST}: max \\|G_BA(G_AB(a)) - a\\| of hybrid AF in float64 (Prop. 1: '
         'exact; read as below 1e-6)', '0', ALIGNFLOW_MNIST,
-        Value('max_cycle_error_float64_a/hybrid_lam0.001', 0.0, 1e-6)),
+        Value('max_cycle_error_float64_a/hybrid_lam0.001', 0.0, 1e-6),
+        claim_id='alignflow.prop1.exact_cycle'),
     Row('alignflow', f'{_AF_MNIST}: max cycle error of CycleGAN (approximate)', '> 0',
         ALIGNFLOW_MNIST, Value('max_cycle_error_float64_a/cyclegan', None,
-                               not_comparable='the paper gives no number')),
+                               not_comparable='the paper gives no number'),
+        claim_id='alignflow.prop1.exact_cycle'),
 ) + tuple(
     Row('alignflow', f'{task}: {name} paired test MSE {direction} (Table 1)', paper, run,
-        Value(f'mse_{key_dir}/{key}', float(paper), not_comparable=data_note))
+        Value(f'mse_{key_dir}/{key}', float(paper), not_comparable=data_note),
+        claim_id='alignflow.table1.maps', reason=_STAND_IN)
     for task, run, data_note in ((_AF_ROTATED, ALIGNFLOW_MNIST_ROTATED, _AF_ROTATED_DATA),
                                  (_AF_GAMMA, ALIGNFLOW_MNIST_GAMMA, _AF_GAMMA_DATA))
     for direction, key_dir, rows in (
@@ -101,25 +175,29 @@ ALIGNFLOW_ROWS: tuple[Row, ...] = tuple(
 ) + tuple(
     Row('alignflow', f'{task}: hybrid AlignFlow paired MSE below CycleGAN {direction} '
         '(Table 1); paired difference hybrid - CycleGAN', '< 0', run,
-        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/cyclegan'))
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/cyclegan'),
+        claim_id='alignflow.table1.hybrid_below_cyclegan', reason=_STAND_IN)
     for task, run in ((_AF_ROTATED, ALIGNFLOW_MNIST_ROTATED), (_AF_GAMMA, ALIGNFLOW_MNIST_GAMMA))
-    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+    for direction, key_dir in _DIRECTIONS
 ) + tuple(
     Row('alignflow', f'{task}: paired test MSE of a wrong pairing {direction} (chance level)',
-        '-', run, Value(f'mse_wrong_pair/{key_dir}', None, not_comparable=_AF_CHANCE))
+        '-', run, Value(f'mse_wrong_pair/{key_dir}', None, not_comparable=_AF_CHANCE),
+        claim_id=MACHINERY)
     for task, run in ((_AF_MNIST, ALIGNFLOW_MNIST), (_AF_ROTATED, ALIGNFLOW_MNIST_ROTATED),
                       (_AF_GAMMA, ALIGNFLOW_MNIST_GAMMA))
-    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+    for direction, key_dir in _DIRECTIONS
 ) + tuple(
     Row('alignflow', f'moons vs moons rotated 50 deg (2-D toy): hybrid below {other_name} '
         f'{direction}; paired difference of MSE', '< 0', ALIGNFLOW_MOONS,
-        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'))
-    for direction, key_dir in (('A->B', 'a_to_b'), ('B->A', 'b_to_a'))
+        Ordering(f'mse_{key_dir}/hybrid_best', f'mse_{key_dir}/{other}'),
+        claim_id='alignflow.table1.hybrid_below_single_objectives', reason=_STAND_IN)
+    for direction, key_dir in _DIRECTIONS
     for other_name, other in (('ADV only', 'adversarial'), ('MLE only', 'mle'))
 ) + tuple(
     Row('alignflow', f'{direction_name}: {name}, target test accuracy (Table 2, {paper_dir})',
         paper, ALIGNFLOW_ADAPTATION,
-        Value(f'accuracy/{key_dir}/{key}', float(paper.split()[0]), not_comparable=_AF_UDA_DATA))
+        Value(f'accuracy/{key_dir}/{key}', float(paper.split()[0]), not_comparable=_AF_UDA_DATA),
+        claim_id='alignflow.table2.mnist_usps', reason=_STAND_IN)
     for direction_name, key_dir, paper_dir, rows in (
         ('MNIST -> sklearn digits', 'a_to_b', 'MNIST->USPS',
          (('source only', 'source_only', '0.822 +- 0.008'),
@@ -133,9 +211,18 @@ ALIGNFLOW_ROWS: tuple[Row, ...] = tuple(
 ) + tuple(
     Row('alignflow', f'{direction_name}: AlignFlow above source only (Table 2); paired '
         'difference source only - AlignFlow', '< 0', ALIGNFLOW_ADAPTATION,
-        Ordering(f'accuracy/{key_dir}/source_only', f'accuracy/{key_dir}/alignflow'))
+        Ordering(f'accuracy/{key_dir}/source_only', f'accuracy/{key_dir}/alignflow'),
+        claim_id='alignflow.table2.above_source_only', reason=_STAND_IN)
     for direction_name, key_dir in (('MNIST -> sklearn digits', 'a_to_b'),
                                     ('sklearn digits -> MNIST', 'b_to_a'))
+) + (
+    not_run('alignflow', 'SVHN -> MNIST: source only, AlignFlow and target only, target test '
+            'accuracy (Table 2)', '0.671 / 0.910 / 0.992', 'alignflow.table2.svhn_mnist',
+            'needs the SVHN data set'),
+    not_run('alignflow', 'AlignFlow above CyCADA and UNIT in every direction (Table 2)', '< 0',
+            'alignflow.table2.above_cycada_unit',
+            "needs USPS and SVHN, and CyCADA's feature-level and semantic-consistency "
+            'pipeline, which this codebase does not have (the paper takes the baselines\' '
+            'numbers from their papers)'),
 )
 """AlignFlow (papers/alignflow.txt)."""
-

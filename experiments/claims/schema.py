@@ -1,6 +1,13 @@
-"""What the reproduction report runs and reads: :class:`Run` (a config over seeds at two
-sizes) and :class:`Row` (one claim of a paper, read from one run by a check of
-:mod:`harness.verdicts`)."""
+"""What the reproduction report runs and reads: :class:`Claim` (one claim of a paper's
+experiments: a numbered table, a figure with numbers, a stated ordering), :class:`Run` (a config
+over seeds at two sizes) and :class:`Row` (one line of the report: a claim read from one run by
+a check of :mod:`harness.verdicts`, or a row that says why no run reads it here).
+
+A claim's status comes from its rows' verdicts (:func:`harness.verdicts.claim_status`); a claim
+that does not reproduce carries a reason class (:data:`REASONS`, :func:`reason_of`). Rows that
+check our own machinery or recipe rather than a paper (the LRMF flag against fresh data, chance
+levels of ours, other angles than the paper's) name :data:`MACHINERY` instead of a claim and
+are not counted."""
 
 from __future__ import annotations
 
@@ -77,19 +84,77 @@ def _flag_value(value: Any, inside: bool = False) -> str:
   return f'"{value}"' if inside and isinstance(value, str) else str(value)
 
 
+REASONS = ('stand-in data set', 'not run', 'smaller than the paper', 'our recipe')
+"""Why a claim does not reproduce here, most telling first (a claim whose deciding rows give
+several takes the first): our data stand in for the paper's; no run of this tier reads it
+(the data are not on this machine, or its run belongs to another tier); the fast tier makes its
+run smaller than the paper's; our run is at the paper's size on the paper's data, so our recipe
+is what differs."""
+
+MACHINERY = 'machinery'
+"""The claim id of a row that checks our own machinery or recipe, not a paper."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  """One claim of a paper's experiments.
+
+  Attributes:
+    id: a short stable id, ``<paper>.<source>.<what>`` (``lrmf.fig4.one_nn``).
+    paper: ``lrmf``, ``fdre`` or ``alignflow`` (papers/<paper>.txt).
+    statement: the claim in one line.
+    source: where the paper makes it (table, figure, section).
+  """
+  id: str
+  paper: str
+  statement: str
+  source: str
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
-  """One line of the report: the paper's claim, its number, and how ours is read."""
+  """One line of the report: the paper's claim, its number, and how ours is read.
+
+  ``claim_id``: the :class:`Claim` it checks, or :data:`MACHINERY`. ``reason``: the reason
+  class (:data:`REASONS`) where the row knows it (``stand-in data set``); empty, it is derived
+  (:func:`reason_of`). A row without a run (``run`` and ``check`` ``None``) says in
+  ``not_run`` why nothing here reads its claim (``needs the USPS data set``).
+  """
   method: str
   claim: str
   paper: str
-  run: Run
-  check: Value | Ordering
+  run: Run | None
+  check: Value | Ordering | None
+  claim_id: str = ''
+  reason: str = ''
+  not_run: str = ''
+
+
+def not_run(method: str, claim: str, paper: str, claim_id: str, why: str) -> Row:
+  """A row that no run can read here; ``why`` says what it needs."""
+  return Row(method, claim, paper, None, None, claim_id=claim_id, not_run=why)
 
 
 def runs_of(rows: Sequence[Row]) -> list[Run]:
-  """The distinct runs of ``rows``, in row order."""
-  return list({row.run.name: row.run for row in rows}.values())
+  """The distinct runs of ``rows``, in row order (rows without a run have none)."""
+  return list({row.run.name: row.run for row in rows if row.run is not None}.values())
+
+
+def shrunk_in_fast(run: Run) -> bool:
+  """Whether the fast tier runs ``run`` smaller than the paper tier (other overrides or
+  variant, fewer seeds)."""
+  return (run.fast != run.paper or run.paper_variant not in (None, run.variant)
+          or run.fast_seeds < run.paper_seeds)
+
+
+def reason_of(row: Row, tier: str, measured: bool) -> str:
+  """The reason class of ``row`` in ``tier`` when its claim does not reproduce; ``measured``:
+  whether the row has numbers of this tier (or kept ones)."""
+  if row.run is None or tier not in row.run.tiers or not measured:
+    return 'not run'
+  if row.reason:
+    return row.reason
+  return 'smaller than the paper' if tier == 'fast' and shrunk_in_fast(row.run) else 'our recipe'
 
 
 # ---------------------------------------------------------------------------------------------
