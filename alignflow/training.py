@@ -29,7 +29,7 @@ import optax
 from flax import struct
 
 from alignflow import losses
-from nflax import engine, gan
+from nflax import engine, gan, two_player
 
 Array = jax.Array
 PyTree = Any
@@ -94,34 +94,14 @@ def query_pool(pool: HistoryPool, fakes: Array, key: Array) -> tuple[HistoryPool
   return jax.lax.scan(one, pool, (fakes.astype(pool.samples.dtype), keys))
 
 
-class AdversarialState(struct.PyTreeNode):
-  """Everything a generator / critics run needs to continue; a checkpointable pytree.
-
-  Attributes:
-    step: number of steps taken (int32 scalar).
-    params: generator parameters (the two flows of AlignFlow, or CycleGAN's two nets).
-    model_state: non-trainable generator collections (``{}`` if none).
-    opt_state: generator optimiser state.
-    critic_params: ``{'a': params of C_A, 'b': params of C_B}``.
-    critic_opt_state: critics' optimiser state.
-    pool_a: history of generated A samples (``G_{B->A}(b)``).
-    pool_b: history of generated B samples (``G_{A->B}(a)``).
-  """
-  step: Array
-  params: PyTree
-  model_state: PyTree
-  opt_state: PyTree
-  critic_params: PyTree
-  critic_opt_state: PyTree
-  pool_a: HistoryPool
-  pool_b: HistoryPool
-
-
 def init_state(*, variables: PyTree, critic_params: PyTree,
                optimizer: optax.GradientTransformation,
                critic_optimizer: optax.GradientTransformation, pool_size: int,
-               event_shape: tuple[int, ...]) -> AdversarialState:
-  """A fresh :class:`AdversarialState`.
+               event_shape: tuple[int, ...]) -> two_player.TwoPlayerState:
+  """A fresh :class:`nflax.two_player.TwoPlayerState` of AlignFlow or CycleGAN (one
+  replica): the generator is the model (AlignFlow's two flows, or CycleGAN's two nets),
+  the critic player both critics ``{'a': C_A, 'b': C_B}``, and ``extras`` the history
+  pools ``{'pool_a': generated A samples, 'pool_b': generated B samples}``.
 
   Args:
     variables: the generator's Flax variables (``{'params': ..., ...}``).
@@ -131,17 +111,13 @@ def init_state(*, variables: PyTree, critic_params: PyTree,
     pool_size: capacity of each history pool (0: none).
     event_shape: shape of one sample.
   """
-  if 'params' not in variables:
-    raise ValueError(f"variables must contain a 'params' collection, got {sorted(variables)}")
   if set(critic_params) != {'a', 'b'}:
     raise ValueError(f"critic_params must be {{'a': ..., 'b': ...}}, got {sorted(critic_params)}")
-  params = variables['params']
-  return AdversarialState(
-      step=jnp.zeros((), jnp.int32), params=params,
-      model_state={k: v for k, v in variables.items() if k != 'params'},
-      opt_state=optimizer.init(params), critic_params=critic_params,
-      critic_opt_state=critic_optimizer.init(critic_params),
-      pool_a=init_pool(pool_size, event_shape), pool_b=init_pool(pool_size, event_shape))
+  return two_player.init_state(
+      variables=variables, critic_variables={'params': critic_params}, optimizer=optimizer,
+      critic_optimizer=critic_optimizer,
+      extras={'pool_a': init_pool(pool_size, event_shape),
+              'pool_b': init_pool(pool_size, event_shape)})
 
 
 def alignflow_objective(*, model: nn.Module, critic: nn.Module, form: str, lam_a: float,
@@ -190,11 +166,11 @@ def alignflow_objective(*, model: nn.Module, critic: nn.Module, form: str, lam_a
   return objective
 
 
-def train_step(state: AdversarialState, batch: engine.Independent, key: Array, *,
+def train_step(state: two_player.TwoPlayerState, batch: engine.Independent, key: Array, *,
                objective: GeneratorObjective, critic: nn.Module, form: str,
                optimizer: optax.GradientTransformation,
                critic_optimizer: optax.GradientTransformation,
-               train_critics: bool) -> tuple[AdversarialState, dict[str, Array]]:
+               train_critics: bool) -> tuple[two_player.TwoPlayerState, dict[str, Array]]:
   """One alternating update: the generator on ``objective``, then both critics.
 
   1. The generator takes one optimiser step on ``objective`` against the current
@@ -219,22 +195,22 @@ def train_step(state: AdversarialState, batch: engine.Independent, key: Array, *
     train_critics: update the critics (off for MLE-only training).
 
   Returns:
-    ``(new_state, metrics)``: scalar ``loss``, ``grad_norm``, ``update_norm``,
-    ``critic_loss_a``, ``critic_loss_b``, ``critic_update_norm`` and the objective's
-    metrics (finite update norms keep the updated parameters finite, which the engine's
-    guard relies on).
+    ``(new_state, metrics)``: the generator's ``loss``, ``grad_norm``, ``update_norm``,
+    with ``train_critics`` the critics' ``critic_loss`` (``critic_loss_a + critic_loss_b``),
+    ``critic_grad_norm``, ``critic_update_norm`` (:mod:`nflax.two_player`), and the
+    objective's metrics.
   """
   a, b = batch.parts
   key_objective, key_pool_a, key_pool_b = jax.random.split(key, 3)
   (loss, (fake_a, fake_b, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
       state.params, state.model_state, state.critic_params, a, b, key_objective)
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  state = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
-  metrics = {**metrics, 'loss': loss, 'grad_norm': optax.tree.norm(grads),
-             'update_norm': optax.tree.norm(updates)}
+  state, norms = two_player.update_generator(state, grads, optimizer)
+  metrics = {**metrics, 'loss': loss, **norms}
   if train_critics:
-    pool_a, fake_a = query_pool(state.pool_a, jax.lax.stop_gradient(fake_a), key_pool_a)
-    pool_b, fake_b = query_pool(state.pool_b, jax.lax.stop_gradient(fake_b), key_pool_b)
+    pool_a, fake_a = query_pool(state.extras['pool_a'], jax.lax.stop_gradient(fake_a),
+                                key_pool_a)
+    pool_b, fake_b = query_pool(state.extras['pool_b'], jax.lax.stop_gradient(fake_b),
+                                key_pool_b)
 
     def critics_loss(critic_params):
       loss_a = gan.critic_loss(
@@ -245,15 +221,12 @@ def train_step(state: AdversarialState, batch: engine.Independent, key: Array, *
           fake_logits=critic.apply({'params': critic_params['b']}, fake_b), form=form)
       return loss_a + loss_b, (loss_a, loss_b)
 
-    (_, (loss_a, loss_b)), critic_grads = jax.value_and_grad(critics_loss, has_aux=True)(
-        state.critic_params)
-    critic_updates, critic_opt_state = critic_optimizer.update(
-        critic_grads, state.critic_opt_state, state.critic_params)
-    state = state.replace(
-        critic_params=optax.apply_updates(state.critic_params, critic_updates),
-        critic_opt_state=critic_opt_state, pool_a=pool_a, pool_b=pool_b)
-    metrics.update(critic_loss_a=loss_a, critic_loss_b=loss_b,
-                   critic_update_norm=optax.tree.norm(critic_updates))
+    (critic_loss, (loss_a, loss_b)), critic_grads = jax.value_and_grad(
+        critics_loss, has_aux=True)(state.critic_params)
+    state, critic_norms = two_player.update_critic(state, critic_grads, critic_optimizer)
+    state = state.replace(extras={'pool_a': pool_a, 'pool_b': pool_b})
+    metrics.update(critic_loss=critic_loss, critic_loss_a=loss_a, critic_loss_b=loss_b,
+                   **critic_norms)
   return state.replace(step=state.step + 1), metrics
 
 
@@ -271,8 +244,8 @@ class AlternatingStep:
   critic_optimizer: optax.GradientTransformation
   train_critics: bool
 
-  def __call__(self, state: AdversarialState, batch: engine.Independent,
-               key: Array) -> tuple[AdversarialState, dict[str, Array]]:
+  def __call__(self, state: two_player.TwoPlayerState, batch: engine.Independent,
+               key: Array) -> tuple[two_player.TwoPlayerState, dict[str, Array]]:
     return train_step(state, batch, key, objective=self.objective, critic=self.critic,
                       form=self.form, optimizer=self.optimizer,
                       critic_optimizer=self.critic_optimizer, train_critics=self.train_critics)

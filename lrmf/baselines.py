@@ -41,10 +41,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct
 from scipy import optimize, spatial
 
-from nflax import densities, engine, fitting, gan
+from nflax import densities, engine, fitting, gan, two_player
 from nflax.bijectors.base import Bijector, Chain, Inverse
 
 Array = jax.Array
@@ -483,53 +482,25 @@ class SpectralNormCritic(nn.Module):
     return x[:, 0]
 
 
-class AdversarialState(struct.PyTreeNode):
-  """Everything the SN-GAN baseline needs to continue; a checkpointable pytree.
-
-  Attributes:
-    step: number of steps taken.
-    flow_params: parameters of ``T``.
-    flow_state: non-trainable collections of ``T`` (``{}`` if none).
-    flow_opt_state: optimiser state of ``T``.
-    critic_params: parameters of the critic.
-    critic_stats: the critic's ``'batch_stats'`` (power-iteration vectors).
-    critic_opt_state: optimiser state of the critic.
-  """
-  step: Array
-  flow_params: Variables
-  flow_state: Variables
-  flow_opt_state: Variables
-  critic_params: Variables
-  critic_stats: Variables
-  critic_opt_state: Variables
-
-
 def init_adversarial_state(*, flow_variables: Variables, critic_variables: Variables,
                            flow_optimizer: optax.GradientTransformation,
-                           critic_optimizer: optax.GradientTransformation) -> AdversarialState:
-  """A fresh :class:`AdversarialState` from the two modules' initial variables."""
-  for name, variables in (('flow_variables', flow_variables),
-                          ('critic_variables', critic_variables)):
-    if 'params' not in variables:
-      raise ValueError(f"{name} must contain a 'params' collection, got {sorted(variables)}")
+                           critic_optimizer: optax.GradientTransformation
+                           ) -> two_player.TwoPlayerState:
+  """A fresh :class:`nflax.two_player.TwoPlayerState` of the SN-GAN baseline: the
+  generator is ``T``, the critic a :class:`SpectralNormCritic` whose ``'batch_stats'``
+  (power-iteration vectors) are its model state."""
   if 'batch_stats' not in critic_variables:
     raise ValueError("critic_variables must contain the 'batch_stats' collection of "
                      'SpectralNorm (initialise the critic with update_stats=False)')
-  flow_params = flow_variables['params']
-  critic_params = critic_variables['params']
-  return AdversarialState(
-      step=jnp.zeros((), jnp.int32), flow_params=flow_params,
-      flow_state={k: v for k, v in flow_variables.items() if k != 'params'},
-      flow_opt_state=flow_optimizer.init(flow_params), critic_params=critic_params,
-      critic_stats=critic_variables['batch_stats'],
-      critic_opt_state=critic_optimizer.init(critic_params))
+  return two_player.init_state(variables=flow_variables, critic_variables=critic_variables,
+                               optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
 
 
-def adversarial_step(state: AdversarialState, batch: engine.Independent, key: Array, *,
+def adversarial_step(state: two_player.TwoPlayerState, batch: engine.Independent, key: Array, *,
                      flow: Bijector, critic: nn.Module,
                      flow_optimizer: optax.GradientTransformation,
                      critic_optimizer: optax.GradientTransformation
-                     ) -> tuple[AdversarialState, dict[str, Array]]:
+                     ) -> tuple[two_player.TwoPlayerState, dict[str, Array]]:
   """One SN-GAN alignment step: a critic update, then a transform update.
 
   1. ``T(a)`` is computed once (its VJP kept for step 3).
@@ -555,51 +526,41 @@ def adversarial_step(state: AdversarialState, batch: engine.Independent, key: Ar
     critic_optimizer: optax transformation of the critic.
 
   Returns:
-    ``(new_state, metrics)`` with scalar ``metrics['critic_loss']`` (before the
-    critic update), ``metrics['generator_loss']`` (after it), and the gradient and
-    update norms of both players (``flow_grad_norm``, ``flow_update_norm``,
-    ``critic_grad_norm``, ``critic_update_norm``; finite update norms keep the updated
-    parameters finite, which :mod:`nflax.engine`'s guard relies on).
+    ``(new_state, metrics)``: the generator's (``T``'s) ``loss`` against the updated
+    critic, ``grad_norm`` and ``update_norm``, and the critic's ``critic_loss`` (before its
+    update), ``critic_grad_norm`` and ``critic_update_norm`` (:mod:`nflax.two_player`).
   """
   a, b = batch.parts
   fake, flow_vjp, flow_state = jax.vjp(
-      lambda params: _apply_flow(flow, params, state.flow_state, a, key), state.flow_params,
+      lambda params: _apply_flow(flow, params, state.model_state, a, key), state.params,
       has_aux=True)
   fake_const = jax.lax.stop_gradient(fake)
   num_real = b.shape[0]
 
   def critic_objective(params):
     logits, updates = critic.apply(
-        {'params': params, 'batch_stats': state.critic_stats},
+        {'params': params, **state.critic_model_state},
         jnp.concatenate([b, fake_const]), update_stats=True, mutable=['batch_stats'])
     loss = gan.critic_loss(real_logits=logits[:num_real], fake_logits=logits[num_real:],
                            form='cross_entropy')
-    return loss, updates['batch_stats']
+    return loss, updates
 
-  (c_loss, critic_stats), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
-      state.critic_params)
-  critic_updates, critic_opt_state = critic_optimizer.update(
-      critic_grads, state.critic_opt_state, state.critic_params)
-  critic_params = optax.apply_updates(state.critic_params, critic_updates)
+  (c_loss, critic_model_state), critic_grads = jax.value_and_grad(
+      critic_objective, has_aux=True)(state.critic_params)
+  state, critic_norms = two_player.update_critic(state, critic_grads, critic_optimizer,
+                                                 model_state=critic_model_state)
 
   def transform_objective(transformed):
-    logits = critic.apply({'params': critic_params, 'batch_stats': critic_stats}, transformed,
-                          update_stats=False)
+    logits = critic.apply({'params': state.critic_params, **state.critic_model_state},
+                          transformed, update_stats=False)
     return gan.generator_loss(fake_logits=logits, form='cross_entropy')
 
   g_loss, fake_grads = jax.value_and_grad(transform_objective)(fake)
   (flow_grads,) = flow_vjp(fake_grads)
-  flow_updates, flow_opt_state = flow_optimizer.update(
-      flow_grads, state.flow_opt_state, state.flow_params)
-  new_state = state.replace(
-      step=state.step + 1, flow_params=optax.apply_updates(state.flow_params, flow_updates),
-      flow_state=flow_state, flow_opt_state=flow_opt_state, critic_params=critic_params,
-      critic_stats=critic_stats, critic_opt_state=critic_opt_state)
-  return new_state, {'critic_loss': c_loss, 'generator_loss': g_loss,
-                     'flow_grad_norm': optax.tree.norm(flow_grads),
-                     'flow_update_norm': optax.tree.norm(flow_updates),
-                     'critic_grad_norm': optax.tree.norm(critic_grads),
-                     'critic_update_norm': optax.tree.norm(critic_updates)}
+  state, norms = two_player.update_generator(state, flow_grads, flow_optimizer,
+                                             model_state=flow_state)
+  return state.replace(step=state.step + 1), {'loss': g_loss, **norms,
+                                              'critic_loss': c_loss, **critic_norms}
 
 
 def one_nn_accuracy(*, reference_x: np.ndarray, reference_labels: np.ndarray, x: np.ndarray,

@@ -47,9 +47,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
-from nflax import fitting, gan, nets
+from nflax import fitting, gan, nets, two_player
 
 Array = jax.Array
 PyTree = Any
@@ -157,32 +156,6 @@ class Discriminator(nn.Module):
     return nn.Dense(1)(h)[:, 0], h
 
 
-class VAEGANState(struct.PyTreeNode):
-  """Everything a VAE-GAN needs to continue; a checkpointable pytree.
-
-  Attributes:
-    step: number of steps taken (int32).
-    params: the VAE's parameters (encoder and decoder).
-    opt_state: their optimiser state.
-    critic_params: the discriminator's parameters.
-    critic_opt_state: its optimiser state.
-  """
-  step: Array
-  params: PyTree
-  opt_state: PyTree
-  critic_params: PyTree
-  critic_opt_state: PyTree
-
-
-def init_vaegan_state(*, params: PyTree, critic_params: PyTree,
-                      optimizer: optax.GradientTransformation,
-                      critic_optimizer: optax.GradientTransformation) -> VAEGANState:
-  """A fresh :class:`VAEGANState` (one replica) from the two modules' ``'params'``."""
-  return VAEGANState(step=jnp.zeros((), jnp.int32), params=params,
-                     opt_state=optimizer.init(params), critic_params=critic_params,
-                     critic_opt_state=critic_optimizer.init(critic_params))
-
-
 def vaegan_losses(params: PyTree, critic_params: PyTree, x: Array, key: Array, *, vae: VAE,
                   discriminator: Discriminator, adversarial_weight: float,
                   feature_weight: float) -> tuple[tuple[Array, Array], dict[str, Array]]:
@@ -231,10 +204,10 @@ def vaegan_losses(params: PyTree, critic_params: PyTree, x: Array, key: Array, *
                                    'generator_loss': generator_loss}
 
 
-def vaegan_step(state: VAEGANState, batch: Array, key: Array, *, vae: VAE,
+def vaegan_step(state: two_player.TwoPlayerState, batch: Array, key: Array, *, vae: VAE,
                 discriminator: Discriminator, optimizer: optax.GradientTransformation,
                 critic_optimizer: optax.GradientTransformation, adversarial_weight: float,
-                feature_weight: float) -> tuple[VAEGANState, dict[str, Array]]:
+                feature_weight: float) -> tuple[two_player.TwoPlayerState, dict[str, Array]]:
   """One simultaneous VAE-GAN update of the VAE and the discriminator (Larsen Alg. 1).
 
   Both objectives of :func:`vaegan_losses` come from one forward pass; the VAE steps on
@@ -244,7 +217,8 @@ def vaegan_step(state: VAEGANState, batch: Array, key: Array, *, vae: VAE,
   ``functools.partial``.
 
   Args:
-    state: from :func:`init_vaegan_state`.
+    state: a :class:`nflax.two_player.TwoPlayerState` whose generator is the VAE and
+      whose critic the discriminator (:func:`nflax.two_player.init_state`).
     batch: ``(batch, *event_shape)`` images in ``[0, 1]``.
     key: randomness of this step.
     vae, discriminator, optimizer, critic_optimizer: the modules and their optimisers.
@@ -252,8 +226,8 @@ def vaegan_step(state: VAEGANState, batch: Array, key: Array, *, vae: VAE,
 
   Returns:
     ``(new_state, metrics)``: scalar ``loss`` (the VAE's), ``critic_loss``, the terms of
-    :func:`vaegan_losses`, and the gradient and update norms of both players (finite
-    update norms keep the updated parameters finite, which the engine's guard relies on).
+    :func:`vaegan_losses`, and the gradient and update norms of both players
+    (:mod:`nflax.two_player`).
   """
   losses = functools.partial(vaegan_losses, x=batch, key=key, vae=vae,
                              discriminator=discriminator,
@@ -263,16 +237,7 @@ def vaegan_step(state: VAEGANState, batch: Array, key: Array, *, vae: VAE,
                                                      state.critic_params, has_aux=True)
   grads, _ = pullback((jnp.ones_like(vae_loss), jnp.zeros_like(critic_loss)))
   _, critic_grads = pullback((jnp.zeros_like(vae_loss), jnp.ones_like(critic_loss)))
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  critic_updates, critic_opt_state = critic_optimizer.update(
-      critic_grads, state.critic_opt_state, state.critic_params)
-  new_state = state.replace(
-      step=state.step + 1, params=optax.apply_updates(state.params, updates),
-      opt_state=opt_state, critic_params=optax.apply_updates(state.critic_params,
-                                                             critic_updates),
-      critic_opt_state=critic_opt_state)
-  return new_state, {'loss': vae_loss, 'critic_loss': critic_loss, **terms,
-                     'grad_norm': optax.tree.norm(grads),
-                     'update_norm': optax.tree.norm(updates),
-                     'critic_grad_norm': optax.tree.norm(critic_grads),
-                     'critic_update_norm': optax.tree.norm(critic_updates)}
+  state, critic_norms = two_player.update_critic(state, critic_grads, critic_optimizer)
+  state, norms = two_player.update_generator(state, grads, optimizer)
+  return state.replace(step=state.step + 1), {
+      'loss': vae_loss, 'critic_loss': critic_loss, **terms, **norms, **critic_norms}

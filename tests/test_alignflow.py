@@ -193,7 +193,7 @@ def test_mle_step_leaves_critics_and_adversarial_step_trains_them():
     critic_moved = jax.tree.leaves(jax.tree.map(
         lambda x, y: jnp.any(x != y), new_state.critic_params, state.critic_params))
     assert any(map(bool, critic_moved)) == train_critics
-    assert int(new_state.pool_a.count) == (8 if train_critics else 0)
+    assert int(new_state.extras['pool_a'].count) == (8 if train_critics else 0)
     assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
 
 
@@ -383,6 +383,6 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
     logged_steps = [json.loads(line)['step'] for line in f]
   assert logged_steps == [2, 4], 'the second call did not continue from the checkpoint'
   assert int(resumed.step[0]) == int(straight.step[0]) == config.train.num_steps
-  assert int(resumed.pool_a.count[0]) > 0
+  assert int(resumed.extras['pool_a'].count[0]) > 0
   jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
                straight, resumed)

@@ -16,6 +16,7 @@ from harness import data as data_lib
 from harness import workdir as workdir_lib
 from experiments.lrmf import alignment as lrmf_lib
 from experiments.lrmf import digits
+from nflax import two_player
 from nflax import vae as vae_lib
 
 
@@ -123,8 +124,9 @@ def test_gan_term_changes_only_the_decoders_gradient():
 def test_vaegan_step_trains_the_discriminator_on_its_own_loss():
   vae, params, discriminator, critic_params = _vaegan()
   optimizer, critic_optimizer = optax.adam(1e-3), optax.adam(1e-2)
-  state = vae_lib.init_vaegan_state(params=params, critic_params=critic_params,
-                                    optimizer=optimizer, critic_optimizer=critic_optimizer)
+  state = two_player.init_state(variables={'params': params},
+                                critic_variables={'params': critic_params},
+                                optimizer=optimizer, critic_optimizer=critic_optimizer)
   step = jax.jit(functools.partial(
       vae_lib.vaegan_step, vae=vae, discriminator=discriminator, optimizer=optimizer,
       critic_optimizer=critic_optimizer, adversarial_weight=1.0, feature_weight=1.0))

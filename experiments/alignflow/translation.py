@@ -52,7 +52,7 @@ from harness import data as data_lib
 from harness import domains
 from harness import plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
-from nflax import bijectors, engine, nets
+from nflax import bijectors, engine, nets, two_player
 
 MODES = ('adversarial', 'hybrid', 'mle', 'cyclegan')
 
@@ -166,7 +166,7 @@ class StageSetup(NamedTuple):
   objective: alignflow_training.GeneratorObjective
   optimizer: optax.GradientTransformation
   train_critics: bool
-  state: alignflow_training.AdversarialState
+  state: two_player.TwoPlayerState
 
 
 def init_stage(config: ml_collections.ConfigDict, mode: str, lam: float,
@@ -215,7 +215,7 @@ class PairedValidationMSE:
   validation pairs), logged as ``val_loss`` after every evaluation of a stage."""
   model: nn.Module
 
-  def __call__(self, state: alignflow_training.AdversarialState, pairs) -> jax.Array:
+  def __call__(self, state: two_player.TwoPlayerState, pairs) -> jax.Array:
     a, b = pairs
     variables = {'params': state.params, **state.model_state}
     fake_b = self.model.apply(variables, a, method=type(self.model).a_to_b)
@@ -225,10 +225,10 @@ class PairedValidationMSE:
 
 
 def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
-                state: alignflow_training.AdversarialState, data: dict[str, np.ndarray], *,
+                state: two_player.TwoPlayerState, data: dict[str, np.ndarray], *,
                 model: nn.Module, objective, critic, optimizer, critic_optimizer,
                 train_critics: bool, key: jax.Array, metrics: workdir_lib.MetricsLog,
-                until: int | None = None) -> alignflow_training.AdversarialState:
+                until: int | None = None) -> two_player.TwoPlayerState:
   """Trains one stage's :func:`alignflow.training.train_step` with the engine, to ``until``,
   for every replica: ``state`` is replicated, ``data`` holds ``(R, n, *event)`` arrays and
   ``key`` is ``(R, 2)``.

@@ -165,7 +165,7 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
     def on_dispatch(run, record):
       trained = engine.replica(run.state, 0)
       accuracy = alignment.one_nn_accuracy(
-          config, a, b, move({'params': trained.flow_params, **trained.flow_state},
+          config, a, b, move({'params': trained.params, **trained.model_state},
                              a['test_x']))
       if accuracy is not None:
         record = {**record, 'one_nn_accuracy': accuracy}
@@ -184,7 +184,7 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
       workdir=workdir, metrics=metrics, num_steps=settings.num_steps,
       checkpoint_every=settings.checkpoint_every)
   trained = engine.replica(result.run.state, 0)
-  return ({'params': trained.flow_params, **trained.flow_state},
+  return ({'params': trained.params, **trained.model_state},
           workdir_lib.read_metrics(workdir, 'adversarial'))
 
 
@@ -334,8 +334,8 @@ def _plot_fig3(workdir, results, adversarial_log, path) -> None:
         accuracy_ax.plot([steps[-1]], [results['one_nn_accuracy/lrmf']], 'o', color='tab:red')
     else:
       steps = np.array([r['step'] for r in log])
-      for name in ('critic_loss', 'generator_loss'):
-        ax.plot(steps, [r[name] for r in log], label=name)
+      for name, label in (('critic_loss', 'critic loss'), ('loss', 'generator loss')):
+        ax.plot(steps, [r[name] for r in log], label=label)
       ax.set_title('SN-GAN')
       if 'one_nn_accuracy' in log[0]:
         accuracy_ax.plot(steps, [r['one_nn_accuracy'] for r in log], '.-', color='tab:red')

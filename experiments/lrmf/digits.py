@@ -58,7 +58,7 @@ from experiments.lrmf import alignment
 from harness import models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
 from lrmf import algorithm, baselines
-from nflax import engine
+from nflax import engine, two_player
 from nflax import vae as vae_lib
 
 METHODS = ('source_only', 'lrmf', 'coral', 'emd')
@@ -86,9 +86,9 @@ def _fit_vae(config, a, b, workdir, metrics, key):
   discriminator = vae_lib.Discriminator(hidden=tuple(settings.hidden))
   optimizer = stages.make_optimizer(config.train_vae)
   critic_optimizer = optax.adam(settings.lr, b1=settings.b1)
-  state = vae_lib.init_vaegan_state(
-      params=variables['params'],
-      critic_params=jax.jit(discriminator.init)(critic_key, jnp.asarray(train[:8]))['params'],
+  state = two_player.init_state(
+      variables={'params': variables['params']},
+      critic_variables=jax.jit(discriminator.init)(critic_key, jnp.asarray(train[:8])),
       optimizer=optimizer, critic_optimizer=critic_optimizer)
   step_fn = functools.partial(
       vae_lib.vaegan_step, vae=vae, discriminator=discriminator, optimizer=optimizer,
@@ -114,11 +114,11 @@ def _fit_vae(config, a, b, workdir, metrics, key):
   return vae, {'params': engine.replica(params, 0)}
 
 
-def _vae_params(state: vae_lib.VAEGANState):
+def _vae_params(state: two_player.TwoPlayerState):
   return state.params
 
 
-def _held_out_negative_elbo(objective, state: vae_lib.VAEGANState, data):
+def _held_out_negative_elbo(objective, state: two_player.TwoPlayerState, data):
   return objective.eval_loss(state.params, {}, data)
 
 
