@@ -228,10 +228,12 @@ def run_point(spec: str, point: dict[str, Any], workdir: str,
     if distributed:
       config.distributed = True
     _join_hosts(config)
+    workdir_lib.check_own(workdir, 'sweep point folder')  # before error.txt is touched
     workdir_lib.clear_error(workdir)
     return run_experiment(config, workdir, defaults)
   except Exception as err:
-    workdir_lib.write_error(workdir, f'{type(err).__name__}: {err}\n\n{traceback.format_exc()}')
+    if not isinstance(err, workdir_lib.ForeignFolderError):  # writes nothing into it
+      workdir_lib.write_error(workdir, f'{type(err).__name__}: {err}\n\n{traceback.format_exc()}')
     raise
 
 
@@ -241,10 +243,11 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
 
   Before anything is written: every field is validated
   (:func:`harness.config_checks.validate`, tuple element types against ``defaults``, the
-  config file's own values), a workdir holding a run of another config is refused
-  (:func:`harness.workdir.check_resumable`), the workdir must be writable and not in
-  use by another live run (:class:`harness.workdir.WorkdirLock`, held until the run
-  ends). Only then are ``config.json`` and ``environment.json`` written.
+  config file's own values), a non-empty workdir that holds no run (files the project did
+  not write: :func:`harness.workdir.check_own`) and a workdir holding a run of another
+  config are refused (:func:`harness.workdir.check_resumable`), the workdir must be
+  writable and not in use by another live run (:class:`harness.workdir.WorkdirLock`, held
+  until the run ends). Only then are ``config.json`` and ``environment.json`` written.
 
   With ``config.distributed`` set, ``jax.distributed.initialize()`` (unless already done,
   e.g. by a sweep running its points one after another in one process) joins the
@@ -263,6 +266,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                      f"available: {', '.join(sorted(EXPERIMENTS))}")
   config_checks.validate(config, defaults)
   _join_hosts(config)
+  workdir_lib.check_own(workdir)
   workdir_lib.check_resumable(config, workdir)
   workdir_lib.check_writable(workdir, 'workdir')
   lock = workdir_lib.WorkdirLock(workdir).acquire()
@@ -311,8 +315,9 @@ def load_sweep(spec: str, name: str = '') -> tuple[list[dict], dict[str, Any]]:
 
 def check_points(spec: str, points: list[dict], workdir: str) -> list[str]:
   """The points' folder names after every point is checked; reads only: its config
-  (:func:`point_config`), distinct names (:func:`harness.sweeps.check_names`), and a
-  point folder holding a run of another config (:func:`harness.workdir.check_resumable`).
+  (:func:`point_config`), distinct names (:func:`harness.sweeps.check_names`), a point
+  folder that is not empty and holds no run (:func:`harness.workdir.check_own`) and one
+  holding a run of another config (:func:`harness.workdir.check_resumable`).
 
   Raises:
     ValueError: naming the point and the problem.
@@ -321,10 +326,36 @@ def check_points(spec: str, points: list[dict], workdir: str) -> list[str]:
   for point, name in zip(points, names):
     config, _ = point_config(spec, point)
     try:
+      workdir_lib.check_own(os.path.join(workdir, name), 'sweep point folder')
       workdir_lib.check_resumable(config, os.path.join(workdir, name))
     except ValueError as err:
       raise ValueError(f'sweep point {name}: {err}') from err
   return names
+
+
+def check_sweep_folder(workdir: str) -> None:
+  """Refuses a sweep ``workdir`` that is neither new, empty nor a sweep's own (its
+  ``sweep.json``), naming the files found; reads only (:func:`harness.workdir.check_folder`).
+  The point folders of a sweep's own folder are checked one by one (:func:`check_points`)."""
+  recorded = os.path.join(workdir, summary.SWEEP_FILE)
+  if os.path.isfile(recorded) and workdir_lib.is_json_object_with(recorded, 'points'):
+    return
+  workdir_lib.check_folder(workdir, lambda name, _: name == summary.SWEEP_FILE + '.tmp',
+                           'sweep folder', 'Use a new or empty --workdir for the sweep.')
+
+
+def check_reproduction_folder(workdir: str, tiers: Any, tier: str, run_names: Any) -> None:
+  """Refuses a ``python -m experiments.reproduce --workdir`` that is neither new, empty nor
+  a reproduction's own: ``<workdir>`` may hold only folders of ``tiers``, ``<workdir>/<tier>``
+  only folders of the runs ``run_names`` and ``xla_cache``; reads only. Each run's folder is
+  checked when it runs (:func:`run_experiment`)."""
+  hint = 'Use a new or empty --workdir for the reproduction.'
+  workdir_lib.check_folder(workdir, lambda name, is_dir: is_dir and name in tiers,
+                           'reproduction workdir', hint)
+  workdir_lib.check_folder(
+      os.path.join(workdir, tier),
+      lambda name, is_dir: is_dir and (name in run_names or name == 'xla_cache'),
+      f'reproduction folder of tier {tier!r}', hint)
 
 
 def _write_text(path: str, text: str) -> None:
@@ -351,7 +382,8 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
   """Runs the unfinished points of sweep ``sweep`` of ``spec`` into ``workdir``, one submitit
   job per point; returns the names of the points that failed (each with its ``error.txt``).
 
-  Every point is checked first (:func:`check_points`), then recorded in
+  The sweep folder (:func:`check_sweep_folder`) and every point are checked first
+  (:func:`check_points`), then recorded in
   ``<workdir>/sweep.json``. Point ``p`` runs :func:`run_point` into
   ``<workdir>/<sweeps.point_name(p)>``; points with a ``results.json`` are skipped. The
   executor (submitit's ``AutoExecutor(cluster=executor)``, logs in ``<workdir>/_submitit``)
@@ -366,6 +398,7 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
   """
   points, settings = load_sweep(spec, sweep)
   settings.update(resources or {})
+  check_sweep_folder(workdir)
   names = check_points(spec, points, workdir)
   if max_parallel is not None and max_parallel < 1:
     raise ValueError(f'--max_parallel must be >= 1, got {max_parallel}')

@@ -352,6 +352,10 @@ def main(argv):
   if elsewhere:
     raise app.UsageError(f'runs not in the {tier} tier: {elsewhere} (run name: its tiers)')
   report = _REPORT.value or ('REPRODUCTION.md' if tier == 'fast' else 'REPRODUCTION_paper.md')
+  try:  # a foreign folder is refused before anything (the cache, a run) is written into it
+    launch.check_reproduction_folder(_WORKDIR.value, TIERS, tier, every_run)
+  except ValueError as err:
+    raise SystemExit(f'reproduction refused: {err}') from err
   launch.log_through_absl()
   requested = _CACHE.value or os.path.join(_WORKDIR.value, tier, 'xla_cache')
   note = cache_note(launch.compilation_cache_dir(requested))  # before the runs fill it

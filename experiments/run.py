@@ -20,6 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import launch
+from harness import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file under configs/ (optionally "file.py:variant").',
@@ -33,7 +34,8 @@ _CACHE = flags.DEFINE_string(
     'JAX_COMPILATION_CACHE_DIR, when set, takes precedence.')
 
 
-_ONE_LINE_ERRORS = (ValueError, RuntimeError, OSError, FileNotFoundError)
+_ONE_LINE_ERRORS = (ValueError, RuntimeError, OSError, FileNotFoundError,
+                    workdir_lib.ForeignFolderError)
 
 
 def main(argv):
@@ -51,10 +53,11 @@ def main(argv):
                           defaults=launch.default_config(config_flags.get_config_filename(
                               flags.FLAGS['config'])))
   except Exception as err:  # pylint: disable=broad-except
-    # The launcher's own errors (a bad setting, a refused, locked or unwritable workdir,
-    # a diverged run, no readable checkpoint) end in one line, their traceback at
-    # --verbosity=1; any other exception with its traceback. os._exit: orbax's background
-    # threads, waiting on a failed save, would hold the interpreter open forever.
+    # The launcher's own errors (a bad setting; a workdir that is foreign, of another
+    # config, locked or unwritable; a diverged run, no readable checkpoint) end in one
+    # line, their traceback at --verbosity=1; any other exception with its traceback.
+    # os._exit: orbax's background threads, waiting on a failed save, would hold the
+    # interpreter open forever.
     if type(err) in _ONE_LINE_ERRORS:
       logging.vlog(1, 'traceback:', exc_info=True)
     else:

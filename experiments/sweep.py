@@ -10,8 +10,9 @@ The points are ``get_sweep(--sweep)`` of the config file (:mod:`harness.sweeps`)
 point is checked before any job is submitted: its overrides applied to the config file's
 config (in the point's variant, else in ``--config``'s) and validated against that config
 (:func:`experiments.launch.point_config`), names distinct, and a point folder that already
-holds a run of another config refused. Any failure names the point and the field; nothing
-is written.
+holds a run of another config, or files but no run, refused; so is a ``--workdir`` that is
+neither new, empty nor a sweep's (its ``sweep.json``). Any failure names the point and the
+field, or the files found; nothing is written.
 
 Point ``p`` runs into ``<workdir>/<sweeps.point_name(p)>`` through
 :func:`experiments.launch.run_point` (:func:`experiments.launch.run_sweep` submits them), so

@@ -102,52 +102,95 @@ def set_per_replica(opt_state: Any, values: dict[str, Any]) -> Any:
 def _manager(workdir: str, stage: str) -> ocp.CheckpointManager:
   directory = os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
   workdir_lib.check_writable(directory, f'the checkpoint folder of stage {stage!r}')
+  # One unnamed item (``<step>/default``), fixed here: left to orbax, the first step folder
+  # it reads decides, and a step folder without that item (an empty one) would turn every
+  # later restore of this manager into a multi-item one that fails.
   return ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      directory, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+      item_handlers=ocp.StandardCheckpointHandler())
+
+
+CHECKPOINT_METADATA = '_CHECKPOINT_METADATA'
+"""The file orbax writes into every step folder it saves; a step folder without it (an
+empty one, a copy interrupted mid-way, unrelated files) is not a checkpoint."""
+
+
+def _step_folders(directory: str) -> list[int]:
+  """The steps of the folders in ``directory`` named like a step (``<digits>``), newest
+  first."""
+  try:
+    names = os.listdir(directory)
+  except FileNotFoundError:
+    return []
+  return sorted((int(name) for name in names
+                 if name.isdigit() and os.path.isdir(os.path.join(directory, name))),
+                reverse=True)
+
+
+def _move_aside(directory: str, step: int) -> str:
+  """Renames ``<directory>/<step>`` to ``<step>.corrupt`` (``<step>.corrupt.<n>`` when that
+  exists already); returns the new name. Nothing is deleted."""
+  target, n = f'{step}.corrupt', 1
+  while os.path.lexists(os.path.join(directory, target)):
+    target, n = f'{step}.corrupt.{n}', n + 1
+  os.replace(os.path.join(directory, str(step)), os.path.join(directory, target))
+  return target
 
 
 def restore_stage(run: engine.Run, *, workdir: str, stage: str,
                   metrics: workdir_lib.MetricsLog) -> tuple[ocp.CheckpointManager, engine.Run]:
-  """The stage's checkpoint manager and its latest readable run (``run`` if none is saved
+  """The stage's checkpoint manager and its newest readable run (``run`` if none is saved
   yet).
 
-  Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept). A
-  checkpoint that cannot be read (a truncated or missing file) is renamed
-  ``<step>.corrupt`` with a warning naming the step and the folder, and the next older one
-  is restored; with none readable the stage fails with one line naming the folder. The
+  Checkpoints live in ``<workdir>/checkpoints/<stage>`` (the two latest are kept). A step
+  folder that is not a checkpoint (no :data:`CHECKPOINT_METADATA`: an empty folder, a copy
+  interrupted mid-way, unrelated files), at any step, and a checkpoint newer than the
+  restored one that cannot be read (a truncated or missing file) are skipped with a warning
+  naming each step, why, and the folder, and renamed ``<step>.corrupt`` (never deleted) so
+  that orbax neither resumes from nor garbage-collects them; the newest readable one is
+  restored. A failed restore leaves nothing behind for the next (the manager's layout is
+  fixed, not inferred from the folder it reads first). With step folders but none readable
+  the stage fails with one line naming the folder, and nothing is moved or deleted. The
   metrics log of the stage is truncated to the restored step (to step 0 when the stage
   starts afresh), so that a resumed run logs every step once. ``run`` defines the
   structure to restore.
   """
   manager = _manager(workdir, stage)
-  restored, corrupt = 0, []
-  for step in sorted(manager.all_steps(), reverse=True):
+  directory = str(manager.directory)
+  skipped: dict[int, str] = {}  # step -> why it was skipped
+  for step in _step_folders(directory):
+    if not os.path.isfile(os.path.join(directory, str(step), CHECKPOINT_METADATA)):
+      skipped[step] = f'no {CHECKPOINT_METADATA}: not a (complete) checkpoint'
+  restored = 0
+  for step in sorted(set(manager.all_steps()) - set(skipped), reverse=True):
     try:
       run = manager.restore(step, args=ocp.args.StandardRestore(run))
     except Exception as err:  # pylint: disable=broad-except
-      logging.warning('[%s] the checkpoint at step %d in %s cannot be read (%s: %s); trying '
-                      'the one before', stage, step, manager.directory, type(err).__name__,
-                      str(err).splitlines()[0][:200] if str(err) else '')
-      corrupt.append(step)
+      skipped[step] = (f'{type(err).__name__}: '
+                       f'{str(err).splitlines()[0][:200] if str(err) else ""}')
+      logging.warning('[%s] the checkpoint at step %d in %s cannot be read (%s); trying '
+                      'the one before', stage, step, directory, skipped[step])
       continue
     restored = step
     logging.info('[%s] resuming from the checkpoint at step %d', stage, step)
     break
-  if corrupt and not restored:
-    manager.close()
-    raise RuntimeError(f'[{stage}] no readable checkpoint in {manager.directory} (step(s) '
-                       f'{corrupt} cannot be read); delete that folder to train the stage '
-                       'from scratch')
-  if corrupt:
-    manager.close()
-    for step in corrupt if parallel.is_writer() else ():
-      os.replace(os.path.join(manager.directory, str(step)),
-                 os.path.join(manager.directory, f'{step}.corrupt'))
-    logging.warning('[%s] corrupt checkpoint(s) %s of %s moved aside as <step>.corrupt; '
-                    'continuing from step %d', stage, corrupt, manager.directory, restored)
-    manager = _manager(workdir, stage)
+  if not skipped:
+    metrics.truncate_after(stage, restored)
+    return manager, run
+  manager.close()
+  steps = sorted(skipped, reverse=True)
+  reasons = '; '.join(f'step {step}: {skipped[step]}' for step in steps)
+  if not restored:
+    raise RuntimeError(f'[{stage}] no readable checkpoint in {directory} (step(s) {steps} '
+                       f'cannot be read: {reasons}); nothing was moved or deleted. Copy the '
+                       'checkpoints again if they came from elsewhere, or move that folder '
+                       'aside to train the stage from scratch')
+  moved = [_move_aside(directory, step) for step in steps] if parallel.is_writer() else []
+  logging.warning('[%s] skipped step folder(s) %s of %s (%s), moved aside as %s; continuing '
+                  'from the checkpoint at step %d', stage, steps, directory, reasons,
+                  ', '.join(moved) or '<step>.corrupt', restored)
   metrics.truncate_after(stage, restored)
-  return manager, run
+  return _manager(workdir, stage), run
 
 
 @jax.jit
@@ -219,7 +262,7 @@ def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
   if reached > until:
     manager.close()
     raise ValueError(f'[{stage}] asked to train to step {until}, but its checkpoint in '
-                     f'{workdir} is at step {reached}; delete checkpoints/{stage} to redo it')
+                     f'{workdir} is at step {reached}; move checkpoints/{stage} aside to redo it')
 
   def save(step: int, run: engine.Run, force: bool = False) -> None:
     # A checkpoint the run calls good is finite: the guard checks each step's metrics

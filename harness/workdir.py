@@ -13,9 +13,10 @@ Layout of ``<workdir>``::
     checkpoints/<stage>/ orbax checkpoints of each training stage
     lock                 pid and host of the live run (:class:`WorkdirLock`)
 
-A rerun of the same command resumes: :class:`MetricsLog` drops records past
-the checkpoint that the run resumes from and keeps one record per ``(stage, step)``, so the
-log reads like one run. A rerun with a config that changes results is refused before
+A workdir is new, empty or a run's own (:func:`check_own`): a folder of other files is
+refused before anything is written. A rerun of the same command resumes: :class:`MetricsLog`
+drops records past the checkpoint that the run resumes from and keeps one record per
+``(stage, step)``, so the log reads like one run. A rerun with a config that changes results is refused before
 anything is written (:func:`check_resumable`, :data:`NON_RESULT_FIELDS`).
 
 In a multi-host job only process 0 (:func:`nflax.parallel.is_writer`) writes files:
@@ -118,6 +119,81 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: str) -> None:
     raise ValueError(f'{workdir} holds a run of another config, refusing to continue it '
                      f'with {len(differences)} changed field(s): {fields}. Rerun with the '
                      'workdir\'s values or use a new --workdir.')
+
+
+class ForeignFolderError(ValueError):
+  """A folder that is not new, empty or the project's own (:func:`check_own`,
+  :func:`check_folder`): refused before anything is written into it."""
+
+
+RUN_LEFTOVERS = ('lock', 'error.txt', 'config.json.tmp')
+"""What a run (or a sweep's job) that stopped before writing ``config.json`` may leave in
+its workdir, besides ``lock.<pid>.tmp`` and ``.write_probe.<pid>``: such a workdir is
+still the run's."""
+
+
+def _listing(names: list[str], limit: int = 10) -> str:
+  shown = ', '.join(names[:limit])
+  return shown + (f' and {len(names) - limit} more' if len(names) > limit else '')
+
+
+def is_json_object_with(path: str, field: str) -> bool:
+  try:
+    with open(path) as f:
+      payload = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    return False
+  return isinstance(payload, dict) and field in payload
+
+
+def _is_run_leftover(name: str) -> bool:
+  return (name in RUN_LEFTOVERS or name.startswith('.write_probe.')
+          or (name.startswith('lock.') and name.endswith('.tmp')))
+
+
+def check_own(workdir: str, what: str = 'workdir') -> None:
+  """Refuses a ``workdir`` that is neither new, empty nor a run's own; reads only.
+
+  A run's own workdir holds its ``config.json`` (a JSON object with an ``experiment``
+  field), or only what a run that stopped before writing it leaves (:data:`RUN_LEFTOVERS`).
+  Anything else (a project folder, a home folder, a folder of someone's results) raises
+  :class:`ForeignFolderError` naming the files found, before anything is written into it:
+  a run never writes beside, nor overwrites, files the project did not write.
+  """
+  if not os.path.isdir(workdir):
+    return  # new (or not a folder: check_writable names that)
+  names = sorted(os.listdir(workdir))
+  config = os.path.join(workdir, 'config.json')
+  if 'config.json' in names:
+    if os.path.isfile(config) and is_json_object_with(config, 'experiment'):
+      return
+    raise ForeignFolderError(
+        f'{what} {os.path.abspath(workdir)} holds a config.json that is not a run\'s '
+        f'config (a JSON object with an "experiment" field) and {len(names)} entries '
+        f'({_listing(names)}); refusing to write into it, nothing was changed. Use a new or '
+        'empty --workdir.')
+  foreign = [name for name in names if not _is_run_leftover(name)]
+  if foreign:
+    raise ForeignFolderError(
+        f'{what} {os.path.abspath(workdir)} is not empty and holds no run (no config.json): '
+        f'it holds {_listing(foreign)}; refusing to write into it, nothing was changed. Use '
+        'a new or empty --workdir (e.g. a new subfolder of it).')
+
+
+def check_folder(folder: str, own: Callable[[str, bool], bool], what: str,
+                 hint: str = 'Use a new or empty --workdir.') -> None:
+  """Refuses ``folder`` when it holds an entry that ``own(name, is_dir)`` does not claim
+  (the layout of a command's own folder, e.g. a sweep's or a reproduction's), raising
+  :class:`ForeignFolderError` naming those entries; reads only. A new or empty folder
+  passes."""
+  if not os.path.isdir(folder):
+    return
+  foreign = sorted(name for name in os.listdir(folder)
+                   if not own(name, os.path.isdir(os.path.join(folder, name))))
+  if foreign:
+    raise ForeignFolderError(f'{what} {os.path.abspath(folder)} holds {_listing(foreign)}, '
+                             'which it did not write; refusing to write into it, nothing was '
+                             f'changed. {hint}')
 
 
 def check_writable(path: str, what: str) -> None:

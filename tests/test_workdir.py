@@ -1,6 +1,8 @@
 """A workdir you can trust: changed configs refused, one writer, one metrics record
-per (stage, step), corrupt checkpoints, unwritable folders, settings checked up front, no
-non-finite checkpoint, figures that cannot be drawn. Mostly on the ``:smoke`` configs."""
+per (stage, step), corrupt checkpoints and step folders that are none, unwritable folders,
+settings checked up front, no non-finite checkpoint, figures that cannot be drawn, folders
+that hold no run (a run's, a sweep's, a reproduction's) refused. Mostly on the ``:smoke``
+configs."""
 
 import json
 import logging as std_logging
@@ -154,6 +156,7 @@ def test_workdir_below_a_file_fails_naming_it(tmp_path):
 
 
 def test_checkpoint_folder_that_is_a_file_fails_naming_it(tmp_path):
+  workdir_lib.save_config(density_moons.get_config('smoke'), str(tmp_path))  # a run's own
   (tmp_path / 'checkpoints').mkdir()
   (tmp_path / 'checkpoints' / 'density').write_text('')
   with pytest.raises(OSError, match=f"{tmp_path}/checkpoints/density is not a writable"):
@@ -217,6 +220,12 @@ def test_lock_held_on_another_host_is_refused(tmp_path):
 
 # 5. Corrupt checkpoints.
 
+def _snapshot(root):
+  """Every path under ``root`` with its bytes (``None`` for a folder)."""
+  return {str(path.relative_to(root)): None if path.is_dir() else path.read_bytes()
+          for path in sorted(root.rglob('*'))}
+
+
 def _checkpoint_files(workdir, step):
   return sorted((workdir / 'checkpoints' / 'density' / str(step)).rglob('*'),
                 key=lambda p: p.stat().st_size if p.is_file() else -1)
@@ -241,9 +250,15 @@ def test_no_readable_checkpoint_fails_with_one_line(finished, tmp_path):
   for step in (40, 60):
     (workdir / 'checkpoints' / 'density' / str(step) / 'default' / '_METADATA').unlink()
   folder = workdir / 'checkpoints' / 'density'
+  (folder / '9999').mkdir()  # and a step folder that is no checkpoint at all
+  before = _snapshot(folder)
   with pytest.raises(RuntimeError, match=rf'no readable checkpoint in {folder} \(step\(s\) '
-                                         r'\[60, 40\] cannot be read\)'):
+                                         r'\[9999, 60, 40\] cannot be read: step 9999: no '
+                                         r'_CHECKPOINT_METADATA.*\); nothing was moved or '
+                                         r'deleted') as raised:
     launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+  assert 'delete' not in str(raised.value).split('nothing was moved or deleted')[1]
+  assert _snapshot(folder) == before
 
 
 # 6. Settings checked before anything is written.
@@ -377,3 +392,169 @@ def test_a_figure_that_fails_is_a_warning(tmp_path, caplog):
   with caplog.at_level(std_logging.WARNING):
     workdir_lib.finish_run(str(tmp_path), {'x': 1.0}, metrics, plot=plot)
   assert 'could not be drawn' in caplog.text and (tmp_path / 'results.json').exists()
+
+
+# 9. Step folders that are no checkpoint (a copy interrupted mid-way, a stray folder).
+
+_NUMBERS = ('test_nll', 'val_nll', 'train_nll', 'gaussian_test_nll', 'steps', 'num_params')
+
+
+def _half_copy(folder, step, of=60):
+  """``<step>`` with the files an interrupted copy of checkpoint ``of`` may have: its
+  metadata, but not its arrays."""
+  (folder / str(step) / 'default').mkdir(parents=True)
+  for name in ('_CHECKPOINT_METADATA', 'commit_success.txt', 'default/_METADATA'):
+    shutil.copyfile(folder / str(of) / name, folder / str(step) / name)
+
+
+@pytest.mark.parametrize('case', ['empty newest', 'empty in the middle', 'unrelated files',
+                                  'half-copied newest', 'half-copied and 60 truncated'])
+def test_step_folders_that_are_no_checkpoint_are_skipped(finished, tmp_path, caplog, case):
+  """The newest readable checkpoint is restored whatever an interrupted copy left (a failed
+  restore does not poison the next), the skipped folders are moved aside unchanged, and the
+  run ends with the numbers of an uninterrupted one."""
+  workdir = _copy(finished, tmp_path)
+  folder = workdir / 'checkpoints' / 'density'
+  skipped = {'empty newest': [9999], 'empty in the middle': [50],
+             'unrelated files': [9999], 'half-copied newest': [9999],
+             'half-copied and 60 truncated': [9999, 60]}[case]
+  if case.startswith('empty'):
+    (folder / str(skipped[0])).mkdir()
+  elif case == 'unrelated files':
+    (folder / '9999').mkdir()
+    (folder / '9999' / 'notes.txt').write_text('not a checkpoint')
+  else:
+    _half_copy(folder, 9999)
+  if case == 'half-copied and 60 truncated':
+    with open(_checkpoint_files(workdir, 60)[-1], 'r+b') as f:
+      f.truncate(100)
+  before = {step: _snapshot(folder / str(step)) for step in skipped}
+  with caplog.at_level(std_logging.WARNING):
+    again = launch.run_experiment(density_moons.get_config('smoke'), str(workdir))
+  restored = 40 if 60 in skipped else 60
+  assert (f'skipped step folder(s) {skipped} of {folder}' in caplog.text
+          and f'continuing from the checkpoint at step {restored}' in caplog.text), caplog.text
+  for step in skipped:
+    assert _snapshot(folder / f'{step}.corrupt') == before[step]  # moved aside, unchanged
+  assert {p.name for p in folder.iterdir()} == {'40', '60', *(f'{s}.corrupt' for s in skipped)}
+  assert {k: again[k] for k in _NUMBERS} == {k: finished[1][k] for k in _NUMBERS}
+  _assert_one_record_per_step(workdir)
+
+
+# 10. A folder that holds no run is refused before anything is written into it.
+
+def _foreign(root, case):
+  root.mkdir(parents=True, exist_ok=True)
+  if case == 'results and notes':
+    (root / 'results.json').write_text('{"mine": 1}\n')
+    (root / 'notes.txt').write_text('notes\n')
+  elif case == 'a project folder':
+    (root / 'src').mkdir()
+    (root / 'src' / 'main.py').write_text('print(1)\n')
+    (root / 'README.md').write_text('# mine\n')
+  elif case == "someone else's config.json":
+    (root / 'config.json').write_text('{"name": "my-app"}\n')
+    (root / 'metrics.jsonl').write_text('{"step": 1}\n')
+  elif case == 'checkpoints of something else':
+    (root / 'checkpoints').mkdir()
+    (root / 'checkpoints' / 'model.pt').write_bytes(b'\x00\x01')
+  return _snapshot(root)
+
+
+FOREIGN = ['results and notes', 'a project folder', "someone else's config.json",
+           'checkpoints of something else']
+
+
+def test_the_issue_command_refuses_a_folder_of_other_files(tmp_path):
+  before = _foreign(tmp_path / 'H', 'results and notes')
+  out = subprocess.run(_cli(tmp_path / 'H'), cwd=REPO, capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 1
+  assert out.stderr.strip().splitlines()[-1].endswith(
+      f'ForeignFolderError: workdir {tmp_path}/H is not empty and holds no run (no '
+      'config.json): it holds notes.txt, results.json; refusing to write into it, nothing was '
+      'changed. Use a new or empty --workdir (e.g. a new subfolder of it).')
+  assert _snapshot(tmp_path / 'H') == before
+
+
+@pytest.mark.parametrize('case', FOREIGN)
+def test_a_folder_that_holds_no_run_is_refused_unchanged(tmp_path, case):
+  before = _foreign(tmp_path / 'H', case)
+  with pytest.raises(workdir_lib.ForeignFolderError, match=f'workdir {tmp_path}/H '):
+    launch.run_experiment(density_moons.get_config('smoke'), str(tmp_path / 'H'))
+  assert _snapshot(tmp_path / 'H') == before
+
+
+def test_new_empty_and_a_runs_own_folders_are_taken(finished, tmp_path):
+  workdir_lib.check_own(str(tmp_path / 'new'))
+  workdir_lib.check_own(str(tmp_path))  # empty
+  workdir = _copy(finished, tmp_path)
+  (workdir / 'notes.txt').write_text('mine')  # a run's own folder may hold the user's notes
+  workdir_lib.check_own(str(workdir))
+  stopped = tmp_path / 'stopped'  # a run or sweep job stopped before it wrote config.json
+  stopped.mkdir()
+  for name in ('lock', 'error.txt', 'config.json.tmp', 'lock.123.tmp'):
+    (stopped / name).write_text('{}')
+  workdir_lib.check_own(str(stopped))
+
+
+def _points():
+  points, _ = launch.load_sweep('configs/density_moons.py', 'smoke')
+  return points, launch.check_points('configs/density_moons.py', points, '/nonexistent')
+
+
+@pytest.mark.parametrize('where', ['sweep folder', 'point folder'])
+def test_a_sweep_into_a_folder_that_holds_no_sweep_is_refused_unchanged(tmp_path, where):
+  sweep = tmp_path / 'S'
+  _, names = _points()
+  if where == 'sweep folder':
+    before = _foreign(sweep, 'results and notes')
+    message = f'sweep folder {sweep} holds notes.txt, results.json, which it did not write'
+  else:  # a sweep's own folder whose point folder holds someone's files
+    sweep.mkdir()
+    (sweep / 'sweep.json').write_text(json.dumps({'points': {}}))
+    _foreign(sweep / names[1], 'results and notes')
+    before = _snapshot(sweep)
+    message = (f'sweep point {names[1]}: sweep point folder {sweep}/{names[1]} is not empty '
+               'and holds no run')
+  with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')):
+    launch.run_sweep('configs/density_moons.py', str(sweep), sweep='smoke', executor='debug')
+  assert _snapshot(sweep) == before
+
+
+def test_a_sweep_job_in_a_foreign_folder_writes_nothing(tmp_path):
+  points, _ = _points()
+  before = _foreign(tmp_path / 'P', 'results and notes')
+  (tmp_path / 'P' / 'error.txt').write_text('my error notes\n')
+  before = _snapshot(tmp_path / 'P')
+  with pytest.raises(workdir_lib.ForeignFolderError):
+    launch.run_point('configs/density_moons.py', points[0], str(tmp_path / 'P'))
+  assert _snapshot(tmp_path / 'P') == before  # its error.txt neither removed nor written
+
+
+def test_the_reproduce_command_refuses_a_foreign_workdir(tmp_path):
+  """Exit 1, nothing written (the sweep command's refusal, exit 2, is its ValueError)."""
+  before = _foreign(tmp_path / 'S', 'results and notes')
+  out = subprocess.run([sys.executable, '-m', 'experiments.reproduce', '--tier=fast',
+                        '--runs=lrmf_moons', f'--workdir={tmp_path}/S',
+                        f'--report={tmp_path}/report.md'],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 1, out.stderr[-2000:]
+  assert out.stderr.strip().splitlines()[-1].startswith(
+      f'reproduction refused: reproduction workdir {tmp_path}/S holds notes.txt, results.json')
+  assert _snapshot(tmp_path / 'S') == before and not (tmp_path / 'report.md').exists()
+
+
+def test_a_reproduction_folder_holds_tiers_runs_and_the_cache(tmp_path):
+  runs = ('lrmf_moons', 'fdre_gaussians')
+  (tmp_path / 'R' / 'fast' / 'lrmf_moons').mkdir(parents=True)
+  (tmp_path / 'R' / 'fast' / 'xla_cache').mkdir()
+  launch.check_reproduction_folder(str(tmp_path / 'R'), ('fast', 'paper'), 'fast', runs)
+  launch.check_reproduction_folder(str(tmp_path / 'new'), ('fast', 'paper'), 'fast', runs)
+  (tmp_path / 'R' / 'fast' / 'mine.txt').write_text('mine')
+  before = _snapshot(tmp_path / 'R')
+  with pytest.raises(workdir_lib.ForeignFolderError,
+                     match=f"reproduction folder of tier 'fast' {tmp_path}/R/fast holds "
+                           'mine.txt, which it did not write'):
+    launch.check_reproduction_folder(str(tmp_path / 'R'), ('fast', 'paper'), 'fast', runs)
+  assert _snapshot(tmp_path / 'R') == before
