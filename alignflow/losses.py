@@ -17,6 +17,7 @@ in the same code by ``adversarial_weight = 0`` (the objective divided by ``lam``
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -51,12 +52,15 @@ def hybrid_loss(*, gan_a: Array, gan_b: Array, log_likelihood_a: Array,
     adversarial_weight: ``w >= 0``, the weight of the GAN terms.
 
   Returns:
-    Scalar objective, minimised by the flows.
+    Scalar objective, minimised by the flows. The four terms must be scalars (checked).
   """
   for name, value in (('lam_a', lam_a), ('lam_b', lam_b),
                       ('adversarial_weight', adversarial_weight)):
     if isinstance(value, (int, float)) and not value >= 0:
       raise ValueError(f'hybrid_loss: {name} must be >= 0, got {value}')
+  # Scalars only: per-example log-likelihoods (batch,) instead of mle_value would broadcast
+  # into a (batch,) "loss".
+  chex.assert_rank([gan_a, gan_b, log_likelihood_a, log_likelihood_b], 0)
   return (adversarial_weight * (gan_a + gan_b)
           - lam_a * log_likelihood_a - lam_b * log_likelihood_b)
 

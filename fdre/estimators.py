@@ -26,6 +26,7 @@ import functools
 import math
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -183,12 +184,21 @@ def kmm_weights(*, source: Array, target: Array, kernel_gamma: float, bound: flo
                 max_iterations: int = 20000) -> Array:
   """The weights of :func:`kmm_solve` (same arguments), ``(n,)``.
 
+  Called eagerly (concrete arrays), a solve that did not converge raises. Under a
+  transformation (``jax.jit``, ``jax.vmap``, ``jax.pmap``) the convergence
+  flag is a traced value that cannot be inspected on the host, so instead the weights of a
+  solve that did not converge are all NaN (per problem under ``vmap``): non-convergence
+  stays visible and poisons whatever uses the weights. Use :func:`kmm_solve` to read the
+  residual and the flag yourself.
+
   Raises:
-    RuntimeError: the solver did not reach ``tol`` in ``max_iterations`` iterations (the
-      message gives the residual).
+    RuntimeError: (eager calls only) the solver did not reach ``tol`` in
+      ``max_iterations`` iterations (the message gives the residual).
   """
   solution = kmm_solve(source=source, target=target, kernel_gamma=kernel_gamma, bound=bound,
                        eps=eps, tol=tol, max_iterations=max_iterations)
+  if isinstance(solution.converged, jax.core.Tracer):
+    return jnp.where(solution.converged, solution.weights, jnp.nan)
   if not bool(solution.converged):
     raise RuntimeError(
         f'KMM did not converge: projected-gradient residual {float(solution.residual):.3g} '
@@ -237,8 +247,12 @@ def _kmm_solve(source: Array, target: Array, kernel_gamma: Array, bound: Array, 
 
 
 def kmm_objective(beta: Array, *, source: Array, target: Array, kernel_gamma: float) -> Array:
-  """The KMM objective ``1/2 beta^T K beta - kappa^T beta`` of :func:`kmm_weights`."""
+  """The KMM objective ``1/2 beta^T K beta - kappa^T beta`` of :func:`kmm_weights`.
+
+  ``beta`` is ``(n,)`` for ``n`` source points ``(n, d)``; ``target`` is ``(m, d)``.
+  """
   n, m = source.shape[0], target.shape[0]
+  chex.assert_shape(beta, (n,))
   gram = gaussian_kernel(source, source, kernel_gamma=kernel_gamma)
   kappa = (n / m) * jnp.sum(gaussian_kernel(source, target, kernel_gamma=kernel_gamma), 1)
   return 0.5 * beta @ gram @ beta - kappa @ beta
@@ -284,13 +298,17 @@ def kliep_fit(*, numerator: Array, denominator: Array, centers: Array, kernel_ga
 
 
 def kliep_log_ratio(x: Array, *, centers: Array, alpha: Array, kernel_gamma: float) -> Array:
-  """``log r(x) = log sum_l alpha_l k(x, c_l)`` of a fitted KLIEP model, ``(batch,)``."""
+  """``log r(x) = log sum_l alpha_l k(x, c_l)`` of a fitted KLIEP model, ``(batch,)``.
+
+  ``x`` is ``(batch, d)``, ``centers`` ``(b, d)`` and ``alpha`` ``(b,)`` (:func:`kliep_fit`).
+  """
+  chex.assert_shape(alpha, (centers.shape[0],))
   return jnp.log(jnp.maximum(
       gaussian_kernel(x, centers, kernel_gamma=kernel_gamma) @ alpha, 1e-30))
 
 
 def kliep_lcv_score(*, numerator: Array, denominator: Array, kernel_gamma: float,
-                    num_centers: int, num_folds: int = 5) -> float:
+                    num_centers: int, num_folds: int = 5) -> Array:
   """Likelihood cross-validation score of KLIEP for one kernel (Sugiyama et al., 2008).
 
   The numerator samples are cut into ``num_folds`` equal folds (in their given order; shuffle
@@ -307,7 +325,9 @@ def kliep_lcv_score(*, numerator: Array, denominator: Array, kernel_gamma: float
     num_folds: number of folds, at least 2.
 
   Returns:
-    The cross-validated mean held-out ``log r``.
+    The cross-validated mean held-out ``log r``, a scalar array (``float()`` it on the
+    host); the function is pure and can be ``jit``-ed with ``num_centers`` and
+    ``num_folds`` static.
   """
   fold = numerator.shape[0] // num_folds
   if num_folds < 2 or fold < 1:
@@ -325,4 +345,4 @@ def kliep_lcv_score(*, numerator: Array, denominator: Array, kernel_gamma: float
                       kernel_gamma=kernel_gamma)
     scores.append(jnp.mean(kliep_log_ratio(folds[k], centers=centers, alpha=alpha,
                                            kernel_gamma=kernel_gamma)))
-  return float(jnp.mean(jnp.stack(scores)))
+  return jnp.mean(jnp.stack(scores))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -22,8 +23,13 @@ Variables = Any
 
 
 def average_log_likelihood(*, density: nn.Module, variables: Variables, x: Array) -> Array:
-  """``log P_M(X; theta) = 1/n sum_i log P_M(x_i; theta)``; ``x`` is ``(n, *event)``."""
-  return jnp.mean(density.apply(variables, x, method=type(density).log_prob))
+  """``log P_M(X; theta) = 1/n sum_i log P_M(x_i; theta)``; ``x`` is ``(n, *event)``.
+
+  The density's ``log_prob`` must give one value per example, ``(n,)`` (checked).
+  """
+  log_prob = density.apply(variables, x, method=type(density).log_prob)
+  chex.assert_shape(log_prob, (x.shape[0],))
+  return jnp.mean(log_prob)
 
 
 def lrmf_constant(*, density: nn.Module, private_a: Variables, private_b: Variables,
@@ -85,6 +91,10 @@ def lrmf_loss(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
   fitted to. Without batch statistics the value is the same as scoring the two
   sets separately.
 
+  Shapes are checked at trace time (``chex``): ``a`` and ``b`` share their event shape,
+  ``T`` keeps the shape of ``a`` and returns a ``(n_a,)`` log-determinant, and the shared
+  model returns one log-density per example.
+
   Args:
     flow: the normalising flow ``T``; its forward maps A towards B.
     density: the density family ``M``.
@@ -107,13 +117,20 @@ def lrmf_loss(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
     (flow_state, shared_state))`` of the updated non-``'params'`` collections of
     ``flow_variables`` and ``shared`` (``{}`` for a model without any).
   """
+  # a and b share the event shape; T keeps it and gives one log-det and the shared model
+  # one log-density per example (a (n,)-vs-scalar mix-up would broadcast silently).
+  chex.assert_equal_rank([a, b])
+  chex.assert_equal_shape([a, b], dims=tuple(range(1, a.ndim)))
   key_flow, key_shared = (None, None) if key is None else jax.random.split(key)
   (transformed, log_det), flow_state = _apply(
       flow, flow_variables, a, method='forward_and_log_det', mutable=mutable, key=key_flow)
+  chex.assert_equal_shape([transformed, a])
+  n_a = a.shape[0]
+  chex.assert_shape(log_det, (n_a,))
   log_prob, shared_state = _apply(
       density, shared, jnp.concatenate([transformed, b]), method='log_prob', mutable=mutable,
       key=key_shared)
-  n_a = a.shape[0]
+  chex.assert_shape(log_prob, (n_a + b.shape[0],))
   loss = -jnp.mean(log_det + log_prob[:n_a]) - jnp.mean(log_prob[n_a:]) + constant
   if mutable:
     return loss, (flow_state, shared_state)
