@@ -24,7 +24,7 @@ next to it.
 
 Eq. 3 is 0 at alignment only when the family fits ``T(A)`` as well as ``A``. With ``T(A)``
 distributed as ``B`` and ``thS = thB``, Eq. 3 equals ``log P_M(A; thA) - log P_M(T(A); thB)
-- log|det dT|``, which is ``-E_bias`` of Lemma 2.2 (:func:`bias_estimate`): a family that
+- log|det dT|``, which is ``-E_bias`` of Lemma 2.2 (:func:`_bias_fn`): a family that
 fits the target set worse than the source (Real NVP's axis-aligned couplings and a rotated
 set) leaves the objective above 0 at a perfect alignment, and the flag then stays off. Read
 the flag next to the run's E_bias.
@@ -95,7 +95,7 @@ class HeldOut:
     a: ``(m_a, *event)`` held-out samples of A.
     b: ``(m_b, *event)`` held-out samples of B.
     constant: ``c(A, B)`` (Eq. 3) of converged private models on exactly ``a`` and ``b``
-      (:func:`evaluate_constant`), a scalar. Computed on other data it shifts the
+      (:func:`lrmf.losses.lrmf_constant`), a scalar. Computed on other data it shifts the
       objective, which then no longer sits at 0 at alignment and can drift below it.
   """
   a: Array
@@ -119,12 +119,10 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module,
     model state); ``key`` is the ``'hutchinson'`` rng.
   * ``eval_loss(params, model_state, HeldOut(a, b, constant))`` is the full Eq. 3
     on whole held-out sets in evaluation mode, ``eval_batch_size`` examples at
-    a time, plus ``constant`` (:class:`HeldOut`). Held-out sets are too large for one
-    :func:`~lrmf.losses.lrmf_loss` call, so Eq. 3 is evaluated as the sum of two
-    held-out negative log-likelihoods (:func:`nflax.fitting.nll_objective`):
-    ``-E_A[log|det dT(a)/da| + log P_M(T(a); thS)]`` is that of A under the
-    flow density ``FlowDensity(flow=T, base=M)`` and ``-log P_M(B; thS)`` that
-    of B under ``M``.
+    a time, plus ``constant`` (:class:`HeldOut`): the means of the per-point terms of
+    :func:`_shared_terms_fn`, the one held-out form of Eq. 3 in this module (held-out sets
+    are too large for one :func:`~lrmf.losses.lrmf_loss` call, whose training mode also
+    differs: batch statistics of the minibatch).
 
   Args:
     flow: the flow ``T`` (an ``nflax`` bijector; forward maps A towards B).
@@ -134,9 +132,7 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module,
   Returns:
     The objective.
   """
-  nll_a = fitting.nll_objective(densities.FlowDensity(flow=flow, base=density),
-                                eval_batch_size=eval_batch_size).eval_loss
-  nll_b = fitting.nll_objective(density, eval_batch_size=eval_batch_size).eval_loss
+  shared_terms = _shared_terms_fn(flow, density, eval_batch_size)
 
   def train_loss(params, model_state, batch, key):
     a, b = batch.parts
@@ -147,85 +143,61 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module,
     return loss, joint_variables(flow_state, shared_state)
 
   def eval_loss(params, model_state, data):
-    a, b, constant = data.a, data.b, data.constant
-    flow_variables, shared = _split(params, model_state)
-    pushforward: dict[str, dict[str, PyTree]] = {}  # FlowDensity's scopes: 'flow', 'base'
-    for scope, variables in (('flow', flow_variables), ('base', shared)):
-      for collection, tree in variables.items():
-        pushforward.setdefault(collection, {})[scope] = tree
-    return (nll_a(*_params_and_state(pushforward), a) + nll_b(*_params_and_state(shared), b)
-            + constant)
+    terms_a, terms_b = shared_terms(*_split(params, model_state), data.a, data.b)
+    return jnp.mean(terms_a) + jnp.mean(terms_b) + data.constant
 
   return fitting.Objective(train_loss, eval_loss)
 
 
+def _log_prob_fn(module: nn.Module, batch_size: int) -> Callable[[Variables, Array], Array]:
+  """Traceable ``(variables, x) -> (n,)`` log-densities of ``module`` in evaluation mode,
+  ``batch_size`` examples at a time."""
+  rngs = {'hutchinson': jax.random.PRNGKey(0)}
+
+  def log_prob(variables, x):
+    return fitting.map_over_batches(
+        lambda batch: module.apply(variables, batch, method=type(module).log_prob, rngs=rngs),
+        x, batch_size)
+
+  return log_prob
+
+
+def _shared_terms_fn(flow: nn.Module, density: nn.Module, batch_size: int
+                     ) -> Callable[[Variables, Variables, Array, Array], tuple[Array, Array]]:
+  """Traceable ``(flow_variables, shared, a, b) -> (v_A (n_a,), v_B (n_b,))``: the per-point
+  terms of Eq. 3 without ``c(A, B)``, in evaluation mode,
+
+  ``v_A(a) = -log|det dT(a)/da| - log P_M(T(a); thS)`` (the negative log-density of ``a``
+  under the flow density ``FlowDensity(T, M)``) and ``v_B(b) = -log P_M(b; thS)``.
+
+  Every held-out Eq. 3 of this module is made of these: the joint stage's validation loss
+  (:func:`lrmf_objective`) is ``mean(v_A) + mean(v_B) + c``, and the per-point terms of the
+  final check (:func:`objective_terms`) add each point's private log-density to them.
+  """
+  pushforward = _log_prob_fn(densities.FlowDensity(flow=flow, base=density), batch_size)
+  log_prob = _log_prob_fn(density, batch_size)
+
+  def terms(flow_variables, shared, a, b):
+    joined: dict[str, dict[str, PyTree]] = {}  # FlowDensity's scopes: 'flow', 'base'
+    for scope, variables in (('flow', flow_variables), ('base', shared)):
+      for collection, tree in variables.items():
+        joined.setdefault(collection, {})[scope] = tree
+    return -pushforward(joined, a), -log_prob(shared, b)
+
+  return terms
+
+
 def _constant_fn(density: nn.Module,
                  batch_size: int) -> Callable[[Variables, Variables, Array, Array], Array]:
-  """Traceable ``(private_a, private_b, a, b) -> c(A, B)`` in evaluation mode, in chunks."""
-  nll = fitting.nll_objective(density, eval_batch_size=batch_size).eval_loss
+  """Traceable ``(private_a, private_b, a, b) -> c(A, B)`` of Eq. 3 in evaluation mode, in
+  chunks: the mean log-density of each set under its own private model (the same quantity
+  as :func:`lrmf.losses.lrmf_constant`)."""
+  log_prob = _log_prob_fn(density, batch_size)
 
   def constant(private_a, private_b, a, b):
-    return -nll(*_params_and_state(private_a), a) - nll(*_params_and_state(private_b), b)
+    return jnp.mean(log_prob(private_a, a)) + jnp.mean(log_prob(private_b, b))
 
   return constant
-
-
-def evaluate_constant(*, density: nn.Module, private_a: Variables, private_b: Variables,
-                      a: Array, b: Array, batch_size: int = 1024) -> float:
-  """``c(A, B) = log P_M(A; thA) + log P_M(B; thB)`` of Eq. 3 on whole data sets.
-
-  The same quantity as ``lrmf.losses.lrmf_constant``, compiled and evaluated
-  ``batch_size`` examples at a time in evaluation mode (the criterion that
-  selected the private models).
-
-  Args:
-    density: the density family ``M``.
-    private_a: converged variables of the model fitted to A.
-    private_b: converged variables of the model fitted to B.
-    a: ``(n_a, *event)`` samples of A.
-    b: ``(n_b, *event)`` samples of B.
-    batch_size: chunk size.
-
-  Returns:
-    ``c(A, B)`` as a float.
-  """
-  constant = _constant_fn(density, batch_size)
-  return float(jax.jit(constant)(private_a, private_b, a, b))
-
-
-def evaluate_objective(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
-                       shared: Variables, private_a: Variables, private_b: Variables,
-                       a: Array, b: Array, batch_size: int = 1024) -> float:
-  """The full LRMF objective (Eq. 3) of given models on whole data sets ``a``, ``b``.
-
-  ``L = -E_A log|det dT(a)/da| - log P_M(T(A); thS) - log P_M(B; thS) + c(A, B)``
-  with ``c(A, B)`` from the private models on the same ``a`` and ``b``, so
-  ``L`` is about 0 when ``T(A)`` and ``B`` are indistinguishable for ``M``. The
-  same value as the means of :func:`objective_terms`, which Algorithm 1's final check uses
-  (it needs the per-point terms for the standard error).
-
-  Args:
-    flow: the flow ``T``.
-    density: the density family ``M``.
-    flow_variables: variables ``phi``.
-    shared: variables ``thS``.
-    private_a: converged variables of the model fitted to A.
-    private_b: converged variables of the model fitted to B.
-    a: ``(n_a, *event)`` samples of A.
-    b: ``(n_b, *event)`` samples of B.
-    batch_size: chunk size.
-
-  Returns:
-    ``L`` as a float.
-  """
-  constant = _constant_fn(density, batch_size)
-  objective = _objective_fn(flow, density, batch_size)
-
-  def value(flow_variables, shared, private_a, private_b, a, b):
-    return objective(flow_variables, shared,
-                     HeldOut(a, b, constant(private_a, private_b, a, b)))
-
-  return float(jax.jit(value)(flow_variables, shared, private_a, private_b, a, b))
 
 
 class HeldOutCheck(NamedTuple):
@@ -253,7 +225,8 @@ def objective_terms(*, flow: nn.Module, density: nn.Module, flow_variables: Vari
   ``u_A(a) = log P_M(a; thA) - log P_M(T(a); thS) - log|det dT(a)/da|`` and
   ``u_B(b) = log P_M(b; thB) - log P_M(b; thS)``: each point's log-likelihood ratio of
   its private model against the shared model (through ``T`` for A), in evaluation mode.
-  Their means add up to :func:`evaluate_objective`.
+  Their means add up to the held-out Eq. 3 with ``c(A, B)`` from the private models on
+  ``a`` and ``b`` (:func:`_shared_terms_fn` gives the shared model's part).
 
   Returns:
     ``(u_A (n_a,), u_B (n_b,))``.
@@ -266,21 +239,12 @@ def _objective_terms_fn(flow: nn.Module, density: nn.Module, batch_size: int
                         ) -> Callable[..., tuple[Array, Array]]:
   """Traceable ``(flow_variables, shared, private_a, private_b, a, b) -> (u_A, u_B)`` of
   :func:`objective_terms` (vmap it over replicas)."""
-  pushforward = densities.FlowDensity(flow=flow, base=density)
-  rngs = {'hutchinson': jax.random.PRNGKey(0)}
-
-  def log_prob(module, variables, x):
-    return fitting.map_over_batches(
-        lambda batch: module.apply(variables, batch, method=type(module).log_prob, rngs=rngs),
-        x, batch_size)
+  shared_terms = _shared_terms_fn(flow, density, batch_size)
+  log_prob = _log_prob_fn(density, batch_size)
 
   def terms(flow_variables, shared, private_a, private_b, a, b):
-    joined: dict[str, dict[str, PyTree]] = {}  # FlowDensity's scopes: 'flow', 'base'
-    for scope, variables in (('flow', flow_variables), ('base', shared)):
-      for collection, tree in variables.items():
-        joined.setdefault(collection, {})[scope] = tree
-    return (log_prob(density, private_a, a) - log_prob(pushforward, joined, a),
-            log_prob(density, private_b, b) - log_prob(density, shared, b))
+    v_a, v_b = shared_terms(flow_variables, shared, a, b)
+    return log_prob(private_a, a) + v_a, log_prob(private_b, b) + v_b
 
   return terms
 
@@ -340,7 +304,7 @@ class LRMFResult:
       -> the stage's :attr:`nflax.fitting.FitResult.history` (the joint ``val_loss`` is
       Eq. 3 on the held-out data).
     bias: ``(R,)`` the estimate of ``E_bias`` of Lemma 2.2 on the held-out A
-      (:func:`bias_estimate`), or ``None`` when it was not asked for.
+      (:func:`_bias_fn`), or ``None`` when it was not asked for.
     restart_objectives: ``(R, K)`` Eq. 3 on the training sets at the end of every restart
       of the joint stage (the lowest was kept), or ``None`` without restarts.
   """
@@ -437,7 +401,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       initialisations such as ActNorm and batch statistics see them).
     eval_batch_size: chunk size of held-out evaluations.
     estimate_bias: also fit ``thAT`` to ``T(A)`` by maximum likelihood (stage
-      ``'private_transformed'`` of ``private_runner``) and report :func:`bias_estimate`.
+      ``'private_transformed'`` of ``private_runner``) and report the estimate of ``E_bias`` (:func:`_bias_fn`).
     restarts: ``K``, restarts of the joint stage per replica (above). Its runner then
       trains ``R K`` replicas, replica ``r``'s restarts at ``r K, ..., r K + K - 1``.
 
@@ -569,10 +533,9 @@ def _objective_fn(flow: nn.Module, density: nn.Module,
   return value
 
 
-def bias_estimate(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
-                  private_a: Variables, private_transformed: Variables, a: Array,
-                  batch_size: int = 1024) -> float:
-  """The estimate of ``E_bias(A, T, M)`` (Lemma 2.2, Eq. 2) on the samples ``a``.
+def _bias_fn(flow: nn.Module, density: nn.Module, batch_size: int) -> Callable[..., Array]:
+  """Traceable ``(flow_variables, private_a, private_transformed, a) -> gap``: the estimate
+  of ``E_bias(A, T, M)`` (Lemma 2.2, Eq. 2) on the samples ``a`` (vmap it over replicas).
 
   Eq. 2 bounds the best fit of ``M`` to the transformed set by the best fit to ``A``
   moved by the change of variables, up to ``E_bias``:
@@ -583,13 +546,6 @@ def bias_estimate(*, flow: nn.Module, density: nn.Module, flow_variables: Variab
   Gaussians under an affine ``T``); a large value says that the family fits one of them
   worse, and Eq. 4's bound on the likelihood-ratio distance is loose by that much.
   """
-  gap = jax.jit(_bias_fn(flow, density, batch_size))
-  return float(gap(flow_variables, private_a, private_transformed, a))
-
-
-def _bias_fn(flow: nn.Module, density: nn.Module, batch_size: int) -> Callable[..., Array]:
-  """Traceable ``(flow_variables, private_a, private_transformed, a) -> gap`` of
-  :func:`bias_estimate` (vmap it over replicas)."""
   rngs = {'hutchinson': jax.random.PRNGKey(0)}
 
   def gap(flow_variables, private_a, private_transformed, a):

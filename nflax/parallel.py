@@ -65,12 +65,6 @@ def place_replicated(tree: Any, mesh_: Mesh) -> Any:
   return jax.tree.map(place, tree)
 
 
-def shard_replicated_batch(batch: Any, mesh_: Mesh) -> Any:
-  """Inside ``jit``: leaves ``(R, B, ...)`` split over ``'replica'`` and ``'data'``."""
-  sharding = NamedSharding(mesh_, PartitionSpec(REPLICA_AXIS, DATA_AXIS))
-  return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
-
-
 def to_host(tree: Any) -> Any:
   """Every leaf as a numpy array on this host (gathered across processes if needed)."""
   def get(leaf):
