@@ -10,7 +10,7 @@ import pytest
 from scipy import spatial
 from scipy.spatial import distance
 
-from lrmf import baselines
+from lrmf import baselines, discrepancies
 from nflax import bijectors, densities, engine, fitting
 
 
@@ -45,29 +45,29 @@ def _numpy_mmd(x, y, bandwidths, unbiased):
 def test_mmd_matches_numpy(unbiased):
   x, y = _points(40, 0), _points(30, 1, shift=0.5)
   bandwidths = (0.3, 1.0, 3.0)
-  got = baselines.mmd_loss(x=x, y=y, bandwidths=bandwidths, unbiased=unbiased)
+  got = discrepancies.mmd_loss(x=x, y=y, bandwidths=bandwidths, unbiased=unbiased)
   np.testing.assert_allclose(got, _numpy_mmd(x, y, bandwidths, unbiased), rtol=1e-4, atol=1e-5)
 
 
 def test_mmd_is_zero_for_identical_samples_and_grows_with_shift():
   x = _points(100, 0)
-  assert float(baselines.mmd_loss(x=x, y=x, unbiased=False)) == 0.0
-  values = [float(baselines.mmd_loss(x=x, y=_points(100, 1, shift=s))) for s in (0., 1., 3.)]
+  assert float(discrepancies.mmd_loss(x=x, y=x, unbiased=False)) == 0.0
+  values = [float(discrepancies.mmd_loss(x=x, y=_points(100, 1, shift=s))) for s in (0., 1., 3.)]
   assert abs(values[0]) < 0.05
   assert values[0] < values[1] < values[2]
 
 
 def test_mmd_rejects_bad_input():
   with pytest.raises(ValueError, match='dimension'):
-    baselines.mmd_loss(x=_points(5, 0, d=2), y=_points(5, 0, d=3))
+    discrepancies.mmd_loss(x=_points(5, 0, d=2), y=_points(5, 0, d=3))
   with pytest.raises(ValueError, match='bandwidth'):
-    baselines.mmd_loss(x=_points(5, 0), y=_points(5, 1), bandwidths=(1.0, -1.0))
+    discrepancies.mmd_loss(x=_points(5, 0), y=_points(5, 1), bandwidths=(1.0, -1.0))
 
 
 def test_sinkhorn_approaches_exact_emd_as_epsilon_shrinks():
   x, y = _points(24, 0), _points(24, 1, shift=1.0)
-  emd = baselines.exact_emd(x, y)
-  plan_fn = jax.jit(lambda eps: baselines.sinkhorn_plan(x=x, y=y, epsilon=eps, num_iters=4000))
+  emd = discrepancies.exact_emd(x, y)
+  plan_fn = jax.jit(lambda eps: discrepancies.sinkhorn_plan(x=x, y=y, epsilon=eps, num_iters=4000))
   cost = distance.cdist(x, y, 'sqeuclidean')
   plans = [np.asarray(plan_fn(eps)) for eps in (1.0, 0.1, 0.01)]
   gaps = [abs(np.sum(plan * cost) - emd) for plan in plans]
@@ -75,41 +75,41 @@ def test_sinkhorn_approaches_exact_emd_as_epsilon_shrinks():
   assert gaps[2] < 0.01 * emd
   np.testing.assert_allclose(plans[2].sum(0), np.full(24, 1 / 24), atol=1e-5)
   np.testing.assert_allclose(plans[2].sum(1), np.full(24, 1 / 24), atol=1e-3)
-  np.testing.assert_allclose(baselines.sinkhorn_cost(x=x, y=y, epsilon=0.01, num_iters=4000),
+  np.testing.assert_allclose(discrepancies.sinkhorn_cost(x=x, y=y, epsilon=0.01, num_iters=4000),
                              np.sum(plans[2] * cost), rtol=1e-4)
 
 
 def test_exact_emd_of_a_permutation_is_zero_and_of_a_shift_is_its_square():
   x = _points(50, 0).astype(np.float64)
   perm = np.random.default_rng(1).permutation(50)
-  assert baselines.exact_emd(x, x[perm]) == pytest.approx(0.0, abs=1e-12)
-  assert baselines.exact_emd(x, x + np.array([0.3, 0.4])) == pytest.approx(0.25)
+  assert discrepancies.exact_emd(x, x[perm]) == pytest.approx(0.0, abs=1e-12)
+  assert discrepancies.exact_emd(x, x + np.array([0.3, 0.4])) == pytest.approx(0.25)
   with pytest.raises(ValueError, match='equal-size'):
-    baselines.exact_emd(x, x[:10])
+    discrepancies.exact_emd(x, x[:10])
 
 
 def test_sinkhorn_divergence_is_zero_on_itself_and_debiases_the_cost():
   x, y = _points(60, 0), _points(50, 1, shift=1.0)
   kw = dict(epsilon=0.05, num_iters=1000)
-  assert float(baselines.sinkhorn_cost(x=y, y=y, **kw)) > 0.01  # the bias the divergence removes
-  assert abs(float(baselines.sinkhorn_divergence(x=y, y=y, **kw))) < 1e-6
-  value = float(baselines.sinkhorn_divergence(x=x, y=y, **kw))
+  assert float(discrepancies.sinkhorn_cost(x=y, y=y, **kw)) > 0.01  # the bias the divergence removes
+  assert abs(float(discrepancies.sinkhorn_divergence(x=y, y=y, **kw))) < 1e-6
+  value = float(discrepancies.sinkhorn_divergence(x=x, y=y, **kw))
   assert value > 0.5  # a unit shift in 2-D moves about 1 unit of squared distance
   # The gradient vanishes where T(A) = B and points the way to B otherwise.
-  grad_self = jax.grad(lambda z: baselines.sinkhorn_divergence(x=z, y=y, **kw))(y)
+  grad_self = jax.grad(lambda z: discrepancies.sinkhorn_divergence(x=z, y=y, **kw))(y)
   np.testing.assert_allclose(grad_self, 0.0, atol=1e-4)
-  grad = jax.grad(lambda z: baselines.sinkhorn_divergence(x=z, y=y, **kw))(x)
+  grad = jax.grad(lambda z: discrepancies.sinkhorn_divergence(x=z, y=y, **kw))(x)
   assert float(jnp.sum(grad * (jnp.mean(x, 0) - jnp.mean(y, 0)))) > 0
   # The solver converges with enough iterations (its row marginals), not with one.
-  assert float(baselines.sinkhorn_marginal_error(x=x, y=y, **kw)) < 1e-3
-  assert float(baselines.sinkhorn_marginal_error(x=x, y=y, epsilon=0.05, num_iters=1)) > 1e-2
+  assert float(discrepancies.sinkhorn_marginal_error(x=x, y=y, **kw)) < 1e-3
+  assert float(discrepancies.sinkhorn_marginal_error(x=x, y=y, epsilon=0.05, num_iters=1)) > 1e-2
 
 
 def test_sinkhorn_gradient_is_the_plan_weighted_displacement():
   x, y = _points(10, 0), _points(12, 1, shift=0.5)
-  cost = functools.partial(baselines.sinkhorn_cost, epsilon=0.1, num_iters=300)
+  cost = functools.partial(discrepancies.sinkhorn_cost, epsilon=0.1, num_iters=300)
   grad = jax.grad(lambda u: cost(x=u, y=y))(x)
-  plan = baselines.sinkhorn_plan(x=x, y=y, epsilon=0.1, num_iters=300)
+  plan = discrepancies.sinkhorn_plan(x=x, y=y, epsilon=0.1, num_iters=300)
   expected = 2 * (plan.sum(1)[:, None] * x - plan @ y)
   np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
   with pytest.raises(ValueError, match='epsilon'):
@@ -121,7 +121,7 @@ def test_alignment_objective_trains_a_shift_with_mmd():
   flow = bijectors.ElementwiseAffine()
   optimizer = optax.adam(0.05)
   objective = baselines.alignment_objective(
-      flow=flow, discrepancy=functools.partial(baselines.mmd_loss, bandwidths=(0.5, 1.0, 2.0)))
+      flow=flow, discrepancy=functools.partial(discrepancies.mmd_loss, bandwidths=(0.5, 1.0, 2.0)))
   run = fitting.init_fit_run(engine.add_replica_axis(_init(flow, a[:4])), optimizer)
   data = engine.Independent((a[None], b[None]))
   result = fitting.fit(objective, run, data, data, optimizer=optimizer, num_steps=150,
@@ -268,7 +268,7 @@ def test_coral_map_matches_target_moments():
   source = rng.normal(size=(400, 3)) @ np.array([[1., .5, 0.], [0., 1., .2], [0., 0., .3]])
   target = rng.normal(size=(600, 3)) @ np.diag([2., 1., .5]) + np.array([1., -2., 3.])
   for ridge in (0.0, 1.0):
-    moved = np.asarray(baselines.coral_map(jnp.asarray(source), source=source, target=target,
+    moved = np.asarray(discrepancies.coral_map(jnp.asarray(source), source=source, target=target,
                                            ridge=ridge), np.float64)
     np.testing.assert_allclose(moved.mean(0), target.mean(0), atol=1e-4)
     # CORAL maps C_s + ridge I onto C_t + ridge I, so cov(T(x)) = C_t + ridge (I - W^T W),
@@ -282,10 +282,10 @@ def test_exact_emd_map_moves_points_onto_their_optimal_matches():
   x = _points(30, 0)
   permutation = np.random.default_rng(1).permutation(30)
   y = x[permutation] + 0.01
-  moved = baselines.exact_emd_map(x, y)
+  moved = discrepancies.exact_emd_map(x, y)
   np.testing.assert_allclose(moved, x + 0.01, atol=1e-6)
   z = _points(30, 2, shift=1.0)
-  cost = np.mean(np.sum((baselines.exact_emd_map(x, z) - x) ** 2, axis=1))
-  np.testing.assert_allclose(cost, baselines.exact_emd(x, z), rtol=1e-6)
+  cost = np.mean(np.sum((discrepancies.exact_emd_map(x, z) - x) ** 2, axis=1))
+  np.testing.assert_allclose(cost, discrepancies.exact_emd(x, z), rtol=1e-6)
   with pytest.raises(ValueError, match='equal-size'):
-    baselines.exact_emd_map(x, z[:10])
+    discrepancies.exact_emd_map(x, z[:10])

@@ -8,7 +8,6 @@ import json
 import logging as std_logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys

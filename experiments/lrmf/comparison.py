@@ -15,8 +15,8 @@ Data -> train every method -> evaluate -> write:
      (:func:`lrmf.baselines.back_to_back_from_densities`), no extra training;
      needs ``config.density.family == 'flow'`` and ``'lrmf'`` in the methods;
    * ``'mmd'`` / ``'emd'``: the flow family ``T`` from a fresh (identity)
-     initialisation trained to minimise :func:`lrmf.baselines.mmd_loss` /
-     :func:`lrmf.baselines.sinkhorn_divergence` between ``T(A)`` and ``B`` through
+     initialisation trained to minimise :func:`lrmf.discrepancies.mmd_loss` /
+     :func:`lrmf.discrepancies.sinkhorn_divergence` between ``T(A)`` and ``B`` through
      :func:`harness.stages.train` (stages ``'mmd'``, ``'emd'``, train
      config ``config.train_baseline``);
    * ``'adversarial'``: SN-GAN alignment (Fig. 3), :func:`lrmf.baselines.adversarial_step`
@@ -28,7 +28,7 @@ Data -> train every method -> evaluate -> write:
    1-NN accuracy (:func:`lrmf.baselines.one_nn_accuracy`, when both domains
    are labelled), the kNN preservation :func:`knn_preservation` with
    ``k = config.knn_k``, and the exact EMD between ``T(A_test)`` and
-   ``B_test`` (:func:`lrmf.baselines.exact_emd`, equal test sizes);
+   ``B_test`` (:func:`lrmf.discrepancies.exact_emd`, equal test sizes);
 4. write ``results.json`` (``{method: {metric: value}}`` plus flat
    ``'<metric>/<method>'`` keys), ``table.md`` and the plots: ``alignment.png``
    (A, B and every ``T(A)`` coloured by position in A, Fig. 4) and
@@ -56,7 +56,7 @@ from harness import domains
 from experiments.lrmf import alignment
 from harness import models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
-from lrmf import algorithm, baselines
+from lrmf import algorithm, baselines, discrepancies
 from nflax import engine, parallel
 
 METHODS = ('lrmf', 'back_to_back', 'mmd', 'emd', 'adversarial')
@@ -128,9 +128,9 @@ def _init_flow(flow, x, key):
 def _train_discrepancy(method, config, flow, a, b, workdir, metrics, key):
   """MMD / EMD baseline: ``min_phi D(T_phi(A), B)`` from the identity; returns ``phi``."""
   if method == 'mmd':
-    discrepancy = functools.partial(baselines.mmd_loss, bandwidths=tuple(config.mmd.bandwidths))
+    discrepancy = functools.partial(discrepancies.mmd_loss, bandwidths=tuple(config.mmd.bandwidths))
   else:
-    discrepancy = functools.partial(baselines.sinkhorn_divergence, epsilon=config.emd.epsilon,
+    discrepancy = functools.partial(discrepancies.sinkhorn_divergence, epsilon=config.emd.epsilon,
                                     num_iters=config.emd.num_iters)
   objective = baselines.alignment_objective(flow=flow, discrepancy=discrepancy)
   init_key, fit_key = jax.random.split(key)
@@ -190,7 +190,7 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
 
 def _scores(config, a, b, moved) -> dict[str, float]:
   scores = {'knn_preservation': knn_preservation(a['test_x'], moved, config.knn_k),
-            'exact_emd': baselines.exact_emd(moved, b['test_x'])}
+            'exact_emd': discrepancies.exact_emd(moved, b['test_x'])}
   accuracy = alignment.one_nn_accuracy(config, a, b, moved)
   if accuracy is not None:
     scores['one_nn_accuracy'] = accuracy
@@ -258,7 +258,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for method, points in moved.items():
     results.setdefault(method, {}).update(_scores(config, a, b, points))
   if 'emd' in moved:  # did the Sinkhorn solver of the objective converge at the end?
-    results['emd']['sinkhorn_marginal_error'] = float(baselines.sinkhorn_marginal_error(
+    results['emd']['sinkhorn_marginal_error'] = float(discrepancies.sinkhorn_marginal_error(
         x=jnp.asarray(moved['emd']), y=jnp.asarray(b['test_x']), epsilon=config.emd.epsilon,
         num_iters=config.emd.num_iters))
   flat = {f'{metric}/{method}': value for method, scores in results.items()

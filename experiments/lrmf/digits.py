@@ -28,8 +28,8 @@ Data -> train -> evaluate -> write:
    ``'private_a'``, ``'private_b'``, ``'joint'``) and evaluate Eq. 3 on the test
    codes with its convergence flag;
 4. transform A's training codes with every method -- ``'source_only'`` (no
-   alignment), ``'lrmf'`` (``T``), ``'coral'`` (:func:`lrmf.baselines.coral_map`)
-   and ``'emd'`` (:func:`lrmf.baselines.exact_emd_map` onto an equal-size
+   alignment), ``'lrmf'`` (``T``), ``'coral'`` (:func:`lrmf.discrepancies.coral_map`)
+   and ``'emd'`` (:func:`lrmf.discrepancies.exact_emd_map` onto an equal-size
    subsample of B's training codes) -- decode them, fit a logistic-regression
    digit classifier on the decoded images with A's labels and score it on B's
    test images; ``'target_only'`` (fitted on B's real training images) is the
@@ -57,7 +57,7 @@ from harness import domains
 from experiments.lrmf import alignment
 from harness import models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
-from lrmf import algorithm, baselines
+from lrmf import algorithm, discrepancies
 from nflax import engine, two_player
 from nflax import vae as vae_lib
 
@@ -173,10 +173,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   aligned = {
       'source_only': source,
       'lrmf': alignment.transformer(flow)(result.flow_variables, source),
-      'coral': np.asarray(baselines.coral_map(jnp.asarray(source), source=source,
+      'coral': np.asarray(discrepancies.coral_map(jnp.asarray(source), source=source,
                                               target=codes_b['train_x'],
                                               ridge=config.coral_ridge)),
-      'emd': baselines.exact_emd_map(source, codes_b['train_x'][matched]),
+      'emd': discrepancies.exact_emd_map(source, codes_b['train_x'][matched]),
   }
   decoded = {method: np.asarray(decode(jnp.asarray(z))) for method, z in aligned.items()}
   hits = {method: classification.classifier_hits(images, a['train_labels'], b['test_x'], b['test_labels'],
