@@ -45,8 +45,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
                                           'codes': 'mean', 'adversarial_weight': 1.0,
                                           'feature_weight': 1.0})
   # The VAE-GAN's discriminator: leaky-ReLU MLP, Adam with DCGAN's b1 = 0.5.
-  config.vae.discriminator = ml_collections.ConfigDict({'hidden': (256, 256), 'lr': 2e-4,
-                                                        'b1': 0.5})
+  config.vae.discriminator = ml_collections.ConfigDict({'hidden': (256, 256)})
+  config.train_discriminator = ml_collections.ConfigDict({'lr': 2e-4, 'b1': 0.5})
   config.train_vae = ml_collections.ConfigDict(config.train_private.to_dict())
   config.train_vae.update(num_steps=4000, batch_size=128, lr=1e-3, keep_best=True)
   config.coral_ridge = 1.0  # CORAL's regularised covariances, C + I (Sun et al., 2016)

@@ -34,15 +34,18 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.mmd = ml_collections.ConfigDict({'bandwidths': (0.05, 0.1, 0.2, 0.5, 1.0)})
   # epsilon in squared distance units (the moons span about 3); 200 iterations >> max C / eps.
   config.emd = ml_collections.ConfigDict({'epsilon': 0.05, 'num_iters': 200})
-  config.adversarial = ml_collections.ConfigDict({
-      'num_steps': 2000, 'batch_size': 256, 'flow_lr': 1e-4, 'critic_lr': 1e-4,
-      'critic_hidden': (128, 128), 'eval_every': 100,
+  # SN-GAN (Fig. 3): T's stage and the critic's optimiser, Adam with b1 = 0.5 both.
+  config.critic = ml_collections.ConfigDict({'hidden': (128, 128)})
+  config.train_adversarial = ml_collections.ConfigDict({
+      'num_steps': 2000, 'batch_size': 256, 'lr': 1e-4, 'b1': 0.5, 'eval_every': 100,
       'checkpoint_every': 500})
+  config.train_critic = ml_collections.ConfigDict({'lr': 1e-4, 'b1': 0.5})
   # The baselines train T alone with the joint stage's settings (last parameters kept).
   config.train_baseline = ml_collections.ConfigDict(config.train_joint.to_dict())
   if variant == 'smoke':
-    config.adversarial.update(num_steps=20, batch_size=50, critic_hidden=(16,), eval_every=10,
-                              checkpoint_every=10)
+    config.train_adversarial.update(num_steps=20, batch_size=50, eval_every=10,
+                                    checkpoint_every=10)
+    config.critic.hidden = (16,)
     config.emd.num_iters = 20
     return config
   for block in (config.density, config.flow):

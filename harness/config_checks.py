@@ -1,7 +1,7 @@
 """Every setting of a config checked before anything is written or trained.
 
 :func:`validate` walks the whole config and checks each field by its name, wherever it
-sits (``train.lr``, ``adversarial.flow_lr``, ``train_joint.batch_size``, ...):
+sits (``train.lr``, ``train_critic.lr``, ``train_joint.batch_size``, ...):
 
 ==========================================  ==============================================
 field name                                  must be

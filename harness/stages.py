@@ -41,7 +41,7 @@ def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | N
                    per_replica: tuple[str, ...] = ()) -> optax.GradientTransformation:
   """Adam (AdamW with ``weight_decay > 0``), optional clipping and learning-rate schedule.
 
-  Fields of ``train_config``: ``lr``, ``num_steps``, optional ``b1`` (0.9), ``b2``
+  Fields of ``train_config``: ``lr``, ``num_steps`` (for a schedule), optional ``b1`` (0.9), ``b2``
   (0.999), ``weight_decay`` (0), ``grad_clip`` (0: none; the ``grad_clip`` argument
   overrides it) and ``schedule``: ``'constant'`` (default), ``'cosine'`` (decay from
   ``lr`` to 0 over ``num_steps``; lets maximum-likelihood fits settle, which LRMF's
@@ -58,7 +58,9 @@ def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | N
     raise ValueError(f'only {PER_REPLICA_FIELDS} may differ between replicas, got '
                      f'{sorted(unknown)}')
   schedule = train_config.get('schedule', 'constant')
-  num_steps = train_config.num_steps
+  num_steps = train_config.get('num_steps')
+  if schedule != 'constant' and num_steps is None:
+    raise ValueError(f'train.schedule {schedule!r} needs the block\'s num_steps')
   if schedule == 'cosine':
     shape = optax.cosine_decay_schedule(1.0, num_steps)
   elif schedule == 'linear_decay_second_half':

@@ -8,26 +8,10 @@
    independent minibatches of A and B (optionally from several restarts, the one with the
    lowest Eq. 3 on the training data kept: :func:`train_lrmf`).
 4. Recompute the objective on held-out data, with ``c(A, B)`` from the private
-   models on that same data, and flag convergence (:func:`convergence_check`).
+   models on that same data, and flag convergence
+   (:func:`lrmf.held_out.convergence_check`).
 
-The convergence rule. Algorithm 1 flags convergence when the held-out objective is below
-``eps``. That one-sided rule calls a large *negative* value converged, although Eq. 3 is
-about 0 at alignment and a value well below 0 only says that the private models fit the
-held-out data worse than the shared one (their ``c(A, B)`` is off); and a held-out mean of a
-few hundred points can be dominated by a handful of points where a private flow density has
-almost no mass (one point at ``-log p = 1467`` moves a 500-point mean by 0.65 nats on its
-own). So here the held-out objective is an average of per-point terms
-(:func:`objective_terms`) reported with its standard error over the points, and
-"converged" means that its interval ``L +- z SE`` (``z = 1.96``) lies inside
-``[-eps, eps]``; the share of the mean that comes from the worst 1% of points is reported
-next to it.
-
-Eq. 3 is 0 at alignment only when the family fits ``T(A)`` as well as ``A``. With ``T(A)``
-distributed as ``B`` and ``thS = thB``, Eq. 3 equals ``log P_M(A; thA) - log P_M(T(A); thB)
-- log|det dT|``, which is ``-E_bias`` of Lemma 2.2 (:func:`_bias_fn`): a family that
-fits the target set worse than the source (Real NVP's axis-aligned couplings and a rotated
-set) leaves the objective above 0 at a perfect alignment, and the flag then stays off. Read
-the flag next to the run's E_bias.
+The convergence rule and the held-out terms of step 4 are in :mod:`lrmf.held_out`.
 
 Every array argument of :func:`train_lrmf` carries a leading replica axis ``R``
 (independent seeds trained side by side in one program, :mod:`nflax.engine`), and so
@@ -42,7 +26,7 @@ checkpoint their stages pass their own. The joint stage optimises the params pyt
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -50,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lrmf import losses
-from nflax import densities, engine, fitting
+from lrmf import held_out, losses
+from nflax import engine, fitting
 
 Array = jax.Array
 PyTree = Any
@@ -120,7 +104,7 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module,
   * ``eval_loss(params, model_state, HeldOut(a, b, constant))`` is the full Eq. 3
     on whole held-out sets in evaluation mode, ``eval_batch_size`` examples at
     a time, plus ``constant`` (:class:`HeldOut`): the means of the per-point terms of
-    :func:`_shared_terms_fn`, the one held-out form of Eq. 3 in this module (held-out sets
+    :func:`lrmf.held_out.shared_terms_fn`, the one held-out form of Eq. 3 (held-out sets
     are too large for one :func:`~lrmf.losses.lrmf_loss` call, whose training mode also
     differs: batch statistics of the minibatch).
 
@@ -132,7 +116,7 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module,
   Returns:
     The objective.
   """
-  shared_terms = _shared_terms_fn(flow, density, eval_batch_size)
+  shared_terms = held_out.shared_terms_fn(flow, density, eval_batch_size)
 
   def train_loss(params, model_state, batch, key):
     a, b = batch.parts
@@ -149,143 +133,6 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module,
   return fitting.Objective(train_loss, eval_loss)
 
 
-def _log_prob_fn(module: nn.Module, batch_size: int) -> Callable[[Variables, Array], Array]:
-  """Traceable ``(variables, x) -> (n,)`` log-densities of ``module`` in evaluation mode,
-  ``batch_size`` examples at a time."""
-  rngs = {'hutchinson': jax.random.PRNGKey(0)}
-
-  def log_prob(variables, x):
-    return fitting.map_over_batches(
-        lambda batch: module.apply(variables, batch, method=type(module).log_prob, rngs=rngs),
-        x, batch_size)
-
-  return log_prob
-
-
-def _shared_terms_fn(flow: nn.Module, density: nn.Module, batch_size: int
-                     ) -> Callable[[Variables, Variables, Array, Array], tuple[Array, Array]]:
-  """Traceable ``(flow_variables, shared, a, b) -> (v_A (n_a,), v_B (n_b,))``: the per-point
-  terms of Eq. 3 without ``c(A, B)``, in evaluation mode,
-
-  ``v_A(a) = -log|det dT(a)/da| - log P_M(T(a); thS)`` (the negative log-density of ``a``
-  under the flow density ``FlowDensity(T, M)``) and ``v_B(b) = -log P_M(b; thS)``.
-
-  Every held-out Eq. 3 of this module is made of these: the joint stage's validation loss
-  (:func:`lrmf_objective`) is ``mean(v_A) + mean(v_B) + c``, and the per-point terms of the
-  final check (:func:`objective_terms`) add each point's private log-density to them.
-  """
-  pushforward = _log_prob_fn(densities.FlowDensity(flow=flow, base=density), batch_size)
-  log_prob = _log_prob_fn(density, batch_size)
-
-  def terms(flow_variables, shared, a, b):
-    joined: dict[str, dict[str, PyTree]] = {}  # FlowDensity's scopes: 'flow', 'base'
-    for scope, variables in (('flow', flow_variables), ('base', shared)):
-      for collection, tree in variables.items():
-        joined.setdefault(collection, {})[scope] = tree
-    return -pushforward(joined, a), -log_prob(shared, b)
-
-  return terms
-
-
-def _constant_fn(density: nn.Module,
-                 batch_size: int) -> Callable[[Variables, Variables, Array, Array], Array]:
-  """Traceable ``(private_a, private_b, a, b) -> c(A, B)`` of Eq. 3 in evaluation mode, in
-  chunks: the mean log-density of each set under its own private model (the same quantity
-  as :func:`lrmf.losses.lrmf_constant`)."""
-  log_prob = _log_prob_fn(density, batch_size)
-
-  def constant(private_a, private_b, a, b):
-    return jnp.mean(log_prob(private_a, a)) + jnp.mean(log_prob(private_b, b))
-
-  return constant
-
-
-class HeldOutCheck(NamedTuple):
-  """Algorithm 1's final check on held-out data (:func:`convergence_check`).
-
-  Attributes:
-    objective: Eq. 3 on the held-out sets, ``mean(u_A) + mean(u_B)``.
-    standard_error: its standard error over the held-out points,
-      ``sqrt(var(u_A) / n_A + var(u_B) / n_B)``.
-    worst_percent: the part of ``objective`` contributed by the 1% of points with the
-      largest ``|u / n|`` (nats).
-    converged: ``|objective| + z standard_error <= eps``.
-  """
-  objective: float
-  standard_error: float
-  worst_percent: float
-  converged: bool
-
-
-def objective_terms(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
-                    shared: Variables, private_a: Variables, private_b: Variables, a: Array,
-                    b: Array, batch_size: int = 1024) -> tuple[Array, Array]:
-  """Eq. 3 on whole data sets as per-point terms, ``L = mean(u_A) + mean(u_B)``.
-
-  ``u_A(a) = log P_M(a; thA) - log P_M(T(a); thS) - log|det dT(a)/da|`` and
-  ``u_B(b) = log P_M(b; thB) - log P_M(b; thS)``: each point's log-likelihood ratio of
-  its private model against the shared model (through ``T`` for A), in evaluation mode.
-  Their means add up to the held-out Eq. 3 with ``c(A, B)`` from the private models on
-  ``a`` and ``b`` (:func:`_shared_terms_fn` gives the shared model's part).
-
-  Returns:
-    ``(u_A (n_a,), u_B (n_b,))``.
-  """
-  terms = jax.jit(_objective_terms_fn(flow, density, batch_size))
-  return terms(flow_variables, shared, private_a, private_b, a, b)
-
-
-def _objective_terms_fn(flow: nn.Module, density: nn.Module, batch_size: int
-                        ) -> Callable[..., tuple[Array, Array]]:
-  """Traceable ``(flow_variables, shared, private_a, private_b, a, b) -> (u_A, u_B)`` of
-  :func:`objective_terms` (vmap it over replicas)."""
-  shared_terms = _shared_terms_fn(flow, density, batch_size)
-  log_prob = _log_prob_fn(density, batch_size)
-
-  def terms(flow_variables, shared, private_a, private_b, a, b):
-    v_a, v_b = shared_terms(flow_variables, shared, a, b)
-    return log_prob(private_a, a) + v_a, log_prob(private_b, b) + v_b
-
-  return terms
-
-
-def held_out_checks(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
-                    shared: Variables, private_a: Variables, private_b: Variables, a: Array,
-                    b: Array, eps: float | np.ndarray,
-                    batch_size: int = 1024) -> list[HeldOutCheck]:
-  """Algorithm 1's final check of every replica on replicated data, one compiled program.
-
-  :func:`objective_terms` vmapped over the leading replica axis ``R`` of every argument
-  (variables and ``a`` ``(R, n_a, *event)``, ``b`` ``(R, n_b, *event)``), then
-  :func:`convergence_check` per replica with ``eps`` (a float or ``(R,)``).
-
-  Returns:
-    ``R`` :class:`HeldOutCheck`.
-  """
-  terms_a, terms_b = jax.jit(jax.vmap(_objective_terms_fn(flow, density, batch_size)))(
-      flow_variables, shared, private_a, private_b, a, b)
-  eps = np.broadcast_to(np.asarray(eps, np.float64), (terms_a.shape[0],))
-  return [convergence_check(terms_a[r], terms_b[r], eps[r]) for r in range(len(eps))]
-
-
-def convergence_check(terms_a: Array, terms_b: Array, eps: float,
-                      z: float = 1.96) -> HeldOutCheck:
-  """The held-out objective of :func:`objective_terms` with its standard error, the share of
-  its worst 1% of points, and the two-sided convergence flag (module docstring)."""
-  terms_a, terms_b = np.asarray(terms_a, np.float64), np.asarray(terms_b, np.float64)
-  n_a, n_b = len(terms_a), len(terms_b)
-  value = float(terms_a.mean() + terms_b.mean())
-  variance = (terms_a.var(ddof=1) / n_a if n_a > 1 else 0.0) + (
-      terms_b.var(ddof=1) / n_b if n_b > 1 else 0.0)
-  contributions = np.concatenate([terms_a / n_a, terms_b / n_b])
-  count = max(1, int(np.ceil(0.01 * len(contributions))))
-  worst = contributions[np.argsort(-np.abs(contributions))[:count]]
-  standard_error = float(np.sqrt(variance))
-  return HeldOutCheck(objective=value, standard_error=standard_error,
-                      worst_percent=float(worst.sum()),
-                      converged=bool(abs(value) + z * standard_error <= float(eps)))
-
-
 @dataclasses.dataclass
 class LRMFResult:
   """What :func:`train_lrmf` returns; every leaf has the leading replica axis ``R``.
@@ -299,12 +146,13 @@ class LRMFResult:
     objective: ``(R,)`` the full Eq. 3 on the held-out A and B, with ``c(A, B)`` from
       the private models on that data.
     objective_se: ``(R,)`` its standard error over the held-out points.
-    converged: ``(R,)`` Algorithm 1's indicator, two-sided (:func:`convergence_check`).
+    converged: ``(R,)`` Algorithm 1's indicator, two-sided
+      (:func:`lrmf.held_out.convergence_check`).
     histories: ``{'private_a', 'private_b', 'joint'}`` (and ``'private_transformed'``)
       -> the stage's :attr:`nflax.fitting.FitResult.history` (the joint ``val_loss`` is
       Eq. 3 on the held-out data).
     bias: ``(R,)`` the estimate of ``E_bias`` of Lemma 2.2 on the held-out A
-      (:func:`_bias_fn`), or ``None`` when it was not asked for.
+      (:func:`lrmf.held_out.bias_fn`), or ``None`` when it was not asked for.
     restart_objectives: ``(R, K)`` Eq. 3 on the training sets at the end of every restart
       of the joint stage (the lowest was kept), or ``None`` without restarts.
   """
@@ -368,7 +216,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   ``Independent((a, b))``; its held-out loss is the full Eq. 3 on ``(a_val, b_val)``
   with ``c(A, B)`` from the private models on that data, :class:`HeldOut`); (iv)
   recomputes Eq. 3 on the held-out data at the best ``(phi, thS)``; (v) flags
-  convergence when its interval lies inside ``[-eps, eps]`` (:func:`convergence_check`).
+  convergence when its interval lies inside ``[-eps, eps]``
+  (:func:`lrmf.held_out.convergence_check`).
 
   Restarts. Eq. 3 is not convex in ``phi``: from the same private models, data and
   initial ``thS = thB``, some runs of the joint stage fold part of ``T(A)`` onto the wrong
@@ -401,7 +250,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       initialisations such as ActNorm and batch statistics see them).
     eval_batch_size: chunk size of held-out evaluations.
     estimate_bias: also fit ``thAT`` to ``T(A)`` by maximum likelihood (stage
-      ``'private_transformed'`` of ``private_runner``) and report the estimate of ``E_bias`` (:func:`_bias_fn`).
+      ``'private_transformed'`` of ``private_runner``) and report the estimate of
+      ``E_bias`` (:func:`lrmf.held_out.bias_fn`).
     restarts: ``K``, restarts of the joint stage per replica (above). Its runner then
       trains ``R K`` replicas, replica ``r``'s restarts at ``r K, ..., r K + K - 1``.
 
@@ -442,19 +292,19 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     flow_start = init(flow, many(a_train), _restart_keys(key_flow, restarts))
   else:
     flow_start = many(flow_variables)
-  constants = jax.jit(jax.vmap(_constant_fn(density, eval_batch_size)))(
+  constants = jax.jit(jax.vmap(held_out.constant_fn(density, eval_batch_size)))(
       private_a, private_b, a_val, b_val)
   objective = lrmf_objective(flow=flow, density=density, eval_batch_size=eval_batch_size)
-  held_out = HeldOut(a_val, b_val, constants)
+  validation = HeldOut(a_val, b_val, constants)
   fit_joint = joint_runner(
       'joint', objective, joint_variables(flow_start, many(private_b)),
-      engine.Independent((many(a_train), many(b_train))), many(held_out),
+      engine.Independent((many(a_train), many(b_train))), many(validation),
       _restart_keys(key_joint, restarts))
   flow_final, shared_final = _split(fit_joint.params, fit_joint.model_state)
   restart_objectives = None
   joint_history = fit_joint.history
   if restarts > 1:
-    train_constants = jax.jit(jax.vmap(_constant_fn(density, eval_batch_size)))(
+    train_constants = jax.jit(jax.vmap(held_out.constant_fn(density, eval_batch_size)))(
         private_a, private_b, a_train, b_train)
     restart_objectives = jax.jit(jax.vmap(_objective_fn(flow, density, eval_batch_size)))(
         flow_final, shared_final, many(HeldOut(a_train, b_train, train_constants)))
@@ -463,7 +313,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     flow_final, shared_final = (_keep(tree, kept, restarts) for tree in (flow_final,
                                                                          shared_final))
     joint_history = [_keep_record(record, kept, restarts) for record in joint_history]
-  checks = held_out_checks(flow=flow, density=density, flow_variables=flow_final,
+  checks = held_out.held_out_checks(flow=flow, density=density, flow_variables=flow_final,
                            shared=shared_final, private_a=private_a, private_b=private_b,
                            a=a_val, b=b_val, eps=eps, batch_size=eval_batch_size)
   result = LRMFResult(
@@ -483,7 +333,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   fit_moved = private_runner('private_transformed', nll,
                              init(density, moved_train, key_flow), moved_train, moved_val,
                              jax.vmap(lambda key: jax.random.fold_in(key, 1))(key_fit_a))
-  bias = jax.jit(jax.vmap(_bias_fn(flow, density, eval_batch_size)))(
+  bias = jax.jit(jax.vmap(held_out.bias_fn(flow, density, eval_batch_size)))(
       flow_final, private_a, _as_variables(fit_moved), a_val)
   result.histories['private_transformed'] = fit_moved.history
   return dataclasses.replace(result, bias=np.asarray(bias))
@@ -531,32 +381,3 @@ def _objective_fn(flow: nn.Module, density: nn.Module,
                                data)
 
   return value
-
-
-def _bias_fn(flow: nn.Module, density: nn.Module, batch_size: int) -> Callable[..., Array]:
-  """Traceable ``(flow_variables, private_a, private_transformed, a) -> gap``: the estimate
-  of ``E_bias(A, T, M)`` (Lemma 2.2, Eq. 2) on the samples ``a`` (vmap it over replicas).
-
-  Eq. 2 bounds the best fit of ``M`` to the transformed set by the best fit to ``A``
-  moved by the change of variables, up to ``E_bias``:
-  ``max log P_M(T(A); thAT) <= max log P_M(A; thA) - log|det dT(A)| + E_bias``. With
-  ``thA`` and ``thAT`` fitted by maximum likelihood to ``A`` and to ``T(A)``, the gap
-  ``log P_M(T(a); thAT) - log P_M(a; thA) + log|det dT(a)/da|`` averaged over ``a`` is a
-  lower estimate of ``E_bias`` (0 when ``M`` fits ``A`` and ``T(A)`` equally well, e.g.
-  Gaussians under an affine ``T``); a large value says that the family fits one of them
-  worse, and Eq. 4's bound on the likelihood-ratio distance is loose by that much.
-  """
-  rngs = {'hutchinson': jax.random.PRNGKey(0)}
-
-  def gap(flow_variables, private_a, private_transformed, a):
-    def per_example(batch):
-      moved, log_det = flow.apply(flow_variables, batch,
-                                  method=type(flow).forward_and_log_det, rngs=rngs)
-      return (density.apply(private_transformed, moved, method=type(density).log_prob,
-                            rngs=rngs)
-              - density.apply(private_a, batch, method=type(density).log_prob, rngs=rngs)
-              + log_det)
-    return fitting.mean_over_batches(per_example, a, batch_size)
-
-  return gap
-

@@ -11,7 +11,7 @@ import optax
 import pytest
 from scipy import optimize
 
-from lrmf import algorithm, gaussian, losses
+from lrmf import algorithm, gaussian, held_out, losses
 from nflax import bijectors, densities, engine, fitting
 
 AFFINE = bijectors.PositiveDefiniteAffine()
@@ -213,7 +213,7 @@ def test_objective_matches_the_pure_losses():
                                       private_b=private_b, a=a, b=b))
   pure = float(lrmf_loss(flow=AFFINE, density=density, flow_variables=flow_variables,
                          shared=shared, a=a, b=b))
-  constant = float(jax.jit(algorithm._constant_fn(density, 64))(private_a, private_b, a, b))
+  constant = float(jax.jit(held_out.constant_fn(density, 64))(private_a, private_b, a, b))
   assert constant == pytest.approx(pure_constant, abs=1e-4)
   objective = algorithm.lrmf_objective(flow=AFFINE, density=density, eval_batch_size=64)
   joint = algorithm.joint_variables(flow_variables, shared)
@@ -224,30 +224,30 @@ def test_objective_matches_the_pure_losses():
                                                    jax.random.PRNGKey(0))
   assert new_state == {}
   assert float(train) == pytest.approx(pure, abs=1e-4)
-  held_out = float(fitting.evaluate(params, model_state,
-                                    algorithm.HeldOut(a, b, jnp.asarray(constant)),
-                                    eval_loss=objective.eval_loss))
-  assert held_out == pytest.approx(pure + pure_constant, abs=1e-4)
-  terms_a, terms_b = algorithm.objective_terms(
+  held_out_value = float(fitting.evaluate(params, model_state,
+                                          algorithm.HeldOut(a, b, jnp.asarray(constant)),
+                                          eval_loss=objective.eval_loss))
+  assert held_out_value == pytest.approx(pure + pure_constant, abs=1e-4)
+  terms_a, terms_b = held_out.objective_terms(
       flow=AFFINE, density=density, flow_variables=flow_variables, shared=shared,
       private_a=private_a, private_b=private_b, a=a, b=b, batch_size=64)
   assert terms_a.shape == (150,) and terms_b.shape == (70,)
-  assert float(jnp.mean(terms_a) + jnp.mean(terms_b)) == pytest.approx(held_out, abs=1e-4)
+  assert float(jnp.mean(terms_a) + jnp.mean(terms_b)) == pytest.approx(held_out_value, abs=1e-4)
 
 
 def test_convergence_check_is_two_sided_with_its_standard_error():
   rng = np.random.default_rng(0)
   terms_a, terms_b = rng.normal(0.0, 0.1, 400), rng.normal(0.0, 0.1, 100)
-  check = algorithm.convergence_check(terms_a, terms_b, eps=0.05)
+  check = held_out.convergence_check(terms_a, terms_b, eps=0.05)
   se = math.sqrt(terms_a.var(ddof=1) / 400 + terms_b.var(ddof=1) / 100)
   assert check.standard_error == pytest.approx(se)
   assert check.converged == (abs(check.objective) + 1.96 * se <= 0.05)
   # A large negative value is not convergence (the one-sided rule L < eps called it so).
-  assert not algorithm.convergence_check(terms_a - 1.0, terms_b, eps=0.05).converged
+  assert not held_out.convergence_check(terms_a - 1.0, terms_b, eps=0.05).converged
   # One far point: its share of the mean is reported, and the interval widens.
   spiked = terms_b.copy()
   spiked[0] = -150.0
-  check = algorithm.convergence_check(terms_a, spiked, eps=0.05)
+  check = held_out.convergence_check(terms_a, spiked, eps=0.05)
   assert check.worst_percent == pytest.approx(-1.5, abs=0.02)  # 5 points; the spike's -1.5
   assert check.standard_error > 1.0 and not check.converged
 

@@ -38,7 +38,7 @@ LRMF_BASELINES = Run(
     fast=_SMALL_FLOWS + _NO_BIAS + (
         ('train_private.num_steps', 600), ('train_joint.num_steps', 600),
         ('train_baseline.num_steps', 200), ('emd.num_iters', 50),
-        ('adversarial.num_steps', 400)),
+        ('train_adversarial.num_steps', 400)),
     fast_note='Real NVP 2x128 (config: 2x256), 600 private / joint steps (config: 1500 / 2000), '
               '200 MMD / EMD steps with 50 Sinkhorn iterations (config: 1000 with 200), 400 '
               'SN-GAN steps (config: 2000)',

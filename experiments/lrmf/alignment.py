@@ -44,7 +44,7 @@ from harness import data as data_lib
 from harness import domains
 from harness import models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
-from lrmf import algorithm, baselines
+from lrmf import algorithm, baselines, held_out
 from nflax import bijectors, fitting
 
 def to_logit_space(domain: dict[str, np.ndarray], alpha: float,
@@ -155,7 +155,7 @@ def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
   A 500-point test mean is dominated by the few points where a private flow has almost no
   density; a large fresh sample from the generators estimates the objective of the trained
   models on the data distributions themselves. One vmapped program over replicas
-  (:func:`lrmf.algorithm.held_out_checks`, the same terms as the test evaluation, with
+  (:func:`lrmf.held_out.held_out_checks`, the same terms as the test evaluation, with
   ``c(A, B)`` from the private models on the fresh points). ``[]`` when switched off
   (size 0) or when a domain is not synthetic.
   """
@@ -167,7 +167,7 @@ def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
   pairs = [fresh_domains(config, seed, size) for seed in layout.seeds]
   a, b = (jnp.asarray(layout.tile(replicas.stack([pair[side] for pair in pairs])))
           for side in (0, 1))
-  checks = algorithm.held_out_checks(
+  checks = held_out.held_out_checks(
       flow=flow, density=density, flow_variables=result.flow_variables,
       shared=result.shared_variables, private_a=result.private_a, private_b=result.private_b,
       a=a, b=b, eps=layout.values(config, 'eps'))
@@ -232,7 +232,7 @@ def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
   dicts of one seed, test splits of one size for all replicas) and ``configs[r]`` its
   config (its ``eps``). Per replica: the held-out objective with its standard error over
   the test points, the part of it due to the worst 1% of points and the two-sided flag
-  (:func:`lrmf.algorithm.held_out_checks`, one program for all replicas), the objective of
+  (:func:`lrmf.held_out.held_out_checks`, one program for all replicas), the objective of
   the identity map, moments and 1-NN accuracy.
   """
   test_a = jnp.asarray(np.stack([a['test_x'] for a, _ in pairs]))
@@ -240,7 +240,7 @@ def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
   common = dict(flow=flow, density=density, private_a=result.private_a,
                 private_b=result.private_b, a=test_a, b=test_b,
                 eps=np.array([config.eps for config in configs]))
-  checks = algorithm.held_out_checks(flow_variables=result.flow_variables,
+  checks = held_out.held_out_checks(flow_variables=result.flow_variables,
                                      shared=result.shared_variables, **common)
   move = transformer(flow)
   initial = jax.jit(flow.init)(jax.random.PRNGKey(0), test_a[0, :8])
@@ -251,13 +251,13 @@ def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
   if np.allclose(move(initial, first), first, atol=1e-5):
     tiled = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (len(pairs),) + leaf.shape),
                          initial)
-    identity_objectives = [check.objective for check in algorithm.held_out_checks(
+    identity_objectives = [check.objective for check in held_out.held_out_checks(
         flow_variables=tiled, shared=result.private_b, **common)]
   return [_replica_metrics(configs[r], result.replica(r), *pairs[r], checks[r],
                            identity_objectives[r], move) for r in range(len(pairs))]
 
 
-def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: algorithm.HeldOutCheck,
+def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: held_out.HeldOutCheck,
                      identity_objective: float | None, move) -> dict:
   """One replica's metrics of :func:`evaluate` (``result`` without the replica axis)."""
   flat = lambda x: x.reshape(len(x), -1)

@@ -20,8 +20,9 @@ Data -> train every method -> evaluate -> write:
      :func:`harness.stages.train` (stages ``'mmd'``, ``'emd'``, train
      config ``config.train_baseline``);
    * ``'adversarial'``: SN-GAN alignment (Fig. 3), :func:`lrmf.baselines.adversarial_step`
-     run by the engine with Adam ``b1 = 0.5`` (``config.adversarial``), logging both
-     losses and the 1-NN accuracy every ``config.adversarial.eval_every`` steps,
+     run by the engine (``config.train_adversarial`` for ``T``, ``config.train_critic`` for
+     the critic ``config.critic``), logging both losses and the 1-NN accuracy every
+     ``config.train_adversarial.eval_every`` steps,
      checkpointed and resumable like every stage;
 
 3. score every method and the identity map (``'input'``) on the test split:
@@ -49,7 +50,6 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
-import optax
 from sklearn import neighbors
 
 from harness import domains
@@ -147,10 +147,10 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
   """SN-GAN baseline (Fig. 3): alternating critic / transform steps through the engine,
   checkpointed and resumable like every stage; the 1-NN accuracy of ``T`` is logged after
   every dispatch of ``eval_every`` steps. Returns ``(phi, log)``."""
-  settings = config.adversarial
-  critic = baselines.SpectralNormCritic(hidden=tuple(settings.critic_hidden))
-  flow_optimizer = optax.adam(settings.flow_lr, b1=0.5)
-  critic_optimizer = optax.adam(settings.critic_lr, b1=0.5)
+  settings = config.train_adversarial
+  critic = baselines.SpectralNormCritic(hidden=tuple(config.critic.hidden))
+  flow_optimizer = stages.make_optimizer(settings)
+  critic_optimizer = stages.make_optimizer(config.train_critic)
   init_key, critic_key, train_key = jax.random.split(key, 3)
   state = baselines.init_adversarial_state(
       flow_variables=_init_flow(flow, a['train_x'], init_key),
@@ -222,7 +222,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config_checks.check_batch_sizes(
       {**({'train_baseline.batch_size': (config.train_baseline.batch_size, min(num_a, num_b))}
           if {'mmd', 'emd'} & set(config.methods) else {}),
-       **({'adversarial.batch_size': (config.adversarial.batch_size, min(num_a, num_b))}
+       **({'train_adversarial.batch_size': (config.train_adversarial.batch_size,
+                                            min(num_a, num_b))}
           if 'adversarial' in config.methods else {})})
   flow = models.build_flow(config.flow)
   move = alignment.transformer(flow)

@@ -50,14 +50,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from harness import classification
 from harness import domains
 from experiments.lrmf import alignment
 from harness import models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
-from lrmf import algorithm, discrepancies
+from lrmf import algorithm, discrepancies, held_out
 from nflax import engine, two_player
 from nflax import vae as vae_lib
 
@@ -82,10 +81,9 @@ def _fit_vae(config, a, b, workdir, metrics, key):
                             train[None], val[None], train_config=config.train_vae,
                             workdir=workdir, stage='vae', keys=fit_key[None], metrics=metrics)
     return vae, {'params': engine.replica(result.params, 0)}
-  settings = config.vae.discriminator
-  discriminator = vae_lib.Discriminator(hidden=tuple(settings.hidden))
+  discriminator = vae_lib.Discriminator(hidden=tuple(config.vae.discriminator.hidden))
   optimizer = stages.make_optimizer(config.train_vae)
-  critic_optimizer = optax.adam(settings.lr, b1=settings.b1)
+  critic_optimizer = stages.make_optimizer(config.train_discriminator)
   state = two_player.init_state(
       variables={'params': variables['params']},
       critic_variables=jax.jit(discriminator.init)(critic_key, jnp.asarray(train[:8])),
@@ -162,7 +160,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       b_val=codes_b['val_x'][None], keys=lrmf_key[None], eps=config.eps,
       private_runner=runner, joint_runner=runner,
       restarts=config.get('restarts', 1)).replica(0)
-  check = algorithm.convergence_check(*algorithm.objective_terms(
+  check = held_out.convergence_check(*held_out.objective_terms(
       flow=flow, density=density, flow_variables=result.flow_variables,
       shared=result.shared_variables, private_a=result.private_a, private_b=result.private_b,
       a=jnp.asarray(codes_a['test_x']), b=jnp.asarray(codes_b['test_x'])), config.eps)
