@@ -314,6 +314,57 @@ def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
   return result
 
 
+def run_steps(step_fn: engine.Step, run: engine.Run, train_data: Any, keys: jax.Array, *,
+              train_config: ml_collections.ConfigDict, stage: str, workdir: str,
+              metrics: workdir_lib.MetricsLog, val_data: Any = None,
+              evaluate: engine.Evaluate | None = None, snapshot: engine.Snapshot | None = None,
+              steps_per_dispatch: int | None = None, until: int | None = None,
+              annotate: Callable[[engine.Run, dict], dict] | None = None) -> engine.Result:
+  """Runs any engine step as one checkpointed, logged, resumable stage.
+
+  The stage's training block gives the engine's settings: ``num_steps``, ``batch_size``,
+  ``steps_per_dispatch`` (unless given here), ``eval_every``, ``patience`` and
+  ``checkpoint_every``; :func:`run_stage` restores the stage's latest checkpoint and writes
+  the next ones. Every stage whose step is not plain gradient descent (the two-player stages
+  of AlignFlow, CycleGAN, the SN-GAN baseline and the VAE-GAN) runs through here; gradient
+  descent on an objective runs through :func:`train`.
+
+  Args:
+    step_fn: the per-replica engine step.
+    run: the fresh replicated run (``engine.init_run(state, snapshot)``).
+    train_data: replicated training data, leaves ``(R, n, ...)``.
+    keys: ``(R, 2)`` the stage's keys.
+    train_config: the stage's training block.
+    stage: the stage's name (its checkpoint folder and log prefix).
+    workdir: the experiment's workdir.
+    metrics: the run's metrics log.
+    val_data, evaluate, snapshot: held-out data, ``evaluate(state, val_data)`` and what
+      best-tracking keeps (:func:`nflax.engine.train`).
+    steps_per_dispatch: overrides the block's.
+    until: stop at this step (see :func:`run_stage`).
+    annotate: ``annotate(run, record) -> record`` adds entries (a metric measured outside
+      the step, e.g. on the run's current state) to each dispatch's record before it is
+      logged.
+
+  Returns:
+    The engine's :class:`~nflax.engine.Result` (history of the steps run now).
+  """
+  def trainer(run, num_steps, callback):
+    on_dispatch = callback if annotate is None else (
+        lambda run, record: callback(run, annotate(run, record)))
+    return engine.train(
+        step_fn, run, train_data, keys, num_steps=num_steps,
+        batch_size=train_config.batch_size, val_data=val_data, evaluate=evaluate,
+        snapshot=snapshot,
+        steps_per_dispatch=steps_per_dispatch or train_config.steps_per_dispatch,
+        eval_every=train_config.get('eval_every'), patience=train_config.get('patience'),
+        name=f'[{stage}] ', callback=on_dispatch)
+
+  return run_stage(trainer, run, stage=stage, workdir=workdir, metrics=metrics,
+                   num_steps=train_config.num_steps,
+                   checkpoint_every=train_config.checkpoint_every, until=until)
+
+
 def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
           *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
           keys: jax.Array, metrics: workdir_lib.MetricsLog,

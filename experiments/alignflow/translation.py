@@ -236,7 +236,7 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
   ``until`` defaults to ``config.train.num_steps``; a smaller one stops part-way (the
   optimiser's schedule still spans ``num_steps``), so a later call continues the same
   run. The stage is checkpointed every ``checkpoint_every`` steps and at ``until``
-  (:func:`harness.stages.run_stage`, which restores a checkpoint when present), the
+  (:func:`harness.stages.run_steps`, which restores a checkpoint when present), the
   engine's guard stops it on a NaN/Inf before a bad update is applied, and the paired
   validation MSE (:class:`PairedValidationMSE`, when ``data`` has ``val_a``/``val_b``) is
   logged every ``eval_every`` steps; the last state is kept (no selection on it).
@@ -253,18 +253,10 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
   if 'val_a' in data:
     validation = (data['val_a'], data['val_b'])
 
-  def trainer(run, num_steps, callback):
-    return engine.train(
-        step_fn, run, train_data, key, num_steps=num_steps,
-        batch_size=settings.batch_size, val_data=validation,
-        evaluate=None if validation is None else PairedValidationMSE(model),
-        steps_per_dispatch=settings.steps_per_dispatch, eval_every=settings.get('eval_every'),
-        name=f'[{stage}] ', callback=callback)
-
-  result = stages.run_stage(
-      trainer, engine.init_run(state), stage=stage, workdir=workdir,
-      metrics=metrics, num_steps=settings.num_steps,
-      checkpoint_every=settings.checkpoint_every, until=until)
+  result = stages.run_steps(
+      step_fn, engine.init_run(state), train_data, key, train_config=settings, stage=stage,
+      workdir=workdir, metrics=metrics, val_data=validation,
+      evaluate=None if validation is None else PairedValidationMSE(model), until=until)
   return result.run.state
 
 

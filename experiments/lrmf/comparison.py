@@ -161,28 +161,17 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
                               flow_optimizer=flow_optimizer, critic_optimizer=critic_optimizer)
   move = alignment.transformer(flow)
 
-  def with_accuracy(callback):
-    def on_dispatch(run, record):
-      trained = engine.replica(run.state, 0)
-      accuracy = alignment.one_nn_accuracy(
-          config, a, b, move({'params': trained.params, **trained.model_state},
-                             a['test_x']))
-      if accuracy is not None:
-        record = {**record, 'one_nn_accuracy': accuracy}
-      callback(run, record)
-    return on_dispatch
+  def with_accuracy(run, record):
+    trained = engine.replica(run.state, 0)
+    accuracy = alignment.one_nn_accuracy(
+        config, a, b, move({'params': trained.params, **trained.model_state}, a['test_x']))
+    return record if accuracy is None else {**record, 'one_nn_accuracy': accuracy}
 
-  def trainer(run, num_steps, callback):
-    return engine.train(
-        step_fn, run, engine.Independent((a['train_x'][None], b['train_x'][None])),
-        train_key[None], num_steps=num_steps, batch_size=settings.batch_size,
-        steps_per_dispatch=settings.eval_every, name='[adversarial] ',
-        callback=with_accuracy(callback))
-
-  result = stages.run_stage(
-      trainer, engine.init_run(engine.add_replica_axis(state)), stage='adversarial',
-      workdir=workdir, metrics=metrics, num_steps=settings.num_steps,
-      checkpoint_every=settings.checkpoint_every)
+  result = stages.run_steps(
+      step_fn, engine.init_run(engine.add_replica_axis(state)),
+      engine.Independent((a['train_x'][None], b['train_x'][None])), train_key[None],
+      train_config=settings, stage='adversarial', workdir=workdir, metrics=metrics,
+      steps_per_dispatch=settings.eval_every, annotate=with_accuracy)
   trained = engine.replica(result.run.state, 0)
   return ({'params': trained.params, **trained.model_state},
           workdir_lib.read_metrics(workdir, 'adversarial'))

@@ -96,18 +96,10 @@ def _fit_vae(config, a, b, workdir, metrics, key):
   keep_best = config.train_vae.get('keep_best', True)
   snapshot = _vae_params if keep_best else None
 
-  def trainer(run, num_steps, callback):
-    return engine.train(
-        step_fn, run, train[None], fit_key[None], num_steps=num_steps,
-        batch_size=config.train_vae.batch_size, val_data=val[None], evaluate=evaluate,
-        snapshot=snapshot, steps_per_dispatch=config.train_vae.steps_per_dispatch,
-        eval_every=config.train_vae.eval_every, patience=config.train_vae.get('patience'),
-        name='[vae] ', callback=callback)
-
-  final = stages.run_stage(
-      trainer, engine.init_run(engine.add_replica_axis(state), snapshot), stage='vae',
-      workdir=workdir, metrics=metrics, num_steps=config.train_vae.num_steps,
-      checkpoint_every=config.train_vae.checkpoint_every).run
+  final = stages.run_steps(
+      step_fn, engine.init_run(engine.add_replica_axis(state), snapshot), train[None],
+      fit_key[None], train_config=config.train_vae, stage='vae', workdir=workdir,
+      metrics=metrics, val_data=val[None], evaluate=evaluate, snapshot=snapshot).run
   params = final.best if keep_best else final.state.params
   return vae, {'params': engine.replica(params, 0)}
 
