@@ -9,6 +9,7 @@ setup(
                  "estimation in JAX: LRMF, AlignFlow, featurized DRE."),
     packages=find_packages(include=["nflax*", "lrmf*", "alignflow*", "fdre*",
                                     "harness*", "experiments*", "configs*"]),
+    package_data={name: ["py.typed"] for name in ("nflax", "lrmf", "alignflow", "fdre")},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.4.30",

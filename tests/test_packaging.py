@@ -71,3 +71,15 @@ def test_core_imports_without_distrax():
   result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_library_imports_without_diffrax_and_ships_its_type_marker():
+  """``import nflax`` (and the methods) does not pay for diffrax, which only FFJORD's ODE solve
+  imports; every library package carries ``py.typed``."""
+  code = ('import sys, nflax, nflax.bijectors, lrmf.algorithm, alignflow.training, fdre.featurize\n'
+          "assert 'diffrax' not in sys.modules, 'diffrax imported by the library'")
+  result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  assert result.returncode == 0, result.stderr[-2000:]
+  for package in ('nflax', 'lrmf', 'alignflow', 'fdre'):
+    assert os.path.exists(os.path.join(ROOT, package, 'py.typed')), package

@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Sequence
 
-import diffrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -53,9 +52,11 @@ VectorField = Callable[[Array], Array]
 TRACE_ESTIMATORS = ('exact', 'hutchinson')
 HUTCHINSON_PROBES = ('rademacher', 'gaussian')
 ADJOINTS = {
-    'recursive_checkpoint': diffrax.RecursiveCheckpointAdjoint,
-    'forward': diffrax.ForwardMode,
+    'recursive_checkpoint': 'RecursiveCheckpointAdjoint',
+    'forward': 'ForwardMode',
 }
+"""Adjoint name -> the ``diffrax`` class. ``diffrax`` is imported where an ODE is solved, so
+that ``import nflax`` does not pay for it."""
 
 
 def exact_divergence(vector_field: VectorField,
@@ -265,6 +266,7 @@ class FFJORD(Bijector):
     probe = self._probe(x.shape, x.dtype)
     dynamics = _AugmentedDynamics(hidden=tuple(self.hidden), dim=x.shape[-1],
                                   trace_estimator=self.trace_estimator)
+    import diffrax  # pylint: disable=g-import-not-at-top
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(dynamics),
         diffrax.Dopri5(),
@@ -276,7 +278,7 @@ class FFJORD(Bijector):
         saveat=diffrax.SaveAt(t1=True),
         stepsize_controller=diffrax.PIDController(rtol=self.rtol,
                                                   atol=self.atol),
-        adjoint=ADJOINTS[self.adjoint](),
+        adjoint=getattr(diffrax, ADJOINTS[self.adjoint])(),
         max_steps=self.max_steps)
     z_end, log_det = solution.ys
     return z_end[0], log_det[0]
