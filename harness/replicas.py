@@ -95,7 +95,8 @@ def aggregate(per_seed: Sequence[dict], seeds: Sequence[int]) -> dict:
 
   Numeric metrics (booleans count as 0/1, so a flag's mean is the fraction of seeds that
   set it) are averaged over the seeds where they are finite; ``<name>_se`` is the standard
-  error ``std / sqrt(R)`` (``ddof=1``; ``None`` with one seed). Other values are kept when
+  error ``std / sqrt(R)`` (``ddof=1``; absent where fewer than two seeds give a finite
+  value, so a one-seed run has none). Other values are kept when
   every seed agrees and listed per seed otherwise. ``per_seed`` holds every seed's metrics
   with its ``seed``.
   """
@@ -109,8 +110,8 @@ def aggregate(per_seed: Sequence[dict], seeds: Sequence[int]) -> dict:
       numbers = np.asarray(values, np.float64)
       finite = numbers[np.isfinite(numbers)]
       out[name] = float(finite.mean()) if finite.size else float('nan')
-      out[f'{name}_se'] = (float(finite.std(ddof=1) / math.sqrt(finite.size))
-                           if finite.size > 1 else None)
+      if finite.size > 1:
+        out[f'{name}_se'] = float(finite.std(ddof=1) / math.sqrt(finite.size))
     elif all(v == values[0] for v in values):
       out[name] = values[0]
     else:

@@ -51,7 +51,10 @@ def test_aggregate_mean_standard_error_and_per_seed():
   assert results['flag'] == 0.5 and results['name'] == 'x'
   assert results['per_seed'] == [{'seed': 4, 'a': 1.0, 'flag': True, 'name': 'x'},
                                  {'seed': 7, 'a': 3.0, 'flag': False, 'name': 'x'}]
-  assert replicas.aggregate([{'a': 1.0}], (0,))['a_se'] is None
+  one = replicas.aggregate([{'a': 1.0}], (0,))
+  assert one['a'] == 1.0 and 'a_se' not in one  # no standard error of one seed, not a null
+  two = replicas.aggregate([{'a': 1.0}, {'a': float('nan')}], (0, 1))
+  assert two['a'] == 1.0 and 'a_se' not in two  # one finite value
   with pytest.raises(ValueError, match='repeated'):
     replicas.seeds_of(_config(seeds=(1, 1)))
   with pytest.raises(ValueError, match='non-negative ints'):
