@@ -3,7 +3,8 @@
 Layout of ``<workdir>``::
 
     config.json          the resolved config of the run
-    environment.json     Python, package versions and devices of the (last) invocation
+    environment.json     Python, package versions, devices, git commit (and whether the tree
+                         was dirty) and command line of the (last) invocation
     metrics.jsonl        one JSON object per logged record (``{"step", "stage", ...}``)
     events.out.tfevents* the same scalars for TensorBoard (when tensorboardX is present),
                          and at the end the run's hyper-parameters (hparams) and figures
@@ -38,7 +39,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from harness import plots
+from harness import plots, provenance
 from nflax import parallel
 
 
@@ -327,7 +328,9 @@ RECORDED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'distrax', 'orbax-checkpo
 
 
 def save_environment(workdir: str, devices: list[str]) -> None:
-  """Writes ``<workdir>/environment.json``: Python, :data:`RECORDED_PACKAGES`, ``devices``."""
+  """Writes ``<workdir>/environment.json``: Python, :data:`RECORDED_PACKAGES`, ``devices``,
+  the code's git commit and whether the tree was dirty (``code``), and the full command
+  line (``command``) of this invocation (:mod:`harness.provenance`)."""
   versions = {}
   for name in RECORDED_PACKAGES:
     try:
@@ -335,7 +338,8 @@ def save_environment(workdir: str, devices: list[str]) -> None:
     except importlib.metadata.PackageNotFoundError:
       versions[name] = None
   write_json(os.path.join(workdir, 'environment.json'),
-             {'python': platform.python_version(), 'packages': versions, 'devices': devices})
+             {'python': platform.python_version(), 'packages': versions, 'devices': devices,
+              'code': provenance.code_version(), 'command': provenance.command_line()})
 
 
 def plots_dir(workdir: str) -> str:

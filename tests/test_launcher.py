@@ -41,6 +41,15 @@ def test_smoke_run_writes_everything(tmp_path):
   with open(tmp_path / 'environment.json') as f:
     environment = json.load(f)
   assert environment['packages']['jax'] == jax.__version__ and environment['devices']
+  # provenance: the checkout's commit and state, and the invocation's command line
+  head = subprocess.run(['git', '-C', REPO, 'rev-parse', 'HEAD'], capture_output=True,
+                        text=True)
+  if head.returncode == 0:
+    assert environment['code']['commit'] == head.stdout.strip()
+    assert isinstance(environment['code']['dirty'], bool)
+  else:  # not a git checkout: nothing to record, and nothing made up
+    assert environment['code'] == {'commit': None, 'dirty': None}
+  assert isinstance(environment['command'], str) and environment['command']
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
@@ -65,6 +74,10 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
   resumed = subprocess.run(_launch_cmd(killed, *overrides), cwd=REPO, check=True,
                            capture_output=True, text=True)
   assert 'resuming from the checkpoint at step' in resumed.stderr
+  with open(straight / 'environment.json') as f:  # the full command line, as a shell reruns it
+    command = json.load(f)['command']
+  assert '-m experiments.run' in command and f'--workdir={straight}' in command
+  assert all(override in command for override in overrides), command
   a, b = _results(straight), _results(killed)
   for name in ('test_nll', 'val_nll', 'train_nll', 'steps'):
     assert a[name] == pytest.approx(b[name], rel=1e-6), name

@@ -1,0 +1,40 @@
+"""Where a run's numbers come from: the code's git commit and state, and the command line.
+
+Recorded in every run's ``environment.json`` (:func:`harness.workdir.save_environment`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The checkout the framework runs from."""
+
+
+def _git(*args: str) -> str | None:
+  try:
+    result = subprocess.run(['git', '-C', PROJECT_ROOT, *args], capture_output=True,
+                            text=True, timeout=30, check=False)
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return result.stdout if result.returncode == 0 else None
+
+
+def code_version() -> dict:
+  """``{'commit': <40 hex digits>, 'dirty': bool}`` of the project's git checkout: ``dirty``
+  when tracked files differ from the commit or untracked files that git does not ignore
+  exist. Both ``None`` outside a git checkout (e.g. an installed copy) or without git."""
+  commit = _git('rev-parse', 'HEAD')
+  if commit is None:
+    return {'commit': None, 'dirty': None}
+  status = _git('status', '--porcelain')
+  return {'commit': commit.strip(), 'dirty': None if status is None else bool(status.strip())}
+
+
+def command_line() -> str:
+  """The invocation's full command line as the interpreter received it (``python -m
+  experiments.run --config=...``), quoted so that a shell runs it again."""
+  return shlex.join(sys.orig_argv)
