@@ -51,7 +51,7 @@ EXPERIMENTS: dict[str, Callable[[ml_collections.ConfigDict, str], dict]] = {
     'fdre.augmentation': fdre_augmentation.run,
 }
 """Registry key -> ``run(config, workdir) -> results``. Key ``<family>.<module>`` is the
-module ``experiments/<family>_experiments/<module>.py``."""
+module ``experiments/<family>/<module>.py``."""
 
 SEEDS_SIDE_BY_SIDE = frozenset({'density', 'lrmf.alignment', 'alignflow.translation',
                                 'fdre.modes', 'fdre.augmentation'})

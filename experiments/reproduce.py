@@ -53,7 +53,6 @@ from experiments.claims import (CLAIMS, MACHINERY, REASONS, ROWS, Claim, Row, Ru
                                reason_of, runs_of, side_by_side)
 from experiments.claims.schema import TIERS
 from harness import verdicts
-from harness.verdicts import SIGNIFICANCE, verdict
 
 REPORTED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'scipy',
                      'scikit-learn', 'diffrax')
@@ -182,7 +181,7 @@ def row_cells(row: Row, tier: str, results: dict[str, tuple[list[dict] | None, f
             f'not comparable: not run in this tier ({row.run.paper_cost})', False)
   per_seed, _ = results.get(row.run.name, (None, None))
   if per_seed is not None:
-    return (*verdict(row.check, per_seed, row.paper), True)
+    return (*verdicts.verdict(row.check, per_seed, row.paper), True)
   if row.run.name in failures:
     return 'failed: ' + failures[row.run.name].replace('|', '/'), '-', False
   record = previous.get((row.method, row.claim.replace('|', '\\|')), {})
@@ -262,10 +261,10 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
            'value *matches* when the whole 90% Student-t interval of our mean lies inside '
            "the paper's value +- the tolerance shown (what the claim allows, plus half a unit "
            "in the paper's last printed digit): two one-sided tests at "
-           f'{SIGNIFICANCE}; it *differs* when the interval lies wholly outside that band, and '
+           f'{verdicts.SIGNIFICANCE}; it *differs* when the interval lies wholly outside that band, and '
            'is *inconclusive* otherwise (too few seeds or too noisy). An ordering row shows '
            'the paired difference lower - higher over seeds with its one-sided paired t-test '
-           f'p-value: it *holds* at p < {SIGNIFICANCE}, is *reversed* when the opposite '
+           f'p-value: it *holds* at p < {verdicts.SIGNIFICANCE}, is *reversed* when the opposite '
            'direction is significant, and is *not shown* otherwise. Rows of runs not rerun '
            'keep their cells and are judged again from them by the current rule.', '',
            'Each claim of the papers\' experiments (a numbered table, a figure with numbers, '
