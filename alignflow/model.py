@@ -65,22 +65,26 @@ class AlignFlow(Bijector):
   shared: Bijector | None = None
   preprocess: Bijector | None = None
 
-  def _layers(self, private: Bijector) -> list[Bijector]:
-    """The layers of ``G_{X->Z}`` in application order (data -> latent)."""
-    return [layer for layer in (self.preprocess, private, self.shared) if layer is not None]
+  def _layers(self, private: Bijector, preprocessed: bool = False) -> list[Bijector]:
+    """The layers of ``G_{X->Z}`` in application order (data -> latent); without the fixed
+    pre-processing when the inputs are ``preprocessed`` already."""
+    first = None if preprocessed else self.preprocess
+    return [layer for layer in (first, private, self.shared) if layer is not None]
 
-  def _encode(self, private: Bijector, x: Array) -> tuple[Array, Array]:
+  def _encode(self, private: Bijector, x: Array,
+              preprocessed: bool = False) -> tuple[Array, Array]:
     x = jnp.asarray(x)
     log_det = jnp.zeros(x.shape[:1], x.dtype)
-    for layer in self._layers(private):
+    for layer in self._layers(private, preprocessed):
       x, layer_log_det = layer.forward_and_log_det(x)
       log_det = log_det + layer_log_det
     return x, log_det
 
-  def _decode(self, private: Bijector, z: Array) -> tuple[Array, Array]:
+  def _decode(self, private: Bijector, z: Array,
+              preprocessed: bool = False) -> tuple[Array, Array]:
     z = jnp.asarray(z)
     log_det = jnp.zeros(z.shape[:1], z.dtype)
-    for layer in reversed(self._layers(private)):
+    for layer in reversed(self._layers(private, preprocessed)):
       z, layer_log_det = layer.inverse_and_log_det(z)
       log_det = log_det + layer_log_det
     return z, log_det
@@ -131,6 +135,27 @@ class AlignFlow(Bijector):
     """Translation ``G_{B->A}(b)``."""
     return self.inverse_and_log_det(b)[0]
 
+  def preprocessed(self, x: Array) -> Array:
+    """``h = preprocess(x)``, the fixed pre-processing of either domain (``x`` itself when
+    there is none); ``(batch, *event)``. The flows' own layers act on ``h``."""
+    return x if self.preprocess is None else self.preprocess.forward(x)
+
+  def preprocessed_a_to_b(self, h: Array) -> Array:
+    """``G_{A->B}`` between pre-processed spaces, ``h_a = preprocess(a) -> preprocess(G_{A->B}(a))``.
+
+    The translation without the fixed post-processing ``preprocess^{-1}``: with a logit
+    pre-processing this is the map between logit images, whose round trips (Prop. 1) are
+    exact up to the layers' rounding wherever the translated logits lie, while the sigmoid of
+    the post-processing rounds logits beyond about 36.7 (float64) to the interval's end.
+    """
+    z, _ = self._encode(self.private_a, h, preprocessed=True)
+    return self._decode(self.private_b, z, preprocessed=True)[0]
+
+  def preprocessed_b_to_a(self, h: Array) -> Array:
+    """``G_{B->A}`` between pre-processed spaces (see :meth:`preprocessed_a_to_b`)."""
+    z, _ = self._encode(self.private_b, h, preprocessed=True)
+    return self._decode(self.private_a, z, preprocessed=True)[0]
+
   def translate_with_log_probs(self, a: Array, b: Array) -> tuple[Array, Array, Array, Array]:
     """``(G_{A->B}(a), G_{B->A}(b), log p_A(a), log p_B(b))``, encoding each input once."""
     z_a, log_det_a = self.encode_a(a)
@@ -180,10 +205,13 @@ class RoundTrips(NamedTuple):
   b_to_a: np.ndarray  # G_{B->A}(b)
   a_again: np.ndarray  # G_{B->A}(G_{A->B}(a))
   b_again: np.ndarray  # G_{A->B}(G_{B->A}(b))
+  a: np.ndarray  # the start of the first cycle: a (preprocess(a) for preprocessed trips)
+  b: np.ndarray  # the start of the second: b (preprocess(b))
 
 
 def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
-                float64: bool = False, replicas: bool = False) -> RoundTrips:
+                float64: bool = False, replicas: bool = False,
+                preprocessed: bool = False) -> RoundTrips:
   """The cycles ``G_{B->A}(G_{A->B}(a))`` and ``G_{A->B}(G_{B->A}(b))`` (Prop. 1).
 
   Prop. 1: for AlignFlow both are the inputs exactly in real arithmetic, pre- and
@@ -195,7 +223,10 @@ def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
   cast to float64 and the translations run inside ``jax.enable_x64``, where the sigmoid
   saturates only above about 36.7 and ``1 - sigmoid`` keeps 16 digits instead of 7, so
   the measured error is float rounding of the bijection unless latents approach that
-  limit too. Each direction is compiled on its own, so translated images are
+  limit too. With ``preprocessed=True`` (an :class:`AlignFlow`) the inputs are first
+  pre-processed (``h = preprocess(x)``, in the working precision) and the cycles run between
+  pre-processed spaces (:meth:`AlignFlow.preprocessed_a_to_b`): the flows' own round trip,
+  which no saturating post-processing limits. Each direction is compiled on its own, so translated images are
   materialised in the working precision, as stored translations would be; one call
   compiles each direction once (for every replica when ``replicas``, and for ``a`` and
   ``b`` together when they have one shape).
@@ -211,23 +242,31 @@ def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
     float64: evaluate in float64 instead of the variables' precision.
     replicas: ``variables``, ``a`` and ``b`` hold ``R`` independent models and their data
       (``jax.vmap`` over the leading axis).
+    preprocessed: cycle the pre-processed inputs through the flows only (AlignFlow).
 
   Returns:
     :class:`RoundTrips` of numpy arrays of the shapes of ``a`` and ``b`` (translations of
-    ``a`` have its shape), float64 with ``float64=True``.
+    ``a`` have its shape), float64 with ``float64=True``; with ``preprocessed``, every array
+    (the starts ``a`` and ``b`` too) lives in the pre-processed space.
   """
   def direction(method):
     apply = lambda variables, x: model.apply(variables, x, method=method)
     return jax.jit(jax.vmap(apply) if replicas else apply)
 
-  a_to_b = direction(type(model).a_to_b)
-  b_to_a = direction(type(model).b_to_a)
+  kind = type(model)
+  if preprocessed:
+    a_to_b, b_to_a = direction(kind.preprocessed_a_to_b), direction(kind.preprocessed_b_to_a)
+  else:
+    a_to_b, b_to_a = direction(kind.a_to_b), direction(kind.b_to_a)
 
   def cycles(variables, a, b):
+    if preprocessed:
+      to_flow_space = direction(kind.preprocessed)
+      a, b = to_flow_space(variables, a), to_flow_space(variables, b)
     forward, backward = a_to_b(variables, a), b_to_a(variables, b)
     return RoundTrips(np.asarray(forward), np.asarray(backward),
                       np.asarray(b_to_a(variables, forward)),
-                      np.asarray(a_to_b(variables, backward)))
+                      np.asarray(a_to_b(variables, backward)), np.asarray(a), np.asarray(b))
 
   if not float64:
     return cycles(variables, a, b)

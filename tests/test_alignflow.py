@@ -331,6 +331,39 @@ def test_round_trip_saturated_in_float32_is_exact_in_float64():
   assert report['non_finite_cycle_fraction_float64_a'] == 0.0
 
 
+def test_cycle_lost_to_the_float64_sigmoid_is_exact_between_preprocessed_spaces():
+  """A translation whose logits pass float64's sigmoid limit loses the data-space round trip
+  to rounding, while the flows' own round trip (between logit images) stays exact, and the
+  report names the saturated translations.
+
+  ``G_{B->Z}`` divides logits by 30, so a pixel of 0.9 (logit 2.25) translates to logit 67.5,
+  beyond ``53 log 2 ~ 36.7``: its sigmoid is 1 in float64. The other image's largest logit,
+  0.97, becomes 29: within the limit.
+  """
+  preprocess = bijectors.Chain([bijectors.ScaleShift(scale=0.5, shift=0.5),
+                                bijectors.Logit(alpha=0.05)])
+  model = model_lib.AlignFlow(private_a=bijectors.ActNorm(), private_b=bijectors.ActNorm(),
+                              preprocess=preprocess)
+  images = np.stack([np.full((4, 4, 1), 0.9, np.float32),
+                     np.linspace(-0.5, 0.5, 16, dtype=np.float32).reshape(4, 4, 1)])
+  variables = {'params': {
+      'private_a': {'bias': jnp.zeros(1), 'log_scale': jnp.zeros(1)},
+      'private_b': {'bias': jnp.zeros(1), 'log_scale': jnp.full(1, -math.log(30.0))}}}
+  reports, _ = alignflow_experiment.cycle_report(
+      model, jax.tree.map(lambda leaf: leaf[None], variables), images[None], images[None])
+  report = reports[0]
+  lost = report['max_cycle_error_float64_a'] > 0.1 or report[
+      'non_finite_cycle_fraction_float64_a'] > 0
+  assert lost  # the data-space cycle of the saturated image is gone, even in float64
+  assert report['max_cycle_error_flow_float64_a'] < 1e-12
+  assert report['max_cycle_error_flow_float64_b'] < 1e-12
+  assert report['saturated_translation_fraction_a'] == 0.5
+  assert report['saturated_translation_fraction_b'] == 0.0
+  logit = math.log((0.05 + 0.9 * 0.95) / (1 - 0.05 - 0.9 * 0.95))  # pixel 0.9's logit
+  assert report['max_abs_translated_preprocessed_a'] == pytest.approx(30 * logit, rel=1e-6)
+  assert alignflow_experiment.SIGMOID_LIMIT_FLOAT64 == pytest.approx(36.74, abs=0.01)
+
+
 def test_round_trips_of_replicas_are_the_replicas_round_trips():
   """``replicas=True`` (one vmapped program for R models) gives each model's own translations
   and cycles, in float32 and float64."""

@@ -13,9 +13,11 @@ Data -> train -> evaluate -> write, for two domains with a known pairing:
    baseline, same critics and GAN form). Each stage is checkpointed and resumes;
 3. evaluate on the paired test split: MSE of ``G_{A->B}(a)`` to its true pair ``b`` and
    of ``G_{B->A}(b)`` to ``a`` (Table 1; images in ``[-1, 1]``), the largest cycle error
-   ``|G_{B->A}(G_{A->B}(a)) - a|`` computed in float64 (Prop. 1: float rounding for
-   AlignFlow) and the share of float32 round trips that saturate (:func:`cycle_report`;
-   over the test and validation pairs), held-out log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1
+   ``|G_{B->A}(G_{A->B}(a)) - a|`` computed in float64 in data space and between the
+   pre-processed (logit) spaces where the flows act (Prop. 1: float rounding for the
+   flows), the share of translations whose logits lie beyond float64's sigmoid and the share
+   of float32 round trips that saturate (:func:`cycle_report`; over the test and validation
+   pairs), held-out log-likelihoods; the hybrid ``lam`` is chosen by validation MSE (Table 1
    reports the cross-validated best);
 4. write ``results.json`` (with each stage's generator and critic parameter counts and,
    when CycleGAN runs, ``generator_param_ratio/cyclegan_vs_<stage>``, CycleGAN's generator
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import time
 from typing import Callable, NamedTuple
@@ -279,33 +282,64 @@ def _cycle_errors(cycled: np.ndarray, original: np.ndarray) -> tuple[float, floa
   return largest, float(1.0 - np.mean(finite))
 
 
+SIGMOID_LIMIT_FLOAT64 = 53 * math.log(2.0)
+"""``|h|`` beyond which a logit post-processing loses a float64 round trip: ``sigmoid(h)``
+lies within one rounding step (``2**-53``) of the interval's end, so ``logit(sigmoid(h))``
+no longer gives ``h`` back (about 36.7)."""
+
+
 def cycle_report(model: nn.Module, variables, a: np.ndarray, b: np.ndarray
                  ) -> tuple[list[dict[str, float]], model_lib.RoundTrips]:
   """Exact cycle consistency (Prop. 1) of trained translators, both ways, for R replicas.
 
   ``variables`` (every leaf), ``a`` and ``b`` carry a leading replica axis ``R``; each
   direction is compiled once for all replicas in each precision
-  (:func:`alignflow.model.round_trips`). Per replica: ``max_cycle_error_float64_{a,b}``,
-  the largest ``|G_{B->A}(G_{A->B}(a)) - a|`` (and ``B -> A -> B``) over finite round trips
-  computed in float64, the number Prop. 1 is about; ``non_finite_cycle_fraction_float64_{a,b}``
-  the share that saturates even there. In the model's own float32:
-  ``non_finite_cycle_fraction_float32_{a,b}`` and ``max_cycle_error_float32_{a,b}`` over
-  the finite ones (a saturated sigmoid may also come back finite but wrong, as
-  ``sigmoid(inf) = 1``).
+  (:func:`alignflow.model.round_trips`). Per replica, ``<x>`` in ``a``, ``b``:
+
+  * ``max_cycle_error_float64_<x>``: the largest ``|G_{B->A}(G_{A->B}(a)) - a|`` (and
+    ``B -> A -> B``) over finite round trips computed in float64, and
+    ``non_finite_cycle_fraction_float64_<x>`` the share that is not finite even there; the
+    same in the model's own float32 (``..._float32_<x>``; a saturated sigmoid may also come
+    back finite but wrong, as ``sigmoid(inf) = 1``);
+  * AlignFlow only: ``max_cycle_error_flow_float64_<x>``, the same round trip between
+    pre-processed spaces (:meth:`alignflow.model.AlignFlow.preprocessed_a_to_b`: the flows
+    alone, the bijection Prop. 1 is about), and, with a pre-processing,
+    ``max_abs_translated_preprocessed_<x>``, the largest ``|preprocess(G(x))|`` of a
+    translation, and ``saturated_translation_fraction_<x>``, the share of translations with
+    a value beyond :data:`SIGMOID_LIMIT_FLOAT64`: their data-space round trips are lost to
+    float64's rounding of the post-processing, not to the flows.
 
   Returns:
     ``(reports, translated)``: one dict per replica, and the float32 :class:`RoundTrips`
     (``(R, n, *event)`` arrays), whose translations serve the paired errors.
   """
   reports = [{} for _ in range(len(a))]
+
+  def add(name, trips):
+    for replica, report in enumerate(reports):
+      for start, x, again in (('a', trips.a, trips.a_again), ('b', trips.b, trips.b_again)):
+        error, non_finite = _cycle_errors(again[replica], x[replica])
+        report[f'max_cycle_error_{name}_{start}'] = error
+        if name != 'flow_float64':
+          report[f'non_finite_cycle_fraction_{name}_{start}'] = non_finite
+
   for precision, float64 in (('float64', True), ('float32', False)):
     trips = model_lib.round_trips(model, variables, a, b, float64=float64, replicas=True)
-    for replica, report in enumerate(reports):
-      for start, x, again in (('a', a, trips.a_again), ('b', b, trips.b_again)):
-        error, non_finite = _cycle_errors(again[replica], x[replica])
-        report.update({f'max_cycle_error_{precision}_{start}': error,
-                       f'non_finite_cycle_fraction_{precision}_{start}': non_finite})
-  return reports, trips
+    add(precision, trips)
+    if not float64:
+      translated = trips
+  if isinstance(model, model_lib.AlignFlow):
+    flow_trips = model_lib.round_trips(model, variables, a, b, float64=True, replicas=True,
+                                       preprocessed=True)
+    add('flow_float64', flow_trips)
+    if model.preprocess is not None:
+      for replica, report in enumerate(reports):
+        for start, image in (('a', flow_trips.a_to_b), ('b', flow_trips.b_to_a)):
+          largest = np.abs(image[replica]).reshape(len(image[replica]), -1).max(axis=1)
+          report[f'max_abs_translated_preprocessed_{start}'] = float(largest.max())
+          report[f'saturated_translation_fraction_{start}'] = float(
+              np.mean(largest > SIGMOID_LIMIT_FLOAT64))
+  return reports, translated
 
 
 def _paired_mses(translated: model_lib.RoundTrips, a: np.ndarray, b: np.ndarray,
