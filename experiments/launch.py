@@ -176,12 +176,14 @@ def _set_field(config: ml_collections.ConfigDict, field: str, value: Any) -> Non
     raise ValueError(f'config.{field} = {value!r} has the wrong type: {err}') from err
 
 
-def point_config(spec: str, point: dict[str, Any]
+def point_config(spec: str, point: dict[str, Any], overrides: dict[str, Any] | None = None
                  ) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
   """``(config, defaults)`` of one sweep point: the config file's config (``spec``, a
-  ``--config`` value) in the point's variant (:data:`harness.sweeps.VARIANT`), with the
-  point's overrides applied and validated (:func:`harness.config_checks.validate` against
-  ``defaults``, the variant's config without overrides).
+  ``--config`` value) in the point's variant (:data:`harness.sweeps.VARIANT`), with
+  ``overrides`` (the sweep command's ``--config.<field>=<value>``, dotted field -> value)
+  and then the point's own fields applied (a swept field wins over an override of it), and
+  validated (:func:`harness.config_checks.validate` against ``defaults``, the variant's
+  config without overrides).
 
   Raises:
     ValueError: naming the point and the field: a field that does not exist, a value of the
@@ -198,6 +200,11 @@ def point_config(spec: str, point: dict[str, Any]
     chosen = point_variant or variant
     defaults = default_config(f'{path}:{chosen}' if chosen else path)
     config = copy.deepcopy(defaults)
+    for field, value in (overrides or {}).items():
+      try:
+        _set_field(config, field, value)
+      except ValueError as err:
+        raise ValueError(f'--config.{field}: {err}') from err
     for field, value in point.items():
       if field != sweeps.VARIANT:
         _set_field(config, field, value)
@@ -211,10 +218,11 @@ def point_config(spec: str, point: dict[str, Any]
 
 
 def run_point(spec: str, point: dict[str, Any], workdir: str,
-              compilation_cache: str | None = None, distributed: bool = False) -> dict:
+              overrides: dict[str, Any] | None = None, compilation_cache: str | None = None,
+              distributed: bool = False) -> dict:
   """One sweep point, the body of its submitit job: :func:`run_experiment` of
-  :func:`point_config` in ``workdir`` (so a rerun resumes it), ``config.distributed`` set
-  when ``distributed``. Returns the results.
+  :func:`point_config` (``spec``, ``point``, ``overrides``) in ``workdir`` (so a rerun
+  resumes it), ``config.distributed`` set when ``distributed``. Returns the results.
 
   A stale ``error.txt`` is removed when the point starts; an exception is written there
   (:func:`harness.workdir.write_error`: ``<type>: <message>``, then the traceback) and
@@ -224,7 +232,7 @@ def run_point(spec: str, point: dict[str, Any], workdir: str,
   logging.set_verbosity(logging.INFO)
   use_compilation_cache(compilation_cache)
   try:
-    config, defaults = point_config(spec, point)
+    config, defaults = point_config(spec, point, overrides)
     if distributed:
       config.distributed = True
     _join_hosts(config)
@@ -313,9 +321,10 @@ def load_sweep(spec: str, name: str = '') -> tuple[list[dict], dict[str, Any]]:
   return list(points), {**DEFAULT_RESOURCES, **getattr(module, 'SWEEP_RESOURCES', {})}
 
 
-def check_points(spec: str, points: list[dict], workdir: str) -> list[str]:
+def check_points(spec: str, points: list[dict], workdir: str,
+                 overrides: dict[str, Any] | None = None) -> list[str]:
   """The points' folder names after every point is checked; reads only: its config
-  (:func:`point_config`), distinct names (:func:`harness.sweeps.check_names`), a point
+  (:func:`point_config` with ``overrides``), distinct names (:func:`harness.sweeps.check_names`), a point
   folder that is not empty and holds no run (:func:`harness.workdir.check_own`) and one
   holding a run of another config (:func:`harness.workdir.check_resumable`).
 
@@ -324,7 +333,7 @@ def check_points(spec: str, points: list[dict], workdir: str) -> list[str]:
   """
   names = sweeps.check_names(points)
   for point, name in zip(points, names):
-    config, _ = point_config(spec, point)
+    config, _ = point_config(spec, point, overrides)
     try:
       workdir_lib.check_own(os.path.join(workdir, name), 'sweep point folder')
       workdir_lib.check_resumable(config, os.path.join(workdir, name))
@@ -364,23 +373,38 @@ def _write_text(path: str, text: str) -> None:
   os.replace(path + '.tmp', path)
 
 
-def _record(workdir: str, spec: str, sweep: str, points: list[dict], names: list[str]) -> None:
-  """Adds the points to ``<workdir>/sweep.json`` (the summary's swept fields)."""
+def _record(workdir: str, spec: str, sweep: str, overrides: dict[str, Any],
+            points: list[dict], names: list[str]) -> None:
+  """Adds the points to ``<workdir>/sweep.json`` (the summary's swept fields), with the
+  config, sweep and command-line overrides of this invocation."""
   path = os.path.join(workdir, summary.SWEEP_FILE)
   recorded = {'points': {}}
   if os.path.exists(path):
     with open(path) as f:
       recorded = json.load(f)
-  recorded.update(config=spec, sweep=sweep)
+  recorded.update(config=spec, sweep=sweep, overrides=overrides)
   recorded['points'].update(zip(names, points))
   _write_text(path, json.dumps(recorded, indent=2))
 
 
-def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'local',
+DISTRIBUTED_EXECUTOR = 'debug'
+"""The one executor a ``distributed`` sweep works with: every host of a multi-host job runs
+the sweep and each point, one after another, in its own process. The local executor would
+start each point as a new process of this host alone, and Slurm jobs submitted from here
+are not part of this job."""
+
+
+def run_sweep(spec: str, workdir: str, *, sweep: str = '',
+              overrides: dict[str, Any] | None = None, executor: str = 'local',
               max_parallel: int | None = None, resources: dict[str, Any] | None = None,
               compilation_cache: str | None = None, distributed: bool = False) -> list[str]:
   """Runs the unfinished points of sweep ``sweep`` of ``spec`` into ``workdir``, one submitit
   job per point; returns the names of the points that failed (each with its ``error.txt``).
+
+  ``overrides`` (dotted field -> value, the sweep command's ``--config.<field>=<value>``)
+  apply to every point, under its swept fields (:func:`point_config`). ``distributed``
+  (only with :data:`DISTRIBUTED_EXECUTOR`) first joins the hosts of the job
+  (``jax.distributed.initialize()``, unless already done).
 
   The sweep folder (:func:`check_sweep_folder`) and every point are checked first
   (:func:`check_points`), then recorded in
@@ -393,13 +417,24 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
   after another in this process (with ``distributed``, across all hosts of the job).
 
   Raises:
-    ValueError: a bad point, sweep or resource, before any job is submitted (resources are
-      checked by submitit, after ``<workdir>/sweep.json`` and ``_submitit/`` are made).
+    ValueError: ``distributed`` with another executor, a bad point, sweep or resource, before
+      any job is submitted (resources are checked by submitit, after ``<workdir>/sweep.json``
+      and ``_submitit/`` are made).
   """
+  if distributed and executor != DISTRIBUTED_EXECUTOR:
+    raise ValueError(
+        f'--distributed works only with --executor={DISTRIBUTED_EXECUTOR} (started on every '
+        f'host, each point runs across all of them), not with --executor={executor}: '
+        + ('it would start each point as a new process of this host alone'
+           if executor == 'local' else
+           'its jobs would be submitted from here and not be part of this multi-host job'))
+  if distributed and not jax.distributed.is_initialized():
+    jax.distributed.initialize(**distributed_settings())
+  overrides = dict(overrides or {})
   points, settings = load_sweep(spec, sweep)
   settings.update(resources or {})
   check_sweep_folder(workdir)
-  names = check_points(spec, points, workdir)
+  names = check_points(spec, points, workdir, overrides)
   if max_parallel is not None and max_parallel < 1:
     raise ValueError(f'--max_parallel must be >= 1, got {max_parallel}')
   todo = [(point, name) for point, name in zip(points, names)
@@ -411,7 +446,7 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
   writer = not distributed or parallel.is_writer()
   if writer:
     os.makedirs(workdir, exist_ok=True)
-    _record(workdir, spec, sweep, points, names)
+    _record(workdir, spec, sweep, overrides, points, names)
   if not todo:
     return []
   jobs = submitit.AutoExecutor(folder=os.path.join(workdir, '_submitit'), cluster=executor)
@@ -430,7 +465,7 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '', executor: str = 'loca
     submitted = jobs.map_array(  # absolute paths: a Slurm job may start elsewhere
         run_point, [job_spec] * len(batch), [p for p, _ in batch],
         [os.path.join(os.path.abspath(workdir), n) for _, n in batch],
-        [compilation_cache] * len(batch), [distributed] * len(batch))
+        [overrides] * len(batch), [compilation_cache] * len(batch), [distributed] * len(batch))
     for job, (_, name) in zip(submitted, batch):
       logging.info('%s: job %s', name, job.job_id)
     for job, (_, name) in zip(submitted, batch):

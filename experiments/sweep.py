@@ -4,11 +4,14 @@ Example::
 
   python -m experiments.sweep --config=configs/density_moons.py --workdir=runs/density_sweep
   python -m experiments.sweep --config=configs/density_moons.py --sweep=smoke \
-      --workdir=/tmp/sweep --executor=local --max_parallel=2
+      --workdir=/tmp/sweep --executor=local --max_parallel=2 --config.train.num_steps=500
 
-The points are ``get_sweep(--sweep)`` of the config file (:mod:`harness.sweeps`). Every
-point is checked before any job is submitted: its overrides applied to the config file's
-config (in the point's variant, else in ``--config``'s) and validated against that config
+The points are ``get_sweep(--sweep)`` of the config file (:mod:`harness.sweeps`).
+``--config`` is the config flag of ``python -m experiments.run``: ``--config.<field>=<value>``
+overrides apply to every point, under the point's own fields (a swept field keeps its swept
+values). Every point is checked before any job is submitted: the overrides and its fields
+applied to the config file's config (in the point's variant, else in ``--config``'s) and
+validated against that config
 (:func:`experiments.launch.point_config`), names distinct, and a point folder that already
 holds a run of another config, or files but no run, refused; so is a ``--workdir`` that is
 neither new, empty nor a sweep's (its ``sweep.json``). Any failure names the point and the
@@ -22,7 +25,7 @@ submitit (``<workdir>/_submitit`` holds their logs): ``--executor=local`` runs t
 processes of this machine (``--max_parallel`` at a time: one submitit array after another),
 ``slurm`` as a Slurm job array (``--max_parallel``: the array's parallelism), ``debug`` one
 after another inside this process (with ``--distributed`` on every host of a TPU pod: each
-point runs across the whole pod). Per-job resources are the config file's
+point runs across the whole pod; ``--distributed`` with another executor is refused). Per-job resources are the config file's
 ``SWEEP_RESOURCES`` (submitit's ``timeout_min``, ``gpus_per_node``, ``cpus_per_task``,
 ``mem_gb``, ``slurm_partition``, ...) updated by ``--resources``.
 
@@ -34,16 +37,17 @@ could not be written.
 
 import sys
 
-import jax
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 from harness import summary
 from experiments import launch
 from nflax import parallel
 
-_CONFIG = flags.DEFINE_string(
+_CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file that defines get_sweep() ("configs/x.py", or '
-    '"configs/x.py:variant" when the points set no variant).')
+    '"configs/x.py:variant" when the points set no variant); --config.<field>=<value> '
+    'overrides apply to every point.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Sweep directory: one folder per point.')
 _SWEEP = flags.DEFINE_string('sweep', '', "Name of the sweep: get_sweep(name) ('': default).")
 _EXECUTOR = flags.DEFINE_enum('executor', 'local', ['local', 'slurm', 'debug'],
@@ -56,7 +60,7 @@ _RESOURCES = flags.DEFINE_string(
 _DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False, 'Multi-host: join the hosts of this job once '
     '(jax.distributed.initialize) and run every point with config.distributed=True; use '
-    'with --executor=debug on every host of a TPU pod.')
+    'with --executor=debug on every host of a TPU pod (refused with other executors).')
 _CACHE = flags.DEFINE_string(
     'compilation_cache', launch.DEFAULT_COMPILATION_CACHE,
     "XLA's persistent compilation cache directory of the jobs ('none': off); "
@@ -71,10 +75,11 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CONFIG.value is None or _WORKDIR.value is None:
     raise app.UsageError('--config and --workdir are required')
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize(**launch.distributed_settings())
+  config_flag = flags.FLAGS['config']
   try:
-    failed = launch.run_sweep(_CONFIG.value, _WORKDIR.value, sweep=_SWEEP.value,
+    failed = launch.run_sweep(config_flags.get_config_filename(config_flag), _WORKDIR.value,
+                              sweep=_SWEEP.value,
+                              overrides=config_flags.get_override_values(config_flag),
                               executor=_EXECUTOR.value, max_parallel=_MAX_PARALLEL.value,
                               resources=launch.parse_resources(_RESOURCES.value),
                               compilation_cache=_CACHE.value, distributed=_DISTRIBUTED.value)

@@ -22,6 +22,8 @@ from experiments import launch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_POINTS = ('variant=smoke,model.hidden=16', 'variant=smoke,model.hidden=32-32')
+SMOKE_OVERRIDES = {'train.num_steps': 40, 'model.hidden': (8,)}
+"""The smoke sweep's command-line overrides: one field for every point, one swept field."""
 
 
 def _sweep(workdir, config, *flags):
@@ -72,9 +74,11 @@ def test_the_configs_sweeps_are_valid():
 
 @pytest.fixture(scope='module')
 def swept(tmp_path_factory):
-  """The density_moons smoke sweep (two points), run once through the local executor."""
+  """The density_moons smoke sweep (two points) with :data:`SMOKE_OVERRIDES`, run once
+  through the local executor."""
   workdir = tmp_path_factory.mktemp('sweep') / 'density'
-  out = _sweep(workdir, 'configs/density_moons.py', '--sweep=smoke')
+  out = _sweep(workdir, 'configs/density_moons.py', '--sweep=smoke',
+               '--config.train.num_steps=40', '--config.model.hidden=(8,)')
   assert out.returncode == 0, out.stderr[-3000:]
   return workdir
 
@@ -83,8 +87,14 @@ def test_two_point_sweep_writes_two_runs_and_a_summary(swept):
   for name in SMOKE_POINTS:
     assert (swept / name / 'results.json').exists(), name
     assert (swept / name / 'plots' / 'loss.png').exists(), name
-  with open(swept / SMOKE_POINTS[0] / 'config.json') as f:
-    assert json.load(f)['model']['hidden'] == [16]
+  for name, hidden in zip(SMOKE_POINTS, ([16], [32, 32])):  # the swept field wins
+    with open(swept / name / 'config.json') as f:
+      config = json.load(f)
+    assert config['model']['hidden'] == hidden and config['train']['num_steps'] == 40, name
+    with open(swept / name / 'results.json') as f:
+      assert json.load(f)['steps'] == 40, name
+  with open(swept / 'sweep.json') as f:
+    assert json.load(f)['overrides'] == {'train.num_steps': 40, 'model.hidden': [8]}
   assert len(glob.glob(str(swept / '_submitit' / '*_submitted.pkl'))) == 2
   rows = _rows(swept)
   assert set(rows) == set(SMOKE_POINTS)
@@ -98,7 +108,11 @@ def test_two_point_sweep_writes_two_runs_and_a_summary(swept):
 
 def test_rerun_skips_finished_points(swept):
   before = {name: os.stat(swept / name / 'results.json').st_mtime_ns for name in SMOKE_POINTS}
-  assert launch.run_sweep('configs/density_moons.py', str(swept), sweep='smoke') == []
+  with pytest.raises(ValueError, match=f'sweep point {SMOKE_POINTS[0]}: .* holds a run of '
+                                       r'another config.*train\.num_steps: 40 in the workdir'):
+    launch.run_sweep('configs/density_moons.py', str(swept), sweep='smoke')  # no overrides
+  assert launch.run_sweep('configs/density_moons.py', str(swept), sweep='smoke',
+                          overrides=SMOKE_OVERRIDES) == []
   assert before == {name: os.stat(swept / name / 'results.json').st_mtime_ns
                     for name in SMOKE_POINTS}
   assert len(glob.glob(str(swept / '_submitit' / '*_submitted.pkl'))) == 2
@@ -181,6 +195,35 @@ def test_bad_points_fail_before_any_submission(tmp_path, point, message):
   with pytest.raises(ValueError, match=r'sweep point variant=smoke,.*: ' + message):
     launch.run_sweep(spec, str(workdir))
   assert not workdir.exists()
+
+
+def test_overrides_apply_to_every_point_under_its_swept_fields(tmp_path):
+  spec = _sweep_file(tmp_path, [{'variant': 'smoke', 'train.lr': 0.01}, {'variant': 'maf'}])
+  points, _ = launch.load_sweep(spec)
+  overrides = {'train.lr': 0.5, 'train.num_steps': 7}
+  configs = [launch.point_config(spec, point, overrides)[0] for point in points]
+  assert [(c.train.lr, c.train.num_steps) for c in configs] == [(0.01, 7), (0.5, 7)]
+  assert configs[1].model.flow == 'maf'
+  with pytest.raises(ValueError, match=r'sweep point variant=smoke,train\.lr=0\.01: --config\.'
+                                       r'model\.batch_norm: config\.model\.batch_norm does not'):
+    launch.check_points(spec, points, str(tmp_path / 'sweep'), {'model.batch_norm': False})
+
+
+def test_command_line_refusals(tmp_path):
+  """A mistyped override fails at flag parsing (the config is locked); ``--distributed``
+  with an executor that cannot run it is refused before anything is written."""
+  out = _sweep(tmp_path / 'sweep', 'configs/density_moons.py', '--sweep=smoke',
+               '--config.train.lrr=0.1')
+  assert out.returncode != 0 and 'lrr' in out.stderr
+  out = _sweep(tmp_path / 'sweep', 'configs/density_moons.py', '--sweep=smoke',
+               '--distributed', '--executor=local')
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert ('--distributed works only with --executor=debug' in out.stderr
+          and 'not with --executor=local' in out.stderr)
+  with pytest.raises(ValueError, match='not with --executor=slurm: its jobs would be submitted'):
+    launch.run_sweep('configs/density_moons.py', str(tmp_path / 'sweep'), sweep='smoke',
+                     executor='slurm', distributed=True)
+  assert not (tmp_path / 'sweep').exists()
 
 
 def test_bad_field_fails_on_the_command_line_naming_it(tmp_path):
