@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 REPLICA_AXIS = 'replica'
 DATA_AXIS = 'data'
@@ -32,14 +32,19 @@ def mesh(num_replicas: int, devices: Sequence[jax.Device] | None = None) -> Mesh
   """A ``(replica, data)`` mesh over ``devices`` (default: every device of every host).
 
   The ``'replica'`` axis has ``gcd(num_replicas, len(devices))`` devices, the ``'data'``
-  axis the rest.
+  axis the rest. The devices are laid out by ``jax.make_mesh``, which follows the
+  interconnect (the torus of a TPU slice, the device numbering of a GPU host; on CPU the
+  order of ``devices``); both axes are ``AxisType.Auto`` (sharding propagated by
+  ``jax.jit``, as for a plain ``Mesh``). One TPU slice at most: ``jax.make_mesh`` refuses
+  devices of several slices.
   """
   devices = jax.devices() if devices is None else list(devices)
   if num_replicas < 1:
     raise ValueError(f'num_replicas must be >= 1, got {num_replicas}')
   replica_size = math.gcd(num_replicas, len(devices))
-  grid = np.asarray(devices).reshape(replica_size, len(devices) // replica_size)
-  return Mesh(grid, (REPLICA_AXIS, DATA_AXIS))
+  return jax.make_mesh((replica_size, len(devices) // replica_size),
+                       (REPLICA_AXIS, DATA_AXIS), axis_types=(AxisType.Auto,) * 2,
+                       devices=devices)
 
 
 def replicated_sharding(mesh_: Mesh) -> NamedSharding:

@@ -4,7 +4,8 @@ One subprocess (the device count is fixed when JAX starts) fits small Real NVP d
 two moons: every replica of a run on the 4-device mesh must end with the parameters and
 validation loss of a one-seed fit on one device, whether the mesh splits the batch
 (1 replica: mesh 1 x 4), spreads the replicas (4 replicas: mesh 4 x 1) or both
-(2 replicas: mesh 2 x 2). Splitting the batch only reorders float sums.
+(2 replicas: mesh 2 x 2). Splitting the batch only reorders float sums. On CPU the mesh
+keeps the devices in order.
 """
 
 import os
@@ -50,6 +51,9 @@ _SCRIPT = textwrap.dedent("""
                   - float(single[seed].history[-1]['val_loss'][0]))
         print('CASE', len(seeds), mesh.shape['replica'], mesh.shape['data'], devices, seed,
               diff, val)
+    laid_out = parallel.mesh(2)
+    print('LAYOUT', [d.id for d in laid_out.devices.flat],
+          *(str(t) for t in laid_out.axis_types))
     try:
       fit((0,), parallel.mesh(1), batch_size=66)
     except ValueError as err:
@@ -72,6 +76,8 @@ def test_replicas_and_batch_split_over_four_devices_match_one_device():
     assert int(devices) == 4, out.stdout  # the state lives on every device of the mesh
     assert float(param_diff) < 1e-5, (replicas, seed, out.stdout)
     assert float(val_diff) < 1e-5, (replicas, seed, out.stdout)
+  # jax.make_mesh keeps the CPU devices in order; the axes stay Auto (jit propagates).
+  assert "LAYOUT [0, 1, 2, 3] AxisType.Auto AxisType.Auto" in out.stdout, out.stdout
   divisibility = [line for line in out.stdout.splitlines() if line.startswith('DIVISIBILITY')]
   assert divisibility and "not divisible by the 4 devices of the 'data'" in divisibility[0], (
       out.stdout)
