@@ -267,7 +267,7 @@ def test_usps_libsvm_round_trip(tmp_path, compress):
 
 
 def test_usps_sparse_lines_fill_zeros(tmp_path):
-  (tmp_path / 'usps').write_text('7 1:0.5 256:-0.25\n\n3 2:1\n')
+  (tmp_path / 'usps').write_text('7 1:0.5 256:-0.25\n\n# a comment\n3 2:1\n')
   loaded = files.usps_libsvm(str(tmp_path))
   assert loaded.labels.tolist() == [6, 2]
   flat = loaded.images.reshape(2, -1)
@@ -275,16 +275,30 @@ def test_usps_sparse_lines_fill_zeros(tmp_path):
   assert np.count_nonzero(flat) == 3
 
 
+_MALFORMED = r"usps: malformed LIBSVM file \(expected lines 'label index:value \.\.\.' "
+
+
 @pytest.mark.parametrize('content, message', [
-    ('11 1:0.5\n', r'USPS labels must lie in 1..10, found \[11\]'),
-    ('1 1:0.5\n2 1:1.5\n', r'pixel values must lie in \[-1, 1\]'),
-    ('1 1:0.5\n2 300:0.1\n', r'usps, line 2: feature indices must lie in \[1, 256\]'),
-    ('1 1:0.5\n2 1=0.1\n', 'usps, line 2: malformed LIBSVM line'),
-    ('\n\n', 'no data lines'),
+    ('11 1:0.5\n', r'usps: USPS labels must lie in 1..10, found \[11\]'),
+    ('1 1:0.5\n2 1:1.5\n', r'usps: USPS pixel values must lie in \[-1, 1\]'),
+    ('1 1:0.5\n2 300:0.1\n', _MALFORMED + r'.*contains 300 features'),
+    ('1 0:0.5\n', _MALFORMED + r'.*\[1, 256\]\): Invalid index 0'),
+    ('1 3:0.5 2:0.1\n', _MALFORMED + '.*sorted and unique'),
+    ('1 1:0.5\n2 1=0.1\n', _MALFORMED),
+    ('1 1:0.5\nseven 1:0.5\n', _MALFORMED + ".*b'seven'"),
+    ('1.5 1:0.5\n', r'usps: labels must be integers, found \[1.5\]'),
+    ('\n\n', 'usps: no data lines'),
+    ('# only a comment\n', 'usps: no data lines'),
 ])
-def test_usps_bad_content_names_file_and_line(tmp_path, content, message):
+def test_usps_bad_content_names_the_file_and_problem(tmp_path, content, message):
   (tmp_path / 'usps').write_text(content)
   with pytest.raises(ValueError, match=message):
+    files.usps_libsvm(str(tmp_path))
+
+
+def test_usps_unreadable_compressed_file_names_it(tmp_path):
+  (tmp_path / 'usps.bz2').write_bytes(b'not bzip2 data')
+  with pytest.raises(ValueError, match=r'usps\.bz2: malformed LIBSVM file .*Invalid data'):
     files.usps_libsvm(str(tmp_path))
 
 

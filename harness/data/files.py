@@ -18,7 +18,6 @@ draw a random subset without replacement, deterministic in ``seed``.
 
 from __future__ import annotations
 
-import bz2
 import gzip
 import os
 import struct
@@ -26,6 +25,7 @@ from typing import IO, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
+from sklearn import datasets as sk_datasets
 
 IDX_IMAGES_MAGIC = 2051
 """Magic number of an IDX file of unsigned-byte images: 0x00000803."""
@@ -96,11 +96,9 @@ def _first_existing(candidates: Sequence[str], what: str) -> str:
 
 
 def _open_maybe_compressed(path: str) -> IO[bytes]:
-  """Opens ``path`` for reading bytes, decompressing ``.gz`` / ``.bz2`` files."""
+  """Opens ``path`` for reading bytes, decompressing ``.gz`` files."""
   if path.endswith('.gz'):
     return gzip.open(path, 'rb')
-  if path.endswith('.bz2'):
-    return bz2.open(path, 'rb')
   return open(path, 'rb')
 
 
@@ -206,34 +204,15 @@ def mnist_idx(root: str, split: str = 'train', *, n: int | None = None,
   return LabelledImages(images[..., None].astype(np.float32), labels.astype(np.int32))
 
 
-def _parse_libsvm_line(line: str, path: str, line_number: int,
-                       num_features: int) -> tuple[int, np.ndarray]:
-  where = f'{path}, line {line_number}'
-  tokens = line.split()
-  try:
-    label = float(tokens[0])
-    pairs = [token.split(':') for token in tokens[1:]]
-    indices = np.array([int(index) for index, _ in pairs], dtype=np.int64)
-    values = np.array([float(value) for _, value in pairs], dtype=np.float32)
-  except ValueError as error:
-    raise ValueError(f'{where}: malformed LIBSVM line {line[:60]!r} '
-                     "(expected 'label index:value ...')") from error
-  if not label.is_integer():
-    raise ValueError(f'{where}: label {tokens[0]!r} is not an integer')
-  if indices.size and (indices.min() < 1 or indices.max() > num_features):
-    raise ValueError(f'{where}: feature indices must lie in [1, {num_features}], found '
-                     f'[{indices.min()}, {indices.max()}]')
-  features = np.zeros(num_features, dtype=np.float32)
-  features[indices - 1] = values
-  return int(label), features
-
-
 def read_libsvm(path: str, num_features: int) -> tuple[np.ndarray, np.ndarray]:
-  """Reads a dense-able LIBSVM text file ``label index:value ...`` (1-based indices).
+  """Reads a LIBSVM text file densely, with scikit-learn's ``load_svmlight_file``.
+
+  Each line is ``label index:value ...`` with 1-based indices, ascending within the line;
+  omitted features are 0, blank lines and ``#`` comments are skipped.
 
   Args:
-    path: the file, plain or bzip2-compressed (name ending in ``.bz2``).
-    num_features: number of features; omitted features are 0.
+    path: the file, plain or compressed (name ending in ``.gz`` or ``.bz2``).
+    num_features: number of features.
 
   Returns:
     ``(features, labels)``: ``(n, num_features)`` float32 and ``(n,)`` int64
@@ -241,24 +220,25 @@ def read_libsvm(path: str, num_features: int) -> tuple[np.ndarray, np.ndarray]:
 
   Raises:
     FileNotFoundError: ``path`` does not exist.
-    ValueError: a malformed line (the message gives the line number) or a file
-      without data lines.
+    ValueError: naming the file: malformed content (scikit-learn's reason: an index
+      outside ``[1, num_features]``, indices not ascending, a token that is no number,
+      an unreadable compressed file), a label that is not an integer, or no data lines.
   """
   if not os.path.isfile(path):
     raise FileNotFoundError(f'LIBSVM file not found: {path}')
   try:
-    text = _read_bytes(path).decode('ascii')
-  except UnicodeDecodeError as error:
-    raise ValueError(f'{path}: not a LIBSVM text file ({error})') from error
-  labels, rows = [], []
-  for line_number, line in enumerate(text.splitlines(), start=1):
-    if line.strip():
-      label, features = _parse_libsvm_line(line, path, line_number, num_features)
-      labels.append(label)
-      rows.append(features)
-  if not rows:
+    features, labels = sk_datasets.load_svmlight_file(
+        path, n_features=num_features, dtype=np.float32, zero_based=False)
+  except (ValueError, OSError, EOFError) as error:
+    raise ValueError(
+        f"{path}: malformed LIBSVM file (expected lines 'label index:value ...' with "
+        f'ascending indices in [1, {num_features}]): {error}') from error
+  if not labels.size:
     raise ValueError(f'{path}: no data lines')
-  return np.stack(rows), np.asarray(labels, dtype=np.int64)
+  fractional = np.unique(labels[labels != np.round(labels)])
+  if fractional.size:
+    raise ValueError(f'{path}: labels must be integers, found {fractional[:5].tolist()}')
+  return features.toarray(), labels.astype(np.int64)
 
 
 def usps_libsvm(root: str, split: str = 'train', *, n: int | None = None,
