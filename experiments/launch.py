@@ -245,6 +245,23 @@ def run_point(spec: str, point: dict[str, Any], workdir: str,
     raise
 
 
+class SweepPointJob(submitit.helpers.Checkpointable):
+  """The callable of a sweep point's submitit job: :func:`run_point`, checkpointable.
+
+  When a job reaches its time limit (SLURM signals it ``SIGUSR2`` shortly before; so does
+  the local executor) or is preempted, submitit calls the inherited ``checkpoint``, which
+  resubmits this callable with the same arguments, and requeues the job (up to the
+  executor's ``max_num_timeout`` timeouts). The requeued job runs the point again into the
+  same folder, so it resumes from the point's checkpoints (:func:`run_experiment`) and ends
+  with the results of an uninterrupted run.
+  """
+
+  def __call__(self, spec: str, point: dict[str, Any], workdir: str,
+               overrides: dict[str, Any] | None = None,
+               compilation_cache: str | None = None, distributed: bool = False) -> dict:
+    return run_point(spec, point, workdir, overrides, compilation_cache, distributed)
+
+
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                    defaults: ml_collections.ConfigDict | None = None) -> dict:
   """Runs ``config`` in ``workdir`` (resuming from its checkpoints, if any).
@@ -414,7 +431,8 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '',
   gets ``resources`` over the config file's ``SWEEP_RESOURCES`` over
   :data:`DEFAULT_RESOURCES`. ``max_parallel``: the Slurm array's parallelism; locally, arrays
   of at most that many jobs one after another. ``executor='debug'`` runs the points one
-  after another in this process (with ``distributed``, across all hosts of the job).
+  after another in this process (with ``distributed``, across all hosts of the job). A job
+  that reaches its time limit is requeued and resumes (:class:`SweepPointJob`).
 
   Raises:
     ValueError: ``distributed`` with another executor, a bad point, sweep or resource, before
@@ -463,7 +481,7 @@ def run_sweep(spec: str, workdir: str, *, sweep: str = '',
   for start in range(0, len(todo), wave):
     batch = todo[start:start + wave]
     submitted = jobs.map_array(  # absolute paths: a Slurm job may start elsewhere
-        run_point, [job_spec] * len(batch), [p for p, _ in batch],
+        SweepPointJob(), [job_spec] * len(batch), [p for p, _ in batch],
         [os.path.join(os.path.abspath(workdir), n) for _, n in batch],
         [overrides] * len(batch), [compilation_cache] * len(batch), [distributed] * len(batch))
     for job, (_, name) in zip(submitted, batch):

@@ -29,6 +29,9 @@ point runs across the whole pod; ``--distributed`` with another executor is refu
 ``SWEEP_RESOURCES`` (submitit's ``timeout_min``, ``gpus_per_node``, ``cpus_per_task``,
 ``mem_gb``, ``slurm_partition``, ...) updated by ``--resources``.
 
+A job that reaches its time limit is requeued and resumes from the point's checkpoints
+(:class:`experiments.launch.SweepPointJob`, submitit's checkpointing).
+
 A failed point leaves ``<point>/error.txt`` and does not stop the others. At the end the
 sweep writes its summary (:mod:`harness.summary`, ``--metrics``, ``--x``). Exit status:
 0, 1 if any point failed, 2 if the sweep was refused (nothing submitted) or its summary

@@ -288,6 +288,49 @@ def test_killed_point_resumes_and_a_failed_point_does_not_stop_the_others(tmp_pa
   assert "failed: ValueError: unknown data set 'moonz'" in (workdir / 'summary.md').read_text()
 
 
+def test_a_point_signalled_at_its_time_limit_is_requeued_and_resumes_to_the_same_results(
+    tmp_path):
+  """SIGUSR2 to the running job, as SLURM (and the local executor's controller) sends it
+  before the time limit: submitit checkpoints the point's job, requeues it, and the requeued
+  job resumes from the point's checkpoint and ends with an uninterrupted run's numbers."""
+  point = {'variant': 'smoke', 'train.num_steps': 3000, 'train.patience': 1000,
+           'train.eval_every': 100, 'train.steps_per_dispatch': 100,
+           'train.checkpoint_every': 200}
+  # SWEEP_RESOURCES' timeout_min=10: past submitit's guaranteed wall time (min(0.8 T,
+  # T - 10 min)) at once, so the signal counts as the time limit, not a preemption.
+  spec, workdir = _sweep_file(tmp_path, [point]), tmp_path / 'sweep'
+  point_dir = workdir / sweeps.point_name(point)
+  with open(tmp_path / 'sweep.log', 'w') as log:
+    proc = subprocess.Popen([sys.executable, '-m', 'experiments.sweep', f'--config={spec}',
+                             f'--workdir={workdir}'], cwd=REPO, stdout=log, stderr=log,
+                            start_new_session=True)
+    try:
+      deadline = time.time() + 240
+      while time.time() < deadline and proc.poll() is None and not any(
+          (c / 'commit_success.txt').exists()
+          for c in (point_dir / 'checkpoints' / 'density').glob('[0-9]*')):
+        time.sleep(0.02)
+      with open(point_dir / 'lock') as f:
+        job_pid = json.load(f)['pid']
+      assert job_pid != proc.pid
+      os.kill(job_pid, signal.SIGUSR2)
+      assert proc.wait(timeout=240) == 0, (tmp_path / 'sweep.log').read_text()[-3000:]
+    finally:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+  logs = ''.join(open(p).read() for p in glob.glob(str(workdir / '_submitit' / '*_log.*')))
+  assert 'this job is timed-out' in logs and 'Requeued job' in logs, logs[-3000:]
+  assert 'resuming from the checkpoint at step' in logs, logs[-3000:]
+  with open(point_dir / 'results.json') as f:
+    resumed = json.load(f)
+  launch.run_point(spec, point, str(tmp_path / 'straight'))
+  with open(tmp_path / 'straight' / 'results.json') as f:
+    straight = json.load(f)
+  numbers = ('test_nll', 'val_nll', 'train_nll', 'gaussian_test_nll', 'steps', 'num_params')
+  assert {k: resumed[k] for k in numbers} == {k: straight[k] for k in numbers}
+  assert resumed['steps'] == 3000 and not (point_dir / 'error.txt').exists()
+
+
 def test_summary_shows_mean_and_standard_error_over_seeds(tmp_path):
   for lr, nll, se in ((1e-3, 1.5, 0.1), (1e-2, 1.25, 0.05), (1e-1, 2.0, 0.2)):
     run = tmp_path / f'lr{lr}'
