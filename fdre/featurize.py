@@ -252,6 +252,37 @@ def compose(log_ratio_z: Callable[[Array], Array],
   return lambda x: log_ratio_z(encode(x))
 
 
+def fit_classifier(*, classifier: nn.Module, train: dict[str, np.ndarray],
+                   val: dict[str, np.ndarray], keys: Array, runner: fitting.StageRunner,
+                   n_p: int, n_q: int) -> tuple[Callable[[Array], Array], PyTree]:
+  """Stage ``'classifier'``: ``classifier`` by the logistic loss on ``{'x', 'label'}`` sets.
+
+  The probabilistic-classification estimator of Sec. 2.2 on any points (``x`` for the
+  baseline, ``z = f(x)`` for Algorithm 1, lines 4-5). the labels may be soft (in ``[0, 1]``):
+  the cross-entropy with the Bayes posterior ``P(y = 1 | x)`` as the label has that
+  posterior's logit as its minimiser, which is how a control trains the same classifier on
+  the true ratio.
+
+  Args:
+    classifier: logits module.
+    train, val: ``{'x': (R, n, *event), 'label': (R, n)}`` (:func:`labelled_union`).
+    keys: ``(R, 2, 2)``: per replica the initialisation key and the training key.
+    runner: runs the stage.
+    n_p, n_q: the training-set sizes of ``p`` and ``q`` (the prior shift of the logits).
+
+  Returns:
+    ``(log_ratio, variables)``: ``x (R, n, *event) -> (R, n)`` the estimate of ``log r``
+    (compiled, evaluation mode) and the fitted replicated Flax variables.
+  """
+  keys = jnp.asarray(keys)
+  init = _init(classifier, keys[:, 0], train['x'][:, :8])
+  fitted = runner('classifier', classifier_objective(classifier), init, train, val, keys[:, 1])
+  variables = _variables(fitted)
+  logits = _replicated(classifier, variables)
+  return (lambda x: estimators.classifier_log_ratio(logits=logits(x), n_p=n_p, n_q=n_q),
+          variables)
+
+
 @dataclasses.dataclass
 class FittedRatio:
   """A fitted log-ratio estimator of one training mode, for every replica.
@@ -325,11 +356,9 @@ def fit_log_ratio(*, mode: str, flow: Bijector, classifier: nn.Module, p_train: 
       log_prob = _replicated(density, variables['flow'])
       train = {**train, 'x': np.asarray(encode(train['x']))}
       val = {**val, 'x': np.asarray(encode(val['x']))}
-    init = _init(classifier, key_init, train['x'][:, :8])
-    fitted = runner('classifier', classifier_objective(classifier), init, train, val, key_fit)
-    variables['classifier'] = _variables(fitted)
-    logits = _replicated(classifier, variables['classifier'])
-    log_ratio_z = lambda z: estimators.classifier_log_ratio(logits=logits(z), n_p=n_p, n_q=n_q)
+    log_ratio_z, variables['classifier'] = fit_classifier(
+        classifier=classifier, train=train, val=val, keys=jnp.stack([key_init, key_fit], 1),
+        runner=runner, n_p=n_p, n_q=n_q)
     log_ratio = log_ratio_z if encode is None else compose(log_ratio_z, encode)
     return FittedRatio(mode, log_ratio, encode, decode, log_prob, variables)
   model = FlowClassifier(flow=flow, base=base, classifier=classifier)

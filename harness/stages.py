@@ -30,6 +30,7 @@ from harness import workdir as workdir_lib
 from nflax import engine, fitting, parallel
 
 SCHEDULES = ('constant', 'cosine', 'linear_decay_second_half')
+WEIGHT_DECAY_STYLES = ('decoupled', 'l2')
 
 
 PER_REPLICA_FIELDS = ('lr', 'weight_decay')
@@ -49,7 +50,11 @@ def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | N
   linearly to 0: AlignFlow App. B.1 and CycleGAN).
 
   The update is ``-lr * shape(step) * adam(g)`` (``+ weight_decay * params`` before the
-  learning rate, as AdamW), with ``lr`` and ``weight_decay`` held in the optimiser state
+  learning rate, as AdamW), or with ``weight_decay_style='l2'`` ``-lr * shape(step) * adam(g +
+  weight_decay * params)``: PyTorch's ``Adam(weight_decay=...)``, an L2 penalty whose gradient
+  Adam rescales (the papers' recipes written for PyTorch Adam mean this; at a small learning
+  rate it regularises far more than the decoupled decay of the same number). ``lr`` and
+  ``weight_decay`` are held in the optimiser state
   (``optax.inject_hyperparams``), so replicas may train with different values in one
   program: name them in ``per_replica`` and set them with :func:`set_per_replica`.
   """
@@ -76,12 +81,19 @@ def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | N
   clip = train_config.get('grad_clip', 0.0) if grad_clip is None else grad_clip
   if clip > 0:
     parts.append(optax.clip_by_global_norm(clip))
+  style = train_config.get('weight_decay_style', 'decoupled')
+  if style not in WEIGHT_DECAY_STYLES:
+    raise ValueError(f'train.weight_decay_style must be one of {WEIGHT_DECAY_STYLES}, got '
+                     f'{style!r}')
+  weight_decay = train_config.get('weight_decay', 0.0)
+  decay = ([optax.inject_hyperparams(optax.add_decayed_weights)(weight_decay=weight_decay)]
+           if weight_decay > 0 or 'weight_decay' in per_replica else [])
+  if style == 'l2':
+    parts.extend(decay)
   parts.append(optax.scale_by_adam(b1=train_config.get('b1', 0.9),
                                    b2=train_config.get('b2', 0.999)))
-  weight_decay = train_config.get('weight_decay', 0.0)
-  if weight_decay > 0 or 'weight_decay' in per_replica:
-    parts.append(optax.inject_hyperparams(optax.add_decayed_weights)(
-        weight_decay=weight_decay))
+  if style == 'decoupled':
+    parts.extend(decay)
   if shape is not None:
     parts.append(optax.scale_by_schedule(shape))
   parts.append(optax.inject_hyperparams(optax.scale)(step_size=-train_config.lr))

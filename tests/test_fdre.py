@@ -303,3 +303,85 @@ def test_two_seed_gaussians_smoke_run_gives_each_seed_its_one_seed_numbers(tmp_p
   mse = 'log_ratio_mse_overlap/joint_alpha_0_9'
   np.testing.assert_allclose(both[mse], np.mean([r[mse] for r in both['per_seed']]))
   assert both[f'{mse}_se'] > 0
+
+
+def test_paper_variant_trains_100_epochs_of_the_union_of_both_sets():
+  """App. E.1/E.2: 100 epochs; every stage draws its batches from D_p u D_q, so an epoch is
+  2 * n_train points (the variant once counted one set's 4000 points: 50 epochs)."""
+  from configs import fdre_gaussians
+  config = fdre_gaussians.get_config('paper')
+  union = 2 * config.data.splits[0]
+  for block in ('train_flow', 'train_classifier', 'train_joint'):
+    train = config[block]
+    assert train.num_steps * train.batch_size == pytest.approx(100 * union, rel=0.02), block
+
+
+def test_mode_metrics_w1_and_bands_against_their_definitions():
+  config = ml_collections.ConfigDict({'task': 'gaussians'})
+  truth = np.array([-12.0, -3.0, -1.0, 0.5, 4.0, 7.0])
+  estimate = truth + np.array([2.0, 1.0, 0.0, -1.0, 3.0, 0.0])
+  overlap = np.abs(truth) <= 5
+  out = fdre_modes._mode_metrics(config, 'm', estimate, truth, overlap, n_p_test=3)
+  assert out['log_ratio_w1/m'] == pytest.approx(stats.wasserstein_distance(estimate, truth))
+  assert fdre_modes._mode_metrics(config, 'm', truth, truth, overlap, 3)['log_ratio_w1/m'] == 0
+  # the distance between distributions ignores which point an estimate belongs to
+  shuffled = fdre_modes._mode_metrics(config, 'm', truth[::-1], truth, overlap, 3)
+  assert shuffled['log_ratio_w1/m'] == 0 and shuffled['log_ratio_mse/m'] > 0
+  assert out['log_ratio_mse_band_0_2.5/m'] == pytest.approx((0.0 + 1.0) / 2)
+  assert out['log_ratio_mse_band_2.5_5/m'] == pytest.approx((1.0 + 9.0) / 2)
+  assert out['log_ratio_mse_band_5_10/m'] == 0.0
+  assert out['log_ratio_mse_band_10_inf/m'] == pytest.approx(4.0)
+  assert out['log_ratio_mse_overlap/m'] == pytest.approx((1 + 0 + 1 + 9) / 4)
+
+
+def test_bayes_posterior_and_slope_of_log_r_in_z_for_an_affine_map():
+  """The oracle labels are sigmoid(log r + log(n_p / n_q)); for z = 2 x + b the slope of
+  log r(f^{-1}(z)) is ||mu|| / 2."""
+  config = ml_collections.ConfigDict({'task': 'gaussians', 'data': {'mean_q': (3.0, 3.0)}})
+  x = np.random.default_rng(0).normal(size=(2, 5, 2))
+  labels = fdre_modes.bayes_posterior(config, x, n_p=100, n_q=300)
+  logits = np.stack([fdre_modes.true_log_ratio(config, points) for points in x]) + np.log(1 / 3)
+  np.testing.assert_allclose(labels, 1 / (1 + np.exp(-logits)), rtol=1e-5)
+  slope = fdre_modes.log_ratio_slope_z(config, lambda x: 2 * jnp.asarray(x) + 1.0,
+                                       lambda z: (jnp.asarray(z) - 1.0) / 2, x)
+  np.testing.assert_allclose(slope, np.full((2, 5), np.sqrt(18.0) / 2), rtol=1e-5)
+
+
+def test_oracle_controls_run_and_a_classifier_taught_the_bayes_posterior_recovers_log_r(
+    tmp_path):
+  """The control's classifier on x with the true posterior as labels fits log r on the
+  overlap better than a constant, and the run reports the controls' metrics."""
+  from configs import fdre_gaussians
+  from experiments import launch
+  config = fdre_gaussians.get_config('smoke')
+  config.modes = ml_collections.ConfigDict({'separate': ('separate', 1.0)})
+  config.oracle_controls = True
+  config.train_classifier.update(num_steps=300, lr=3e-3, eval_every=100, steps_per_dispatch=100)
+  results = launch.run_experiment(config, str(tmp_path / 'run'))
+  for name in ('oracle_x', 'oracle_z'):
+    for metric in ('log_ratio_mse_overlap', 'log_ratio_w1', 'log_ratio_mse_band_10_inf'):
+      assert math.isfinite(results[f'{metric}/{name}']), (metric, name)
+  # log r = 0 everywhere would score about 8 on |log r| <= 5 (its spread there)
+  assert results['log_ratio_mse_overlap/oracle_x'] < 4.0
+  assert results['log_ratio_slope_x'] == pytest.approx(math.sqrt(18.0))
+  assert results['log_ratio_slope_z_overlap/separate'] > 0
+
+
+def test_l2_weight_decay_style_is_pytorch_adams_coupled_penalty():
+  """``weight_decay_style='l2'`` adds ``wd * params`` to the gradient before Adam's scaling
+  (torch.optim.Adam(weight_decay=wd)); the default decays after it (AdamW)."""
+  from harness import stages
+  params = {'w': jnp.array([2.0, -1.0])}
+  grads = {'w': jnp.array([1e-3, 0.0])}
+  block = lambda style: ml_collections.ConfigDict(
+      {'lr': 0.1, 'weight_decay': 0.5, 'weight_decay_style': style})
+  updates = {}
+  for style in ('l2', 'decoupled'):
+    optimizer = stages.make_optimizer(block(style))
+    updates[style], _ = optimizer.update(grads, optimizer.init(params), params)
+  g = grads['w'] + 0.5 * params['w']  # first Adam step: m / sqrt(v) = sign(g) (eps aside)
+  np.testing.assert_allclose(updates['l2']['w'], -0.1 * np.sign(g), rtol=1e-4)
+  np.testing.assert_allclose(updates['decoupled']['w'],
+                             -0.1 * (np.array([1.0, 0.0]) + 0.5 * params['w']), rtol=1e-4)
+  with pytest.raises(ValueError, match='weight_decay_style'):
+    stages.make_optimizer(block('adamw'))

@@ -8,7 +8,11 @@
   the test points of both sets, of ``p``, of ``q``, and on the test points with
   ``|log r| <= config.overlap_log_ratio`` (``log_ratio_mse_overlap``: where both
   sets have data; elsewhere the logistic loss is flat and ``log r`` is an
-  extrapolation);
+  extrapolation), in bands of ``|log r|`` (:data:`LOG_RATIO_BANDS`), and the
+  1-Wasserstein distance between the estimated and true ``log r``'s distributions
+  (``log_ratio_w1``: Fig. 2's overlaid histograms); with ``config.oracle_controls``
+  the control :func:`oracle_controls` (the same classifier taught the true ratio on
+  ``x`` and on the separate flow's ``z``, and the slope of ``log r`` in ``z``);
 * ``'mutual_information'`` (Sec. 5.2, App. D.3, Fig. 4/9): pairs of 20-d
   Gaussians with correlation ``rho``; ``D_p`` the joint pairs, ``D_q`` the
   pairs with ``y`` shuffled (product of marginals); MI = mean ``log r`` over
@@ -36,6 +40,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
+from scipy import special, stats
 
 from harness import data as data_lib
 from harness import models, plots, replicas, stages, config_checks
@@ -163,15 +168,39 @@ def diagnostics(config: ml_collections.ConfigDict, *, log_ratio_val: np.ndarray,
   return out
 
 
+LOG_RATIO_BANDS = (0.0, 2.5, 5.0, 10.0, np.inf)
+"""Edges of the bands of ``|true log r|`` of ``log_ratio_mse_band_<lo>_<hi>``: the error
+curve from the overlap of the two sets (small ``|log r|``) to the tails of one set only."""
+
+
+def band_name(lo: float, hi: float) -> str:
+  """``'0_2.5'``, ..., ``'10_inf'``: the suffix of a band's metric."""
+  return f'{lo:g}_{hi:g}'
+
+
 def _mode_metrics(config, name: str, estimate: np.ndarray, truth: np.ndarray,
                   overlap: np.ndarray, n_p_test: int) -> dict[str, float]:
-  """Errors of one replica's ``(n,)`` estimate of ``log r`` on its test points."""
+  """Errors of one replica's ``(n,)`` estimate of ``log r`` on its test points.
+
+  Besides the mean squared errors (all points, per set, the overlap, bands of ``|log r|``):
+  ``log_ratio_w1``, the 1-Wasserstein distance between the empirical distributions of the
+  estimated and of the true ``log r`` over all test points. That is what the paper's Fig. 2
+  compares: histograms of the estimates over samples of both sets against the histogram of
+  the true ``log r`` (the authors' notebook, ``notebooks/toy-gmm.ipynb`` of
+  ermongroup/f-dre), not a point-by-point error.
+  """
   squared = (estimate - truth)**2
   out = {f'log_ratio_mse/{name}': float(np.mean(squared)),
          f'log_ratio_mse_p/{name}': float(np.mean(squared[:n_p_test])),
          f'log_ratio_mse_q/{name}': float(np.mean(squared[n_p_test:])),
          f'log_ratio_mse_overlap/{name}': float(np.mean(squared[overlap])),
-         f'log_ratio_mae/{name}': float(np.mean(np.abs(estimate - truth)))}
+         f'log_ratio_mae/{name}': float(np.mean(np.abs(estimate - truth))),
+         f'log_ratio_w1/{name}': float(stats.wasserstein_distance(estimate, truth))}
+  size = np.abs(truth)
+  for lo, hi in zip(LOG_RATIO_BANDS[:-1], LOG_RATIO_BANDS[1:]):
+    band = (size >= lo) & (size < hi)
+    out[f'log_ratio_mse_band_{band_name(lo, hi)}/{name}'] = (
+        float(np.mean(squared[band])) if band.any() else float('nan'))
   if config.task == 'mutual_information':
     mi = float(mutual_information.mutual_information(
         joint_log_ratio=jnp.asarray(estimate[:n_p_test])))
@@ -179,6 +208,74 @@ def _mode_metrics(config, name: str, estimate: np.ndarray, truth: np.ndarray,
     out[f'mi_abs_error/{name}'] = abs(mi - synthetic.correlated_gaussians_true_mi(
         config.data.dim, config.data.rho))
   return out
+
+
+def bayes_posterior(config: ml_collections.ConfigDict, x: np.ndarray, n_p: int,
+                    n_q: int) -> np.ndarray:
+  """``P(y = 1 | x)`` of the Bayes classifier of ``n_p`` samples of p against ``n_q`` of q:
+  ``sigmoid(log r(x) + log(n_p / n_q))``, ``(R, n)`` float32 for ``(R, n, d)`` points."""
+  logits = np.stack([true_log_ratio(config, points) for points in x]) + np.log(n_p / n_q)
+  return special.expit(logits).astype(np.float32)
+
+
+def log_ratio_slope_z(config: ml_collections.ConfigDict, encode, decode,
+                      x: np.ndarray) -> np.ndarray:
+  """``|grad_z log r(f^{-1}(z))|`` at ``z = f(x)``, ``(R, n)``, for the Gaussian task.
+
+  What a classifier on the flow's features must fit is ``log r o f^{-1}``; its slope next to
+  the input-space slope ``|grad_x log r| = ||mu||`` says how much steeper the flow makes the
+  target (by the chain rule ``grad_z = J_{f^{-1}}(z)^T grad_x``, one Jacobian-vector product
+  of the fitted decoder per latent coordinate; batch norm in evaluation mode keeps the points
+  independent).
+  """
+  if config.task != 'gaussians':
+    raise ValueError(f'log_ratio_slope_z needs the gaussians task, got {config.task!r}')
+  grad_x = -jnp.asarray(config.data.mean_q, jnp.float32)  # log r = -mu^T x + ||mu||^2 / 2
+  z = jnp.asarray(encode(x))
+  columns = []
+  for j in range(z.shape[-1]):
+    tangent = jnp.zeros_like(z).at[..., j].set(1.0)
+    _, dx = jax.jvp(lambda zz: jnp.asarray(decode(zz)), (z,), (tangent,))
+    columns.append(dx @ grad_x)
+  return np.sqrt(sum(np.asarray(column, np.float64)**2 for column in columns))
+
+
+def oracle_controls(config: ml_collections.ConfigDict, separate: featurize.FittedRatio,
+                    classifier, *, p_train, q_train, p_val, q_val, test, truth, overlap,
+                    n_p_test: int, root_keys, workdir: str,
+                    metrics: workdir_lib.MetricsLog) -> list[dict[str, float]]:
+  """Control of the machinery: the same classifier and training block, taught the true ratio.
+
+  ``oracle_x`` and ``oracle_z`` train the classifier with the Bayes posterior
+  (:func:`bayes_posterior`) as soft labels of the training and validation points, on ``x``
+  and on the separate flow's ``z = f(x)``: no label noise, so what is left of their error is
+  what the classifier and its recipe make of the target ``log r`` (on ``x``) and
+  ``log r o f^{-1}`` (on ``z``). Their metrics are those of the modes
+  (``log_ratio_mse_overlap/oracle_z``, ...), with ``log_ratio_slope_z_overlap/separate`` the
+  median of :func:`log_ratio_slope_z` on the overlap test points and ``log_ratio_slope_x``
+  ``||mu||``. Stages ``oracle_x_classifier`` and ``oracle_z_classifier``.
+  """
+  n_p, n_q = p_train.shape[1], q_train.shape[1]
+  train, val = featurize.labelled_union(p_train, q_train), featurize.labelled_union(p_val, q_val)
+  train['label'] = bayes_posterior(config, train['x'], n_p, n_q)
+  val['label'] = bayes_posterior(config, val['x'], n_p, n_q)
+  results = [{} for _ in range(len(truth))]
+  for index, (name, encode) in enumerate((('oracle_x', None), ('oracle_z', separate.encode))):
+    points = (lambda x: x) if encode is None else (lambda x: np.asarray(encode(x)))
+    keys = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, 1000 + index)))(
+        root_keys)
+    log_ratio, _ = featurize.fit_classifier(
+        classifier=classifier, train={**train, 'x': points(train['x'])},
+        val={**val, 'x': points(val['x'])}, keys=keys,
+        runner=stage_runner(config, workdir, metrics, name), n_p=n_p, n_q=n_q)
+    estimates = np.asarray(log_ratio(points(test)), np.float64)
+    for r, out in enumerate(results):
+      out.update(_mode_metrics(config, name, estimates[r], truth[r], overlap[r], n_p_test))
+  slopes = log_ratio_slope_z(config, separate.encode, separate.decode, test)
+  for r, out in enumerate(results):
+    out['log_ratio_slope_z_overlap/separate'] = float(np.median(slopes[r][overlap[r]]))
+    out['log_ratio_slope_x'] = float(np.linalg.norm(config.data.mean_q))
+  return results
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -220,6 +317,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results[f'{key}/{name}'] = value
     seconds[f'seconds/{name}'] = time.time() - mode_start
     fitted_by_mode[name] = fitted
+  if config.get('oracle_controls', False):
+    separate = [name for name, (mode, _) in config.modes.items() if mode == 'separate']
+    if not separate:
+      raise ValueError('config.oracle_controls needs a separate mode in config.modes')
+    control_start = time.time()
+    for results, controls in zip(per_seed, oracle_controls(
+        config, fitted_by_mode[separate[0]], classifier, p_train=p_train, q_train=q_train,
+        p_val=p_val, q_val=q_val, test=test, truth=truth, overlap=overlap, n_p_test=n_p_test,
+        root_keys=root_keys, workdir=workdir, metrics=metrics)):
+      results.update(controls)
+    seconds['seconds/oracle_controls'] = time.time() - control_start
   if config.task == 'mutual_information':
     for r, results in enumerate(per_seed):
       results['mi_true_ratio_on_test'] = float(np.mean(truth[r, :n_p_test]))
