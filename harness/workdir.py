@@ -368,10 +368,11 @@ def _read_records(path: str) -> list[dict]:
   return records
 
 
-def read_metrics(workdir: str, stage: str) -> list[dict]:
-  """The records of ``stage`` in ``<workdir>/metrics.jsonl``, in order."""
+def read_metrics(workdir: str, stage: str | None = None) -> list[dict]:
+  """The records of ``stage`` (``None``: of every stage) in ``<workdir>/metrics.jsonl``, in
+  order."""
   return [r for r in _read_records(os.path.join(workdir, 'metrics.jsonl'))
-          if r.get('stage') == stage]
+          if stage is None or r.get('stage') == stage]
 
 
 class MetricsLog:
