@@ -23,10 +23,12 @@ VARIANTS = ('paper', 'smoke')
 
 
 def digit_domain(source: str, n: int | None) -> ml_collections.ConfigDict:
-  """A labelled ``digit_images`` domain at 16x16 (USPS's resolution) in ``[0, 1]``."""
+  """A labelled ``digit_images`` domain at 16x16 (USPS's resolution) in ``[0, 1]``; ``root``:
+  a folder of the paper's digit set (MNIST IDX, USPS LIBSVM, SVHN .mat) read in the same form
+  instead (:func:`harness.domains.load_paper_domain`), ``''`` for the bundled stand-in."""
   return ml_collections.ConfigDict({
       'name': 'digit_images', 'field': 'images', 'label_field': 'labels',
-      'options': {'source': source, 'size': 16, 'n': n, 'seed': 0}})
+      'options': {'source': source, 'size': 16, 'n': n, 'seed': 0}, 'root': ''})
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:

@@ -2,7 +2,9 @@
 
 :func:`split_indices` is the one way a data set is cut into disjoint parts (a permutation
 drawn from the replica's seed); :func:`load_domain` loads one registered data set's array
-field (and labels), validates it and splits it into train / validation / test.
+field (and labels), validates it and splits it into train / validation / test, or, where the
+domain config's ``root`` names a folder, the paper's data set in it
+(:mod:`harness.data.paper_data`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from harness import data as data_lib
+from harness.data import paper_data
 from harness import replicas
 
 SPLITS = ('train', 'val', 'test')
@@ -56,12 +59,51 @@ def load_array(domain_config: ml_collections.ConfigDict, seed: int,
   return x, labels
 
 
+def load_paper_domain(domain_config: ml_collections.ConfigDict, splits: Sequence[int],
+                      seed: int) -> dict[str, np.ndarray]:
+  """The labelled image data set in the folder ``domain_config.root`` in the form of the
+  ``digit_images`` stand-in: ``options.size`` pixels a side, grey, in ``[0, 1]``.
+
+  Training and validation images are drawn disjointly from the data set's training split,
+  test images from its test split (``splits`` = their sizes; ``seed`` draws them).
+
+  Returns:
+    ``{train,val,test}_x`` ``(n, size, size, 1)`` float32 in ``[0, 1]`` and
+    ``{train,val,test}_labels`` ``(n,)`` int32.
+
+  Raises:
+    ValueError: the domain's options have no ``size``, the folder holds image pairs rather
+      than labelled images, or ``splits`` ask for more images than a split has.
+  """
+  root = domain_config.root
+  size = (domain_config.get('options') or {}).get('size')
+  if size is None:
+    raise ValueError(f"domain '{domain_config.name}' with root {root}: its options give no "
+                     "'size', the side its images are prepared to")
+  num_train, num_val, num_test = splits
+  out = {}
+  for split, names, sizes in (('train', ('train', 'val'), (num_train, num_val)),
+                              ('test', ('test',), (num_test,))):
+    dataset = paper_data.load_split(root, split)
+    if not hasattr(dataset, 'labels'):
+      raise ValueError(f'{root} holds {paper_data.format_of(root)}, not labelled images')
+    x = paper_data.prepare_images(dataset.images, size=size, channels=1, value_range=(0.0, 1.0))
+    parts = split_indices(len(x), sizes, seed, f"the {split} split of {root}")
+    for name, index in zip(names, parts):
+      out[f'{name}_x'], out[f'{name}_labels'] = x[index], dataset.labels[index]
+  return out
+
+
 def load_domain(domain_config: ml_collections.ConfigDict, splits: Sequence[int],
                 seed: int) -> dict[str, np.ndarray]:
   """One domain split into ``{train,val,test}_x`` and ``{train,val,test}_labels``.
 
-  ``seed`` draws the data (synthetic sets) and the split (:func:`split_indices`).
+  ``seed`` draws the data (synthetic sets) and the split (:func:`split_indices`). A domain
+  config with a non-empty ``root`` reads the paper's data set there
+  (:func:`load_paper_domain`) instead of its stand-in.
   """
+  if domain_config.get('root'):
+    return load_paper_domain(domain_config, splits, seed)
   x, labels = load_array(domain_config, seed, domain_config.get('event_shape'))
   parts = split_indices(len(x), splits, seed, f"'{domain_config.name}'")
   out = {}

@@ -40,6 +40,7 @@ import numpy as np
 from absl import logging
 
 from harness import plots, provenance
+from harness.data import paper_data
 from nflax import parallel
 
 
@@ -79,12 +80,18 @@ change them (``distributed`` only says how the processes of a job find each othe
 other difference from the workdir's ``config.json`` is refused (:func:`check_resumable`)."""
 
 
+DATA_ROOT_FIELD = 'root'
+"""The data blocks' field naming a folder of a paper's data set (:mod:`harness.data.paper_data`);
+a workdir's config from before the field existed reads as ``root = ''`` (its stand-in)."""
+
+
 def _differences(saved: Any, requested: Any, path: str = '') -> list[tuple[str, Any, Any]]:
   if isinstance(saved, dict) and isinstance(requested, dict):
     out = []
     for name in sorted(set(saved) | set(requested), key=str):
       field = f'{path}.{name}' if path else str(name)
-      if field in NON_RESULT_FIELDS:
+      if field in NON_RESULT_FIELDS or (
+          name == DATA_ROOT_FIELD and name not in saved and requested[name] == ''):
         continue
       missing = '<absent>'
       out += _differences(saved.get(name, missing), requested.get(name, missing), field)
@@ -498,21 +505,27 @@ def finish_run(workdir: str, results: dict, metrics: MetricsLog,
                plot: Callable[[], Any] | None = None) -> dict:
   """The end of every run: log the results, append the ``final`` record, write the run's
   hyper-parameters (its ``config.json``, :func:`hparams_of`) with its final scalars as
-  TensorBoard hparams, write ``results.json``, draw the figures (each figure saved through
+  TensorBoard hparams, write ``results.json`` (with ``data_source``, which data the run read:
+  :func:`harness.data.paper_data.data_source` of its ``config.data``, where the experiment
+  does not say it), draw the figures (each figure saved through
   :func:`harness.plots.save` also goes into the run's event file as an image), then
   close the metrics.
 
   A figure that cannot be drawn is logged as a warning: it never fails a run whose results
   are written. Returns ``results``.
   """
+  config_path = os.path.join(workdir, 'config.json')
+  config = None
+  if os.path.exists(config_path):
+    with open(config_path) as f:
+      config = json.load(f)
+    results.setdefault('data_source', paper_data.data_source(config.get('data') or {}))
   logging.info('results: %s', {k: v for k, v in results.items() if k != 'per_seed'})
   final = {k: v for k, v in results.items()
            if isinstance(v, (int, float, bool, str)) or v is None}
   metrics.write('final', 0, final)
-  config_path = os.path.join(workdir, 'config.json')
-  if os.path.exists(config_path):
-    with open(config_path) as f:
-      metrics.write_hparams(hparams_of(json.load(f)), final)
+  if config is not None:
+    metrics.write_hparams(hparams_of(config), final)
   write_json(os.path.join(workdir, 'results.json'), results)
   try:
     if plot is not None and parallel.is_writer():

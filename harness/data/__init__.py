@@ -15,7 +15,8 @@ tuples), so an ``ml_collections`` config drives it directly::
   random subset of ``n`` rows. The result is a deterministic function of the
   options.
 * File loaders also need the local path (``root`` or ``folder``) and most
-  take ``split``.
+  take ``split``. :mod:`harness.data.paper_data` reads a paper's data set from a folder
+  whose format it recognises, and prepares its images for an experiment.
 * Every loader returns a ``NamedTuple`` of numpy arrays (float32 points or NHWC
   images, int32 labels), e.g. ``LabelledPoints(x, labels)``,
   ``DomainPair(a, b)``, ``LabelledImages(images, labels)``; each loader's
@@ -55,6 +56,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     'usps_libsvm': files.usps_libsvm,
     'paired_image_folders': files.paired_image_folders,
     'side_by_side_image_pairs': files.side_by_side_image_pairs,
+    'svhn_mat': files.svhn_mat,
+    'omniglot_folders': files.omniglot_folders,
     'mnist_transformed_pair': paired_digits.mnist_transformed_pair,
 }
 """Data-set name -> loader; the only place a name is bound to code."""

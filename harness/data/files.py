@@ -9,11 +9,18 @@
   ``root/B/<name>`` matched by file name.
 * :func:`side_by_side_image_pairs` - pix2pix "AB" files, each image holding
   A on the left half and B on the right half.
+* :func:`svhn_mat` - SVHN's cropped digits, ``train_32x32.mat`` /
+  ``test_32x32.mat``.
+* :func:`omniglot_folders` - Omniglot's ``images_background`` /
+  ``images_evaluation`` folders of ``<alphabet>/<character>/*.png``.
 
 Every loader raises ``FileNotFoundError`` naming the paths it tried when a
 file is missing and ``ValueError`` naming the file when its content is
-malformed. Images come back NHWC float32; labels int32. ``n`` and ``seed``
-draw a random subset without replacement, deterministic in ``seed``.
+malformed. Images come back NHWC float32 at the data set's own size, with
+values in ``[0, 255]`` (USPS: ``[-1, 1]``, as its files hold them;
+:func:`harness.data.paper_data.prepare_images` brings them to an
+experiment's size, channels and range); labels int32. ``n`` and
+``seed`` draw a random subset without replacement, deterministic in ``seed``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import struct
 from typing import IO, NamedTuple, Sequence
 
 import numpy as np
+import scipy.io
 from PIL import Image
 from sklearn import datasets as sk_datasets
 
@@ -38,6 +46,9 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 _IDX_HEADER = struct.Struct('>I')
 _MNIST_PREFIXES = {'train': 'train', 'test': 't10k'}
 _USPS_FILES = {'train': 'usps', 'test': 'usps.t'}
+_SVHN_FILES = {'train': 'train_32x32.mat', 'test': 'test_32x32.mat'}
+_OMNIGLOT_FOLDERS = {'background': 'images_background', 'evaluation': 'images_evaluation'}
+SVHN_SIDE = 32
 
 
 class LabelledImages(NamedTuple):
@@ -387,3 +398,93 @@ def side_by_side_image_pairs(folder: str, *, n: int | None = None, seed: int = 0
   stacked = _stack_same_size(images, paths)
   half = stacked.shape[2] // 2
   return ImagePair(stacked[:, :, :half], stacked[:, :, half:])
+
+
+def svhn_mat(root: str, split: str = 'train', *, n: int | None = None,
+             seed: int = 0) -> LabelledImages:
+  """SVHN's cropped digits from ``train_32x32.mat`` / ``test_32x32.mat`` (MATLAB files).
+
+  Each file holds ``X``, ``(32, 32, 3, n)`` uint8 RGB images, and ``y``, ``(n, 1)`` labels
+  1..10 where 10 stands for the digit 0.
+
+  Args:
+    root: folder holding the files.
+    split: ``'train'`` (73,257 digits) or ``'test'`` (26,032).
+    n: size of a random subset, or None for the whole split.
+    seed: integer seed of the subset.
+
+  Returns:
+    :class:`LabelledImages`: ``images`` ``(n, 32, 32, 3)`` float32 with integer values in
+    ``[0, 255]``; ``labels`` ``(n,)`` int32 digits in ``0..9``.
+
+  Raises:
+    FileNotFoundError: the file is missing.
+    ValueError: not a MATLAB file, no ``X`` or ``y``, images not 32x32x3, image and label
+      counts that differ, or labels outside 1..10.
+  """
+  _check_split(split, _SVHN_FILES, 'svhn_mat')
+  path = _first_existing([os.path.join(root, _SVHN_FILES[split])], f'SVHN {split} file')
+  try:
+    content = scipy.io.loadmat(path)
+  except (scipy.io.matlab.MatReadError, ValueError, TypeError, OSError) as error:
+    raise ValueError(f'{path}: cannot read the MATLAB file ({error})') from error
+  missing = [key for key in ('X', 'y') if key not in content]
+  if missing:
+    raise ValueError(f'{path}: no variable(s) {missing} (SVHN files hold X and y)')
+  images, labels = np.asarray(content['X']), np.asarray(content['y']).reshape(-1)
+  if images.ndim != 4 or images.shape[:3] != (SVHN_SIDE, SVHN_SIDE, 3):
+    raise ValueError(f'{path}: X has shape {images.shape}, expected (32, 32, 3, n)')
+  if images.shape[3] != len(labels):
+    raise ValueError(f'{path}: X holds {images.shape[3]} images but y holds {len(labels)} '
+                     'labels')
+  bad_labels = np.unique(labels[(labels < 1) | (labels > 10)])
+  if bad_labels.size:
+    raise ValueError(f'{path}: SVHN labels must lie in 1..10, found {bad_labels.tolist()}')
+  images, labels = random_subset([np.moveaxis(images, 3, 0), labels], n, seed, path)
+  return LabelledImages(images.astype(np.float32), (labels % 10).astype(np.int32))
+
+
+def _subfolders(folder: str) -> list[str]:
+  return sorted(name for name in os.listdir(folder)
+                if os.path.isdir(os.path.join(folder, name)))
+
+
+def omniglot_folders(root: str, split: str = 'background', *, n: int | None = None,
+                     seed: int = 0) -> LabelledImages:
+  """Omniglot's handwritten characters, ``root/images_<split>/<alphabet>/<character>/*.png``.
+
+  Every character folder is a class; classes are numbered in sorted (alphabet, character)
+  order. The images are grey, 105x105 in the original release, white background.
+
+  Args:
+    root: folder holding ``images_background`` (964 characters of 30 alphabets) and / or
+      ``images_evaluation`` (659 characters of 20 alphabets).
+    split: ``'background'`` or ``'evaluation'``.
+    n: size of a random subset, or None for every image.
+    seed: integer seed of the subset.
+
+  Returns:
+    :class:`LabelledImages`: ``images`` ``(n, height, width, 1)`` float32 with integer
+    values in ``[0, 255]`` (strokes dark, 0); ``labels`` ``(n,)`` int32 character classes.
+
+  Raises:
+    FileNotFoundError: the split's folder is missing.
+    ValueError: no character folders, a character folder without images, images of
+      differing sizes, or an unreadable image.
+  """
+  _check_split(split, _OMNIGLOT_FOLDERS, 'omniglot_folders')
+  folder = os.path.join(root, _OMNIGLOT_FOLDERS[split])
+  if not os.path.isdir(folder):
+    raise FileNotFoundError(f'Omniglot {split} folder not found: {folder}')
+  characters = [os.path.join(folder, alphabet, character) for alphabet in _subfolders(folder)
+                for character in _subfolders(os.path.join(folder, alphabet))]
+  paths, labels = [], []
+  for label, character_folder in enumerate(characters):
+    names = _image_names(character_folder, ('.png',))
+    paths += [os.path.join(character_folder, name) for name in names]
+    labels += [label] * len(names)
+  if not paths:
+    raise ValueError(f'{folder}: no <alphabet>/<character> folders of images')
+  paths, labels = random_subset([np.asarray(paths), np.asarray(labels)], n, seed, folder)
+  images = [_read_image(path, 'L') for path in paths]
+  return LabelledImages(_stack_same_size(images, paths), labels.astype(np.int32))
