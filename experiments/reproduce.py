@@ -1,7 +1,7 @@
 r"""Runs the paper experiments over seeds and writes the reproduction report.
 
   python -m experiments.reproduce --tier=fast [--runs=lrmf_moons,fdre_gaussians] \
-      [--workdir=runs/reproduce] [--report=REPRODUCTION.md]
+      [--workdir=runs/reproduce] [--report=REPRODUCTION.md] [--data_root=/datasets]
 
 Two tiers of the same rows:
 
@@ -9,7 +9,12 @@ Two tiers of the same rows:
   the measured total); each :class:`Run` says
   what it makes smaller than its config (``fast``: overrides, ``fast_note``: in words);
 * ``paper``: the papers' sizes (the configs' ``paper`` variants where they exist), for
-  accelerators; each run says what it costs (``paper_cost``).
+  accelerators; each run says what it costs (``paper_cost``). With ``--data_root``, each run
+  whose papers' data sets are under it (``<data_root>/<folder>``, :attr:`Run.paper_data`;
+  README "Running on the papers' data") reads them instead of its stand-ins.
+
+Every run records the data it read (``results.json``'s ``data_source``); the runs table gives
+it, and a row whose run read the paper's data no longer counts a stand-in as its reason.
 
 Every :class:`Run` is one config trained for several seeds: side by side in one program where
 the experiment supports it (:data:`experiments.launch.SEEDS_SIDE_BY_SIDE`), otherwise one run
@@ -53,6 +58,7 @@ from experiments.claims import (CLAIMS, MACHINERY, REASONS, ROWS, Claim, Row, Ru
                                reason_of, runs_of, side_by_side)
 from experiments.claims.schema import TIERS
 from harness import verdicts
+from harness.data import paper_data
 
 REPORTED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'scipy',
                      'scikit-learn', 'diffrax')
@@ -73,23 +79,34 @@ def _parts(run: Run, tier: str, workdir: str) -> list[tuple[str, tuple[int, ...]
   return [(os.path.join(workdir, f'seed_{s}'), (s,)) for s in seeds]
 
 
-def per_seed_results(run: Run, tier: str, workdir: str, execute: bool, environment: str = ''
-                     ) -> tuple[list[dict] | None, float | None]:
+def per_seed_results(run: Run, tier: str, workdir: str, execute: bool, environment: str = '',
+                     data_root: str = '') -> tuple[list[dict] | None, float | None]:
   """``run``'s per-seed metrics and its wall time (seconds, compilation included).
 
   Finished seeds are read from ``workdir``; the others are run when ``execute`` (resuming
   from their checkpoints) and skipped otherwise, which gives ``(None, None)``. The wall time
   is that of the invocations that trained (``wall.json``, with the ``environment`` they
-  ran in: :func:`measured_in`), summed over seeds.
+  ran in: :func:`measured_in`), summed over seeds. With ``data_root``, the run reads the
+  papers' data sets under it where they are (:meth:`Run.data_overrides`).
+
+  Raises:
+    ValueError: with the papers' data sets, ``workdir`` holds results of other data.
   """
   per_seed, wall = [], 0.0
+  on_paper_data = bool(run.data_overrides(tier, data_root))
   for folder, part_seeds in _parts(run, tier, workdir):
     results = _read(os.path.join(folder, 'results.json'))
+    if results is not None and on_paper_data:
+      wanted = paper_data.data_source(
+          load_config(run, tier, part_seeds, data_root).data.to_dict())
+      if results.get('data_source') != wanted:
+        raise ValueError(f"{folder} holds results on {results.get('data_source', 'a stand-in')}, "
+                         f'not on {wanted}: give another --workdir')
     if results is None:
       if not execute:
         return None, None
       start = time.time()
-      launch.run_experiment(load_config(run, tier, part_seeds), folder,
+      launch.run_experiment(load_config(run, tier, part_seeds, data_root), folder,
                             defaults=launch.default_config(run.spec(tier)))
       with open(os.path.join(folder, 'wall.json'), 'w') as f:
         json.dump({'seconds': time.time() - start, 'environment': environment}, f)
@@ -107,6 +124,17 @@ def measured_in(run: Run, tier: str, workdir: str) -> str | None:
   recorded = {(_read(os.path.join(folder, 'wall.json')) or {}).get('environment')
               for folder, _ in _parts(run, tier, workdir)} - {None, ''}
   return '; '.join(sorted(recorded)) or None
+
+
+def data_of(run: Run, tier: str, workdir: str, data_root: str = '') -> str:
+  """The data ``run`` read in ``tier`` (the ``data_source`` its finished parts recorded in
+  ``results.json``), else the data its config reads (with ``data_root``:
+  :func:`load_config`)."""
+  recorded = {(_read(os.path.join(folder, 'results.json')) or {}).get('data_source')
+              for folder, _ in _parts(run, tier, workdir)} - {None}
+  if recorded:
+    return ' // '.join(sorted(recorded))
+  return paper_data.data_source(load_config(run, tier, data_root=data_root).data.to_dict())
 
 
 def header_environment(environments: dict[str, list[str]], current: str) -> str:
@@ -167,13 +195,15 @@ def environment_line() -> str:
 
 
 def row_cells(row: Row, tier: str, results: dict[str, tuple[list[dict] | None, float | None]],
-              previous: dict[tuple[str, str], dict[str, str]], failures: dict[str, str]
-              ) -> tuple[str, str, bool]:
+              previous: dict[tuple[str, str], dict[str, str]], failures: dict[str, str],
+              on_paper_data: bool = False) -> tuple[str, str, bool]:
   """``(ours, verdict, measured)`` of ``row`` in ``tier``: from ``results`` (run name ->
   (per-seed metrics, wall)), else ``failed: <error>`` for the runs of ``failures``, else the
   cells kept in ``previous`` judged again by the current rule, else ``not run``; a row of a run
   that ``tier`` does not run points to the tier that does, and a row without a run says why.
-  ``measured``: whether the row has numbers (new or kept) of this tier."""
+  ``measured``: whether the row has numbers (new or kept) of this tier. ``on_paper_data``:
+  whether the row's run read the papers' data sets (:meth:`Row.check_for`)."""
+  check = row.check_for(on_paper_data)
   if row.run is None:
     return f'not run: {row.not_run}', '-', False
   if tier not in row.run.tiers:
@@ -181,12 +211,12 @@ def row_cells(row: Row, tier: str, results: dict[str, tuple[list[dict] | None, f
             f'not comparable: not run in this tier ({row.run.paper_cost})', False)
   per_seed, _ = results.get(row.run.name, (None, None))
   if per_seed is not None:
-    return (*verdicts.verdict(row.check, per_seed, row.paper), True)
+    return (*verdicts.verdict(check, per_seed, row.paper), True)
   if row.run.name in failures:
     return 'failed: ' + failures[row.run.name].replace('|', '/'), '-', False
   record = previous.get((row.method, row.claim.replace('|', '\\|')), {})
   ours = record.get(OURS, 'not run')
-  judged = verdicts.rejudge(row.check, ours, row.paper)
+  judged = verdicts.rejudge(check, ours, row.paper)
   return ours, judged or record.get('verdict', '-'), judged is not None
 
 
@@ -195,13 +225,14 @@ _STATUS_COUNTS = {'reproduces': 'reproduce', 'does not reproduce': 'do not repro
 
 
 def claim_statuses(claims: Sequence[Claim], rows: Sequence[Row],
-                   cells: Sequence[tuple[str, str, bool]], tier: str
+                   cells: Sequence[tuple[str, str, bool]], tier: str,
+                   paper_data_runs: frozenset[str] = frozenset()
                    ) -> dict[str, tuple[str, str, str]]:
   """``claim id -> (status, reason class, its rows' verdicts in words)`` of every claim of
   ``claims`` from the verdicts of the rows that name it (``cells``: :func:`row_cells` of each
   row). The reason (:data:`experiments.claims.REASONS`, ``-`` for a claim that reproduces) is
   the first of the reasons of the rows that decide the status (all rows of an untested
-  claim)."""
+  claim); the rows of the runs of ``paper_data_runs`` read the papers' data sets."""
   summaries = {}
   for claim in claims:
     mine = [(row, cell) for row, cell in zip(rows, cells) if row.claim_id == claim.id]
@@ -209,8 +240,10 @@ def claim_statuses(claims: Sequence[Claim], rows: Sequence[Row],
     status = verdicts.claim_status(kinds)
     reason = '-'
     if status != 'reproduces':
-      deciding = {reason_of(row, tier, measured) for (row, (_, _, measured)), kind
-                  in zip(mine, kinds) if verdicts.status_of_kind(kind) == status}
+      deciding = {reason_of(row, tier, measured,
+                            row.run is not None and row.run.name in paper_data_runs)
+                  for (row, (_, _, measured)), kind in zip(mine, kinds)
+                  if verdicts.status_of_kind(kind) == status}
       reason = next((r for r in REASONS if r in deciding), 'not run')
     words = {}
     for (_, (ours, _, _)), kind in zip(mine, kinds):
@@ -224,15 +257,21 @@ def claim_statuses(claims: Sequence[Claim], rows: Sequence[Row],
 def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | None]],
                  previous: dict[tuple[str, str], dict[str, str]], environment: str,
                  rows: Sequence[Row] = ROWS, failures: dict[str, str] | None = None,
-                 claims: Sequence[Claim] = CLAIMS) -> list[str]:
+                 claims: Sequence[Claim] = CLAIMS, data: dict[str, str] | None = None,
+                 data_root: str = '') -> list[str]:
   """The report of ``tier``: a header (environment, wall time, the claims of ``claims`` by
   status per paper, and a table of those that do not reproduce with their reason class), the
   claims, a rows table of the papers' claims and one of our own checks (rows of
   :data:`MACHINERY`, not counted; cells: :func:`row_cells`), and a runs table (sizes, seeds,
-  wall time and command of each run)."""
+  the data each run read (``data``: run name -> :func:`data_of`), wall time and command of
+  each run, on the papers' data sets under ``data_root`` where they are)."""
   failures = failures or {}
+  data = data or {}
   walls = {name: wall for name, (_, wall) in results.items() if wall is not None}
-  cells = [row_cells(row, tier, results, previous, failures) for row in rows]
+  paper_data_runs = frozenset(name for name, text in data.items()
+                              if paper_data.is_paper_data(text))
+  cells = [row_cells(row, tier, results, previous, failures,
+                     row.run is not None and row.run.name in paper_data_runs) for row in rows]
   tables, counts = {False: [], True: []}, {False: {}, True: {}}
   for row, (ours, judged, _) in zip(rows, cells):
     own = row.claim_id == MACHINERY
@@ -245,7 +284,7 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
     claim = row.claim.replace('|', '\\|')
     tables[own].append(f'| {row.claim_id} | {row.method} | {claim} | {row.paper} | {ours} | '
                        f'{judged} | {" | ".join(run)} |')
-  statuses = claim_statuses(claims, rows, cells, tier)
+  statuses = claim_statuses(claims, rows, cells, tier, paper_data_runs)
   papers = list(dict.fromkeys(claim.paper for claim in claims))
   per_paper = []
   for paper in papers:
@@ -299,17 +338,17 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
             "the paper's, estimates of E_bias, and chance levels of ours.", '', *header,
             *tables[True]]
   lines += ['', '## Runs', '',
-            '| run | config | seeds | sizes of this tier | paper tier | wall (s) | command |',
-            '|---|---|---|---|---|---|---|']
+            '| run | config | seeds | sizes of this tier | paper tier | data | wall (s) | command |',
+            '|---|---|---|---|---|---|---|---|']
   for run in runs_of(rows):
     wall = walls.get(run.name)
     sizes = run.fast_note if tier == 'fast' else 'the paper\'s sizes'
-    command = run.command(tier)
+    command = run.command(tier, data_root)
     if tier not in run.tiers:
       sizes, command = 'not run in this tier', run.command(run.tiers[0])
     lines.append(f'| {run.name} | `{run.spec(tier)}` | {len(run.seeds(tier))} | {sizes} | '
-                 f'{run.paper_cost} | {"-" if wall is None else f"{wall:.0f}"} | '
-                 f'`{command}` |')
+                 f'{run.paper_cost} | {data.get(run.name, "-")} | '
+                 f'{"-" if wall is None else f"{wall:.0f}"} | `{command}` |')
   return lines
 
 
@@ -320,6 +359,10 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/reproduce', 'Where the runs go '
                                '(<workdir>/<tier>/<run>).')
 _REPORT = flags.DEFINE_string('report', None, 'The report to (re)write; default '
                               'REPRODUCTION.md (fast tier) or REPRODUCTION_paper.md.')
+_DATA_ROOT = flags.DEFINE_string(
+    'data_root', '', "A folder of the papers' data sets, one folder each (<data_root>/maps, "
+    "mnist, usps, ...: README \"Running on the papers' data\"): each paper-tier run whose data "
+    'sets are there reads them instead of its stand-ins (its rows and the runs table say so).')
 _CACHE = flags.DEFINE_string(
     'compilation_cache', None,
     "XLA's persistent compilation cache directory (default <workdir>/<tier>/xla_cache; "
@@ -364,7 +407,8 @@ def main(argv):
   for name, run in known.items():
     try:
       results[name] = per_seed_results(run, tier, os.path.join(_WORKDIR.value, tier, name),
-                                       execute=name in wanted, environment=current)
+                                       execute=name in wanted, environment=current,
+                                       data_root=_DATA_ROOT.value)
     except Exception as err:  # pylint: disable=broad-except
       # One failed run must not lose the others: its rows say so, the exit status too.
       logging.exception('run %s failed', name)
@@ -386,8 +430,10 @@ def main(argv):
     recorded = measured_in(run, tier, os.path.join(_WORKDIR.value, tier, name))
     if recorded and results[name][0] is not None:
       environments.setdefault(recorded, []).append(name)
+  data = {name: data_of(run, tier, os.path.join(_WORKDIR.value, tier, name), _DATA_ROOT.value)
+          for name, run in known.items() if name not in failures}
   lines = report_lines(tier, results, previous, header_environment(environments, current),
-                       failures=failures)
+                       failures=failures, data=data, data_root=_DATA_ROOT.value)
   with open(report, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))

@@ -6,7 +6,8 @@ Data -> train -> evaluate -> write, for two domains with a known pairing:
    and ``b`` (``mnist_transformed_pair``), or two point sets ``config.data.a`` /
    ``config.data.b`` drawn with the same seed (moons and the same moons rotated). The
    pairs are split into disjoint A-train and B-train halves (so training is unpaired),
-   then paired validation and test splits;
+   then paired validation and test splits. With ``config.data.root``, the paper's pix2pix
+   pairs (Maps, Facades, CityScapes) from that folder (:func:`load_paper_pairs`);
 2. train one model per entry of ``config.modes``: ``'adversarial'`` (lam = 0),
    ``'hybrid'`` (one run per ``config.lams``, Table 3), ``'mle'`` (critics off,
    lam -> inf), all AlignFlow through the same loss and step; and ``'cyclegan'`` (the
@@ -52,6 +53,7 @@ from alignflow import cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training as alignflow_training
 from harness import data as data_lib
+from harness.data import files, paper_data
 from harness import domains
 from harness import plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
@@ -65,13 +67,16 @@ def load_paired_domains(config: ml_collections.ConfigDict,
   """Unpaired training halves and paired validation / test splits of the two domains.
 
   ``seed`` draws the split and moves a synthetic data set's own ``seed`` option
-  (:func:`harness.replicas.with_data_seed`; unchanged for seed 0).
+  (:func:`harness.replicas.with_data_seed`; unchanged for seed 0). With ``config.data.root``
+  set, the pairs are the paper's (:func:`load_paper_pairs`).
 
   Returns:
     ``train_a``, ``train_b`` (disjoint source examples), ``val_a``, ``val_b``,
     ``test_a``, ``test_b`` (``val_b[i]`` is the pair of ``val_a[i]``).
   """
   data = config.data
+  if data.get('root'):
+    return load_paper_pairs(data, seed)
   if 'name' in data:
     pair = data_lib.load(data.name, **replicas.with_data_seed(data.options, seed))
     a, b = (np.asarray(data_lib.validate(getattr(pair, field), f'{data.name}.{field}'))
@@ -88,6 +93,36 @@ def load_paired_domains(config: ml_collections.ConfigDict,
                                 'the paired data set (two disjoint training halves)')
   return {'train_a': a[parts[0]], 'train_b': b[parts[1]], 'val_a': a[parts[2]],
           'val_b': b[parts[2]], 'test_a': a[parts[3]], 'test_b': b[parts[3]]}
+
+
+def load_paper_pairs(data: ml_collections.ConfigDict, seed: int) -> dict[str, np.ndarray]:
+  """A pix2pix data set (Maps, Facades, CityScapes) from the folder ``data.root``
+  (:mod:`harness.data.paper_data`), RGB at ``data.options.size`` pixels a side in ``[-1, 1]``.
+
+  ``data.splits = (num_train, num_val, num_test)``: ``num_train + num_val`` pairs of the
+  training split, drawn with ``seed``, give the training images of both domains (the same
+  scenes; training draws A and B batches independently, as CycleGAN's unaligned protocol
+  does) and the validation pairs; ``num_test`` pairs of the test split (``test/``, else
+  ``val/``) the test pairs.
+
+  Returns:
+    As :func:`load_paired_domains`: ``(n, size, size, 3)`` float32 arrays in ``[-1, 1]``.
+  """
+  num_train, num_val, num_test = data.splits
+  out = {}
+  for split, parts, sizes in (('train', ('train', 'val'), (num_train, num_val)),
+                              ('test', ('test',), (num_test,))):
+    pairs = paper_data.load_split(data.root, split)
+    if not isinstance(pairs, files.ImagePair):
+      raise ValueError(f'config.data.root: {data.root} holds '
+                       f'{paper_data.format_of(data.root)}, not side-by-side image pairs')
+    a, b = (paper_data.prepare_images(images, size=data.options.size, channels=3,
+                                               value_range=(-1.0, 1.0))
+            for images in pairs)
+    for part, index in zip(parts, domains.split_indices(
+        len(a), sizes, seed, f'the {split} split of {data.root}')):
+      out[f'{part}_a'], out[f'{part}_b'] = a[index], b[index]
+  return out
 
 
 def _is_image(event_shape: tuple[int, ...]) -> bool:
@@ -239,7 +274,7 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
   ``until`` defaults to ``config.train.num_steps``; a smaller one stops part-way (the
   optimiser's schedule still spans ``num_steps``), so a later call continues the same
   run. The stage is checkpointed every ``checkpoint_every`` steps and at ``until``
-  (:func:`harness.stages.run_steps`, which restores a checkpoint when present), the
+  (:func:`harness.stages.run_stage`, which restores a checkpoint when present), the
   engine's guard stops it on a NaN/Inf before a bad update is applied, and the paired
   validation MSE (:class:`PairedValidationMSE`, when ``data`` has ``val_a``/``val_b``) is
   logged every ``eval_every`` steps; the last state is kept (no selection on it).
@@ -256,10 +291,11 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, stage: str,
   if 'val_a' in data:
     validation = (data['val_a'], data['val_b'])
 
-  result = stages.run_steps(
-      step_fn, engine.init_run(state), train_data, key, train_config=settings, stage=stage,
-      workdir=workdir, metrics=metrics, val_data=validation,
-      evaluate=None if validation is None else PairedValidationMSE(model), until=until)
+  result = stages.run_stage(
+      stages.Stage(name=stage, step_fn=step_fn, state=state, train_data=train_data, keys=key,
+                   train_config=settings, val_data=validation,
+                   evaluate=None if validation is None else PairedValidationMSE(model)),
+      workdir=workdir, metrics=metrics, until=until)
   return result.run.state
 
 

@@ -12,6 +12,7 @@ are not counted."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Sequence
 
 from experiments import launch
@@ -37,6 +38,12 @@ class Run:
     tiers: the tiers that run it; a run too costly for the fast tier's 30 minutes at any size
       that still says something (FFJORD: hours on a CPU) is ``('paper',)``, and its rows in
       the fast report point to the paper tier's report.
+    paper_data: ``(config field, folder)`` of each paper's data set its stand-ins stand for:
+      given a data root (``experiments.reproduce --data_root``), the paper tier sets each
+      field (a data block's ``root``, :mod:`harness.data.paper_data`) to
+      ``<data root>/<folder>``.
+    on_paper_data: overrides the paper tier adds on the paper's data (its image size, the
+      data sets' split sizes).
   """
   name: str
   config: str
@@ -49,13 +56,37 @@ class Run:
   fast_seeds: int = 5
   paper_seeds: int = 5
   tiers: tuple[str, ...] = TIERS
+  paper_data: tuple[tuple[str, str], ...] = ()
+  on_paper_data: tuple[tuple[str, Any], ...] = ()
 
   def spec(self, tier: str) -> str:
     variant = self.variant if tier == 'fast' or self.paper_variant is None else self.paper_variant
     return self.config + (f':{variant}' if variant else '')
 
-  def overrides(self, tier: str) -> tuple[tuple[str, Any], ...]:
-    return self.fast if tier == 'fast' else self.paper
+  def data_overrides(self, tier: str, data_root: str = '') -> tuple[tuple[str, Any], ...]:
+    """The overrides that point the paper tier at the paper's data sets under ``data_root``:
+    each field of ``paper_data`` set to its folder, then ``on_paper_data``; none in the fast
+    tier, without a ``data_root`` or when none of the run's folders is there.
+
+    Raises:
+      ValueError: some of the run's folders are under ``data_root`` and others are not.
+    """
+    if tier != 'paper' or not data_root or not self.paper_data:
+      return ()
+    folders = {field: os.path.join(data_root, folder) for field, folder in self.paper_data}
+    missing = [folder for folder in folders.values() if not os.path.isdir(folder)]
+    if len(missing) == len(folders):
+      return ()
+    if missing:
+      raise ValueError(f'run {self.name} needs every one of {sorted(folders.values())}; '
+                       f'missing: {missing}')
+    return tuple(folders.items()) + self.on_paper_data
+
+  def overrides(self, tier: str, data_root: str = '') -> tuple[tuple[str, Any], ...]:
+    """The tier's overrides, and with ``data_root`` those of :meth:`data_overrides`."""
+    if tier == 'fast':
+      return self.fast
+    return self.paper + self.data_overrides(tier, data_root)
 
   def seeds(self, tier: str) -> tuple[int, ...]:
     """Seeds 0, 1, ... of ``tier``; none in a tier that does not run it."""
@@ -63,10 +94,11 @@ class Run:
       return ()
     return tuple(range(self.fast_seeds if tier == 'fast' else self.paper_seeds))
 
-  def command(self, tier: str) -> str:
+  def command(self, tier: str, data_root: str = '') -> str:
     """The ``experiments.run`` command(s) of this run (a loop over seeds where the experiment
-    takes one seed per run)."""
-    flags_ = ' '.join(f"--config.{k}='{_flag_value(v)}'" for k, v in self.overrides(tier))
+    takes one seed per run), on the paper's data sets under ``data_root`` where they are."""
+    flags_ = ' '.join(f"--config.{k}='{_flag_value(v)}'"
+                      for k, v in self.overrides(tier, data_root))
     seeds = self.seeds(tier)
     base = f'python -m experiments.run --config={self.spec(tier)}'
     if side_by_side(self, tier):
@@ -84,7 +116,9 @@ def _flag_value(value: Any, inside: bool = False) -> str:
   return f'"{value}"' if inside and isinstance(value, str) else str(value)
 
 
-REASONS = ('stand-in data set', 'not run', 'smaller than the paper', 'our recipe')
+STAND_IN = 'stand-in data set'
+"""The reason class of a row whose run reads a stand-in for the paper's data set."""
+REASONS = (STAND_IN, 'not run', 'smaller than the paper', 'our recipe')
 """Why a claim does not reproduce here, most telling first (a claim whose deciding rows give
 several takes the first): our data stand in for the paper's; no run of this tier reads it
 (the data are not on this machine, or its run belongs to another tier); the fast tier makes its
@@ -116,9 +150,12 @@ class Row:
   """One line of the report: the paper's claim, its number, and how ours is read.
 
   ``claim_id``: the :class:`Claim` it checks, or :data:`MACHINERY`. ``reason``: the reason
-  class (:data:`REASONS`) where the row knows it (``stand-in data set``); empty, it is derived
-  (:func:`reason_of`). A row without a run (``run`` and ``check`` ``None``) says in
-  ``not_run`` why nothing here reads its claim (``needs the USPS data set``).
+  class (:data:`REASONS`) where the row knows it (``stand-in data set``: only while its run
+  reads a stand-in); empty, it is derived (:func:`reason_of`). A row without a run (``run`` and
+  ``check`` ``None``) says in ``not_run`` why nothing here reads its claim (``needs the USPS
+  data set``). ``check_on_paper_data``: the check where the run read the paper's data sets
+  (``Run.paper_data``), e.g. a value that only the stand-in made not comparable; ``None``:
+  ``check`` on either data.
   """
   method: str
   claim: str
@@ -128,6 +165,11 @@ class Row:
   claim_id: str = ''
   reason: str = ''
   not_run: str = ''
+  check_on_paper_data: Value | Ordering | None = None
+
+  def check_for(self, on_paper_data: bool) -> Value | Ordering | None:
+    """The check of this row where its run read the paper's data (or a stand-in)."""
+    return self.check_on_paper_data if on_paper_data and self.check_on_paper_data else self.check
 
 
 def not_run(method: str, claim: str, paper: str, claim_id: str, why: str) -> Row:
@@ -147,12 +189,13 @@ def shrunk_in_fast(run: Run) -> bool:
           or run.fast_seeds < run.paper_seeds)
 
 
-def reason_of(row: Row, tier: str, measured: bool) -> str:
+def reason_of(row: Row, tier: str, measured: bool, on_paper_data: bool = False) -> str:
   """The reason class of ``row`` in ``tier`` when its claim does not reproduce; ``measured``:
-  whether the row has numbers of this tier (or kept ones)."""
+  whether the row has numbers of this tier (or kept ones); ``on_paper_data``: whether its run
+  read the paper's data sets (then a ``stand-in data set`` reason no longer holds)."""
   if row.run is None or tier not in row.run.tiers or not measured:
     return 'not run'
-  if row.reason:
+  if row.reason and not (on_paper_data and row.reason == STAND_IN):
     return row.reason
   return 'smaller than the paper' if tier == 'fast' and shrunk_in_fast(row.run) else 'our recipe'
 
@@ -166,11 +209,12 @@ def side_by_side(run: Run, tier: str) -> bool:
   return load_config(run, tier).experiment in launch.SEEDS_SIDE_BY_SIDE
 
 
-def load_config(run: Run, tier: str, seeds: Sequence[int] | None = None):
-  """``run``'s config of ``tier`` with its overrides (and ``seeds`` when given), validated
-  against the config file's own values (:func:`experiments.launch.point_config`, the one way
-  overrides are applied to a config file)."""
-  point = dict(run.overrides(tier))
+def load_config(run: Run, tier: str, seeds: Sequence[int] | None = None, data_root: str = ''):
+  """``run``'s config of ``tier`` with its overrides (and ``seeds`` when given; on the paper's
+  data sets under ``data_root`` where they are: :meth:`Run.data_overrides`), validated against
+  the config file's own values (:func:`experiments.launch.point_config`, the one way overrides
+  are applied to a config file)."""
+  point = dict(run.overrides(tier, data_root))
   if seeds is not None:
     point['seeds'] = tuple(seeds)
   return launch.point_config(run.spec(tier), point)[0]
