@@ -134,7 +134,8 @@ def data_of(run: Run, tier: str, workdir: str, data_root: str = '') -> str:
               for folder, _ in _parts(run, tier, workdir)} - {None}
   if recorded:
     return ' // '.join(sorted(recorded))
-  return paper_data.data_source(load_config(run, tier, data_root=data_root).data.to_dict())
+  config = load_config(run, tier, data_root=data_root)
+  return paper_data.data_source(config.data.to_dict() if 'data' in config else {})
 
 
 def header_environment(environments: dict[str, list[str]], current: str) -> str:

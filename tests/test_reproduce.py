@@ -204,6 +204,7 @@ def test_every_run_validates_in_both_tiers_and_seeds_follow_the_experiment():
       assert config.experiment in launch.EXPERIMENTS
       assert len(run.seeds(tier)) >= 3, f'{run.name}: the report needs at least 3 seeds'
       assert f'--config={run.spec(tier)}' in run.command(tier)
+      assert reproduce.data_of(run, tier, '/nonexistent')  # every config says what it reads
       for field, value in run.overrides(tier):  # the command's flags parse back to the values
         written = re.search(rf"--config\.{re.escape(field)}='([^']*)'", run.command(tier))[1]
         assert (ast.literal_eval(written) if isinstance(value, tuple) else written) == (
