@@ -223,6 +223,21 @@ def test_translation_reads_pix2pix_pairs_at_the_config_size(tmp_path):
     translation.load_paired_domains(config, seed=0)
 
 
+def test_pix2pix_halves_resized_as_read_equal_the_full_size_images_resized(tmp_path):
+  """``load_split(..., size=...)`` resizes each half as its file is read (a large data set
+  never sits in memory at its own size) to what :func:`prepare_images` makes of the halves
+  read at their own size."""
+  root = write_pix2pix(str(tmp_path / 'maps'), side=12)
+  full = paper_data.load_split(root, 'train')
+  small = paper_data.load_split(root, 'train', size=8)
+  assert full.a.shape[1:] == (12, 12, 3) and small.a.shape[1:] == (8, 8, 3)
+  for read_small, read_full in zip(small, full):
+    np.testing.assert_allclose(
+        paper_data.prepare_images(read_small, size=8, channels=3, value_range=(-1, 1)),
+        paper_data.prepare_images(read_full, size=8, channels=3, value_range=(-1, 1)),
+        atol=1e-5)
+
+
 def test_smoke_run_on_a_fake_maps_folder_records_its_data(tmp_path):
   config = launch.default_config('configs/alignflow_mnist.py:smoke')
   config.data.root = write_pix2pix(str(tmp_path / 'maps'))

@@ -112,7 +112,7 @@ def load_paper_pairs(data: ml_collections.ConfigDict, seed: int) -> dict[str, np
   out = {}
   for split, parts, sizes in (('train', ('train', 'val'), (num_train, num_val)),
                               ('test', ('test',), (num_test,))):
-    pairs = paper_data.load_split(data.root, split)
+    pairs = paper_data.load_split(data.root, split, size=data.options.size)
     if not isinstance(pairs, files.ImagePair):
       raise ValueError(f'config.data.root: {data.root} holds '
                        f'{paper_data.format_of(data.root)}, not side-by-side image pairs')

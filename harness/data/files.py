@@ -28,7 +28,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from typing import IO, NamedTuple, Sequence
+from typing import IO, Callable, NamedTuple, Sequence
 
 import numpy as np
 import scipy.io
@@ -367,7 +367,9 @@ def paired_image_folders(root: str, *, n: int | None = None, seed: int = 0,
 
 def side_by_side_image_pairs(folder: str, *, n: int | None = None, seed: int = 0,
                              mode: str = 'RGB',
-                             extensions: Sequence[str] = IMAGE_EXTENSIONS) -> ImagePair:
+                             extensions: Sequence[str] = IMAGE_EXTENSIONS,
+                             each_half: Callable[[np.ndarray], np.ndarray] | None = None
+                             ) -> ImagePair:
   """Splits pix2pix "AB" images (A on the left half, B on the right) into pairs.
 
   Args:
@@ -376,11 +378,13 @@ def side_by_side_image_pairs(folder: str, *, n: int | None = None, seed: int = 0
     seed: integer seed of the subset.
     mode: ``'RGB'`` (3 channels) or ``'L'`` (grey, 1 channel).
     extensions: file name endings (lower case) that count as images.
+    each_half: applied to every half ``(height, width, channels)`` as soon as its image is
+      read (e.g. resizing, so that a large data set never sits in memory at its own size).
 
   Returns:
     :class:`ImagePair`: ``a`` and ``b`` ``(n, height, width, channels)``
-    float32 with integer values in ``[0, 255]``, in file-name order (or subset
-    order).
+    float32 with integer values in ``[0, 255]`` (as ``each_half`` leaves them), in file-name
+    order (or subset order).
 
   Raises:
     FileNotFoundError: ``folder`` is missing.
@@ -390,14 +394,17 @@ def side_by_side_image_pairs(folder: str, *, n: int | None = None, seed: int = 0
   _check_mode(mode)
   (names,) = random_subset([np.asarray(_image_names(folder, extensions))], n, seed, folder)
   paths = [os.path.join(folder, name) for name in names]
-  images = [_read_image(path, mode) for path in paths]
-  for image, path in zip(images, paths):
+  transform = each_half or (lambda half: half)
+  halves_a, halves_b = [], []
+  for path in paths:
+    image = _read_image(path, mode)
     if image.shape[1] % 2:
       raise ValueError(f'{path}: side-by-side image has odd width {image.shape[1]}; '
                        'expected A and B halves of equal width')
-  stacked = _stack_same_size(images, paths)
-  half = stacked.shape[2] // 2
-  return ImagePair(stacked[:, :, :half], stacked[:, :, half:])
+    half = image.shape[1] // 2
+    halves_a.append(transform(image[:, :half]))
+    halves_b.append(transform(image[:, half:]))
+  return ImagePair(_stack_same_size(halves_a, paths), _stack_same_size(halves_b, paths))
 
 
 def svhn_mat(root: str, split: str = 'train', *, n: int | None = None,

@@ -36,7 +36,9 @@ class Format:
 
   Attributes:
     markers: paths relative to the folder; any one of them existing identifies the format.
-    load: ``(root, split, n, seed) -> dataset`` with ``split`` ``'train'`` or ``'test'``.
+    load: ``(root, split, n, seed, size) -> dataset`` with ``split`` ``'train'`` or
+      ``'test'``; ``size`` (``None``: the data set's own) is a side its images may be
+      resized to as they are read (the large pix2pix images are; the others at their own size).
     what: the format in words, for errors.
   """
   markers: tuple[str, ...]
@@ -44,12 +46,19 @@ class Format:
   what: str
 
 
-def _pix2pix(root: str, split: str, n: int | None, seed: int) -> files.ImagePair:
+def _pix2pix(root: str, split: str, n: int | None, seed: int,
+             size: int | None = None) -> files.ImagePair:
+  """Side-by-side pairs, each half resized to ``size`` as it is read (Maps' 600x600 halves
+  would take gigabytes at their own size)."""
   folder = os.path.join(root, 'train')
   if split == 'test':
     folder = next((os.path.join(root, name) for name in ('test', 'val')
                    if os.path.isdir(os.path.join(root, name))), os.path.join(root, 'test'))
-  return files.side_by_side_image_pairs(folder, n=n, seed=seed, mode='RGB')
+  each_half = None
+  if size is not None:
+    each_half = lambda half: (bundled.resize_images(half[None], size)[0]
+                              if half.shape[:2] != (size, size) else half)
+  return files.side_by_side_image_pairs(folder, n=n, seed=seed, mode='RGB', each_half=each_half)
 
 
 def _usps(root: str, split: str, n: int | None, seed: int) -> files.LabelledImages:
@@ -63,16 +72,17 @@ FORMATS: dict[str, Format] = {
         ('train',), _pix2pix, 'pix2pix side-by-side pairs in train/ and test/ or val/'),
     'mnist_idx': Format(
         tuple(f'train-images{sep}idx3-ubyte{ext}' for sep in ('-', '.') for ext in ('', '.gz')),
-        lambda root, split, n, seed: files.mnist_idx(root, split, n=n, seed=seed),
+        lambda root, split, n, seed, size: files.mnist_idx(root, split, n=n, seed=seed),
         'MNIST IDX files (train-images-idx3-ubyte, ...)'),
-    'usps_libsvm': Format(('usps', 'usps.bz2'), _usps, 'USPS LIBSVM files (usps, usps.t)'),
+    'usps_libsvm': Format(('usps', 'usps.bz2'), lambda root, split, n, seed, size: _usps(
+        root, split, n, seed), 'USPS LIBSVM files (usps, usps.t)'),
     'svhn_mat': Format(
         ('train_32x32.mat', 'test_32x32.mat'),
-        lambda root, split, n, seed: files.svhn_mat(root, split, n=n, seed=seed),
+        lambda root, split, n, seed, size: files.svhn_mat(root, split, n=n, seed=seed),
         'SVHN MATLAB files (train_32x32.mat, test_32x32.mat)'),
     'omniglot_folders': Format(
         ('images_background', 'images_evaluation'),
-        lambda root, split, n, seed: files.omniglot_folders(
+        lambda root, split, n, seed, size: files.omniglot_folders(
             root, {'train': 'background', 'test': 'evaluation'}[split], n=n, seed=seed),
         'Omniglot folders (images_background/, images_evaluation/)'),
 }
@@ -102,17 +112,21 @@ def format_of(root: str) -> str:
   return found[0]
 
 
-def load_split(root: str, split: str, *, n: int | None = None, seed: int = 0):
+def load_split(root: str, split: str, *, n: int | None = None, seed: int = 0,
+               size: int | None = None):
   """The ``split`` (``'train'`` or ``'test'``) of the data set in the folder ``root``.
+
+  ``size``: the side the caller will bring the images to (:func:`prepare_images`); formats of
+  large images resize each one to it as it is read, the others return their own size.
 
   Returns:
     The format's loader's result (:data:`FORMATS`): :class:`harness.data.files.ImagePair`
     for side-by-side pairs, else :class:`harness.data.files.LabelledImages`; images
-    ``(n, height, width, channels)`` float32 in ``[0, 255]`` at the data set's own size.
+    ``(n, height, width, channels)`` float32 in ``[0, 255]``.
   """
   if split not in SPLITS:
     raise ValueError(f'unknown split {split!r}; expected one of {SPLITS}')
-  return FORMATS[format_of(root)].load(root, split, n, seed)
+  return FORMATS[format_of(root)].load(root, split, n, seed, size)
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
