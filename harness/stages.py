@@ -1,13 +1,14 @@
 """Checkpointed, logged, resumable training stages: :mod:`nflax.engine` plus a workdir.
 
-Every stage of every experiment (a stage is one model or one pair of adversaries being
-trained, e.g. ``'flow'``, ``'private_a'`` or ``'hybrid_lam0.001'``) runs through
-:func:`run_stage`, or :func:`train` for the gradient-descent stages of an
-:class:`nflax.fitting.Objective`. A stage checkpoints the engine's
-:class:`~nflax.engine.Run` (every replica) with orbax every ``checkpoint_every`` steps and
-at its end; rerunning the experiment restores the latest checkpoint and continues, and a
-finished stage is restored without training. Because batches and keys are derived from
-``(seed, step)``, the resumed run ends with the same metrics as an uninterrupted one.
+Every stage of every experiment is a :class:`Stage` (a step function, its state and data,
+its settings) run by :func:`run_stage`: :func:`train` builds and runs the stage of gradient
+descent on an :class:`nflax.fitting.Objective`, :func:`stage_runner` is the checkpointing
+:class:`nflax.fitting.StageRunner` of the multi-stage methods. A stage checkpoints the
+engine's :class:`~nflax.engine.Run` (every replica) with orbax every ``checkpoint_every``
+steps and at its end; rerunning the experiment restores the latest checkpoint and
+continues, and a finished stage is restored without training. Because batches and keys
+are derived from ``(seed, step)``, the resumed run ends with the same metrics as an
+uninterrupted one.
 
 :func:`make_optimizer` is the one optimiser and schedule factory of every config's
 training block.
@@ -15,6 +16,7 @@ training block.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Callable
 
@@ -240,43 +242,81 @@ def _loggable(record: dict) -> dict:
   return out
 
 
-Trainer = Callable[[engine.Run, int, Callable[[engine.Run, dict], None]], Any]
-"""``trainer(run, num_steps, callback) -> result``: an engine call (:func:`nflax.engine.train`
-or :func:`nflax.fitting.fit` with everything else bound) from ``run`` to step ``num_steps``,
-calling ``callback(run, record)`` after every dispatch; ``result.run`` is the final run."""
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One training stage: an engine step with its state, data and settings.
+
+  A stage is one model or one pair of adversaries being trained (e.g. ``'flow'``,
+  ``'private_a'`` or ``'hybrid_lam0.001'``) for every replica; :func:`run_stage` runs it.
+  Maximum likelihood and every other objective are a stage of
+  :class:`nflax.fitting.GradientStep` (:func:`train` builds it), the two-player stages
+  (AlignFlow, CycleGAN, the SN-GAN baseline, the VAE-GAN) a stage of their alternating step.
+
+  Attributes:
+    name: the stage's checkpoint folder ``<workdir>/checkpoints/<name>``, its key in
+      ``metrics.jsonl`` and the prefix of its progress lines.
+    step_fn: the per-replica engine step ``(state, batch, key) -> (state, metrics)``.
+    state: the fresh replicated training state (leaves ``(R, ...)``, ``state.step``
+      ``(R,)``); the stage's latest checkpoint replaces it.
+    train_data: replicated training data, leaves ``(R, n, ...)`` (parts of an
+      :class:`nflax.engine.Independent` may differ in ``n``).
+    keys: ``(R, 2)`` the stage's keys.
+    train_config: the stage's training block: ``num_steps``, ``batch_size``,
+      ``steps_per_dispatch``, ``checkpoint_every``, optional ``eval_every`` (default: every
+      dispatch) and ``patience`` (default: none).
+    val_data: replicated held-out data for ``evaluate``, or ``None``.
+    evaluate: per-replica ``evaluate(state, val_data) -> scalar``, lower is better
+      (:func:`nflax.engine.train`), or ``None``.
+    snapshot: what best-tracking keeps of a state (the run's ``best``), or ``None``.
+    annotate: ``annotate(run, record) -> record`` adds entries (a metric measured outside
+      the step, e.g. on the run's current state) to each dispatch's record before it is
+      logged, or ``None``.
+  """
+  name: str
+  step_fn: engine.Step
+  state: Any
+  train_data: Any
+  keys: jax.Array
+  train_config: ml_collections.ConfigDict
+  val_data: Any = None
+  evaluate: engine.Evaluate | None = None
+  snapshot: engine.Snapshot | None = None
+  annotate: Callable[[engine.Run, dict], dict] | None = None
 
 
-def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
-              metrics: workdir_lib.MetricsLog, num_steps: int, checkpoint_every: int,
-              until: int | None = None) -> Any:
-  """Runs one stage through the engine with checkpoints, logs and resume.
+def run_stage(stage: Stage, *, workdir: str, metrics: workdir_lib.MetricsLog,
+              until: int | None = None) -> engine.Result:
+  """Runs ``stage`` through :func:`nflax.engine.train` with checkpoints, logs and resume.
+
+  The stage's latest checkpoint, if any, replaces its fresh state (:func:`restore_stage`);
+  every dispatch's record is written to ``metrics`` (:func:`_loggable`), and the run is
+  checkpointed every ``checkpoint_every`` steps and at its end.
 
   Args:
-    trainer: the engine call of the stage (see :data:`Trainer`).
-    run: the fresh run, replaced by the stage's latest checkpoint if there is one.
-    stage: name of the stage; checkpoints go to ``<workdir>/checkpoints/<stage>``.
+    stage: the stage.
     workdir: the experiment's workdir.
     metrics: the run's metrics log.
-    num_steps: the stage's step budget.
-    checkpoint_every: checkpoint period in steps (and at the end).
-    until: stop at this step instead of ``num_steps`` (a later call continues the same
-      stage, whose optimiser schedule still spans ``num_steps``).
+    until: stop at this step instead of ``train_config.num_steps`` (a later call continues
+      the same stage, whose optimiser schedule still spans ``num_steps``).
 
   Returns:
-    What ``trainer`` returns.
+    The engine's :class:`~nflax.engine.Result` (history only of the steps run now).
 
   Raises:
     RuntimeError: a replica met a NaN/Inf; the message names the replica, the step and
       the last good checkpoint, which is kept.
     ValueError: the stage's checkpoint is already past ``until``.
   """
-  until = num_steps if until is None else until
-  manager, run = restore_stage(run, workdir=workdir, stage=stage, metrics=metrics)
+  settings = stage.train_config
+  until = settings.num_steps if until is None else until
+  manager, run = restore_stage(engine.init_run(stage.state, stage.snapshot), workdir=workdir,
+                               stage=stage.name, metrics=metrics)
   reached = int(np.max(parallel.to_host(run.state.step)))
   if reached > until:
     manager.close()
-    raise ValueError(f'[{stage}] asked to train to step {until}, but its checkpoint in '
-                     f'{workdir} is at step {reached}; move checkpoints/{stage} aside to redo it')
+    raise ValueError(f'[{stage.name}] asked to train to step {until}, but its checkpoint in '
+                     f'{workdir} is at step {reached}; move checkpoints/{stage.name} aside to '
+                     'redo it')
 
   def save(step: int, run: engine.Run, force: bool = False) -> None:
     # A checkpoint the run calls good is finite: the guard checks each step's metrics
@@ -291,23 +331,30 @@ def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
       manager.save(step, args=ocp.args.StandardSave(run), force=force)
       manager.check_for_errors()
     except Exception as err:  # pylint: disable=broad-except
-      raise OSError(f'[{stage}] saving the checkpoint of step {step} into '
+      raise OSError(f'[{stage.name}] saving the checkpoint of step {step} into '
                     f'{manager.directory} failed: {type(err).__name__}: {err}') from err
 
   def wait() -> None:
     try:
       manager.wait_until_finished()
     except Exception as err:  # pylint: disable=broad-except
-      raise OSError(f'[{stage}] writing a checkpoint into {manager.directory} failed: '
+      raise OSError(f'[{stage.name}] writing a checkpoint into {manager.directory} failed: '
                     f'{type(err).__name__}: {err}') from err
 
   def on_dispatch(run: engine.Run, record: dict) -> None:
-    metrics.write(stage, record['step'], _loggable(record))
-    if record['step'] % checkpoint_every == 0 or record['step'] >= until:
+    if stage.annotate is not None:
+      record = stage.annotate(run, record)
+    metrics.write(stage.name, record['step'], _loggable(record))
+    if record['step'] % settings.checkpoint_every == 0 or record['step'] >= until:
       save(record['step'], run)
 
   try:
-    result = trainer(run, until, on_dispatch)
+    result = engine.train(
+        stage.step_fn, run, stage.train_data, stage.keys, num_steps=until,
+        batch_size=settings.batch_size, val_data=stage.val_data, evaluate=stage.evaluate,
+        snapshot=stage.snapshot, steps_per_dispatch=settings.steps_per_dispatch,
+        eval_every=settings.get('eval_every'), patience=settings.get('patience'),
+        name=f'[{stage.name}] ', callback=on_dispatch)
     wait()
     final_step = int(np.max(parallel.to_host(result.run.state.step)))
     if manager.latest_step() != final_step:
@@ -318,7 +365,7 @@ def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
     where = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
              if kept is not None else 'no checkpoint had been written yet')
     manager.close()
-    raise RuntimeError(f'[{stage}] training stopped: {err}; {where}. Lower the learning '
+    raise RuntimeError(f'[{stage.name}] training stopped: {err}; {where}. Lower the learning '
                        'rate or check the data, then rerun in a new workdir (or delete this '
                        'stage\'s checkpoints).') from err
   wait()
@@ -326,71 +373,24 @@ def run_stage(trainer: Trainer, run: engine.Run, *, stage: str, workdir: str,
   return result
 
 
-def run_steps(step_fn: engine.Step, run: engine.Run, train_data: Any, keys: jax.Array, *,
-              train_config: ml_collections.ConfigDict, stage: str, workdir: str,
-              metrics: workdir_lib.MetricsLog, val_data: Any = None,
-              evaluate: engine.Evaluate | None = None, snapshot: engine.Snapshot | None = None,
-              steps_per_dispatch: int | None = None, until: int | None = None,
-              annotate: Callable[[engine.Run, dict], dict] | None = None) -> engine.Result:
-  """Runs any engine step as one checkpointed, logged, resumable stage.
-
-  The stage's training block gives the engine's settings: ``num_steps``, ``batch_size``,
-  ``steps_per_dispatch`` (unless given here), ``eval_every``, ``patience`` and
-  ``checkpoint_every``; :func:`run_stage` restores the stage's latest checkpoint and writes
-  the next ones. Every stage whose step is not plain gradient descent (the two-player stages
-  of AlignFlow, CycleGAN, the SN-GAN baseline and the VAE-GAN) runs through here; gradient
-  descent on an objective runs through :func:`train`.
-
-  Args:
-    step_fn: the per-replica engine step.
-    run: the fresh replicated run (``engine.init_run(state, snapshot)``).
-    train_data: replicated training data, leaves ``(R, n, ...)``.
-    keys: ``(R, 2)`` the stage's keys.
-    train_config: the stage's training block.
-    stage: the stage's name (its checkpoint folder and log prefix).
-    workdir: the experiment's workdir.
-    metrics: the run's metrics log.
-    val_data, evaluate, snapshot: held-out data, ``evaluate(state, val_data)`` and what
-      best-tracking keeps (:func:`nflax.engine.train`).
-    steps_per_dispatch: overrides the block's.
-    until: stop at this step (see :func:`run_stage`).
-    annotate: ``annotate(run, record) -> record`` adds entries (a metric measured outside
-      the step, e.g. on the run's current state) to each dispatch's record before it is
-      logged.
-
-  Returns:
-    The engine's :class:`~nflax.engine.Result` (history of the steps run now).
-  """
-  def trainer(run, num_steps, callback):
-    on_dispatch = callback if annotate is None else (
-        lambda run, record: callback(run, annotate(run, record)))
-    return engine.train(
-        step_fn, run, train_data, keys, num_steps=num_steps,
-        batch_size=train_config.batch_size, val_data=val_data, evaluate=evaluate,
-        snapshot=snapshot,
-        steps_per_dispatch=steps_per_dispatch or train_config.steps_per_dispatch,
-        eval_every=train_config.get('eval_every'), patience=train_config.get('patience'),
-        name=f'[{stage}] ', callback=on_dispatch)
-
-  return run_stage(trainer, run, stage=stage, workdir=workdir, metrics=metrics,
-                   num_steps=train_config.num_steps,
-                   checkpoint_every=train_config.checkpoint_every, until=until)
-
-
 def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
           *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
           keys: jax.Array, metrics: workdir_lib.MetricsLog,
           per_replica: dict[str, Any] | None = None) -> fitting.FitResult:
-  """Fits ``objective`` for one stage (every replica) with checkpoints, logs and resume.
+  """Fits ``objective`` as one checkpointed stage (every replica): :func:`run_stage` of
+  :class:`nflax.fitting.GradientStep`, then :func:`nflax.fitting.fit_result`.
+
+  The held-out evaluation and best-parameter tracking are those of
+  :func:`nflax.fitting.fit`, so the result equals that of ``fit`` with the same settings.
 
   Args:
     objective: the losses to minimise.
     variables: freshly initialised replicated Flax variables (define the state's shapes).
     train_data: replicated training pytree, leaves ``(R, n, ...)``.
     val_data: replicated held-out pytree or ``None``.
-    train_config: fields ``num_steps, batch_size, lr, steps_per_dispatch,
-      eval_every, patience, checkpoint_every`` (and the optional fields of
-      :func:`make_optimizer`, ``keep_best``).
+    train_config: the fields of :class:`Stage`'s ``train_config``, ``lr`` and the optional
+      fields of :func:`make_optimizer`, and ``keep_best`` (default on: return the
+      parameters of lowest held-out loss).
     workdir: the experiment's workdir.
     stage: name of this training stage.
     keys: ``(R, 2)`` the stage's keys.
@@ -403,22 +403,15 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
   """
   per_replica = per_replica or {}
   optimizer = make_optimizer(train_config, per_replica=tuple(per_replica))
-
-  def trainer(run, num_steps, callback):
-    return fitting.fit(
-        objective, run, train_data, val_data, optimizer=optimizer, num_steps=num_steps,
-        batch_size=train_config.batch_size, keys=keys,
-        steps_per_dispatch=train_config.steps_per_dispatch,
-        eval_every=train_config.eval_every, patience=train_config.get('patience'),
-        keep_best=train_config.get('keep_best', True), name=f'[{stage}] ',
-        callback=callback)
-
-  run = fitting.init_fit_run(variables, optimizer)
-  run = run.replace(state=run.state.replace(
-      opt_state=set_per_replica(run.state.opt_state, per_replica)))
-  return run_stage(trainer, run, stage=stage,
-                   workdir=workdir, metrics=metrics, num_steps=train_config.num_steps,
-                   checkpoint_every=train_config.checkpoint_every)
+  state = fitting.init_fit_state(variables, optimizer)
+  state = state.replace(opt_state=set_per_replica(state.opt_state, per_replica))
+  result = run_stage(
+      Stage(name=stage, step_fn=fitting.GradientStep(objective, optimizer), state=state,
+            train_data=train_data, keys=keys, train_config=train_config, val_data=val_data,
+            evaluate=None if val_data is None else fitting.HeldOutLoss(objective.eval_loss),
+            snapshot=fitting.params_and_model_state),
+      workdir=workdir, metrics=metrics)
+  return fitting.fit_result(result, val_data, train_config.get('keep_best', True))
 
 
 def stage_runner(workdir: str, metrics: workdir_lib.MetricsLog,

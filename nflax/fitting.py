@@ -11,9 +11,11 @@ The pieces, from the inside out:
 * :class:`GradientStep` is the engine step of one optimiser update on a
   :class:`FitState`;
 * :func:`fit` trains every replica of a run (seeds, settings) with the engine:
-  scanned dispatches, the NaN guard, evaluation, best parameters and early
-  stopping per replica; :func:`fit_runner` wraps it as a :class:`StageRunner`,
-  the contract multi-stage methods (LRMF, FDRE) train through;
+  scanned dispatches, the NaN guard, evaluation (:class:`HeldOutLoss`), best
+  parameters (:func:`params_and_model_state`) and early stopping per replica,
+  and :func:`fit_result` selects what it returns; :func:`fit_runner` wraps it
+  as a :class:`StageRunner`, the contract multi-stage methods (LRMF, FDRE)
+  train through (``harness.stages`` runs the same pieces with checkpoints);
 * :func:`evaluate` computes one replica's evaluation loss (jitted);
   :func:`mean_over_batches` averages per-example losses over a large set in
   fixed-size chunks.
@@ -175,15 +177,19 @@ class GradientStep:
 
 
 @dataclasses.dataclass(frozen=True)
-class _HeldOutLoss:
-  """``evaluate(state, data)`` of the engine from an :class:`Objective`'s ``eval_loss``."""
+class HeldOutLoss:
+  """The engine's ``evaluate(state, data) -> scalar`` of a :class:`FitState` (one replica):
+  an :class:`Objective`'s ``eval_loss`` on the whole held-out ``data``. A frozen
+  dataclass, so equal evaluations share one compilation."""
   eval_loss: EvalLoss
 
   def __call__(self, state: FitState, data: PyTree) -> Array:
     return self.eval_loss(state.params, state.model_state, data)
 
 
-def _params_and_model_state(state: FitState) -> tuple[PyTree, PyTree]:
+def params_and_model_state(state: FitState) -> tuple[PyTree, PyTree]:
+  """The engine's ``snapshot`` of a :class:`FitState`: what best-parameter tracking keeps
+  (``run.best == (params, model_state)``)."""
   return state.params, state.model_state
 
 
@@ -247,7 +253,23 @@ class FitResult:
 
 def init_fit_run(variables: PyTree, optimizer: optax.GradientTransformation) -> engine.Run:
   """The engine's :class:`~nflax.engine.Run` of a fresh fit (best-parameter tracking on)."""
-  return engine.init_run(init_fit_state(variables, optimizer), _params_and_model_state)
+  return engine.init_run(init_fit_state(variables, optimizer), params_and_model_state)
+
+
+def fit_result(result: engine.Result, val_data: PyTree | None, keep_best: bool) -> FitResult:
+  """The :class:`FitResult` of an engine run of :class:`GradientStep`.
+
+  Its ``params`` / ``model_state`` are each replica's best on ``val_data`` (the run's
+  ``best``, tracked with :func:`params_and_model_state`) when there was held-out data, the
+  run tracked a best and ``keep_best`` is on; the final ones otherwise (for objectives
+  whose held-out value is noisy around its optimum, selecting the minimum is biased low).
+  """
+  final = result.run
+  if val_data is None or not keep_best or final.best is None:
+    params, model_state = final.state.params, final.state.model_state
+  else:
+    params, model_state = final.best
+  return FitResult(params, model_state, final, result.history)
 
 
 def fit(objective: Objective, run: engine.Run, train_data: PyTree,
@@ -274,9 +296,8 @@ def fit(objective: Objective, run: engine.Run, train_data: PyTree,
     keys: ``(R, 2)`` the replicas' keys.
     steps_per_dispatch, eval_every, patience, mesh, name, callback: see
       :func:`nflax.engine.train`.
-    keep_best: return the parameters with the lowest validation loss (else the last
-      ones; for objectives whose held-out value is noisy around its optimum, selecting
-      the minimum is biased low).
+    keep_best: return the parameters with the lowest validation loss, else the last ones
+      (:func:`fit_result`).
 
   Returns:
     A :class:`FitResult`.
@@ -287,16 +308,11 @@ def fit(objective: Objective, run: engine.Run, train_data: PyTree,
   result = engine.train(
       GradientStep(objective, optimizer), run, train_data, keys, num_steps=num_steps,
       batch_size=batch_size, val_data=val_data,
-      evaluate=None if val_data is None else _HeldOutLoss(objective.eval_loss),
-      snapshot=_params_and_model_state if run.best is not None else None,
+      evaluate=None if val_data is None else HeldOutLoss(objective.eval_loss),
+      snapshot=params_and_model_state if run.best is not None else None,
       steps_per_dispatch=steps_per_dispatch, eval_every=eval_every, patience=patience,
       mesh=mesh, name=name, callback=callback)
-  final = result.run
-  if val_data is None or not keep_best or final.best is None:
-    params, model_state = final.state.params, final.state.model_state
-  else:
-    params, model_state = final.best
-  return FitResult(params, model_state, final, result.history)
+  return fit_result(result, val_data, keep_best)
 
 
 StageCallback = Callable[[str, engine.Run, dict], None]

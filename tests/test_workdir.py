@@ -15,6 +15,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from flax import struct
@@ -23,7 +24,6 @@ from configs import alignflow_moons, density_moons, lrmf_moons
 from harness import stages, config_checks
 from experiments import launch
 from harness import workdir as workdir_lib
-from nflax import engine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -356,18 +356,22 @@ class _State:
   w: jax.Array
 
 
+def _finite_metrics_step(state, batch, key):
+  """A step whose metrics stay finite whatever the state holds."""
+  return state.replace(step=state.step + 1), {'loss': jnp.sum(batch)}
+
+
 def test_a_state_with_nan_is_never_saved(tmp_path):
-  run = engine.init_run(_State(jnp.zeros((1,), jnp.int32), jnp.array([[1.0, jnp.nan]])))
-
-  def trainer(run, num_steps, callback):
-    bad = run.replace(state=run.state.replace(step=run.state.step + 1))
-    callback(bad, {'step': 1, 'loss': np.array([0.5])})
-
+  stage = stages.Stage(
+      name='s', step_fn=_finite_metrics_step,
+      state=_State(jnp.zeros((1,), jnp.int32), jnp.array([[1.0, jnp.nan]])),
+      train_data=jnp.ones((1, 4, 2)), keys=jax.random.PRNGKey(0)[None],
+      train_config=ml_collections.ConfigDict({'num_steps': 1, 'batch_size': 2,
+                                              'steps_per_dispatch': 1, 'checkpoint_every': 1}))
   metrics = workdir_lib.MetricsLog(str(tmp_path))
   with pytest.raises(RuntimeError, match=r'the state at step 1 holds NaN/Inf in 1 leaves \(\.w\) '
                                          'although its metrics were finite; it was not saved'):
-    stages.run_stage(trainer, run, stage='s', workdir=str(tmp_path), metrics=metrics,
-                       num_steps=1, checkpoint_every=1)
+    stages.run_stage(stage, workdir=str(tmp_path), metrics=metrics)
   assert not list((tmp_path / 'checkpoints' / 's').iterdir())
 
 

@@ -167,11 +167,14 @@ def _train_adversarial(config, flow, a, b, workdir, metrics, key):
         config, a, b, move({'params': trained.params, **trained.model_state}, a['test_x']))
     return record if accuracy is None else {**record, 'one_nn_accuracy': accuracy}
 
-  result = stages.run_steps(
-      step_fn, engine.init_run(engine.add_replica_axis(state)),
-      engine.Independent((a['train_x'][None], b['train_x'][None])), train_key[None],
-      train_config=settings, stage='adversarial', workdir=workdir, metrics=metrics,
-      steps_per_dispatch=settings.eval_every, annotate=with_accuracy)
+  # One dispatch per logged 1-NN accuracy.
+  train_config = ml_collections.ConfigDict({**settings.to_dict(),
+                                            'steps_per_dispatch': settings.eval_every})
+  result = stages.run_stage(
+      stages.Stage(name='adversarial', step_fn=step_fn, state=engine.add_replica_axis(state),
+                   train_data=engine.Independent((a['train_x'][None], b['train_x'][None])),
+                   keys=train_key[None], train_config=train_config, annotate=with_accuracy),
+      workdir=workdir, metrics=metrics)
   trained = engine.replica(result.run.state, 0)
   return ({'params': trained.params, **trained.model_state},
           workdir_lib.read_metrics(workdir, 'adversarial'))

@@ -96,10 +96,11 @@ def _fit_vae(config, a, b, workdir, metrics, key):
   keep_best = config.train_vae.get('keep_best', True)
   snapshot = _vae_params if keep_best else None
 
-  final = stages.run_steps(
-      step_fn, engine.init_run(engine.add_replica_axis(state), snapshot), train[None],
-      fit_key[None], train_config=config.train_vae, stage='vae', workdir=workdir,
-      metrics=metrics, val_data=val[None], evaluate=evaluate, snapshot=snapshot).run
+  final = stages.run_stage(
+      stages.Stage(name='vae', step_fn=step_fn, state=engine.add_replica_axis(state),
+                   train_data=train[None], keys=fit_key[None], train_config=config.train_vae,
+                   val_data=val[None], evaluate=evaluate, snapshot=snapshot),
+      workdir=workdir, metrics=metrics).run
   params = final.best if keep_best else final.state.params
   return vae, {'params': engine.replica(params, 0)}
 
