@@ -24,6 +24,7 @@ from configs import alignflow_moons, density_moons, lrmf_moons
 from harness import stages, config_checks
 from experiments import launch
 from harness import workdir as workdir_lib
+from nflax import parallel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -333,7 +334,9 @@ def test_lrmf_joint_batch_size_is_checked_before_the_private_stages_train(tmp_pa
 
 
 def test_batch_size_must_split_over_the_data_mesh(monkeypatch):
-  monkeypatch.setattr(jax, 'devices', lambda: [object()] * 4)
+  # Four devices on the 'data' axis, as jax.make_mesh would lay out four hosts' devices.
+  monkeypatch.setattr(parallel, 'mesh', lambda num_replicas, devices: (
+      jax.sharding.AbstractMesh((1, 4), (parallel.REPLICA_AXIS, parallel.DATA_AXIS))))
   with pytest.raises(ValueError, match='config.train.batch_size: batch size 6 is not divisible '
                                        'by the 4 devices'):
     config_checks.check_batch_sizes({'train.batch_size': (6, 100)})
