@@ -385,3 +385,59 @@ def test_l2_weight_decay_style_is_pytorch_adams_coupled_penalty():
                              -0.1 * (np.array([1.0, 0.0]) + 0.5 * params['w']), rtol=1e-4)
   with pytest.raises(ValueError, match='weight_decay_style'):
     stages.make_optimizer(block('adamw'))
+
+
+def test_gaussian_mixture_2d_log_ratio_is_the_closed_form_target_over_source():
+  """The true importance weight of Table 8's mixtures (and of other options of the generator)."""
+  from harness.data import synthetic
+  x = np.random.default_rng(0).normal(1.5, 2.0, (64, 2))
+  mixture = lambda weights, means, std: np.log(sum(
+      w * stats.multivariate_normal(m, std**2 * np.eye(2)).pdf(x) for w, m in zip(weights, means)))
+  table8 = ((0, 0), (3, 3))
+  np.testing.assert_allclose(
+      synthetic.gaussian_mixture_2d_log_ratio(x, n=1000, n_target=3000),
+      mixture((0.99, 0.01), table8, 1.0) - mixture((0.01, 0.99), table8, 1.0), rtol=1e-6)
+  options = dict(means=((0, 0), (2, -1), (1, 1)), std=0.7, source_weights=(0.2, 0.5, 0.3),
+                 target_weights=(0.6, 0.0, 0.4))
+  np.testing.assert_allclose(
+      synthetic.gaussian_mixture_2d_log_ratio(x, **options),
+      mixture((0.6, 0.0, 0.4), options['means'], 0.7)
+      - mixture((0.2, 0.5, 0.3), options['means'], 0.7), rtol=1e-6)
+
+
+def test_kmm_and_kliep_weights_on_the_table8_mixture_follow_the_closed_form_weights():
+  """Regression test against the true q(x) / p(x) of App. F.2 in input space: both estimators
+  rank the source points like the truth, put far more weight on the 1% of source points from
+  the target's main component, and KMM's QP converges inside its sum constraint."""
+  from harness.data import synthetic
+  split = synthetic.gaussian_mixture_2d(600, seed=3, n_target=600)
+  source, target = jnp.asarray(split.source_x), jnp.asarray(split.target_x)
+  true_log = synthetic.gaussian_mixture_2d_log_ratio(split.source_x)
+  main = split.source_labels == 1  # N(0, I): 99% of the target, 1% of the source
+  solution = estimators.kmm_solve(source=source, target=target, kernel_gamma=0.1, bound=10.0)
+  kmm = np.asarray(solution.weights)
+  eps = (math.sqrt(600) - 1) / math.sqrt(600)
+  assert bool(solution.converged) and 1 - eps - 1e-4 <= kmm.mean() <= 1 + eps + 1e-4
+  alpha = estimators.kliep_fit(numerator=target, denominator=source, centers=target[:100],
+                               kernel_gamma=0.5)
+  kliep = np.exp(np.asarray(estimators.kliep_log_ratio(source, centers=target[:100],
+                                                       alpha=alpha, kernel_gamma=0.5)))
+  for weights in (kmm, kliep):
+    log_weights = np.log(np.maximum(weights, np.exp(true_log.min())))
+    assert np.corrcoef(log_weights, true_log)[0, 1] > 0.6
+    assert weights[main].mean() > 10 * weights[~main].mean()
+
+
+def test_domain_adaptation_smoke_run_reports_the_true_weight_controls(tmp_path):
+  """fdre_domain_adaptation:smoke writes the oracle (true-weight) error and the selected
+  weights' agreement with the closed-form weights, next to the paper's test errors."""
+  from configs import fdre_domain_adaptation
+  from experiments import launch
+  results = launch.run_experiment(fdre_domain_adaptation.get_config('smoke'), str(tmp_path))
+  for key in ('unweighted', 'oracle_iw', 'oracle_iw_kmm_min_sum', 'kmm/iw_x', 'kmm/iw_z',
+              'kliep/iw_z/mean_one', 'kmm/iw_z/grid_min'):
+    assert 0.0 <= results[f'test_error/{key}'] <= 1.0, key
+  for name in ('kmm/iw_x', 'kmm/iw_z', 'kliep/iw_x', 'kliep/iw_z'):
+    assert -1.0 <= results[f'weights/{name}/log_corr'] <= 1.0, name
+    assert results[f'weights/{name}/log_mse'] >= 0 and results[f'weights/{name}/mean'] > 0
+    assert results[f'test_error/{name}/grid_min'] <= results[f'test_error/{name}'] + 1e-12

@@ -25,11 +25,31 @@ training and validation sets differ in size between runs):
 4. report the target-test error of the unweighted classifier and of IW(x) and
    IW(z) per estimator (mean and standard error over runs), write
    ``results.json`` and, for 2-d data, the weights in x and z.
+
+Controls (keys of ``results.json``; not the paper's):
+
+* ``test_error/<est>/iw_<space>/grid_min``: the lowest target-test error over the weight grid
+  (the selection an oracle of the test labels would make);
+* ``test_error/<est>/iw_<space>/mean_one``: the selected weights rescaled to mean 1 over the
+  source. scikit-learn's logistic regression minimises ``C sum_i w_i loss_i + |coef|^2 / 2``,
+  so the weights' overall scale is also the strength of its L2 penalty; this key separates
+  the weights' shape from their scale (KMM's sum constraint lets the mean range over
+  ``[1 - eps, 1 + eps]``);
+* on ``gaussian_mixture_2d``, whose ratio is known in closed form
+  (:func:`harness.data.synthetic.gaussian_mixture_2d_log_ratio`): ``test_error/oracle_iw``, the
+  classifier weighted by the true ``q(x) / p(x)`` (what exact importance weighting reaches at
+  this sample size), ``test_error/oracle_iw_kmm_min_sum`` (the true weights scaled to the
+  smallest sum, ``sqrt(n)``, that KMM's default constraint admits), and
+  ``weights/<est>/iw_<space>/log_corr`` / ``log_mse`` (Pearson correlation and mean squared
+  difference of the selected weights' logs, floored at the smallest true weight, with the
+  true log weights on the source points; by Lemma 1 the truth is the same in x and z) and
+  ``mean`` (their mean over the source).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 
@@ -40,6 +60,7 @@ import numpy as np
 from sklearn import linear_model, svm
 
 from harness import data as data_lib
+from harness.data import synthetic
 from harness import models, plots, replicas
 from experiments.fdre import modes
 from harness import workdir as workdir_lib
@@ -121,24 +142,47 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
           numerator=jnp.asarray(target_s), denominator=jnp.asarray(source_s),
           kernel_gamma=point[0], num_centers=config.grid.num_centers)
       grids['kliep', space] = [max(grids['kliep', space], key=lcv)]
+  true_log = (synthetic.gaussian_mixture_2d_log_ratio(source_x, **options)
+              if config.data.name == 'gaussian_mixture_2d' else None)
   errors, kept_weights = {}, {}
   for c_value in config.classifier.c_values:
     suffix = f'/C_{c_value:g}' if len(config.classifier.c_values) > 1 else ''
     errors[f'unweighted{suffix}'] = _errors(config, c_value, source_x, source_labels, None,
                                             evaluation)[1]
+    if true_log is not None:
+      errors[f'oracle_iw{suffix}'] = _errors(config, c_value, source_x, source_labels,
+                                             np.exp(true_log), evaluation)[1]
+      # The same shape at the smallest total KMM's default sum constraint admits,
+      # n (1 - eps) = sqrt(n): the strongest L2 penalty a feasible KMM solution can imply.
+      smallest = np.exp(true_log) * math.sqrt(len(source_x)) / np.sum(np.exp(true_log))
+      errors[f'oracle_iw_kmm_min_sum{suffix}'] = _errors(config, c_value, source_x, source_labels,
+                                                         smallest, evaluation)[1]
     for estimator, (space, (source_s, target_s)) in itertools.product(
         config.estimators, spaces.items()):
-      best = None
+      best, grid_min = None, np.inf
       for kernel_gamma, bound in grids[estimator, space]:
         weights = importance_weights(estimator, source_s, target_s, kernel_gamma=kernel_gamma,
                                      bound=bound, num_centers=config.grid.num_centers)
         val_error, test_error = _errors(config, c_value, source_x, source_labels,
                                         np.maximum(weights, 1e-8), evaluation)
+        grid_min = min(grid_min, test_error)
         if best is None or val_error < best[0]:
           best = (val_error, test_error, weights, kernel_gamma, bound)
-      errors[f'{estimator}/iw_{space}{suffix}'] = best[1]
-      errors[f'{estimator}/iw_{space}{suffix}/kernel_gamma'] = best[3]
-      errors[f'{estimator}/iw_{space}{suffix}/bound'] = best[4]
+      key = f'{estimator}/iw_{space}{suffix}'
+      errors[key] = best[1]
+      errors[f'{key}/kernel_gamma'] = best[3]
+      errors[f'{key}/bound'] = best[4]
+      errors[f'{key}/grid_min'] = grid_min
+      weights = np.maximum(best[2], 1e-8)
+      errors[f'{key}/mean_one'] = _errors(config, c_value, source_x, source_labels,
+                                          weights / np.mean(weights), evaluation)[1]
+      if true_log is not None:
+        # Logs of estimates floored at the smallest true weight, so exact zeros (KMM's box)
+        # count as that weight rather than as -inf.
+        log_weights = np.log(np.maximum(weights, np.exp(true_log.min())))
+        errors[f'weights/{key}/log_corr'] = float(np.corrcoef(log_weights, true_log)[0, 1])
+        errors[f'weights/{key}/log_mse'] = float(np.mean((log_weights - true_log) ** 2))
+        errors[f'weights/{key}/mean'] = float(np.mean(weights))
       kept_weights[f'{estimator} IW({space})'] = best[2]
   return errors, {'source_x': source_x, 'source_z': spaces['z'][0], 'weights': kept_weights}
 
@@ -159,9 +203,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if key.endswith(('/kernel_gamma', '/bound')):
       results[key] = values.tolist()
       continue
+    se = float(values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0)
+    if key.startswith('weights/'):
+      results[key] = float(values.mean())
+      results[f"weights_se/{key.removeprefix('weights/')}"] = se
+      continue
     results[f'test_error/{key}'] = float(values.mean())
-    results[f'test_error_se/{key}'] = float(values.std(ddof=1) / np.sqrt(len(values))
-                                            if len(values) > 1 else 0.0)
+    results[f'test_error_se/{key}'] = se
   results['num_runs'] = config.num_runs
   results['seconds'] = time.time() - start
   return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(first, workdir))

@@ -294,6 +294,45 @@ def gaussian_mixture_2d(
   return DomainAdaptationSplit(source_x, source_labels, target_x, target_labels)
 
 
+def gaussian_mixture_2d_log_ratio(
+    x: np.ndarray, *,
+    means: Sequence[Sequence[float]] = ((0.0, 0.0), (3.0, 3.0)),
+    std: float = 1.0,
+    source_weights: Sequence[float] = (0.01, 0.99),
+    target_weights: Sequence[float] = (0.99, 0.01),
+    **unused) -> np.ndarray:
+  """Closed-form ``log q(x) / p(x)`` (target over source) of :func:`gaussian_mixture_2d`.
+
+  The true importance weight of a source point for the target, with the same keyword
+  options as the generator (others, such as ``n``, are ignored): the mixtures share their
+  isotropic components, so ``log q / p = logsumexp_k(log t_k - |x - m_k|^2 / (2 std^2))
+  - logsumexp_k(log s_k - |x - m_k|^2 / (2 std^2))``.
+
+  Args:
+    x: ``(n, d)`` points.
+
+  Returns:
+    ``(n,)`` float64 log-ratios.
+  """
+  del unused
+  centres = np.asarray(means, dtype=np.float64)
+  source = _check_weights(source_weights, centres.shape[0], 'source_weights')
+  target = _check_weights(target_weights, centres.shape[0], 'target_weights')
+  x = np.asarray(x, dtype=np.float64)
+  if x.ndim != 2 or x.shape[1] != centres.shape[1]:
+    raise ValueError(f'gaussian_mixture_2d_log_ratio: x must be (n, {centres.shape[1]}), '
+                     f'got {x.shape}')
+  half_sq = -np.sum((x[:, None, :] - centres[None]) ** 2, -1) / (2.0 * std**2)
+
+  def log_mix(weights):
+    with np.errstate(divide='ignore'):
+      terms = half_sq + np.log(weights)[None]
+    top = np.max(terms, 1, keepdims=True)
+    return (top + np.log(np.sum(np.exp(terms - top), 1, keepdims=True)))[:, 0]
+
+  return log_mix(target) - log_mix(source)
+
+
 def _check_rho(rho: float) -> None:
   if not -1.0 < rho < 1.0:
     raise ValueError(f'correlated_gaussians: rho must lie in (-1, 1), got {rho!r}')
