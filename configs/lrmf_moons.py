@@ -82,6 +82,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # (lrmf.algorithm.train_lrmf: Eq. 3 is not convex in T; some runs fold T(A) onto the wrong
   # branch of B and stay there).
   config.restarts = 3
+  # Restarts of each private fit per seed, the one with the lowest validation NLL kept
+  # (lrmf.algorithm.train_lrmf): c(A, B) needs the private models at the family's maximum.
+  config.private_restarts = 1
   config.eps = 0.05  # convergence flag: |held-out objective| + 1.96 SE <= eps (nats)
   # Eq. 3 also on this many fresh points per domain drawn from the generators (0: off): the
   # 500-point test mean is too noisy to say whether the objective is near 0.

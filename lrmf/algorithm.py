@@ -204,7 +204,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
                private_runner: fitting.StageRunner, joint_runner: fitting.StageRunner,
                flow_variables: Variables | None = None, init_batch_size: int = 256,
                eval_batch_size: int = 1024, estimate_bias: bool = False,
-               restarts: int = 1) -> LRMFResult:
+               restarts: int = 1, private_restarts: int = 1) -> LRMFResult:
   """Algorithm 1 (Sec. 8.1): aligns ``T(A)`` with ``B`` with respect to the family ``M``.
 
   For every replica (leading axis ``R`` of every array; replicas are independent runs
@@ -254,6 +254,12 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       ``E_bias`` (:func:`lrmf.held_out.bias_fn`).
     restarts: ``K``, restarts of the joint stage per replica (above). Its runner then
       trains ``R K`` replicas, replica ``r``'s restarts at ``r K, ..., r K + K - 1``.
+    private_restarts: ``J``, restarts of each private fit per replica (initialisation and
+      minibatches from ``fold_in(key, j)``, restart 0 the run with ``J = 1``), the one with
+      the lowest validation NLL kept: Algorithm 1 needs ``thA``, ``thB`` at the family's
+      maximum, since ``c(A, B)`` is computed from them and a private fit that stops short
+      of it reads as a negative Eq. 3 once the shared model, trained further, passes it.
+      The private runner then trains ``R J`` replicas, laid out as the joint restarts.
 
   Returns:
     An :class:`LRMFResult`.
@@ -270,8 +276,9 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     raise ValueError(f'eps must be a number or one per replica, got {eps}')
   if keys.shape != (a_train.shape[0], 2):
     raise ValueError(f'keys must be (R, 2) = ({a_train.shape[0]}, 2), got {keys.shape}')
-  if not isinstance(restarts, (int, np.integer)) or restarts < 1:
-    raise ValueError(f'restarts must be a positive integer, got {restarts!r}')
+  for name, value in (('restarts', restarts), ('private_restarts', private_restarts)):
+    if not isinstance(value, (int, np.integer)) or value < 1:
+      raise ValueError(f'{name} must be a positive integer, got {value!r}')
   key_a, key_b, key_flow, key_fit_a, key_fit_b, key_joint = jnp.moveaxis(
       jax.vmap(lambda key: jax.random.split(key, 6))(keys), 1, 0)
 
@@ -282,11 +289,26 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
     return jax.jit(jax.vmap(one))(init_keys, x)
 
   nll = fitting.nll_objective(density, eval_batch_size=eval_batch_size)
-  fit_a = private_runner('private_a', nll, init(density, a_train, key_a), a_train, a_val,
-                         key_fit_a)
-  fit_b = private_runner('private_b', nll, init(density, b_train, key_b), b_train, b_val,
-                         key_fit_b)
-  private_a, private_b = _as_variables(fit_a), _as_variables(fit_b)
+
+  def fit_private(stage, x_train, x_val, init_keys, fit_keys):
+    """One private stage with ``private_restarts`` restarts per replica: the kept variables
+    (lowest validation NLL) and the history of the kept restarts."""
+    more = lambda tree: _repeat(tree, private_restarts)
+    fitted = private_runner(
+        stage, nll, init(density, more(x_train), _restart_keys(init_keys, private_restarts)),
+        more(x_train), more(x_val), _restart_keys(fit_keys, private_restarts))
+    variables = _as_variables(fitted)
+    if private_restarts == 1:
+      return variables, fitted.history
+    val_nll = jax.jit(jax.vmap(lambda v, x: nll.eval_loss(
+        v['params'], {k: value for k, value in v.items() if k != 'params'}, x)))(
+            variables, more(x_val))
+    kept = np.argmin(np.asarray(val_nll, np.float64).reshape(-1, private_restarts), axis=1)
+    return (_keep(variables, kept, private_restarts),
+            [_keep_record(record, kept, private_restarts) for record in fitted.history])
+
+  private_a, history_a = fit_private('private_a', a_train, a_val, key_a, key_fit_a)
+  private_b, history_b = fit_private('private_b', b_train, b_val, key_b, key_fit_b)
   many = lambda tree: _repeat(tree, restarts)
   if flow_variables is None:
     flow_start = init(flow, many(a_train), _restart_keys(key_flow, restarts))
@@ -322,8 +344,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       objective=np.array([check.objective for check in checks]),
       objective_se=np.array([check.standard_error for check in checks]),
       converged=np.array([check.converged for check in checks]),
-      histories={'private_a': fit_a.history, 'private_b': fit_b.history,
-                 'joint': joint_history},
+      histories={'private_a': history_a, 'private_b': history_b, 'joint': joint_history},
       restart_objectives=restart_objectives)
   if not estimate_bias:
     return result

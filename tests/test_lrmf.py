@@ -396,15 +396,59 @@ def test_train_lrmf_restarts_keep_the_lowest_training_objective():
   np.testing.assert_allclose(result.objective, last['val_loss'], atol=1e-5)
 
 
+def test_train_lrmf_private_restarts_keep_the_lowest_validation_nll():
+  """With J private restarts each private stage trains R J fits (restart 0 the run without
+  restarts) and keeps, per replica, the one with the lowest NLL on the validation set."""
+  rng = np.random.default_rng(12)
+  a = np.stack([_draw(rng, [0.0, 1.0], np.eye(2), 64) for _ in range(2)])
+  b = np.stack([_draw(rng, [2.0, 0.0], [[1.0, 0.3], [0.3, 0.5]], 64) for _ in range(2)])
+  a_val, b_val = a[:, :16] + 0.5, b[:, :16] - 0.5  # held-out sets the restarts fit differently
+  density = densities.Gaussian(dim=2)
+  fits = {}
+  # Few steps of small minibatches: the restarts end in different places.
+  inner = fitting.fit_runner(optimizer=optax.sgd(0.05), num_steps=4, batch_size=8,
+                             steps_per_dispatch=2)
+
+  def private_runner(stage, objective, variables, train_data, val_data, keys):
+    fits.setdefault(stage, []).append((keys, inner(stage, objective, variables, train_data,
+                                                   val_data, keys)))
+    return fits[stage][-1][1]
+
+  joint = fitting.fit_runner(optimizer=optax.sgd(0.05), num_steps=2, batch_size=8)
+  run = lambda j: algorithm.train_lrmf(
+      flow=AFFINE, density=density, a_train=a, b_train=b, a_val=a_val, b_val=b_val,
+      keys=jax.random.split(jax.random.PRNGKey(3), 2), eps=0.1, private_runner=private_runner,
+      joint_runner=joint, private_restarts=j)
+  single = run(1)
+  result = run(3)
+  nll = fitting.nll_objective(density)
+  for stage, kept_variables, single_variables, val in (
+      ('private_a', result.private_a, single.private_a, a_val),
+      ('private_b', result.private_b, single.private_b, b_val)):
+    (single_keys, _), (keys, fitted) = fits[stage]
+    assert keys.shape == (6, 2)
+    np.testing.assert_array_equal(keys[::3], single_keys)  # restart 0 = the single run
+    jax.tree.map(np.testing.assert_array_equal, engine.replica(fitted.params, 0),
+                 engine.replica(single_variables['params'], 0))
+    for r in range(2):
+      losses = [float(nll.eval_loss(engine.replica(fitted.params, 3 * r + j), {}, val[r]))
+                for j in range(3)]
+      assert np.ptp(losses) > 0  # the restarts differed
+      jax.tree.map(np.testing.assert_array_equal, engine.replica(kept_variables['params'], r),
+                   engine.replica(fitted.params, 3 * r + int(np.argmin(losses))))
+    assert np.shape(result.histories[stage][-1]['val_loss']) == (2,)
+
+
 @pytest.mark.parametrize('restarts', [0, 2.5, -1])
 def test_train_lrmf_rejects_bad_restarts(restarts):
   x = np.zeros((1, 8, 2), np.float32)
   runner = fitting.fit_runner(optimizer=optax.sgd(0.1), num_steps=1, batch_size=4)
-  with pytest.raises(ValueError, match='restarts must be a positive integer'):
-    algorithm.train_lrmf(flow=AFFINE, density=densities.Gaussian(dim=2), a_train=x,
-                         b_train=x, a_val=x, b_val=x, keys=jax.random.PRNGKey(0)[None],
-                         eps=0.1, private_runner=runner, joint_runner=runner,
-                         restarts=restarts)
+  for name in ('restarts', 'private_restarts'):
+    with pytest.raises(ValueError, match=f'^{name} must be a positive integer'):
+      algorithm.train_lrmf(flow=AFFINE, density=densities.Gaussian(dim=2), a_train=x,
+                           b_train=x, a_val=x, b_val=x, keys=jax.random.PRNGKey(0)[None],
+                           eps=0.1, private_runner=runner, joint_runner=runner,
+                           **{name: restarts})
 
 
 def test_train_lrmf_rejects_mismatched_event_shapes():

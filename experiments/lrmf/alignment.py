@@ -85,14 +85,17 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
   """Algorithm 1's stages through :func:`harness.stages.stage_runner`: the joint
   stage with ``config.train_joint``, the private ones with ``config.train_private``
   (with ``layout``, their learning rates and weight decays per replica; the joint stage
-  trains ``config.restarts`` restarts of every replica, which share their replica's values).
+  trains ``config.restarts`` restarts of every replica and the private stages of A and B
+  ``config.private_restarts``, which share their replica's values).
   """
   block = lambda stage: 'train_joint' if stage == 'joint' else 'train_private'
+  repeats_of = {'joint': config.get('restarts', 1),
+                'private_a': config.get('private_restarts', 1),
+                'private_b': config.get('private_restarts', 1)}
 
   def per_replica(stage):
     values = layout.block_values(config, block(stage))
-    repeats = config.get('restarts', 1) if stage == 'joint' else 1
-    return {field: np.repeat(value, repeats) for field, value in values.items()}
+    return {field: np.repeat(value, repeats_of.get(stage, 1)) for field, value in values.items()}
 
   return stages.stage_runner(workdir, metrics, lambda stage: config[block(stage)],
                                per_replica_of=None if layout is None else per_replica)
@@ -200,7 +203,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       flow=flow, density=density, a_train=a['train_x'], b_train=b['train_x'],
       a_val=a['val_x'], b_val=b['val_x'], keys=layout.keys(), eps=layout.values(config, 'eps'),
       private_runner=runner, joint_runner=runner,
-      estimate_bias=config.get('estimate_bias', False), restarts=config.get('restarts', 1))
+      estimate_bias=config.get('estimate_bias', False), restarts=config.get('restarts', 1),
+      private_restarts=config.get('private_restarts', 1))
   per_replica = evaluate([layout.config_of(config, index) for index in range(layout.num_replicas)],
                          flow, density, result, [pairs[seed] for seed in layout.seed_index()])
   for index, (values, fresh) in enumerate(
