@@ -35,12 +35,16 @@ from harness import workdir as workdir_lib
 
 SMOKE_VARIANT = 'smoke'
 
-_CONFIGS = flags.DEFINE_list('configs', None, 'Config names under configs/ (default: every '
-                             'config with a smoke variant).')
-_SEEDS = flags.DEFINE_integer('seeds', 2, 'Seeds trained side by side where the experiment '
-                              'does.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder of the runs, kept (default: a '
-                               'temporary folder, removed at the end).')
+
+
+def define_flags() -> None:
+  """The command line's flags, defined when the module runs as a script only: importing its
+  functions (tests do, beside the experiments' command lines) defines none."""
+  flags.DEFINE_list('configs', None, 'Config names under configs/ (default: every config with '
+                    'a smoke variant).')
+  flags.DEFINE_integer('seeds', 2, 'Seeds trained side by side where the experiment does.')
+  flags.DEFINE_string('workdir', None, 'Folder of the runs, kept (default: a temporary '
+                      'folder, removed at the end).')
 
 
 def smoke_configs(configs_dir: str = launch.CONFIGS_DIR) -> list[str]:
@@ -139,21 +143,23 @@ def run_all(names: list[str], seeds: int, root: str) -> list[str]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _SEEDS.value < 1:
-    raise app.UsageError(f'--seeds must be >= 1, got {_SEEDS.value}')
+  values = flags.FLAGS
+  if values.seeds < 1:
+    raise app.UsageError(f'--seeds must be >= 1, got {values.seeds}')
   available = smoke_configs()
-  names = _CONFIGS.value or available
+  names = values.configs or available
   unknown = sorted(set(names) - set(available))
   if unknown:
     raise app.UsageError(f'no smoke config {unknown}; available: {", ".join(available)}')
   launch.log_through_absl()
   print(f'devices: {jax.devices()}', flush=True)
   with tempfile.TemporaryDirectory(prefix='smoke-') as scratch:
-    failed = run_all(names, _SEEDS.value, _WORKDIR.value or scratch)
+    failed = run_all(names, values.seeds, values.workdir or scratch)
   print(f'{len(names) - len(failed)}/{len(names)} configs ran with finite results'
         + (f'; failed: {", ".join(failed)}' if failed else ''))
   sys.exit(1 if failed else 0)
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -8,6 +8,9 @@ import sys
 
 from benchmarks import smoke
 from experiments import launch
+from experiments import reproduce  # pylint: disable=unused-import
+# ``reproduce`` defines --workdir at import; the smoke script defines its flags only when it
+# runs as a script, so the two import side by side (as in one pytest worker).
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
