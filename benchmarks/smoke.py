@@ -9,8 +9,8 @@ each into its own folder of a temporary workdir (``--workdir``: that folder, kep
 ``config.seeds = (0, ..., --seeds - 1)`` trained side by side where the experiment does
 (:data:`experiments.launch.SEEDS_SIDE_BY_SIDE`; the others take seed 0). For each config
 it prints the wall time, the training rate of each stage (the median steps/s of its
-``metrics.jsonl`` dispatches after the first, which compiles) and whether every number of
-its ``results.json`` is finite. Exit status 1 when a config fails (raises, or has a
+``metrics.jsonl`` dispatches after the first, its compiled program's first execution)
+and whether every number of its ``results.json`` is finite. Exit status 1 when a config fails (raises, or has a
 non-finite result), else 0.
 """
 
@@ -73,8 +73,9 @@ def numbers(tree: Any, path: str = '') -> Iterator[tuple[str, float]]:
 
 
 def stage_rates(workdir: str) -> dict[str, float]:
-  """Stage -> median steps/s of its ``metrics.jsonl`` dispatches after the first (which
-  includes compilation); stages with one dispatch are left out."""
+  """Stage -> median steps/s of its ``metrics.jsonl`` dispatches after the first (the
+  first execution of its compiled program, slower than the others); stages with one
+  dispatch are left out."""
   rates: dict[str, list[float]] = {}
   for record in workdir_lib.read_metrics(workdir):
     if 'steps_per_sec' in record:

@@ -35,8 +35,10 @@ taken, ``batch`` a minibatch of the replica's data, ``key`` that step's PRNG key
 * **Devices.** One mesh over every device of every host (:func:`nflax.parallel.mesh`),
   axes ``('replica', 'data')``: replicas are spread over devices where there are enough
   of them, the batch is split otherwise.
-* **Progress** with steps/s and the time left, and a per-dispatch ``callback(run,
-  record)`` for checkpoints and metrics.
+* **Progress** with steps/s and the time left, compilation left out (each program a
+  :func:`train` call dispatches is compiled ahead of its first dispatch and the seconds
+  that took logged once), and a per-dispatch ``callback(run, record)`` for checkpoints and
+  metrics.
 
 The engine's own checkpointable pytree is :class:`Run`: the method's state plus the
 tracking of the best state, the early-stopping counters and the halt flags.
@@ -310,7 +312,8 @@ class Result:
   Attributes:
     run: the final :class:`Run` (for resuming or inspection).
     history: one record per dispatch: ``step``, every metric as an ``(R,)`` mean over the
-      dispatch, ``val_loss`` ``(R,)`` where evaluated, ``steps_per_sec``.
+      dispatch, ``val_loss`` ``(R,)`` where evaluated, ``steps_per_sec`` (of the
+      dispatch and its evaluation, compilation left out).
   """
   run: Run
   history: list[dict]
@@ -387,12 +390,21 @@ def train(step_fn: Step, run: Run, train_data: PyTree, keys: Array, *, num_steps
   frozen = parallel.to_host(run.frozen)
   step = int(np.max(np.where(frozen, 0, steps))) if not frozen.all() else int(np.max(steps))
   clock = time.perf_counter()
+  if val_data is not None and step < num_steps and not frozen.all():
+    _compile_ahead(f'{name}compiled the evaluation', _evaluate_and_track, run, val_data,
+                   evaluate=evaluate, snapshot=snapshot, patience=patience)
+  compiled: set[tuple[int, bool]] = set()
   while step < num_steps and not frozen.all():
     chunk = min(steps_per_dispatch - step % steps_per_dispatch, num_steps - step)
-    start = time.perf_counter()
     # Optimistically without the guard's per-step select while no replica is frozen; a
     # dispatch that met a non-finite value is redone with the guard, from the same run.
     guard = bool(frozen.any())
+    if (chunk, guard) not in compiled:
+      _compile_ahead(f'{name}compiled a dispatch of {chunk} steps', dispatch, run, train_data,
+                     keys, step_fn=step_fn, batch_size=batch_size, num_steps=chunk, mesh=mesh,
+                     guard=guard)
+      compiled.add((chunk, guard))
+    start = time.perf_counter()
     stepped, metrics = dispatch(run, train_data, keys, step_fn=step_fn,
                                 batch_size=batch_size, num_steps=chunk, mesh=mesh, guard=guard)
     halted = parallel.to_host(stepped.halted)
@@ -429,6 +441,15 @@ def train(step_fn: Step, run: Run, train_data: PyTree, keys: Array, *, num_steps
     if callback is not None:
       callback(run, record)
   return Result(run, history)
+
+
+def _compile_ahead(what: str, jitted: Callable, *args, **static) -> None:
+  """Compiles ``jitted`` for these arguments into ``jax.jit``'s cache, where the call that
+  follows finds it, and logs ``'<what> in <seconds> s'``, so that the steps/s of the
+  dispatch making that call leave compilation out."""
+  start = time.perf_counter()
+  jitted.lower(*args, **static).compile()
+  logging.info('%s in %.1f s', what, time.perf_counter() - start)
 
 
 def _raise_non_finite(run: Run, metrics: dict, halted: np.ndarray, first: int, name: str):

@@ -1,5 +1,8 @@
 """The training engine: replicas equal separate runs, resume, per-replica guard and stopping."""
 
+import re
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,6 +108,32 @@ def test_a_non_finite_replica_is_named_and_its_last_good_state_kept():
   steps = np.asarray(run.state.step)
   assert steps[0] == steps[2] == 25 and steps[1] < 25
   assert error.steps == [int(steps[1]) + 1]
+
+
+def test_progress_rates_leave_compilation_out(monkeypatch):
+  """A step whose tracing takes 1000 s of a patched clock: the compilation line reports
+  them, the first dispatch's steps/s (logged and in the history) and its ETA do not."""
+  offset = [0.0]
+  real_clock = time.perf_counter
+  monkeypatch.setattr(time, 'perf_counter', lambda: real_clock() + offset[0])
+
+  def slow_to_compile(state, batch, key):
+    offset[0] += 1000.0
+    return _quadratic_step(state, batch, key)
+
+  lines = []
+  monkeypatch.setattr(engine.logging, 'info', lambda text, *args: lines.append(text % args))
+  state = _Quadratic(step=jnp.zeros(1, jnp.int32), w=jnp.ones(1), lr=jnp.full(1, 0.01))
+  result = engine.train(slow_to_compile, engine.init_run(state), jnp.zeros((1, 8, 1)),
+                        jax.random.split(jax.random.PRNGKey(0), 1), num_steps=20,
+                        batch_size=4, steps_per_dispatch=10)
+  compiled, first, second = lines
+  assert float(re.fullmatch(r'compiled a dispatch of 10 steps in ([\d.]+) s',
+                            compiled).group(1)) >= 1000
+  assert float(re.search(r'([\d.]+) steps/s', first).group(1)) > 1
+  assert result.history[0]['steps_per_sec'] > 1
+  assert re.search(r'ETA 00:00:0\d$', first)
+  assert 'compiled' not in second
 
 
 def test_early_stopping_freezes_each_replica_on_its_own():
