@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 
+__all__ = ['PatchCritic', 'MLPCritic']
+
 Array = jax.Array
 
 _leaky_relu = functools.partial(nn.leaky_relu, negative_slope=0.2)

@@ -20,6 +20,8 @@ from alignflow import losses
 from alignflow.training import GeneratorObjective
 from nflax import gan, nets
 
+__all__ = ['ImageTranslator', 'VectorTranslator', 'CycleGAN', 'cyclegan_objective']
+
 Array = jax.Array
 
 

@@ -21,6 +21,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+__all__ = ['mle_value', 'hybrid_loss', 'cycle_loss', 'paired_mse']
+
 Array = jax.Array
 
 

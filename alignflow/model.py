@@ -29,6 +29,8 @@ import numpy as np
 
 from nflax.bijectors import Bijector
 
+__all__ = ['AlignFlow', 'polar_interpolation', 'RoundTrips', 'round_trips']
+
 Array = jax.Array
 
 _LOG_2PI = math.log(2.0 * math.pi)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import jax
 
+__all__ = ['optimal_critic_a', 'optimal_critic_b', 'critic_a_from_critic_b', 'printed_eq9_critic_a']
+
 Array = jax.Array
 
 

@@ -31,6 +31,11 @@ from flax import struct
 from alignflow import losses
 from nflax import engine, gan, two_player
 
+__all__ = [
+    'GeneratorObjective', 'HistoryPool', 'init_pool', 'query_pool', 'init_state',
+    'alignflow_objective', 'train_step', 'AlternatingStep'
+]
+
 Array = jax.Array
 PyTree = Any
 GeneratorObjective = Callable[..., tuple[Array, tuple[Array, Array, dict]]]

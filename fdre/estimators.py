@@ -30,6 +30,12 @@ import chex
 import jax
 import jax.numpy as jnp
 
+__all__ = [
+    'classifier_log_ratio', 'binary_cross_entropy', 'logistic_loss', 'gaussian_kernel',
+    'KMMSolution', 'kmm_solve', 'kmm_weights', 'kmm_objective', 'kliep_fit', 'kliep_log_ratio',
+    'kliep_lcv_score'
+]
+
 Array = jax.Array
 
 

@@ -39,6 +39,12 @@ from fdre import estimators
 from nflax import densities, fitting, nets
 from nflax.bijectors.base import Bijector
 
+__all__ = [
+    'MODES', 'RatioClassifier', 'FlowClassifier', 'hybrid_loss', 'classifier_objective',
+    'hybrid_objective', 'labelled_union', 'fit_flow_on_mixture', 'encoder', 'compose',
+    'fit_classifier', 'FittedRatio', 'fit_log_ratio'
+]
+
 Array = jax.Array
 PyTree = Any
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+__all__ = ['joint_and_marginal_samples', 'mutual_information']
+
 Array = jax.Array
 
 

@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+__all__ = ['self_normalize', 'flatten', 'augmentation_weights', 'mixture_log_weight', 'sir_indices']
+
 Array = jax.Array
 
 

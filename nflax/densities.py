@@ -23,6 +23,8 @@ import jax.numpy as jnp
 
 from nflax.bijectors.base import Bijector
 
+__all__ = ['Density', 'StandardNormal', 'Gaussian', 'GaussianMixture', 'FlowDensity']
+
 Array = jax.Array
 
 _LOG_2PI = math.log(2.0 * math.pi)

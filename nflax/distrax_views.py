@@ -28,6 +28,8 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from nflax import densities
 from nflax.bijectors.base import Bijector
 
+__all__ = ['bijector', 'distribution']
+
 
 class _Bijector(distrax.Bijector):
   """A bound ``nflax`` bijector seen as a ``distrax.Bijector``.

@@ -60,6 +60,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from nflax import parallel
 
+__all__ = [
+    'Step', 'Evaluate', 'Snapshot', 'Independent', 'num_examples', 'num_replicas',
+    'add_replica_axis', 'replica', 'epoch_batch_indices', 'Run', 'init_run', 'dispatch',
+    'NonFiniteError', 'Result', 'train'
+]
+
 Array = jax.Array
 PyTree = Any
 Step = Callable[[PyTree, PyTree, Array], tuple[PyTree, dict[str, Array]]]

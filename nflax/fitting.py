@@ -40,6 +40,13 @@ from jax.sharding import Mesh
 
 from nflax import engine, parallel
 
+__all__ = [
+    'TrainLoss', 'EvalLoss', 'Objective', 'nll_objective', 'per_class_nll_objective', 'FitState',
+    'init_fit_state', 'GradientStep', 'HeldOutLoss', 'params_and_model_state', 'map_over_batches',
+    'mean_over_batches', 'evaluate', 'FitResult', 'init_fit_run', 'fit_result', 'fit',
+    'StageCallback', 'StageRunner', 'fit_runner'
+]
+
 Array = jax.Array
 PyTree = Any
 TrainLoss = Callable[[PyTree, PyTree, PyTree, Array], tuple[Array, PyTree]]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+__all__ = ['GAN_FORMS', 'gan_value', 'critic_loss', 'generator_loss']
+
 Array = jax.Array
 
 GAN_FORMS = ('cross_entropy', 'least_squares')

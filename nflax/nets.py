@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 
+__all__ = ['MLP', 'ConvNet', 'ResidualBlock', 'ResNet']
+
 Array = jax.Array
 
 

@@ -24,6 +24,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+__all__ = [
+    'REPLICA_AXIS', 'DATA_AXIS', 'mesh', 'replicated_sharding', 'place_replicated', 'to_host',
+    'is_writer', 'check_divisible'
+]
+
 REPLICA_AXIS = 'replica'
 DATA_AXIS = 'data'
 

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+__all__ = ['TwoPlayerState', 'init_state', 'update_generator', 'update_critic']
+
 Array = jax.Array
 PyTree = Any
 

@@ -50,6 +50,8 @@ import optax
 
 from nflax import fitting, gan, nets, two_player
 
+__all__ = ['VAE', 'elbo_objective', 'Discriminator', 'vaegan_losses', 'vaegan_step']
+
 Array = jax.Array
 PyTree = Any
 

@@ -1,10 +1,15 @@
-"""The install: the lock file pins every requirement, the core imports without distrax."""
+"""The install: the lock file pins every requirement, the core imports without distrax, the
+public modules declare ``__all__``."""
 
 import ast
+import importlib
+import inspect
 import os
+import pkgutil
 import subprocess
 import sys
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -83,3 +88,46 @@ def test_the_library_imports_without_diffrax_and_ships_its_type_marker():
   assert result.returncode == 0, result.stderr[-2000:]
   for package in ('nflax', 'lrmf', 'alignflow', 'fdre'):
     assert os.path.exists(os.path.join(ROOT, package, 'py.typed')), package
+
+
+DECLARING_ALL = ('nflax', 'alignflow', 'fdre')
+"""The library packages whose modules declare ``__all__``."""
+
+
+def _modules_declaring_all() -> list[str]:
+  names = []
+  for package in DECLARING_ALL:
+    path = importlib.import_module(package).__path__
+    names += [info.name for info in pkgutil.walk_packages(path, f'{package}.')]
+  return names
+
+
+@pytest.mark.parametrize('name', _modules_declaring_all())
+def test_all_lists_the_public_names_a_star_import_gives(name):
+  """A module's ``__all__`` names exist, hold every public class and function it defines and
+  nothing it imports, and are exactly what ``from <module> import *`` binds; a subpackage's
+  ``__all__`` re-exports names from its modules' ``__all__``."""
+  if name == 'nflax.distrax_views':
+    pytest.importorskip('distrax')
+  module = importlib.import_module(name)
+  listed = set(module.__all__)
+  assert len(listed) == len(module.__all__), f'{name}.__all__ repeats a name'
+  assert all(hasattr(module, attribute) for attribute in listed), name
+  namespace = {}
+  exec(f'from {name} import *', namespace)  # pylint: disable=exec-used
+  assert set(namespace) - {'__builtins__'} == listed
+  values = {attribute: getattr(module, attribute) for attribute in listed}
+  if hasattr(module, '__path__'):
+    for attribute, value in values.items():
+      source = importlib.import_module(value.__module__)
+      assert attribute in source.__all__, f'{name} re-exports {attribute}, not public there'
+    return
+  defined = {attribute for attribute, value in vars(module).items()
+             if not attribute.startswith('_') and (inspect.isclass(value) or
+                                                   inspect.isfunction(value))
+             and value.__module__ == name}
+  assert defined <= listed, f'{name}.__all__ misses {sorted(defined - listed)}'
+  imported = {attribute for attribute, value in values.items()
+              if (inspect.isclass(value) or inspect.isfunction(value))
+              and value.__module__ != name}
+  assert not imported, f'{name}.__all__ lists imported {sorted(imported)}'

@@ -22,3 +22,10 @@ from nflax.bijectors.linear import ElementwiseAffine, Permutation, PositiveDefin
 from nflax.bijectors.multiscale import (ActNorm, Invertible1x1Conv, MultiScale, Squeeze, glow,
                                         realnvp_image)
 from nflax.bijectors.preprocessing import Logit, ScaleShift, bits_per_dim, dequantize
+
+__all__ = [
+    'MADE', 'MAFLayer', 'maf', 'Bijector', 'Chain', 'Inverse', 'BatchNorm', 'FFJORD', 'ffjord',
+    'AffineCoupling', 'realnvp', 'ElementwiseAffine', 'Permutation', 'PositiveDefiniteAffine',
+    'Reverse', 'ActNorm', 'Invertible1x1Conv', 'MultiScale', 'Squeeze', 'glow', 'realnvp_image',
+    'Logit', 'ScaleShift', 'bits_per_dim', 'dequantize'
+]

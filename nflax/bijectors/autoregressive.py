@@ -24,6 +24,11 @@ from nflax.bijectors.base import Bijector, Chain
 from nflax.bijectors.batchnorm import BatchNorm
 from nflax.bijectors.linear import Reverse
 
+__all__ = [
+    'input_degrees', 'hidden_degrees', 'hidden_mask', 'output_mask', 'MaskedDense', 'MADE',
+    'MAFLayer', 'maf'
+]
+
 Array = jax.Array
 
 

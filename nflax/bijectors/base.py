@@ -34,6 +34,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+__all__ = ['Bijector', 'Chain', 'Inverse']
+
 Array = jax.Array
 
 

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 
 from nflax.bijectors.base import Bijector
 
+__all__ = ['BatchNorm']
+
 Array = jax.Array
 
 

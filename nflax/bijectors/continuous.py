@@ -46,6 +46,11 @@ import jax.numpy as jnp
 from nflax.bijectors.base import Bijector, Chain
 from nflax.nets import MLP
 
+__all__ = [
+    'VectorField', 'TRACE_ESTIMATORS', 'HUTCHINSON_PROBES', 'ADJOINTS', 'exact_divergence',
+    'hutchinson_divergence', 'FFJORD', 'ffjord'
+]
+
 Array = jax.Array
 VectorField = Callable[[Array], Array]
 

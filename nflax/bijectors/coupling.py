@@ -27,6 +27,8 @@ from nflax import nets
 from nflax.bijectors.base import Bijector, Chain
 from nflax.bijectors.linear import Permutation, Reverse
 
+__all__ = ['VECTOR_MASKS', 'IMAGE_MASKS', 'checkerboard', 'AffineCoupling', 'realnvp']
+
 Array = jax.Array
 
 VECTOR_MASKS = ('alternate', 'half')

@@ -17,6 +17,8 @@ import numpy as np
 
 from nflax.bijectors.base import Bijector
 
+__all__ = ['ElementwiseAffine', 'PositiveDefiniteAffine', 'Permutation', 'Reverse']
+
 Array = jax.Array
 
 

@@ -38,6 +38,11 @@ from nflax import nets
 from nflax.bijectors.base import Bijector, Chain, Inverse
 from nflax.bijectors.coupling import AffineCoupling
 
+__all__ = [
+    'CONSTANTS', 'ActNorm', 'LUFactors', 'Invertible1x1Conv', 'squeeze', 'unsqueeze', 'Squeeze',
+    'MultiScale', 'glow_step', 'glow', 'realnvp_image'
+]
+
 Array = jax.Array
 
 CONSTANTS = 'constants'

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 
 from nflax.bijectors.base import Bijector
 
+__all__ = ['Logit', 'ScaleShift', 'dequantize', 'dequantization_log_det', 'bits_per_dim']
+
 Array = jax.Array
 
 
