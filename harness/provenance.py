@@ -1,6 +1,7 @@
 """Where a run's numbers come from: the code's git commit and state, and the command line.
 
-Recorded in every run's ``environment.json`` (:func:`harness.workdir.save_environment`).
+Recorded in every run's ``environment.json`` (:func:`harness.workdir.save_environment`) and
+shown per run by the summary and the reproduction report (:func:`code_label`).
 """
 
 from __future__ import annotations
@@ -38,3 +39,12 @@ def command_line() -> str:
   """The invocation's full command line as the interpreter received it (``python -m
   experiments.run --config=...``), quoted so that a shell runs it again."""
   return shlex.join(sys.orig_argv)
+
+
+def code_label(code: dict | None) -> str:
+  """A recorded :func:`code_version` in a few characters: the commit's short hash (7 hex
+  digits), with ``+dirty`` when the tree was dirty; ``unknown`` when no commit was recorded
+  (outside a git checkout, or a run older than the record)."""
+  if not code or not code.get('commit'):
+    return 'unknown'
+  return code['commit'][:7] + ('+dirty' if code.get('dirty') else '')

@@ -8,7 +8,9 @@ Every sub-directory of ``DIR`` that holds a run (``config.json``, ``results.json
 * ``DIR/summary.csv`` and ``DIR/summary.md``: one row per run with its swept fields, its
   status (``done``, ``failed: <first line of its error.txt>``, ``unfinished``) and its final
   metrics, the mean over seeds and, where several seeds ran, the standard error
-  (``<metric>_se`` of ``results.json``);
+  (``<metric>_se`` of ``results.json``), then the code it ran (``commit``: the short hash,
+  ``+dirty`` when the tree was dirty; :func:`harness.provenance.code_label`) and its command
+  line (``command``), both from its ``environment.json``;
 * ``DIR/plots/summary_<metric>.png``: each metric (mean +- SE) against the swept field
   ``--x``, one line per combination of the other swept fields.
 
@@ -27,7 +29,7 @@ from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 
-from harness import plots
+from harness import plots, provenance
 from harness import workdir as workdir_lib
 
 SWEEP_FILE = 'sweep.json'
@@ -64,8 +66,9 @@ def _status(error: str | None, done: bool) -> str:
 def scan(directory: str) -> tuple[list[dict], list[str]]:
   """``(rows, swept fields)`` of the runs in ``directory``.
 
-  A row is ``{'point', 'fields': {field: value}, 'status', 'results'}`` (``results`` is
-  ``results.json``, or ``{}``), rows in name order.
+  A row is ``{'point', 'fields': {field: value}, 'status', 'results', 'commit', 'command'}``
+  (``results`` is ``results.json``, or ``{}``; ``commit`` and ``command`` are ``''`` for a run
+  without ``environment.json``), rows in name order.
   """
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'{directory} is not a directory')
@@ -82,11 +85,14 @@ def scan(directory: str) -> tuple[list[dict], list[str]]:
     run = os.path.join(directory, name)
     done = os.path.exists(os.path.join(run, 'results.json'))
     config_path = os.path.join(run, 'config.json')
+    environment = workdir_lib.read_environment(run)
     rows.append({
         'point': name,
         'config': _flatten(_load(config_path)) if os.path.exists(config_path) else {},
         'status': _status(workdir_lib.read_error(run), done),
         'results': _load(os.path.join(run, 'results.json')) if done else {},
+        'commit': provenance.code_label(environment.get('code')) if environment else '',
+        'command': environment.get('command', ''),
     })
   if points is not None:
     swept = list(dict.fromkeys(field for point in points.values() for field in point))
@@ -142,24 +148,27 @@ def _cell(results: dict, metric: str) -> str:
 def write_tables(directory: str, rows: Sequence[dict], swept: Sequence[str],
                  metrics: Sequence[str]) -> tuple[str, str]:
   """``DIR/summary.csv`` (full precision, ``<m>`` and ``<m>_se`` columns, the error) and
-  ``DIR/summary.md`` (``mean ± SE``); returns their paths."""
+  ``DIR/summary.md`` (``mean ± SE``), each ending in the ``commit`` and ``command`` columns;
+  returns their paths."""
   csv_path, md_path = (os.path.join(directory, 'summary.csv'),
                        os.path.join(directory, 'summary.md'))
   with open(csv_path, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['point', *swept, 'status']
-                    + [c for m in metrics for c in (m, f'{m}_se')])
+                    + [c for m in metrics for c in (m, f'{m}_se')] + ['commit', 'command'])
     for row in rows:
       values = [v for m in metrics for v in _mean_se(row['results'], m)]
       writer.writerow([row['point'], *(_text(row['fields'][s]) for s in swept), row['status'],
-                       *('' if v is None else repr(v) for v in values)])
+                       *('' if v is None else repr(v) for v in values), row['commit'],
+                       row['command']])
   escape = lambda text: text.replace('|', '\\|').replace('\n', ' ')
-  lines = ['| ' + ' | '.join(['point', *swept, 'status', *metrics]) + ' |',
-           '|' + '---|' * (len(swept) + 2 + len(metrics))]
+  lines = ['| ' + ' | '.join(['point', *swept, 'status', *metrics, 'commit', 'command']) + ' |',
+           '|' + '---|' * (len(swept) + 4 + len(metrics))]
   for row in rows:
     status = row['status'] if len(row['status']) <= 160 else row['status'][:157] + '...'
     cells = [row['point'], *(_text(row['fields'][s]) for s in swept), status,
-             *(_cell(row['results'], m) for m in metrics)]
+             *(_cell(row['results'], m) for m in metrics), row['commit'],
+             f"`{row['command']}`" if row['command'] else '']
     lines.append('| ' + ' | '.join(escape(c) for c in cells) + ' |')
   with open(md_path, 'w') as f:
     f.write('\n'.join(lines) + '\n')

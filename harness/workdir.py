@@ -334,6 +334,9 @@ RECORDED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'distrax', 'orbax-checkpo
 """Packages whose versions change a run's numbers (the setup.py pins are lower bounds)."""
 
 
+ENVIRONMENT_FILE = 'environment.json'
+
+
 def save_environment(workdir: str, devices: list[str]) -> None:
   """Writes ``<workdir>/environment.json``: Python, :data:`RECORDED_PACKAGES`, ``devices``,
   the code's git commit and whether the tree was dirty (``code``), and the full command
@@ -344,9 +347,18 @@ def save_environment(workdir: str, devices: list[str]) -> None:
       versions[name] = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
       versions[name] = None
-  write_json(os.path.join(workdir, 'environment.json'),
+  write_json(os.path.join(workdir, ENVIRONMENT_FILE),
              {'python': platform.python_version(), 'packages': versions, 'devices': devices,
               'code': provenance.code_version(), 'command': provenance.command_line()})
+
+
+def read_environment(workdir: str) -> dict:
+  """``<workdir>/environment.json`` (:func:`save_environment`), ``{}`` if there is none."""
+  try:
+    with open(os.path.join(workdir, ENVIRONMENT_FILE)) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return {}
 
 
 def plots_dir(workdir: str) -> str:

@@ -331,6 +331,26 @@ def test_a_point_signalled_at_its_time_limit_is_requeued_and_resumes_to_the_same
   assert resumed['steps'] == 3000 and not (point_dir / 'error.txt').exists()
 
 
+def test_summary_shows_each_runs_commit_and_command(tmp_path):
+  command = "python -m experiments.run --config=configs/density.py --config.train.lr=0.1"
+  for name, code in (('clean', {'commit': 'a1b2c3d4e5' * 4, 'dirty': False}),
+                     ('dirty', {'commit': 'f6e5d4c3b2' * 4, 'dirty': True})):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / 'results.json').write_text(json.dumps({'test_nll': 1.0}))
+    (tmp_path / name / 'environment.json').write_text(
+        json.dumps({'code': code, 'command': command}))
+  (tmp_path / 'unstarted').mkdir()
+  (tmp_path / 'unstarted' / 'config.json').write_text(json.dumps({'seeds': [0]}))
+  summary.summarize(str(tmp_path))
+  markdown = (tmp_path / 'summary.md').read_text()
+  assert markdown.splitlines()[0] == '| point | status | test_nll | commit | command |'
+  assert f'| clean | done | 1 | a1b2c3d | `{command}` |' in markdown
+  assert f'| dirty | done | 1 | f6e5d4c+dirty | `{command}` |' in markdown
+  rows = _rows(tmp_path)
+  assert rows['dirty']['commit'] == 'f6e5d4c+dirty' and rows['dirty']['command'] == command
+  assert rows['unstarted']['commit'] == rows['unstarted']['command'] == ''
+
+
 def test_summary_shows_mean_and_standard_error_over_seeds(tmp_path):
   for lr, nll, se in ((1e-3, 1.5, 0.1), (1e-2, 1.25, 0.05), (1e-1, 2.0, 0.2)):
     run = tmp_path / f'lr{lr}'
