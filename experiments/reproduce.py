@@ -33,7 +33,8 @@ Every row names the paper's :class:`Claim` it checks, or is a check of our own m
 gives each claim not reproduced with its reason class (stand-in data set, not run, smaller than
 the paper, our recipe).
 
-The report's header states the tier, the package versions, the machine and the total wall
+The report's header states the tier, the package versions, the machine, the git commit(s)
+the runs' results came from (each run's ``environment.json``: :func:`code_of`) and the total wall
 time (the sum of the runs' wall times as measured here, compilation included). Rows whose
 run is not rerun now (``--runs``) keep their cells from the existing report, so a partial rerun
 never erases finished numbers.
@@ -57,7 +58,8 @@ from experiments import launch
 from experiments.claims import (CLAIMS, MACHINERY, REASONS, ROWS, Claim, Row, Run, load_config,
                                reason_of, runs_of, side_by_side)
 from experiments.claims.schema import TIERS
-from harness import verdicts
+from harness import provenance, verdicts
+from harness import workdir as workdir_lib
 from harness.data import paper_data
 
 REPORTED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'scipy',
@@ -124,6 +126,27 @@ def measured_in(run: Run, tier: str, workdir: str) -> str | None:
   recorded = {(_read(os.path.join(folder, 'wall.json')) or {}).get('environment')
               for folder, _ in _parts(run, tier, workdir)} - {None, ''}
   return '; '.join(sorted(recorded)) or None
+
+
+def code_of(run: Run, tier: str, workdir: str) -> str | None:
+  """The code ``run``'s results came from: the commit each finished part recorded in its
+  ``environment.json`` (:func:`harness.provenance.code_label`, the invocation that finished
+  it), ``None`` when no part has finished."""
+  recorded = {provenance.code_label(workdir_lib.read_environment(folder).get('code'))
+              for folder, _ in _parts(run, tier, workdir)
+              if os.path.exists(os.path.join(folder, 'results.json'))}
+  return '; '.join(sorted(recorded)) or None
+
+
+def header_code(codes: dict[str, list[str]]) -> list[str]:
+  """The header's lines on the code: one per commit the results came from, with its runs
+  when there are several (``codes``: :func:`code_of` -> run names)."""
+  if not codes:
+    return ['- Code: no finished run.']
+  if len(codes) == 1:
+    return [f'- Code: git commit {next(iter(codes))}.']
+  return [f'- Code: git commit {code} [runs: {", ".join(names)}].'
+          for code, names in codes.items()]
 
 
 def data_of(run: Run, tier: str, workdir: str, data_root: str = '') -> str:
@@ -259,8 +282,9 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
                  previous: dict[tuple[str, str], dict[str, str]], environment: str,
                  rows: Sequence[Row] = ROWS, failures: dict[str, str] | None = None,
                  claims: Sequence[Claim] = CLAIMS, data: dict[str, str] | None = None,
-                 data_root: str = '') -> list[str]:
-  """The report of ``tier``: a header (environment, wall time, the claims of ``claims`` by
+                 data_root: str = '', codes: dict[str, list[str]] | None = None) -> list[str]:
+  """The report of ``tier``: a header (environment, the commits the results came from
+  (``codes``: :func:`header_code`), wall time, the claims of ``claims`` by
   status per paper, and a table of those that do not reproduce with their reason class), the
   claims, a rows table of the papers' claims and one of our own checks (rows of
   :data:`MACHINERY`, not counted; cells: :func:`row_cells`), and a runs table (sizes, seeds,
@@ -318,6 +342,7 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
            "paper's size on the paper's data). Rows that check our own machinery or recipe "
            'are listed apart and not counted.', '',
            f'- Environment: {environment}.',
+           *header_code(codes or {}),
            f'- Total wall time of the runs: {total:.0f} s ({total / 60:.1f} min; each run timed '
            'from its start to its results, compilation included).',
            '- Claims by status: ' + '; '.join(per_paper) + '.',
@@ -426,15 +451,21 @@ def main(argv):
   if os.path.exists(report):
     with open(report) as f:
       previous = previous_rows(f.read())
-  environments = {}  # the header states where the wall times were measured, run by run
+  # The header states where the wall times were measured and the code, run by run.
+  environments, codes = {}, {}
   for name, run in known.items():
+    if results[name][0] is None:
+      continue
     recorded = measured_in(run, tier, os.path.join(_WORKDIR.value, tier, name))
-    if recorded and results[name][0] is not None:
+    if recorded:
       environments.setdefault(recorded, []).append(name)
+    code = code_of(run, tier, os.path.join(_WORKDIR.value, tier, name))
+    if code:
+      codes.setdefault(code, []).append(name)
   data = {name: data_of(run, tier, os.path.join(_WORKDIR.value, tier, name), _DATA_ROOT.value)
           for name, run in known.items() if name not in failures}
   lines = report_lines(tier, results, previous, header_environment(environments, current),
-                       failures=failures, data=data, data_root=_DATA_ROOT.value)
+                       failures=failures, data=data, data_root=_DATA_ROOT.value, codes=codes)
   with open(report, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))

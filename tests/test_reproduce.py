@@ -2,6 +2,7 @@
 
 import ast
 import dataclasses
+import json
 import math
 import os
 import re
@@ -371,3 +372,23 @@ def test_the_header_names_where_each_runs_wall_time_was_measured(tmp_path):
   assert reproduce.header_environment({'here': ['a', 'b']}, 'now') == 'here'
   both = reproduce.header_environment({'here': ['a'], 'there': ['b']}, 'now')
   assert 'here [runs: a]' in both and 'there [runs: b]' in both
+
+
+def test_the_header_names_the_commit_each_runs_results_came_from(tmp_path):
+  run = claims.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
+                   fast_seeds=2)
+  assert reproduce.code_of(run, 'fast', str(tmp_path)) is None  # nothing finished
+  for folder, _ in reproduce._parts(run, 'fast', str(tmp_path)):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, 'results.json'), 'w') as f:
+      json.dump({'per_seed': []}, f)
+    with open(os.path.join(folder, 'environment.json'), 'w') as f:
+      json.dump({'code': {'commit': '0123456789' * 4, 'dirty': True}}, f)
+  assert reproduce.code_of(run, 'fast', str(tmp_path)) == '0123456+dirty'
+  assert reproduce.header_code({'0123456+dirty': ['a', 'b']}) == [
+      '- Code: git commit 0123456+dirty.']
+  assert reproduce.header_code({'0123456': ['a'], 'abcdef0': ['b']}) == [
+      '- Code: git commit 0123456 [runs: a].', '- Code: git commit abcdef0 [runs: b].']
+  lines = reproduce.report_lines('fast', {}, {}, 'here', rows=(), claims=(),
+                                 codes={'0123456': ['a']})
+  assert '- Code: git commit 0123456.' in lines
