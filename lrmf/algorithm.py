@@ -37,6 +37,10 @@ from flax import struct
 from lrmf import held_out, losses
 from nflax import engine, fitting
 
+__all__ = [
+    'joint_variables', 'HeldOut', 'lrmf_objective', 'LRMFResult', 'train_lrmf'
+]
+
 Array = jax.Array
 PyTree = Any
 Variables = Any

@@ -42,6 +42,12 @@ from lrmf import discrepancies
 from nflax import densities, engine, fitting, gan, two_player
 from nflax.bijectors.base import Bijector, Chain, Inverse
 
+__all__ = [
+    'Discrepancy', 'alignment_objective', 'back_to_back', 'back_to_back_variables',
+    'back_to_back_from_densities', 'SpectralNormCritic', 'init_adversarial_state',
+    'adversarial_step', 'one_nn_accuracy'
+]
+
 Array = jax.Array
 Variables = Any
 Discrepancy = Callable[..., Array]

@@ -24,6 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, spatial
 
+__all__ = [
+    'check_point_sets', 'mmd_loss', 'sinkhorn_plan', 'sinkhorn_cost', 'sinkhorn_marginal_error',
+    'entropic_ot', 'sinkhorn_divergence', 'exact_emd', 'exact_emd_map', 'coral_map'
+]
+
 Array = jax.Array
 
 

@@ -19,6 +19,11 @@ import numpy as np
 
 from nflax.bijectors import PositiveDefiniteAffine
 
+__all__ = [
+    'optimal_affine_1d', 'optimal_affine', 'optimal_affine_variables', 'gaussian_lrmf_objective',
+    'gaussian_lrmf_objective_1d', 'gaussian_mle', 'gaussian_variables'
+]
+
 ArrayLike = Any
 
 _GAUSSIAN_SCALE_FLOOR = 1e-5  # nflax.densities.Gaussian: diag(L) = softplus(raw) + 1e-5

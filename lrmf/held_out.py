@@ -37,6 +37,11 @@ import numpy as np
 
 from nflax import densities, fitting
 
+__all__ = [
+    'log_prob_fn', 'shared_terms_fn', 'constant_fn', 'HeldOutCheck', 'objective_terms',
+    'held_out_checks', 'convergence_check', 'bias_fn'
+]
+
 Array = jax.Array
 PyTree = Any
 Variables = Any

@@ -18,6 +18,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+__all__ = [
+    'average_log_likelihood', 'lrmf_constant', 'lrmf_loss', 'log_likelihood_ratio_distance'
+]
+
 Array = jax.Array
 Variables = Any
 

@@ -63,6 +63,12 @@ import jax
 import jax.numpy as jnp
 from jax.scipy import stats
 
+__all__ = [
+    'shared_scale', 'equal_mixture_log_prob', 'sample_equal_mixture', 'cross_entropy',
+    'cross_entropy_grad', 'expected_cross_entropy_grad', 'asymptotic_decay_slopes',
+    'fit_sqrt_neg_log'
+]
+
 Array = jax.Array
 
 _LOG_2 = math.log(2.0)

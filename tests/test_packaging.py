@@ -90,7 +90,7 @@ def test_the_library_imports_without_diffrax_and_ships_its_type_marker():
     assert os.path.exists(os.path.join(ROOT, package, 'py.typed')), package
 
 
-DECLARING_ALL = ('nflax', 'alignflow', 'fdre')
+DECLARING_ALL = ('nflax', 'lrmf', 'alignflow', 'fdre')
 """The library packages whose modules declare ``__all__``."""
 
 
