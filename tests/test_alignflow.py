@@ -299,6 +299,22 @@ def test_smoke_run_states_generator_parameter_ratio_and_logs_validation_mse(tmp_
   assert (tmp_path / 'plots' / 'validation_mse.png').exists()
 
 
+def _logit_actnorm_model(divisor: float):
+  """An AlignFlow on logit images whose ``G_{A->Z}`` is the identity and ``G_{B->Z}`` divides
+  logits by ``divisor`` (ActNorm parameters set by hand), two 4x4 test images (all pixels 0.9;
+  a ramp from -0.5 to 0.5) and its variables."""
+  preprocess = bijectors.Chain([bijectors.ScaleShift(scale=0.5, shift=0.5),
+                                bijectors.Logit(alpha=0.05)])
+  model = model_lib.AlignFlow(private_a=bijectors.ActNorm(), private_b=bijectors.ActNorm(),
+                              preprocess=preprocess)
+  images = np.stack([np.full((4, 4, 1), 0.9, np.float32),
+                     np.linspace(-0.5, 0.5, 16, dtype=np.float32).reshape(4, 4, 1)])
+  variables = {'params': {
+      'private_a': {'bias': jnp.zeros(1), 'log_scale': jnp.zeros(1)},
+      'private_b': {'bias': jnp.zeros(1), 'log_scale': jnp.full(1, -math.log(divisor))}}}
+  return model, images, variables
+
+
 def test_round_trip_saturated_in_float32_is_exact_in_float64():
   """Prop. 1 is exact in real arithmetic; float32 loses a cycle to the sigmoid, float64 not.
 
@@ -309,15 +325,7 @@ def test_round_trip_saturated_in_float32_is_exact_in_float64():
   couplings, turn the infinity into NaN). The float64 sigmoid does not round, and the
   cycle returns the pixel to ~1e-10.
   """
-  preprocess = bijectors.Chain([bijectors.ScaleShift(scale=0.5, shift=0.5),
-                                bijectors.Logit(alpha=0.05)])
-  model = model_lib.AlignFlow(private_a=bijectors.ActNorm(), private_b=bijectors.ActNorm(),
-                              preprocess=preprocess)
-  images = np.stack([np.full((4, 4, 1), 0.9, np.float32),
-                     np.linspace(-0.5, 0.5, 16, dtype=np.float32).reshape(4, 4, 1)])
-  variables = {'params': {
-      'private_a': {'bias': jnp.zeros(1), 'log_scale': jnp.zeros(1)},
-      'private_b': {'bias': jnp.zeros(1), 'log_scale': jnp.full(1, -math.log(8.0))}}}
+  model, images, variables = _logit_actnorm_model(8.0)
   assert jax.tree.structure(variables) == jax.tree.structure(
       model.init(jax.random.PRNGKey(0), images, images))
 
@@ -340,15 +348,7 @@ def test_cycle_lost_to_the_float64_sigmoid_is_exact_between_preprocessed_spaces(
   beyond ``53 log 2 ~ 36.7``: its sigmoid is 1 in float64. The other image's largest logit,
   0.97, becomes 29: within the limit.
   """
-  preprocess = bijectors.Chain([bijectors.ScaleShift(scale=0.5, shift=0.5),
-                                bijectors.Logit(alpha=0.05)])
-  model = model_lib.AlignFlow(private_a=bijectors.ActNorm(), private_b=bijectors.ActNorm(),
-                              preprocess=preprocess)
-  images = np.stack([np.full((4, 4, 1), 0.9, np.float32),
-                     np.linspace(-0.5, 0.5, 16, dtype=np.float32).reshape(4, 4, 1)])
-  variables = {'params': {
-      'private_a': {'bias': jnp.zeros(1), 'log_scale': jnp.zeros(1)},
-      'private_b': {'bias': jnp.zeros(1), 'log_scale': jnp.full(1, -math.log(30.0))}}}
+  model, images, variables = _logit_actnorm_model(30.0)
   reports, _ = alignflow_experiment.cycle_report(
       model, jax.tree.map(lambda leaf: leaf[None], variables), images[None], images[None])
   report = reports[0]

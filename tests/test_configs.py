@@ -7,6 +7,7 @@ import pathlib
 
 import pytest
 
+from benchmarks import smoke
 from harness import models
 from experiments import launch
 
@@ -63,18 +64,6 @@ def test_variants_build(name):
     module.get_config('no_such_variant')
 
 
-def _numbers(tree, path=''):
-  """``(path, value)`` of every number in a JSON tree."""
-  if isinstance(tree, dict):
-    for key, value in tree.items():
-      yield from _numbers(value, f'{path}/{key}')
-  elif isinstance(tree, list):
-    for index, value in enumerate(tree):
-      yield from _numbers(value, f'{path}[{index}]')
-  elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
-    yield path, tree
-
-
 @pytest.mark.parametrize('name', [n for n in CONFIG_NAMES if n not in SMOKE_RUN_ELSEWHERE])
 def test_smoke_variant_runs(name, tmp_path):
   config = _module(name).get_config('smoke')
@@ -84,10 +73,10 @@ def test_smoke_variant_runs(name, tmp_path):
   # what the run returns is what it wrote, and it is all it measured: no NaN/Inf metric, one
   # record per seed where several seeds ran, and the wall time the report shows
   assert json.loads(json.dumps(returned)) == results
-  bad = [(path, value) for path, value in _numbers(results) if not math.isfinite(value)]
+  bad = [(path, value) for path, value in smoke.numbers(results) if not math.isfinite(value)]
   assert not bad, bad
   seeds = tuple(config.get('seeds', (0,)))
   if len(seeds) > 1:
     assert [record['seed'] for record in results['per_seed']] == list(seeds)
   assert results['seconds'] > 0
-  assert len(list(_numbers(results))) > 2, 'a run that measured nothing'
+  assert len(list(smoke.numbers(results))) > 2, 'a run that measured nothing'
