@@ -23,8 +23,24 @@ a tuple field                               the element types of the config file
 ``side_by_side`` values                     the rule of the field they set
 ==========================================  ==============================================
 
-Each failure names the field's full path (``model.hidden``, ``data.b.options.
-rotation_degrees``). Checks that need the data (a batch size against its stage's training
+Each failure names the field's full path (``model.flow.hidden``, ``data.b.options.
+rotation_degrees``).
+
+Every config has one schema (:func:`check_schema`)::
+
+  experiment      'family.module' (experiments.launch.EXPERIMENTS)
+  seeds           the seeds trained (side by side where the family can)
+  data            the data: its ``name`` (or ``a.name`` and ``b.name`` for two domains),
+                  options and splits
+  model.<role>    one block per model the experiment builds (``model.density``,
+                  ``model.flow``, ``model.critic``, ...): each experiment module's
+                  ``build_models(config)`` builds every one of them, by role
+  train.<stage>   one block per training stage (``train.private``, ``train.joint``, ...):
+                  each goes through the one optimiser factory
+                  :func:`harness.stages.make_optimizer`, and optimiser settings live
+                  nowhere else
+  <setting>       the method's own settings, each a number, string or tuple at the top
+                  level (``eps``, ``restarts``, ``lams``, ...) Checks that need the data (a batch size against its stage's training
 set, divisibility by the data mesh) run in each family before its first stage trains:
 :func:`check_batch_sizes`.
 """
@@ -140,6 +156,51 @@ def validate(config: ml_collections.ConfigDict,
     for path, value in setting.items():
       _check_field(path, int(value) if _is_int(leaves[path]) and value == int(value)
                    else value)
+
+
+BLOCKS = ('data', 'model', 'train')
+"""The only top-level blocks of a config."""
+
+OPTIMIZER_FIELDS = ('lr', 'b1', 'b2', 'weight_decay', 'weight_decay_style', 'schedule',
+                    'grad_clip')
+"""Fields of :func:`harness.stages.make_optimizer`: they belong to ``train.<stage>`` blocks."""
+
+
+def _is_block(value: Any) -> bool:
+  return isinstance(value, (dict, ml_collections.ConfigDict))
+
+
+def check_schema(config: ml_collections.ConfigDict) -> None:
+  """The one config schema (module docstring): ``experiment``, ``seeds``, and as blocks only
+  ``data`` (naming its data sets), ``model.<role>`` and ``train.<stage>``.
+
+  Raises:
+    ValueError: naming the field that breaks it.
+  """
+  for name in ('experiment', 'seeds'):
+    if name not in config:
+      raise ValueError(f'config.{name} is missing (every config has experiment and seeds)')
+  for name, value in config.items():
+    if _is_block(value) and name not in BLOCKS:
+      raise ValueError(f'config.{name} is a block; the only blocks are {BLOCKS} (a model '
+                       f'goes in model.<role>, a training stage in train.<stage>, a setting '
+                       'of the method is a top-level number, string or tuple)')
+  for name in ('model', 'train'):
+    for role, block in config.get(name, {}).items():
+      if not _is_block(block):
+        raise ValueError(f'config.{name}.{role} must be a block ({name}.<'
+                         f'{"role" if name == "model" else "stage"}>), got {block!r}')
+  data = config.get('data')
+  if data is not None and 'name' not in data and not all(
+      _is_block(data.get(side)) and 'name' in data[side] for side in ('a', 'b')):
+    raise ValueError('config.data must name its data set: data.name, or data.a.name and '
+                     'data.b.name for two domains')
+  for path, _ in _leaves(config):
+    field = path.rsplit('.', 1)[-1]
+    optimizer_field = field in OPTIMIZER_FIELDS or field.endswith(('_lr', '_grad_clip'))
+    if optimizer_field and not (path.startswith('train.') and path.count('.') == 2):
+      raise ValueError(f'config.{path} is an optimiser setting: it belongs in a '
+                       'train.<stage> block (harness.stages.make_optimizer)')
 
 
 def check_batch_sizes(sizes: dict[str, tuple[int, int]], num_replicas: int = 1) -> None:
