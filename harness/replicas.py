@@ -205,9 +205,10 @@ class Layout:
     return np.repeat(np.asarray(per_setting, np.float64), len(self.seeds))
 
   def block_values(self, config: ml_collections.ConfigDict, block: str) -> dict[str, np.ndarray]:
-    """``{field: (R,) values}`` of the fields of training block ``block`` that differ
-    between settings (for :func:`harness.stages.train`'s ``per_replica``)."""
-    fields = {path.split('.', 1)[1] for setting in self.settings for path in setting
+    """``{field: (R,) values}`` of the fields of training block ``block`` (a dotted path,
+    e.g. ``'train.density'``) that differ between settings (for
+    :func:`harness.stages.train`'s ``per_replica``)."""
+    fields = {path[len(block) + 1:] for setting in self.settings for path in setting
               if path.startswith(block + '.')}
     return {field: self.values(config, f'{block}.{field}') for field in sorted(fields)}
 
