@@ -25,6 +25,7 @@ from absl import logging
 from harness import summary, sweeps, config_checks
 from experiments.density import estimation as density_estimation
 from harness import workdir as workdir_lib
+from harness import workdir_guards
 from experiments.alignflow import adaptation as alignflow_adaptation
 from experiments.alignflow import translation as alignflow_translation
 from experiments.fdre import adaptation as fdre_adaptation
@@ -236,11 +237,11 @@ def run_point(spec: str, point: dict[str, Any], workdir: str,
     if distributed:
       config.distributed = True
     _join_hosts(config)
-    workdir_lib.check_own(workdir, 'sweep point folder')  # before error.txt is touched
+    workdir_guards.check_own(workdir, 'sweep point folder')  # before error.txt is touched
     workdir_lib.clear_error(workdir)
     return run_experiment(config, workdir, defaults)
   except Exception as err:
-    if not isinstance(err, workdir_lib.ForeignFolderError):  # writes nothing into it
+    if not isinstance(err, workdir_guards.ForeignFolderError):  # writes nothing into it
       workdir_lib.write_error(workdir, f'{type(err).__name__}: {err}\n\n{traceback.format_exc()}')
     raise
 
@@ -269,9 +270,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   Before anything is written: every field is validated
   (:func:`harness.config_checks.validate`, tuple element types against ``defaults``, the
   config file's own values), a non-empty workdir that holds no run (files the project did
-  not write: :func:`harness.workdir.check_own`) and a workdir holding a run of another
+  not write: :func:`harness.workdir_guards.check_own`) and a workdir holding a run of another
   config are refused (:func:`harness.workdir.check_resumable`), the workdir must be
-  writable and not in use by another live run (:class:`harness.workdir.WorkdirLock`, held
+  writable and not in use by another live run (:class:`harness.workdir_guards.WorkdirLock`, held
   until the run ends). Only then are ``config.json`` and ``environment.json`` written.
 
   With ``config.distributed`` set, ``jax.distributed.initialize()`` (unless already done,
@@ -291,10 +292,10 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                      f"available: {', '.join(sorted(EXPERIMENTS))}")
   config_checks.validate(config, defaults)
   _join_hosts(config)
-  workdir_lib.check_own(workdir)
+  workdir_guards.check_own(workdir)
   workdir_lib.check_resumable(config, workdir)
-  workdir_lib.check_writable(workdir, 'workdir')
-  lock = workdir_lib.WorkdirLock(workdir).acquire()
+  workdir_guards.check_writable(workdir, 'workdir')
+  lock = workdir_guards.WorkdirLock(workdir).acquire()
   try:
     logging.info('running %r on %s in %s', config.experiment, jax.devices(), workdir)
     workdir_lib.save_config(config, workdir)
@@ -342,7 +343,7 @@ def check_points(spec: str, points: list[dict], workdir: str,
                  overrides: dict[str, Any] | None = None) -> list[str]:
   """The points' folder names after every point is checked; reads only: its config
   (:func:`point_config` with ``overrides``), distinct names (:func:`harness.sweeps.check_names`), a point
-  folder that is not empty and holds no run (:func:`harness.workdir.check_own`) and one
+  folder that is not empty and holds no run (:func:`harness.workdir_guards.check_own`) and one
   holding a run of another config (:func:`harness.workdir.check_resumable`).
 
   Raises:
@@ -352,7 +353,7 @@ def check_points(spec: str, points: list[dict], workdir: str,
   for point, name in zip(points, names):
     config, _ = point_config(spec, point, overrides)
     try:
-      workdir_lib.check_own(os.path.join(workdir, name), 'sweep point folder')
+      workdir_guards.check_own(os.path.join(workdir, name), 'sweep point folder')
       workdir_lib.check_resumable(config, os.path.join(workdir, name))
     except ValueError as err:
       raise ValueError(f'sweep point {name}: {err}') from err
@@ -361,12 +362,12 @@ def check_points(spec: str, points: list[dict], workdir: str,
 
 def check_sweep_folder(workdir: str) -> None:
   """Refuses a sweep ``workdir`` that is neither new, empty nor a sweep's own (its
-  ``sweep.json``), naming the files found; reads only (:func:`harness.workdir.check_folder`).
+  ``sweep.json``), naming the files found; reads only (:func:`harness.workdir_guards.check_folder`).
   The point folders of a sweep's own folder are checked one by one (:func:`check_points`)."""
   recorded = os.path.join(workdir, summary.SWEEP_FILE)
-  if os.path.isfile(recorded) and workdir_lib.is_json_object_with(recorded, 'points'):
+  if os.path.isfile(recorded) and workdir_guards.is_json_object_with(recorded, 'points'):
     return
-  workdir_lib.check_folder(workdir, lambda name, _: name == summary.SWEEP_FILE + '.tmp',
+  workdir_guards.check_folder(workdir, lambda name, _: name == summary.SWEEP_FILE + '.tmp',
                            'sweep folder', 'Use a new or empty --workdir for the sweep.')
 
 
@@ -376,9 +377,9 @@ def check_reproduction_folder(workdir: str, tiers: Any, tier: str, run_names: An
   only folders of the runs ``run_names`` and ``xla_cache``; reads only. Each run's folder is
   checked when it runs (:func:`run_experiment`)."""
   hint = 'Use a new or empty --workdir for the reproduction.'
-  workdir_lib.check_folder(workdir, lambda name, is_dir: is_dir and name in tiers,
+  workdir_guards.check_folder(workdir, lambda name, is_dir: is_dir and name in tiers,
                            'reproduction workdir', hint)
-  workdir_lib.check_folder(
+  workdir_guards.check_folder(
       os.path.join(workdir, tier),
       lambda name, is_dir: is_dir and (name in run_names or name == 'xla_cache'),
       f'reproduction folder of tier {tier!r}', hint)

@@ -20,7 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import launch
-from harness import workdir as workdir_lib
+from harness import workdir_guards
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file under configs/ (optionally "file.py:variant").',
@@ -35,7 +35,7 @@ _CACHE = flags.DEFINE_string(
 
 
 _ONE_LINE_ERRORS = (ValueError, RuntimeError, OSError, FileNotFoundError,
-                    workdir_lib.ForeignFolderError)
+                    workdir_guards.ForeignFolderError)
 
 
 def main(argv):

@@ -29,6 +29,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from harness import workdir as workdir_lib
+from harness import workdir_guards
 from nflax import engine, fitting, parallel
 
 SCHEDULES = ('constant', 'cosine', 'linear_decay_second_half')
@@ -117,7 +118,7 @@ def set_per_replica(opt_state: Any, values: dict[str, Any]) -> Any:
 
 def _manager(workdir: str, stage: str) -> ocp.CheckpointManager:
   directory = os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
-  workdir_lib.check_writable(directory, f'the checkpoint folder of stage {stage!r}')
+  workdir_guards.check_writable(directory, f'the checkpoint folder of stage {stage!r}')
   # One unnamed item (``<step>/default``), fixed here: left to orbax, the first step folder
   # it reads decides, and a step folder without that item (an empty one) would turn every
   # later restore of this manager into a multi-item one that fails.

@@ -24,6 +24,7 @@ from configs import alignflow_moons, density_moons, lrmf_moons
 from harness import stages, config_checks
 from experiments import launch
 from harness import workdir as workdir_lib
+from harness import workdir_guards
 from nflax import parallel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -486,22 +487,22 @@ def test_the_issue_command_refuses_a_folder_of_other_files(tmp_path):
 @pytest.mark.parametrize('case', FOREIGN)
 def test_a_folder_that_holds_no_run_is_refused_unchanged(tmp_path, case):
   before = _foreign(tmp_path / 'H', case)
-  with pytest.raises(workdir_lib.ForeignFolderError, match=f'workdir {tmp_path}/H '):
+  with pytest.raises(workdir_guards.ForeignFolderError, match=f'workdir {tmp_path}/H '):
     launch.run_experiment(density_moons.get_config('smoke'), str(tmp_path / 'H'))
   assert _snapshot(tmp_path / 'H') == before
 
 
 def test_new_empty_and_a_runs_own_folders_are_taken(finished, tmp_path):
-  workdir_lib.check_own(str(tmp_path / 'new'))
-  workdir_lib.check_own(str(tmp_path))  # empty
+  workdir_guards.check_own(str(tmp_path / 'new'))
+  workdir_guards.check_own(str(tmp_path))  # empty
   workdir = _copy(finished, tmp_path)
   (workdir / 'notes.txt').write_text('mine')  # a run's own folder may hold the user's notes
-  workdir_lib.check_own(str(workdir))
+  workdir_guards.check_own(str(workdir))
   stopped = tmp_path / 'stopped'  # a run or sweep job stopped before it wrote config.json
   stopped.mkdir()
   for name in ('lock', 'error.txt', 'config.json.tmp', 'lock.123.tmp'):
     (stopped / name).write_text('{}')
-  workdir_lib.check_own(str(stopped))
+  workdir_guards.check_own(str(stopped))
 
 
 def _points():
@@ -533,7 +534,7 @@ def test_a_sweep_job_in_a_foreign_folder_writes_nothing(tmp_path):
   before = _foreign(tmp_path / 'P', 'results and notes')
   (tmp_path / 'P' / 'error.txt').write_text('my error notes\n')
   before = _snapshot(tmp_path / 'P')
-  with pytest.raises(workdir_lib.ForeignFolderError):
+  with pytest.raises(workdir_guards.ForeignFolderError):
     launch.run_point('configs/density_moons.py', points[0], str(tmp_path / 'P'))
   assert _snapshot(tmp_path / 'P') == before  # its error.txt neither removed nor written
 
@@ -559,7 +560,7 @@ def test_a_reproduction_folder_holds_tiers_runs_and_the_cache(tmp_path):
   launch.check_reproduction_folder(str(tmp_path / 'new'), ('fast', 'paper'), 'fast', runs)
   (tmp_path / 'R' / 'fast' / 'mine.txt').write_text('mine')
   before = _snapshot(tmp_path / 'R')
-  with pytest.raises(workdir_lib.ForeignFolderError,
+  with pytest.raises(workdir_guards.ForeignFolderError,
                      match=f"reproduction folder of tier 'fast' {tmp_path}/R/fast holds "
                            'mine.txt, which it did not write'):
     launch.check_reproduction_folder(str(tmp_path / 'R'), ('fast', 'paper'), 'fast', runs)
