@@ -28,42 +28,45 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.experiment = 'fdre.augmentation'
   config.seeds = (0,)
   config.distributed = False
-  config.data = ml_collections.ConfigDict(
-      {'size': 14, 'logit_alpha': 0.05, 'train_per_class': 50, 'val_per_class': 20})
+  config.data = ml_collections.ConfigDict({'name': 'mnist_5000', 'size': 14, 'logit_alpha': 0.05,
+                                           'train_per_class': 50, 'val_per_class': 20})
   config.synthetic_per_class = 5 * config.data.train_per_class  # App. D.5: 50 per 10 real
   config.synthetic_val_per_class = 20
-  config.generator = ml_collections.ConfigDict(
+  # Flattening powers gamma of the synthetic weights r^gamma, chosen on real validation digits.
+  config.weighting_powers = (0.1, 0.2, 0.5, 1.0)
+  config.model = ml_collections.ConfigDict()
+  config.model.generator = ml_collections.ConfigDict(
       {'flow': 'realnvp', 'num_blocks': 4, 'hidden': (64,), 'temperature': 0.7})
+  config.model.flow = ml_collections.ConfigDict(
+      {'flow': 'realnvp', 'num_blocks': 6, 'hidden': (256, 256)})
+  config.model.classifier = ml_collections.ConfigDict({'hidden': (100, 100, 100)})
+  config.model.downstream = ml_collections.ConfigDict({'C': 1.0, 'max_iter': 500})
   base = fdre_gaussians.get_config()
   # Copies: several blocks start from the same block of ``base``.
-  block = lambda name: getattr(base, name).copy_and_resolve_references()
-  config.train_generator = block('train_flow')
-  config.train_generator.update(num_steps=400, batch_size=50, lr=1e-3, weight_decay=1e-4,
+  block = lambda name: base.train[name].copy_and_resolve_references()
+  config.train = ml_collections.ConfigDict()
+  config.train.generator = block('flow')
+  config.train.generator.update(num_steps=400, batch_size=50, lr=1e-3, weight_decay=1e-4,
                                 eval_every=25, steps_per_dispatch=25, patience=4)
-  config.flow = ml_collections.ConfigDict(
-      {'flow': 'realnvp', 'num_blocks': 6, 'hidden': (256, 256)})
-  config.classifier = ml_collections.ConfigDict({'hidden': (100, 100, 100)})
-  config.train_flow = block('train_flow')
-  config.train_flow.update(num_steps=1500, lr=5e-4)
-  config.train_classifier = block('train_classifier')
-  config.train_classifier.update(num_steps=500, batch_size=64, weight_decay=0.0)
-  config.weighting = ml_collections.ConfigDict({'powers': (0.1, 0.2, 0.5, 1.0)})
-  config.downstream = ml_collections.ConfigDict({'C': 1.0, 'max_iter': 500})
+  config.train.flow = block('flow')
+  config.train.flow.update(num_steps=1500, lr=5e-4)
+  config.train.classifier = block('classifier')
+  config.train.classifier.update(num_steps=500, batch_size=64, weight_decay=0.0)
   if variant == 'paper':
     config.seeds = (0, 1, 2)
-    config.train_generator.update(num_steps=1000)
-    config.train_flow.update(num_steps=3000)
+    config.train.generator.update(num_steps=1000)
+    config.train.flow.update(num_steps=3000)
   elif variant == 'smoke':
     config.data.size = 7
     config.data.update(train_per_class=5, val_per_class=5)
     config.synthetic_per_class, config.synthetic_val_per_class = 10, 5
-    config.generator.update(num_blocks=2, hidden=(8,))
-    config.flow.update(num_blocks=2, hidden=(16,))
-    config.classifier.hidden = (16,)
-    config.weighting.powers = (0.2, 1.0)
-    config.downstream.max_iter = 50
-    for stage in (config.train_generator, config.train_flow, config.train_classifier):
+    config.weighting_powers = (0.2, 1.0)
+    config.model.generator.update(num_blocks=2, hidden=(8,))
+    config.model.flow.update(num_blocks=2, hidden=(16,))
+    config.model.classifier.hidden = (16,)
+    config.model.downstream.max_iter = 50
+    for stage in config.train.values():
       stage.update(num_steps=10, batch_size=25, steps_per_dispatch=10, eval_every=10,
                    checkpoint_every=10)
-    config.train_generator.batch_size = config.data.train_per_class
+    config.train.generator.batch_size = config.data.train_per_class
   return config

@@ -44,44 +44,46 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     raise ValueError(f'unknown variant {variant!r} of fdre_gaussians; known: {VARIANTS}')
   config = ml_collections.ConfigDict()
   config.experiment = 'fdre.modes'
-  config.task = 'gaussians'
   config.seeds = (0,)
   config.distributed = False
-  config.data = ml_collections.ConfigDict({'mean_q': (3.0, 3.0), 'splits': (2000, 500, 1000)})
-  config.flow = ml_collections.ConfigDict(
+  config.data = ml_collections.ConfigDict(
+      {'name': 'gaussians', 'mean_q': (3.0, 3.0), 'splits': (2000, 500, 1000)})
+  config.model = ml_collections.ConfigDict()
+  config.model.flow = ml_collections.ConfigDict(
       {'flow': 'maf', 'num_blocks': 5, 'hidden': (100,), 'batch_norm': True})
-  config.classifier = ml_collections.ConfigDict({'hidden': (100, 100, 100)})
+  config.model.classifier = ml_collections.ConfigDict({'hidden': (100, 100, 100)})
   # log_ratio_mse_overlap: the error on test points with |true log r| <= this (posterior of p
   # between 0.7% and 99.3%), where the data constrain the ratio.
   config.overlap_log_ratio = 5.0
-  config.modes = ml_collections.ConfigDict({
-      'baseline': ('baseline', 1.0), 'separate': ('separate', 1.0),
-      'joint_alpha_0_9': ('joint', 0.9), 'discriminative': ('discriminative', 1.0)})
+  # Trained in this order; 'joint' once per alpha of joint_alphas (Eq. 1's weight of L_sup).
+  config.modes = ('baseline', 'separate', 'joint', 'discriminative')
+  config.joint_alphas = (0.9,)
   config.oracle_controls = True
-  config.train_flow = _train(2000, 1e-3, 128, 1e-6)
-  config.train_classifier = _train(1500, 1e-3, 128, 5e-4)
-  config.train_joint = _train(2000, 1e-3, 128, 1e-6)
+  config.train = ml_collections.ConfigDict()
+  config.train.flow = _train(2000, 1e-3, 128, 1e-6)
+  config.train.classifier = _train(1500, 1e-3, 128, 5e-4)
+  config.train.joint = _train(2000, 1e-3, 128, 1e-6)
   if variant == 'alphas':
-    config.modes = ml_collections.ConfigDict({
-        'joint_alpha_' + str(alpha).replace('.', '_'): ('joint', alpha) for alpha in (0.01, 0.1, 0.5, 0.7)})
+    config.modes = ('joint',)
+    config.joint_alphas = (0.01, 0.1, 0.5, 0.7)
     config.oracle_controls = False
   elif variant == 'paper':
     config.data.splits = (4000, 1000, 1000)
     # An epoch is one pass over D_p u D_q: every stage trains on the union of both sets.
     epochs = lambda batch: 100 * 2 * config.data.splits[0] // batch
-    config.train_flow = _train(epochs(100), 1e-4, 100, 1e-6)
-    config.train_classifier = _train(epochs(128), 2e-4, 128, 5e-4)
-    config.train_joint = _train(epochs(128), 1e-4, 128, 1e-6)
+    config.train.flow = _train(epochs(100), 1e-4, 100, 1e-6)
+    config.train.classifier = _train(epochs(128), 2e-4, 128, 5e-4)
+    config.train.joint = _train(epochs(128), 1e-4, 128, 1e-6)
     # App. E: PyTorch Adam's weight_decay, an L2 term in the gradient (not AdamW's decay).
-    for block in (config.train_flow, config.train_classifier, config.train_joint):
+    for block in config.train.values():
       block.weight_decay_style = 'l2'
   elif variant == 'smoke':
-    config.modes = ml_collections.ConfigDict({'joint_alpha_0_9': ('joint', 0.9)})
+    config.modes = ('joint',)
     config.oracle_controls = False
     config.data.splits = (200, 100, 100)
-    config.flow.update(num_blocks=2, hidden=(16,))
-    config.classifier.hidden = (16,)
-    for block in (config.train_flow, config.train_classifier, config.train_joint):
+    config.model.flow.update(num_blocks=2, hidden=(16,))
+    config.model.classifier.hidden = (16,)
+    for block in config.train.values():
       block.update(num_steps=10, batch_size=50, steps_per_dispatch=10, eval_every=10,
                    checkpoint_every=10)
   return config

@@ -26,23 +26,21 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('',) + VARIANTS:
     raise ValueError(f'unknown variant {variant!r} of fdre_mutual_information; known: {VARIANTS}')
   config = fdre_gaussians.get_config('smoke' if variant == 'smoke' else '')
-  config.task = 'mutual_information'
-  config.data = ml_collections.ConfigDict({'dim': 20, 'rho': 0.9, 'splits': (20000, 2500, 5000)})
-  config.modes = ml_collections.ConfigDict({
-      'baseline': ('baseline', 1.0), 'separate': ('separate', 1.0),
-      'joint_alpha_0_1': ('joint', 0.1), 'joint_alpha_0_5': ('joint', 0.5), 'joint_alpha_0_9': ('joint', 0.9),
-      'discriminative': ('discriminative', 1.0)})
+  config.data = ml_collections.ConfigDict(
+      {'name': 'correlated_gaussians', 'dim': 20, 'rho': 0.9, 'splits': (20000, 2500, 5000)})
+  config.modes = ('baseline', 'separate', 'joint', 'discriminative')
+  config.joint_alphas = (0.1, 0.5, 0.9)
   if variant == 'paper':
     config.data.splits = (80000, 10000, 10000)
-    config.classifier.hidden = (200, 200, 200)
-    for block, lr in ((config.train_flow, 1e-4), (config.train_classifier, 2e-4),
-                      (config.train_joint, 1e-4)):
+    config.model.classifier.hidden = (200, 200, 200)
+    for block, lr in ((config.train.flow, 1e-4), (config.train.classifier, 2e-4),
+                      (config.train.joint, 1e-4)):
       block.update(num_steps=80000 * 200 // 128, lr=lr, batch_size=128)
   elif variant == 'smoke':
     config.data.splits = (200, 100, 100)
-    config.modes = ml_collections.ConfigDict({'baseline': ('baseline', 1.0)})
+    config.modes = ('baseline',)
   else:
-    config.classifier.hidden = (200, 200, 200)
+    config.model.classifier.hidden = (200, 200, 200)
     # The flow's validation NLL still falls at 2000 steps; let early stopping end the stage.
-    config.train_flow.num_steps = 8000
+    config.train.flow.num_steps = 8000
   return config

@@ -47,14 +47,16 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.num_samples = 1000
   # SIR with (q / h)^gamma besides the self-normalised weights (gamma = 1) of App. D.4.
   config.flattening_powers = (0.5, 0.2)
-  config.data = ml_collections.ConfigDict({'size': 14, 'logit_alpha': 0.05})
-  config.flow = ml_collections.ConfigDict(
+  config.data = ml_collections.ConfigDict({'name': 'mnist_5000', 'size': 14, 'logit_alpha': 0.05})
+  config.model = ml_collections.ConfigDict()
+  config.model.flow = ml_collections.ConfigDict(
       {'flow': 'realnvp', 'num_blocks': 6, 'hidden': (256, 256)})
-  config.classifier = ml_collections.ConfigDict({'hidden': (100, 100, 100)})
-  config.train_flow = base.train_flow
-  config.train_flow.update(num_steps=1500, lr=5e-4)
-  config.train_classifier = base.train_classifier
-  config.train_classifier.update(num_steps=1000)
+  config.model.classifier = ml_collections.ConfigDict({'hidden': (100, 100, 100)})
+  config.train = ml_collections.ConfigDict()
+  config.train.flow = base.train.flow
+  config.train.flow.update(num_steps=1500, lr=5e-4)
+  config.train.classifier = base.train.classifier
+  config.train.classifier.update(num_steps=1000)
   if variant == 'background':
     config.scenario = 'background'
   elif variant == 'all_percs':
@@ -63,20 +65,20 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     # App. D.1: dequantised pixels in [0, 1] through MAF's logit(1e-6 + (1 - 2e-6) x).
     config.data.update(size=28, logit_alpha=1e-6)
     # Table 4, MNIST row; sequential MADE order, reversed between blocks (nflax.bijectors.maf).
-    config.flow = ml_collections.ConfigDict(
+    config.model.flow = ml_collections.ConfigDict(
         {'flow': 'maf', 'num_blocks': 5, 'hidden': (1024,), 'batch_norm': True})
     # 200 epochs at batch 100 of the largest flow training set (perc = 1: 510 + 510 digits of
     # the bundled 5,000), with early stopping on the validation likelihood (App. E.1).
-    config.train_flow.update(num_steps=200 * 1020 // 100, batch_size=100, lr=1e-4,
+    config.train.flow.update(num_steps=200 * 1020 // 100, batch_size=100, lr=1e-4,
                              weight_decay=1e-6)
   elif variant == 'smoke':
     config.data.size = 7
     config.percs = (0.5,)
     config.num_proposals, config.num_samples = 200, 100
     config.flattening_powers = (0.2,)
-    config.flow.update(num_blocks=2, hidden=(16,))
-    config.classifier.hidden = (16,)
-    for block in (config.train_flow, config.train_classifier):
+    config.model.flow.update(num_blocks=2, hidden=(16,))
+    config.model.classifier.hidden = (16,)
+    for block in config.train.values():
       block.update(num_steps=10, batch_size=50, steps_per_dispatch=10, eval_every=10,
                    checkpoint_every=10)
   return config

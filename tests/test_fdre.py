@@ -255,12 +255,13 @@ def test_mutual_information_of_the_true_ratio_is_the_true_mi():
 
 def test_true_log_densities_of_the_toy_and_mi_tasks_match_scipy():
   rng = np.random.default_rng(3)
-  toy = ml_collections.ConfigDict({'task': 'gaussians', 'data': {'mean_q': (3.0, 3.0)}})
+  toy = ml_collections.ConfigDict({'data': {'name': 'gaussians', 'mean_q': (3.0, 3.0)}})
   x = rng.normal(size=(6, 2))
   log_p, log_q = fdre_modes.true_log_densities(toy, x)
   np.testing.assert_allclose(log_p, _gaussian_log_pdf(x, np.zeros(2), np.eye(2)), rtol=1e-10)
   np.testing.assert_allclose(log_q, _gaussian_log_pdf(x, np.full(2, 3.0), np.eye(2)), rtol=1e-10)
-  mi = ml_collections.ConfigDict({'task': 'mutual_information', 'data': {'dim': 2, 'rho': 0.9}})
+  mi = ml_collections.ConfigDict(
+      {'data': {'name': 'correlated_gaussians', 'dim': 2, 'rho': 0.9}})
   pairs = rng.normal(size=(6, 4))  # [x1, x2, y1, y2]: x_i and y_i correlated
   cov = np.eye(4) + 0.9 * (np.eye(4, k=2) + np.eye(4, k=-2))
   log_joint, log_marginals = fdre_modes.true_log_densities(mi, pairs)
@@ -311,13 +312,12 @@ def test_paper_variant_trains_100_epochs_of_the_union_of_both_sets():
   from configs import fdre_gaussians
   config = fdre_gaussians.get_config('paper')
   union = 2 * config.data.splits[0]
-  for block in ('train_flow', 'train_classifier', 'train_joint'):
-    train = config[block]
-    assert train.num_steps * train.batch_size == pytest.approx(100 * union, rel=0.02), block
+  for stage, train in config.train.items():
+    assert train.num_steps * train.batch_size == pytest.approx(100 * union, rel=0.02), stage
 
 
 def test_mode_metrics_w1_and_bands_against_their_definitions():
-  config = ml_collections.ConfigDict({'task': 'gaussians'})
+  config = ml_collections.ConfigDict({'data': {'name': 'gaussians'}})
   truth = np.array([-12.0, -3.0, -1.0, 0.5, 4.0, 7.0])
   estimate = truth + np.array([2.0, 1.0, 0.0, -1.0, 3.0, 0.0])
   overlap = np.abs(truth) <= 5
@@ -337,7 +337,7 @@ def test_mode_metrics_w1_and_bands_against_their_definitions():
 def test_bayes_posterior_and_slope_of_log_r_in_z_for_an_affine_map():
   """The oracle labels are sigmoid(log r + log(n_p / n_q)); for z = 2 x + b the slope of
   log r(f^{-1}(z)) is ||mu|| / 2."""
-  config = ml_collections.ConfigDict({'task': 'gaussians', 'data': {'mean_q': (3.0, 3.0)}})
+  config = ml_collections.ConfigDict({'data': {'name': 'gaussians', 'mean_q': (3.0, 3.0)}})
   x = np.random.default_rng(0).normal(size=(2, 5, 2))
   labels = fdre_modes.bayes_posterior(config, x, n_p=100, n_q=300)
   logits = np.stack([fdre_modes.true_log_ratio(config, points) for points in x]) + np.log(1 / 3)
@@ -354,9 +354,9 @@ def test_oracle_controls_run_and_a_classifier_taught_the_bayes_posterior_recover
   from configs import fdre_gaussians
   from experiments import launch
   config = fdre_gaussians.get_config('smoke')
-  config.modes = ml_collections.ConfigDict({'separate': ('separate', 1.0)})
+  config.modes = ('separate',)
   config.oracle_controls = True
-  config.train_classifier.update(num_steps=300, lr=3e-3, eval_every=100, steps_per_dispatch=100)
+  config.train.classifier.update(num_steps=300, lr=3e-3, eval_every=100, steps_per_dispatch=100)
   results = launch.run_experiment(config, str(tmp_path / 'run'))
   for name in ('oracle_x', 'oracle_z'):
     for metric in ('log_ratio_mse_overlap', 'log_ratio_w1', 'log_ratio_mse_band_10_inf'):
@@ -441,3 +441,45 @@ def test_domain_adaptation_smoke_run_reports_the_true_weight_controls(tmp_path):
     assert -1.0 <= results[f'weights/{name}/log_corr'] <= 1.0, name
     assert results[f'weights/{name}/log_mse'] >= 0 and results[f'weights/{name}/mean'] > 0
     assert results[f'test_error/{name}/grid_min'] <= results[f'test_error/{name}'] + 1e-12
+
+
+
+FDRE_CONFIGS = ('fdre_gaussians', 'fdre_mutual_information', 'fdre_domain_adaptation',
+                'fdre_targeted_mnist', 'fdre_augmentation')
+
+
+@pytest.mark.parametrize('name', FDRE_CONFIGS)
+def test_build_models_builds_every_model_role_of_every_variant(name):
+  """Each experiment's build_models gives one object per ``config.model.<role>``."""
+  import importlib
+  module = importlib.import_module(f'configs.{name}')
+  for variant in ('',) + tuple(module.VARIANTS):
+    config = module.get_config(variant)
+    experiment = importlib.import_module(f'experiments.{config.experiment}')
+    built = experiment.build_models(config)
+    assert set(built) == set(config.model), (name, variant)
+    assert all(model is not None for model in built.values()), (name, variant)
+
+
+def test_mode_entries_name_each_joint_alpha_in_the_order_of_the_modes():
+  config = ml_collections.ConfigDict({'modes': ('baseline', 'joint', 'separate'),
+                                      'joint_alphas': (0.01, 0.9)})
+  assert fdre_modes.mode_entries(config) == [
+      ('baseline', 'baseline', 1.0), ('joint_alpha_0_01', 'joint', 0.01),
+      ('joint_alpha_0_9', 'joint', 0.9), ('separate', 'separate', 1.0)]
+  config.modes = ('joint', 'adversarial')
+  with pytest.raises(ValueError, match="config.modes: unknown mode 'adversarial'"):
+    fdre_modes.mode_entries(config)
+
+
+@pytest.mark.parametrize('name', FDRE_CONFIGS)
+def test_a_data_set_the_experiment_cannot_load_is_named_by_its_field(name, tmp_path):
+  """``config.data.name`` picks the data; one the experiment has no loader for fails before
+  anything trains, naming the field."""
+  import importlib
+  from experiments import launch
+  config = importlib.import_module(f'configs.{name}').get_config('smoke')
+  config.data.name = 'moons'
+  with pytest.raises(ValueError, match=r"config.data.name 'moons'"):
+    launch.run_experiment(config, str(tmp_path))
+  assert not (tmp_path / 'checkpoints').exists()

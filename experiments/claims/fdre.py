@@ -7,20 +7,20 @@ from harness.verdicts import Ordering, Value
 
 FDRE_GAUSSIANS = Run(
     'fdre_gaussians', 'configs/fdre_gaussians.py', paper_variant='paper',
-    fast=(('train_flow.num_steps', 1000), ('train_classifier.num_steps', 800),
-          ('train_joint.num_steps', 1000)),
+    fast=(('train.flow.num_steps', 1000), ('train.classifier.num_steps', 800),
+          ('train.joint.num_steps', 1000)),
     fast_note='1000 flow / 800 classifier / 1000 joint steps (config: 2000 / 1500 / 2000)',
     paper_cost='100 epochs of the 8000 training points a stage, and the two control '
                'classifiers: about 6 min for 3 seeds side by side on a shared 2-core CPU')
 FDRE_MI = Run(
     'fdre_mutual_information', 'configs/fdre_mutual_information.py', paper_variant='paper',
-    fast=(('data.splits', (4000, 1000, 2000)), ('train_flow.num_steps', 1500),
-          ('train_classifier.num_steps', 800), ('train_joint.num_steps', 800)),
+    fast=(('data.splits', (4000, 1000, 2000)), ('train.flow.num_steps', 1500),
+          ('train.classifier.num_steps', 800), ('train.joint.num_steps', 800)),
     fast_note='4000 training pairs (config: 20000), 1500 flow / 800 classifier / 800 joint '
               'steps (config: 8000 / 1500 / 2000)', fast_seeds=3, paper_seeds=3,
     paper_cost='80K pairs, 200 epochs a stage: GPU hours')
 FDRE_DA = Run('fdre_domain_adaptation', 'configs/fdre_domain_adaptation.py',
-              paper_variant='paper', fast=(('num_runs', 1), ('train_flow.num_steps', 500)),
+              paper_variant='paper', fast=(('num_runs', 1), ('train.flow.num_steps', 500)),
               fast_note='one data draw per seed, 500 flow steps (config: 2000)',
               paper=(('num_runs', 1),), paper_seeds=10,
               paper_cost='about 1 min a seed on a 2-core CPU')
@@ -30,7 +30,7 @@ FDRE_BREAST_CANCER = Run('fdre_breast_cancer', 'configs/fdre_domain_adaptation.p
                          paper_seeds=10, paper_cost='under 1 min a seed on a 2-core CPU')
 FDRE_TARGETED = Run(
     'fdre_targeted_mnist', 'configs/fdre_targeted_mnist.py', paper_variant='paper',
-    fast=(('train_flow.num_steps', 600), ('train_classifier.num_steps', 400),
+    fast=(('train.flow.num_steps', 600), ('train.classifier.num_steps', 400),
           ('num_proposals', 2000), ('num_samples', 500)),
     fast_note='600 flow / 400 classifier steps (config: 1500 / 1000), 2000 proposals for 500 '
               'samples (config: 5000 for 1000)', fast_seeds=3, paper_seeds=3,
@@ -40,8 +40,8 @@ FDRE_TARGETED = Run(
                'on a shared 2-core CPU')
 FDRE_AUGMENTATION = Run(
     'fdre_augmentation', 'configs/fdre_augmentation.py', paper_variant='paper',
-    fast=(('train_generator.num_steps', 300), ('train_flow.num_steps', 500),
-          ('weighting.powers', (0.2, 1.0))),
+    fast=(('train.generator.num_steps', 300), ('train.flow.num_steps', 500),
+          ('weighting_powers', (0.2, 1.0))),
     fast_note='300 generator / 500 flow steps (config: 400 / 1500), weight powers 0.2 and 1 '
               '(config: 0.1, 0.2, 0.5, 1)',
     paper_seeds=3, paper_cost='about 3 min a seed on a 2-core CPU')

@@ -4,20 +4,23 @@ One seed per program (``config.seeds`` holds one seed ``s``, :func:`harness.repl
 per run ``i`` (``config.num_runs`` data seeds ``s + i``, run one after the other: the flow's
 training and validation sets differ in size between runs):
 
-1. load a :class:`~harness.data.synthetic.DomainAdaptationSplit`
-   (``gaussian_mixture_2d`` for Table 8, ``breast_cancer_biased`` for Table 9);
+1. load the :class:`~harness.data.synthetic.DomainAdaptationSplit` ``config.data.name``
+   (:data:`DATA_SETS`: ``gaussian_mixture_2d`` for Table 8, ``breast_cancer_biased`` for
+   Table 9);
    split the target into an unlabelled part (used to estimate the ratios and to
    fit the flow), a labelled validation part (hyper-parameter selection) and a
    test part (reported only); hold out ``data.source_val_fraction`` of the
    source as the flow's validation set;
-2. Algorithm 1: fit ``config.flow`` by maximum likelihood on the mixture of
-   source and unlabelled target (checkpointed stage ``run<i>_flow``), encode;
+2. Algorithm 1: fit the flow ``config.model.flow`` by maximum likelihood on the mixture of
+   source and unlabelled target (training block ``config.train.flow``, checkpointed stage
+   ``run<i>_flow``), encode;
 3. for each estimator (``'kmm'``, ``'kliep'``) and space (``x``, ``z = f(x)``),
    importance weights ``p_target / p_source`` on the source points for every
-   hyper-parameter of the grid; train the weighted downstream classifier on
-   source ``x`` (logistic regression or an RBF SVM, scikit-learn), pick the
-   hyper-parameters with the lowest target-validation error. With
-   ``grid.kliep_selection = 'lcv'`` KLIEP's kernel is instead chosen without labels,
+   hyper-parameter of the grid (``config.kernel_gammas``, KMM's ``config.kmm_bounds``);
+   train the weighted downstream classifier ``config.model.downstream`` on source ``x``
+   (logistic regression or an RBF SVM, scikit-learn, one per ``C`` of ``c_values``), pick
+   the hyper-parameters with the lowest target-validation error. With
+   ``config.kliep_selection = 'lcv'`` KLIEP's kernel is instead chosen without labels,
    by likelihood cross-validation on the unlabelled target (the KLIEP paper's rule,
    :func:`fdre.estimators.kliep_lcv_score`); on the 2-D mixture it picks the
    narrowest kernel of any grid (held-out folds are drawn from the target only, so
@@ -52,11 +55,13 @@ import itertools
 import math
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from sklearn import base as sklearn_base
 from sklearn import linear_model, svm
 
 from harness import data as data_lib
@@ -68,6 +73,9 @@ from fdre import estimators, featurize
 from nflax import densities
 
 ESTIMATORS = ('kmm', 'kliep')
+
+DATA_SETS = ('gaussian_mixture_2d', 'breast_cancer_biased')
+"""The domain-adaptation splits (source and target, labelled) ``config.data.name`` may name."""
 
 
 def importance_weights(estimator: str, source: np.ndarray, target: np.ndarray, *,
@@ -86,31 +94,51 @@ def importance_weights(estimator: str, source: np.ndarray, target: np.ndarray, *
   raise ValueError(f'unknown estimator {estimator!r}; available: {ESTIMATORS}')
 
 
-def _classifier(config: ml_collections.ConfigDict, c_value: float):
-  if config.classifier.kind == 'logistic_regression':
+def _downstream(model: ml_collections.ConfigDict, c_value: float):
+  if model.kind == 'logistic_regression':
     return linear_model.LogisticRegression(C=c_value)
-  if config.classifier.kind == 'svm':
-    return svm.SVC(C=c_value, kernel='rbf', gamma=config.classifier.svm_gamma)
-  raise ValueError(f"unknown classifier.kind {config.classifier.kind!r}; available: "
+  if model.kind == 'svm':
+    return svm.SVC(C=c_value, kernel='rbf', gamma=model.svm_gamma)
+  raise ValueError(f"unknown model.downstream.kind {model.kind!r}; available: "
                    "'logistic_regression', 'svm'")
 
 
-def _errors(config, c_value, x, labels, weights, evaluation) -> list[float]:
-  model = _classifier(config, c_value).fit(x, labels, sample_weight=weights)
+def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The models of ``config.model`` by role (the flow unbound, the classifiers unfitted).
+
+  * ``'flow'``: the feature map ``f`` (a :mod:`nflax` bijector, ``(n, d) -> (n, d)``),
+    ``models.build_flow(config.model.flow)``, fitted by maximum likelihood on source and
+    unlabelled target under a standard normal base (Algorithm 1);
+  * ``'downstream'``: ``{C: scikit-learn classifier}`` for every ``C`` of
+    ``config.model.downstream.c_values``, unfitted: logistic regression or an RBF SVM of
+    ``svm_gamma`` (``kind``), trained on the weighted source ``(n, d)`` points to predict
+    their labels (a fresh clone per fit).
+  """
+  downstream = config.model.downstream
+  return {'flow': models.build_flow(config.model.flow),
+          'downstream': {c_value: _downstream(downstream, c_value)
+                         for c_value in downstream.c_values}}
+
+
+def _errors(classifier, x, labels, weights, evaluation) -> list[float]:
+  model = sklearn_base.clone(classifier).fit(x, labels, sample_weight=weights)
   return [float(np.mean(model.predict(ex) != el)) for ex, el in evaluation]
 
 
 def _grid(config, estimator):
-  if config.grid.kliep_selection not in ('lcv', 'validation'):
-    raise ValueError(f"grid.kliep_selection must be 'lcv' or 'validation', got "
-                     f'{config.grid.kliep_selection!r}')
-  bounds = config.grid.bounds if estimator == 'kmm' else (1.0,)
-  return list(itertools.product(config.grid.kernel_gammas, bounds))
+  if config.kliep_selection not in ('lcv', 'validation'):
+    raise ValueError(f"config.kliep_selection must be 'lcv' or 'validation', got "
+                     f'{config.kliep_selection!r}')
+  bounds = config.kmm_bounds if estimator == 'kmm' else (1.0,)
+  return list(itertools.product(config.kernel_gammas, bounds))
 
 
 def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
   """Run ``index`` (data seed ``s + index``): returns ``(test errors by key, plotting arrays)``."""
   seed = replicas.single_seed(config) + index
+  if config.data.name not in DATA_SETS:
+    raise ValueError(f'config.data.name {config.data.name!r} is not a domain-adaptation data '
+                     f'set; available: {DATA_SETS}')
   options = dict(config.data.options)
   split = data_lib.load(config.data.name, seed=seed, **options)
   rng = np.random.default_rng(seed)
@@ -122,7 +150,8 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
   target_x = split.target_x[ratio_rows]
   evaluation = [(split.target_x[val_rows], split.target_labels[val_rows]),
                 (split.target_x[test_rows], split.target_labels[test_rows])]
-  density = densities.FlowDensity(flow=models.build_flow(config.flow),
+  built = build_models(config)
+  density = densities.FlowDensity(flow=built['flow'],
                                   base=densities.StandardNormal(source_x.shape[1:]))
   modes.check_sizes(config, int(np.sum(~flow_val)) + len(target_x))
   # One replica of the replicated runner: a leading axis of 1 in, replica 0 out.
@@ -136,34 +165,34 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
             'z': (np.asarray(encode(source_x[None]))[0], np.asarray(encode(target_x[None]))[0])}
   grids = {(estimator, space): _grid(config, estimator)
            for estimator, space in itertools.product(config.estimators, spaces)}
-  if 'kliep' in config.estimators and config.grid.kliep_selection == 'lcv':
+  if 'kliep' in config.estimators and config.kliep_selection == 'lcv':
     for space, (source_s, target_s) in spaces.items():
       lcv = lambda point: estimators.kliep_lcv_score(
           numerator=jnp.asarray(target_s), denominator=jnp.asarray(source_s),
-          kernel_gamma=point[0], num_centers=config.grid.num_centers)
+          kernel_gamma=point[0], num_centers=config.kliep_num_centers)
       grids['kliep', space] = [max(grids['kliep', space], key=lcv)]
   true_log = (synthetic.gaussian_mixture_2d_log_ratio(source_x, **options)
               if config.data.name == 'gaussian_mixture_2d' else None)
   errors, kept_weights = {}, {}
-  for c_value in config.classifier.c_values:
-    suffix = f'/C_{c_value:g}' if len(config.classifier.c_values) > 1 else ''
-    errors[f'unweighted{suffix}'] = _errors(config, c_value, source_x, source_labels, None,
+  for c_value, downstream in built['downstream'].items():
+    suffix = f'/C_{c_value:g}' if len(built['downstream']) > 1 else ''
+    errors[f'unweighted{suffix}'] = _errors(downstream, source_x, source_labels, None,
                                             evaluation)[1]
     if true_log is not None:
-      errors[f'oracle_iw{suffix}'] = _errors(config, c_value, source_x, source_labels,
+      errors[f'oracle_iw{suffix}'] = _errors(downstream, source_x, source_labels,
                                              np.exp(true_log), evaluation)[1]
       # The same shape at the smallest total KMM's default sum constraint admits,
       # n (1 - eps) = sqrt(n): the strongest L2 penalty a feasible KMM solution can imply.
       smallest = np.exp(true_log) * math.sqrt(len(source_x)) / np.sum(np.exp(true_log))
-      errors[f'oracle_iw_kmm_min_sum{suffix}'] = _errors(config, c_value, source_x, source_labels,
+      errors[f'oracle_iw_kmm_min_sum{suffix}'] = _errors(downstream, source_x, source_labels,
                                                          smallest, evaluation)[1]
     for estimator, (space, (source_s, target_s)) in itertools.product(
         config.estimators, spaces.items()):
       best, grid_min = None, np.inf
       for kernel_gamma, bound in grids[estimator, space]:
         weights = importance_weights(estimator, source_s, target_s, kernel_gamma=kernel_gamma,
-                                     bound=bound, num_centers=config.grid.num_centers)
-        val_error, test_error = _errors(config, c_value, source_x, source_labels,
+                                     bound=bound, num_centers=config.kliep_num_centers)
+        val_error, test_error = _errors(downstream, source_x, source_labels,
                                         np.maximum(weights, 1e-8), evaluation)
         grid_min = min(grid_min, test_error)
         if best is None or val_error < best[0]:
@@ -174,7 +203,7 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
       errors[f'{key}/bound'] = best[4]
       errors[f'{key}/grid_min'] = grid_min
       weights = np.maximum(best[2], 1e-8)
-      errors[f'{key}/mean_one'] = _errors(config, c_value, source_x, source_labels,
+      errors[f'{key}/mean_one'] = _errors(downstream, source_x, source_labels,
                                           weights / np.mean(weights), evaluation)[1]
       if true_log is not None:
         # Logs of estimates floored at the smallest true weight, so exact zeros (KMM's box)

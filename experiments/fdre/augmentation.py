@@ -1,21 +1,23 @@
 """Featurized DRE for importance-weighted data augmentation (Sec. 5, App. D.5, E.3, E.4, Table 3).
 
 The paper's pipeline (Omniglot, a DAGAN as generator, a CNN downstream) on what this machine
-has: the 5,000 bundled MNIST digits at ``data.size`` pixels a side, one Real NVP per class as
-the generator, logistic regression (scikit-learn) downstream. Every seed of ``config.seeds`` is a
-replica (:mod:`harness.replicas`: its own dequantisation, split, initialisations and keys)
-and the seeds' flows and classifiers train side by side in one program per stage; the
-downstream classifiers are fitted seed by seed:
+has: the bundled digits ``data.name`` (the configs: the 5,000 MNIST digits,
+``'mnist_5000'``; :data:`experiments.fdre.targeted.DIGIT_SETS`) at ``data.size`` pixels a
+side, one Real NVP per class as the generator, logistic regression (scikit-learn) downstream;
+the models are those of :func:`build_models`. Every seed of ``config.seeds`` is a replica
+(:mod:`harness.replicas`: its own dequantisation, split, initialisations and keys) and the
+seeds' flows and classifiers train side by side in one program per stage; the downstream
+classifiers are fitted seed by seed:
 
 1. split every class into ``data.train_per_class`` real training digits,
    ``data.val_per_class`` validation digits and the rest as the test set (reported only);
 2. fit one flow ``g_c = realnvp o logit`` per class on that class's real training digits, all
    classes in one compiled program (:func:`nflax.fitting.per_class_nll_objective`,
-   checkpointed stage ``generators``, early stopping on the summed NLL of the
-   validation digits); draw
-   ``synthetic_per_class`` labelled synthetic digits from each (and
+   training block ``config.train.generator``, checkpointed stage ``generators``, early
+   stopping on the summed NLL of the validation digits); draw ``synthetic_per_class``
+   labelled synthetic digits from each (and
    ``synthetic_val_per_class`` more for the ratio classifiers' validation), at temperature
-   ``generator.temperature``, clipped to ``[0, 1]``;
+   ``model.generator.temperature``, clipped to ``[0, 1]``;
 3. ratios ``r = p_real / q_synthetic`` at the synthetic digits: IW(x), a classifier on pixels
    (:func:`fdre.featurize.fit_log_ratio` mode ``'baseline'``), and IW(z), Algorithm 1 (mode
    ``'separate'``: a flow fitted on the mixture of real and synthetic training digits, then a
@@ -25,7 +27,7 @@ downstream classifiers are fitted seed by seed:
    (mixture), and real + synthetic with the synthetic digits weighted by IW(x) or IW(z); real
    digits keep weight 1 (App. D.5). Synthetic weights are flattened and self-normalised
    (App. D.1): ``w_i = n * r_i^gamma / sum_j r_j^gamma`` (mean 1); ``gamma`` is chosen from
-   ``weighting.powers`` by real-validation accuracy, separately for IW(x) and IW(z);
+   ``config.weighting_powers`` by real-validation accuracy, separately for IW(x) and IW(z);
 5. test accuracy on the held-out real digits (mean, ``<name>_se`` standard error and
    ``per_seed``: :func:`harness.replicas.aggregate`), with
    diagnostics: balanced accuracy of each ratio classifier on the validation digits, the
@@ -37,12 +39,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
+from sklearn import base as sklearn_base
 from sklearn import linear_model
 
 from harness import models, plots, replicas, stages, config_checks
@@ -76,10 +80,34 @@ def split_per_class(labels: np.ndarray, rng: np.random.Generator, *, train_per_c
   return tuple(np.concatenate(part) for part in (train, val, test))
 
 
-def _generator(config: ml_collections.ConfigDict) -> densities.FlowDensity:
-  flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
-                          models.build_flow(config.generator)))
-  return densities.FlowDensity(flow=flow, base=densities.StandardNormal((config.data.size**2,)))
+def _logit_flow(config: ml_collections.ConfigDict,
+                model: ml_collections.ConfigDict) -> bijectors.Bijector:
+  return bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
+                          models.build_flow(model)))
+
+
+def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The models of ``config.model`` by role (modules unbound, classifiers unfitted).
+
+  * ``'generator'``: the density ``g_c`` of one class, ``model.generator``'s flow after the
+    exact logit bijector of ``config.data.logit_alpha``, under a standard normal base on
+    ``(n, size * size)`` pixels in ``[0, 1)``; one copy per class is fitted
+    (:func:`synthesize`), sampled at ``model.generator.temperature``;
+  * ``'flow'``: the feature map ``f = flow o logit`` of IW(z) (``model.flow``), ``(n, size *
+    size) -> (n, size * size)``, fitted on real + synthetic training digits;
+  * ``'classifier'``: :class:`fdre.featurize.RatioClassifier`, an MLP of
+    ``model.classifier.hidden`` from ``(n, size * size)`` points (``x`` or ``z``) to ``(n,)``
+    logits of real against synthetic;
+  * ``'downstream'``: the digit classifier, scikit-learn's logistic regression of
+    ``model.downstream`` (``C``, ``max_iter``), unfitted (a fresh clone per fit).
+  """
+  return {'generator': densities.FlowDensity(
+              flow=_logit_flow(config, config.model.generator),
+              base=densities.StandardNormal((config.data.size**2,))),
+          'flow': _logit_flow(config, config.model.flow),
+          'classifier': featurize.RatioClassifier(hidden=tuple(config.model.classifier.hidden)),
+          'downstream': linear_model.LogisticRegression(
+              C=config.model.downstream.C, max_iter=config.model.downstream.max_iter)}
 
 
 def _by_class(x: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -87,9 +115,10 @@ def _by_class(x: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndar
   return np.stack([x[labels == label] for label in classes], axis=1)
 
 
-def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.ndarray,
-               real_val: np.ndarray, labels_val: np.ndarray, *, keys: jax.Array, workdir: str,
-               stage: str, metrics: workdir_lib.MetricsLog
+def synthesize(config: ml_collections.ConfigDict, density: densities.FlowDensity,
+               real: np.ndarray, labels: np.ndarray, real_val: np.ndarray,
+               labels_val: np.ndarray, *, keys: jax.Array, workdir: str, stage: str,
+               metrics: workdir_lib.MetricsLog
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """Fits one generator flow per class and replica (one checkpointed stage); samples digits.
 
@@ -98,6 +127,7 @@ def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.n
 
   Args:
     config: the experiment.
+    density: the generator of one class (:func:`build_models`' ``'generator'``).
     real, real_val: ``(R, n, size * size)``, ``(R, m, size * size)`` the replicas' digits.
     labels, labels_val: ``(R, n)``, ``(R, m)`` their classes.
     keys: ``(R, 2)`` the replicas' keys.
@@ -108,22 +138,21 @@ def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.n
     ``synthetic_val_per_class`` samples of every class and replica, ``(R, n', size * size)``
     in ``[0, 1]`` and ``(R, n')`` labels.
   """
-  density = _generator(config)
   classes = np.unique(labels[0])
   train = np.stack([_by_class(x, y, classes) for x, y in zip(real, labels)])
   val = np.stack([_by_class(x, y, classes) for x, y in zip(real_val, labels_val)])
-  config_checks.check_batch_sizes({'train_generator.batch_size': (
-      config.train_generator.batch_size, train.shape[1])}, len(keys))
+  config_checks.check_batch_sizes({'train.generator.batch_size': (
+      config.train.generator.batch_size, train.shape[1])}, len(keys))
   key_init, key_fit, key_sample = jnp.moveaxis(
       jax.vmap(lambda key: jax.random.split(key, 3))(keys), 1, 0)
   # (R, classes) stacked variables: one flow per class (inner vmap) and replica (outer).
   init = jax.jit(jax.vmap(lambda key, x: jax.vmap(density.init)(
       jax.random.split(key, len(classes)), jnp.swapaxes(x, 0, 1))))(key_init, jnp.asarray(train))
   fitted = stages.train(fitting.per_class_nll_objective(density), init, train, val,
-                          train_config=config.train_generator, workdir=workdir, stage=stage,
+                          train_config=config.train.generator, workdir=workdir, stage=stage,
                           keys=key_fit, metrics=metrics)
   per_class = config.synthetic_per_class + config.synthetic_val_per_class
-  z = config.generator.temperature * jax.vmap(
+  z = config.model.generator.temperature * jax.vmap(
       lambda key: jax.random.normal(key, (len(classes), per_class, real.shape[-1])))(key_sample)
   decode = lambda variables, latent: density.apply(variables, latent,
                                                    method=densities.FlowDensity.decode)
@@ -136,15 +165,14 @@ def synthesize(config: ml_collections.ConfigDict, real: np.ndarray, labels: np.n
           flat(samples[:, :, cut:]), flat(sample_labels[:, :, cut:]))
 
 
-def _classifier(config, x, y, weights=None) -> linear_model.LogisticRegression:
-  model = linear_model.LogisticRegression(C=config.downstream.C,
-                                          max_iter=config.downstream.max_iter)
-  return model.fit(x, y, sample_weight=weights)
+def _fit(downstream: linear_model.LogisticRegression, x, y,
+         weights=None) -> linear_model.LogisticRegression:
+  return sklearn_base.clone(downstream).fit(x, y, sample_weight=weights)
 
 
 def _real_splits(config, seed: int) -> dict[str, np.ndarray]:
   """One seed's real digits: its dequantisation and per-class split (drawn from ``seed``)."""
-  x, labels = targeted.dequantized_digits(config.data.size, seed)
+  x, labels = targeted.dequantized_digits(config.data.name, config.data.size, seed)
   train_idx, val_idx, test_idx = split_per_class(
       labels, np.random.default_rng(seed), train_per_class=config.data.train_per_class,
       val_per_class=config.data.val_per_class)
@@ -152,26 +180,28 @@ def _real_splits(config, seed: int) -> dict[str, np.ndarray]:
           'val_y': labels[val_idx], 'test': x[test_idx], 'test_y': labels[test_idx]}
 
 
-def _downstream(config, data: dict, log_ratios: dict[str, np.ndarray]) -> dict:
-  """Step 4-5 for one seed: the downstream classifiers and their accuracies."""
+def _downstream(config, downstream: linear_model.LogisticRegression, data: dict,
+                log_ratios: dict[str, np.ndarray]) -> dict:
+  """Step 4-5 for one seed: clones of ``downstream`` fitted to every training set, and their
+  accuracies."""
   real, real_y, val, val_y = data['real'], data['real_y'], data['val'], data['val_y']
   synthetic, synthetic_y = data['synthetic'], data['synthetic_y']
   results: dict = {}
   mixture_x = np.concatenate([real, synthetic])
   mixture_y = np.concatenate([real_y, synthetic_y])
   accuracy = lambda model, x, y: float(model.score(x, y))
-  classifiers = {'data_only': _classifier(config, real, real_y),
-                 'synthetic_only': _classifier(config, synthetic, synthetic_y),
-                 'mixture': _classifier(config, mixture_x, mixture_y)}
+  classifiers = {'data_only': _fit(downstream, real, real_y),
+                 'synthetic_only': _fit(downstream, synthetic, synthetic_y),
+                 'mixture': _fit(downstream, mixture_x, mixture_y)}
   agrees = classifiers['data_only'].predict(synthetic) == synthetic_y
   results['synthetic_label_agreement/unweighted'] = float(np.mean(agrees))
   for space, log_ratio in log_ratios.items():
     best = None
-    for power in config.weighting.powers:
+    for power in config.weighting_powers:
       weights = np.asarray(weighting.augmentation_weights(jnp.asarray(log_ratio), power=power),
                            np.float64)
-      model = _classifier(config, mixture_x, mixture_y,
-                          np.concatenate([np.ones(len(real)), weights]))
+      model = _fit(downstream, mixture_x, mixture_y,
+                   np.concatenate([np.ones(len(real)), weights]))
       val_accuracy = accuracy(model, val, val_y)
       results[f'val_accuracy/mixture_{space}/power_{power:g}'] = val_accuracy
       if best is None or val_accuracy > best[0]:
@@ -198,18 +228,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   modes.check_sizes(config, data['real'].shape[1] + config.synthetic_per_class * num_classes,
                     len(seeds))
   fold = lambda i: jax.vmap(lambda key: jax.random.fold_in(key, i))(root)
+  built = build_models(config)
   synthetic, synthetic_y, synthetic_val, _ = synthesize(
-      config, data['real'], data['real_y'], data['val'], data['val_y'], keys=fold(1),
-      workdir=workdir, stage='generators', metrics=metrics)
+      config, built['generator'], data['real'], data['real_y'], data['val'], data['val_y'],
+      keys=fold(1), workdir=workdir, stage='generators', metrics=metrics)
   data.update(synthetic=synthetic, synthetic_y=synthetic_y)
-  flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
-                          models.build_flow(config.flow)))
-  ratio_classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
   per_seed = [{} for _ in seeds]
   log_ratios = [{} for _ in seeds]
   for index, (space, mode) in enumerate(_SPACES.items()):
     fitted = featurize.fit_log_ratio(
-        mode=mode, flow=flow, classifier=ratio_classifier, p_train=data['real'],
+        mode=mode, flow=built['flow'], classifier=built['classifier'], p_train=data['real'],
         q_train=synthetic, p_val=data['val'], q_val=synthetic_val, keys=fold(2 + index),
         runner=modes.stage_runner(config, workdir, metrics, space))
     on_synthetic, on_val, on_synthetic_val = (
@@ -220,7 +248,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       results[f'ratio_balanced_accuracy/{space}'] = float(
           0.5 * np.mean(on_val[r] > 0) + 0.5 * np.mean(on_synthetic_val[r] < 0))
   for r, results in enumerate(per_seed):
-    results.update(_downstream(config, engine.replica(data, r), log_ratios[r]))
+    results.update(_downstream(config, built['downstream'], engine.replica(data, r),
+                               log_ratios[r]))
   results = replicas.aggregate(per_seed, seeds)
   results.update({'num_seeds': len(seeds), 'n_real_train': int(data['real'].shape[1]),
                   'n_synthetic_train': int(synthetic.shape[1])})

@@ -1,9 +1,10 @@
 """Featurized DRE: the training modes of Sec. 3.3 on two tasks (Fig. 2, 4, 5, 6, 9).
 
-``config.task``:
+The task is the data set ``config.data.name`` (:data:`DATA_SETS`):
 
 * ``'gaussians'`` (the motivating example, Sec. 3.1, Fig. 2/5/6):
-  ``p = N(0, I)``, ``q = N([3, 3], I)``; error of each mode's ``log r(x)``
+  ``p = N(0, I)``, ``q = N(mu, I)``, ``mu = config.data.mean_q`` (``[3, 3]``), drawn as the
+  two components of ``gaussian_mixture_2d``; error of each mode's ``log r(x)``
   against the true ``log r(x) = -mu^T x + ||mu||^2 / 2``: mean squared error on
   the test points of both sets, of ``p``, of ``q``, and on the test points with
   ``|log r| <= config.overlap_log_ratio`` (``log_ratio_mse_overlap``: where both
@@ -13,27 +14,29 @@
   (``log_ratio_w1``: Fig. 2's overlaid histograms); with ``config.oracle_controls``
   the control :func:`oracle_controls` (the same classifier taught the true ratio on
   ``x`` and on the separate flow's ``z``, and the slope of ``log r`` in ``z``);
-* ``'mutual_information'`` (Sec. 5.2, App. D.3, Fig. 4/9): pairs of 20-d
-  Gaussians with correlation ``rho``; ``D_p`` the joint pairs, ``D_q`` the
-  pairs with ``y`` shuffled (product of marginals); MI = mean ``log r`` over
-  test joint pairs, against the true ``-d/2 log(1 - rho^2)`` (16.61).
+* ``'correlated_gaussians'``, mutual information (Sec. 5.2, App. D.3, Fig. 4/9): pairs of
+  ``config.data.dim``-d Gaussians with correlation ``config.data.rho``; ``D_p`` the joint
+  pairs, ``D_q`` the pairs with ``y`` shuffled (product of marginals); MI = mean ``log r``
+  over test joint pairs, against the true ``-d/2 log(1 - rho^2)`` (16.61).
 
 Data -> train -> evaluate -> write: every seed of ``config.seeds`` is a replica
 (:mod:`harness.replicas`) with its own data draw (:func:`load_task`), initialisation
-and keys, all trained side by side in one program per stage; every entry of
-``config.modes`` (``name: (mode, alpha)``) trains through
-:func:`fdre.featurize.fit_log_ratio` with checkpointed stages ``<name>_flow``,
-``<name>_classifier``, ``<name>_joint``; ``results.json`` holds the metrics per mode (mean
-over seeds, ``<metric>_se``, ``per_seed``), with :func:`diagnostics` (validation losses of
-the classifier and the flow next to those of the true densities); plots show seed 0's
-estimated against true log-ratio and the encodings of each flow, and every seed's loss
-curves of every stage.
+and keys, all trained side by side in one program per stage; every entry ``(name, mode,
+alpha)`` of :func:`mode_entries` (``config.modes``, ``'joint'`` once per alpha of
+``config.joint_alphas``) trains the models of :func:`build_models` through
+:func:`fdre.featurize.fit_log_ratio`, with the training blocks ``config.train.flow``,
+``.classifier`` and ``.joint`` as checkpointed stages ``<name>_flow``, ``<name>_classifier``,
+``<name>_joint``; ``results.json`` holds the metrics per mode (mean over seeds,
+``<metric>_se``, ``per_seed``), with :func:`diagnostics` (validation losses of the classifier
+and the flow next to those of the true densities); plots show seed 0's estimated against
+true log-ratio and the encodings of each flow, and every seed's loss curves of every stage.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,24 +52,69 @@ from harness.data import synthetic
 from fdre import estimators, featurize, mutual_information
 from nflax import fitting
 
-_TRAIN_BLOCKS = {'flow': 'train_flow', 'classifier': 'train_classifier', 'joint': 'train_joint'}
+STAGES = ('flow', 'classifier', 'joint')
+"""The stages of :func:`fdre.featurize.fit_log_ratio`, each trained with
+``config.train.<stage>``."""
+
+DATA_SETS = ('gaussians', 'correlated_gaussians')
+"""The names ``config.data.name`` may take (module docstring)."""
+
+
+def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The unbound modules of ``config.model``, by role.
+
+  * ``'flow'``: the feature map ``f`` (a :mod:`nflax` bijector, ``(n, d) -> (n, d)``) of the
+    separate, joint and discriminative modes, ``models.build_flow(config.model.flow)``;
+  * ``'classifier'``: :class:`fdre.featurize.RatioClassifier`, an MLP of
+    ``config.model.classifier.hidden`` mapping ``(n, d)`` points (``x`` or ``z = f(x)``) to
+    ``(n,)`` logits of ``P(x ~ p)``.
+  """
+  return {'flow': models.build_flow(config.model.flow),
+          'classifier': featurize.RatioClassifier(hidden=tuple(config.model.classifier.hidden))}
+
+
+def mode_entries(config: ml_collections.ConfigDict) -> list[tuple[str, str, float]]:
+  """``(name, mode, alpha)`` of every mode trained, in the order of ``config.modes``.
+
+  ``'joint'`` trains once per alpha of ``config.joint_alphas`` (Eq. 1's weight of ``L_sup``),
+  named ``joint_alpha_<alpha>`` with ``_`` for the point (``joint_alpha_0_9``); every other
+  mode once, named by the mode, with ``alpha = 1`` (unused).
+  """
+  entries = []
+  for mode in config.modes:
+    if mode not in featurize.MODES:
+      raise ValueError(f'config.modes: unknown mode {mode!r}; available: {featurize.MODES}')
+    if mode == 'joint':
+      entries += [('joint_alpha_' + str(alpha).replace('.', '_'), 'joint', alpha)
+                  for alpha in config.joint_alphas]
+    else:
+      entries.append((mode, mode, 1.0))
+  return entries
 
 
 def stage_runner(config: ml_collections.ConfigDict, workdir: str, metrics: workdir_lib.MetricsLog,
                  prefix: str) -> fitting.StageRunner:
   """The FDRE families' stages through :func:`harness.stages.stage_runner`: stage
-  ``s`` as the checkpointed stage ``<prefix>_<s>`` with its training block of ``config``."""
-  return stages.stage_runner(workdir, metrics, lambda stage: config[_TRAIN_BLOCKS[stage]],
-                               prefix)
+  ``s`` as the checkpointed stage ``<prefix>_<s>`` with the training block
+  ``config.train.<s>``."""
+  return stages.stage_runner(workdir, metrics, lambda stage: config.train[stage], prefix)
 
 
 def check_sizes(config: ml_collections.ConfigDict, num_train: int,
                 num_replicas: int = 1) -> None:
-  """The batch size of every FDRE training block of ``config`` against the ``num_train``
-  labelled examples of p and q its stages draw from, before they train."""
+  """The batch size of every FDRE training block ``config.train.<stage>`` of
+  :data:`STAGES` against the ``num_train`` labelled examples of p and q its stages draw
+  from, before they train."""
   config_checks.check_batch_sizes(
-      {f'{block}.batch_size': (config[block].batch_size, num_train)
-       for block in _TRAIN_BLOCKS.values() if block in config}, num_replicas)
+      {f'train.{stage}.batch_size': (config.train[stage].batch_size, num_train)
+       for stage in STAGES if stage in config.train}, num_replicas)
+
+
+def _data_name(config: ml_collections.ConfigDict) -> str:
+  if config.data.name not in DATA_SETS:
+    raise ValueError(f'config.data.name {config.data.name!r} is not a data set of fdre.modes; '
+                     f'available: {DATA_SETS}')
+  return config.data.name
 
 
 def _split(array: np.ndarray, splits) -> tuple[np.ndarray, ...]:
@@ -78,7 +126,7 @@ def _split(array: np.ndarray, splits) -> tuple[np.ndarray, ...]:
 
 def load_task(config: ml_collections.ConfigDict,
               seed: int = 0) -> dict[str, tuple[np.ndarray, ...]]:
-  """``{'p': (train, val, test), 'q': (train, val, test)}`` of ``config.task`` for one seed.
+  """``{'p': (train, val, test), 'q': (train, val, test)}`` of ``config.data`` for one seed.
 
   ``seed`` is the replica's: the synthetic data are drawn with
   :func:`harness.replicas.data_seed` ``(config.data.seed, seed)`` (``config.data.seed``
@@ -87,37 +135,34 @@ def load_task(config: ml_collections.ConfigDict,
   splits = config.data.splits
   total = int(sum(splits))
   draw = replicas.data_seed(config.data.get('seed', 0), seed)
-  if config.task == 'gaussians':
+  if _data_name(config) == 'gaussians':
     dataset = data_lib.load(
         'gaussian_mixture_2d', n=total, seed=draw, means=((0.0, 0.0), tuple(config.data.mean_q)),
         source_weights=(1.0, 0.0), target_weights=(0.0, 1.0))
     return {'p': _split(dataset.source_x, splits), 'q': _split(dataset.target_x, splits)}
-  if config.task == 'mutual_information':
-    pairs = data_lib.load('correlated_gaussians', n=total, seed=draw, dim=config.data.dim,
-                          rho=config.data.rho)
-    keys = jax.random.split(jax.random.PRNGKey(draw + 1), 3)
-    p_sets, q_sets = [], []
-    for key, x, y in zip(keys, _split(pairs.x, splits), _split(pairs.y, splits)):
-      joint, marginals = mutual_information.joint_and_marginal_samples(
-          key, x=jnp.asarray(x), y=jnp.asarray(y))
-      p_sets.append(np.asarray(joint))
-      q_sets.append(np.asarray(marginals))
-    return {'p': tuple(p_sets), 'q': tuple(q_sets)}
-  raise ValueError(f"unknown config.task {config.task!r}; available: 'gaussians', "
-                   "'mutual_information'")
+  pairs = data_lib.load(config.data.name, n=total, seed=draw, dim=config.data.dim,
+                        rho=config.data.rho)
+  keys = jax.random.split(jax.random.PRNGKey(draw + 1), 3)
+  p_sets, q_sets = [], []
+  for key, x, y in zip(keys, _split(pairs.x, splits), _split(pairs.y, splits)):
+    joint, marginals = mutual_information.joint_and_marginal_samples(
+        key, x=jnp.asarray(x), y=jnp.asarray(y))
+    p_sets.append(np.asarray(joint))
+    q_sets.append(np.asarray(marginals))
+  return {'p': tuple(p_sets), 'q': tuple(q_sets)}
 
 
 def true_log_densities(config: ml_collections.ConfigDict,
                        x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """``(log p(x), log q(x))`` of the task in closed form, each ``(n,)`` for ``(n, d)`` points.
 
-  ``'gaussians'``: ``p = N(0, I)``, ``q = N(mu, I)``. ``'mutual_information'``: ``p`` the
+  ``'gaussians'``: ``p = N(0, I)``, ``q = N(mu, I)``. ``'correlated_gaussians'``: ``p`` the
   joint of ``dim`` independent unit-variance pairs with correlation ``rho``, ``q = N(0, I)``
   on all ``2 dim`` coordinates (the product of the marginals).
   """
   x = np.asarray(x, np.float64)
   log_normal = -0.5 * x.shape[1] * np.log(2 * np.pi) - 0.5 * np.sum(x**2, 1)
-  if config.task == 'gaussians':
+  if _data_name(config) == 'gaussians':
     mean = np.asarray(config.data.mean_q, np.float64)
     return log_normal, log_normal + x @ mean - 0.5 * mean @ mean
   rho, dim = config.data.rho, config.data.dim
@@ -197,13 +242,13 @@ def _mode_metrics(config, name: str, estimate: np.ndarray, truth: np.ndarray,
          f'log_ratio_mse_overlap/{name}': float(np.mean(squared[overlap])),
          f'log_ratio_mae/{name}': float(np.mean(np.abs(estimate - truth))),
          f'log_ratio_w1/{name}': float(stats.wasserstein_distance(estimate, truth))}
-  if config.task == 'gaussians':  # MI's 40-d log-ratios lie almost all in the last band
+  if config.data.name == 'gaussians':  # MI's 40-d log-ratios lie almost all in the last band
     size = np.abs(truth)
     for lo, hi in zip(LOG_RATIO_BANDS[:-1], LOG_RATIO_BANDS[1:]):
       band = (size >= lo) & (size < hi)
       out[f'log_ratio_mse_band_{band_name(lo, hi)}/{name}'] = (
           float(np.mean(squared[band])) if band.any() else float('nan'))
-  if config.task == 'mutual_information':
+  if config.data.name == 'correlated_gaussians':
     mi = float(mutual_information.mutual_information(
         joint_log_ratio=jnp.asarray(estimate[:n_p_test])))
     out[f'mi/{name}'] = mi
@@ -230,8 +275,9 @@ def log_ratio_slope_z(config: ml_collections.ConfigDict, encode, decode,
   of the fitted decoder per latent coordinate; batch norm in evaluation mode keeps the points
   independent).
   """
-  if config.task != 'gaussians':
-    raise ValueError(f'log_ratio_slope_z needs the gaussians task, got {config.task!r}')
+  if config.data.name != 'gaussians':
+    raise ValueError(f"log_ratio_slope_z needs config.data.name 'gaussians', got "
+                     f'{config.data.name!r}')
   grad_x = -jnp.asarray(config.data.mean_q, jnp.float32)  # log r = -mu^T x + ||mu||^2 / 2
   z = jnp.asarray(encode(x))
   columns = []
@@ -281,7 +327,8 @@ def oracle_controls(config: ml_collections.ConfigDict, separate: featurize.Fitte
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains every mode of ``config.modes`` on ``config.task`` for every seed; returns the results."""
+  """Trains every mode of :func:`mode_entries` on ``config.data`` for every seed; returns the
+  results."""
   start = time.time()
   seeds = replicas.seeds_of(config)
   sets = replicas.stack([load_task(config, seed) for seed in seeds])
@@ -289,8 +336,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   n_p, n_q, n_p_test = p_train.shape[1], q_train.shape[1], p_test.shape[1]
   check_sizes(config, n_p + n_q, len(seeds))
   metrics = workdir_lib.MetricsLog(workdir)
-  flow = models.build_flow(config.flow)
-  classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
+  built = build_models(config)
+  flow, classifier = built['flow'], built['classifier']
   test = np.concatenate([p_test, q_test], axis=1)  # (R, n_test, d)
   val = np.concatenate([p_val, q_val], axis=1)
   truth = np.stack([true_log_ratio(config, x) for x in test])
@@ -300,7 +347,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   per_seed = [{'overlap_fraction': float(np.mean(overlap[r]))} for r in range(len(seeds))]
   seconds, fitted_by_mode = {}, {}
   root_keys = replicas.keys(seeds)
-  for index, (name, (mode, alpha)) in enumerate(config.modes.items()):
+  for index, (name, mode, alpha) in enumerate(mode_entries(config)):
     mode_start = time.time()
     fitted = featurize.fit_log_ratio(
         mode=mode, flow=flow, classifier=classifier, p_train=p_train, q_train=q_train,
@@ -320,7 +367,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     seconds[f'seconds/{name}'] = time.time() - mode_start
     fitted_by_mode[name] = fitted
   if config.get('oracle_controls', False):
-    separate = [name for name, (mode, _) in config.modes.items() if mode == 'separate']
+    separate = [name for name, mode, _ in mode_entries(config) if mode == 'separate']
     if not separate:
       raise ValueError('config.oracle_controls needs a separate mode in config.modes')
     control_start = time.time()
@@ -330,11 +377,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         root_keys=root_keys, workdir=workdir, metrics=metrics)):
       results.update(controls)
     seconds['seconds/oracle_controls'] = time.time() - control_start
-  if config.task == 'mutual_information':
+  if config.data.name == 'correlated_gaussians':
     for r, results in enumerate(per_seed):
       results['mi_true_ratio_on_test'] = float(np.mean(truth[r, :n_p_test]))
   results = replicas.aggregate(per_seed, seeds)
-  if config.task == 'mutual_information':
+  if config.data.name == 'correlated_gaussians':
     results['true_mi'] = synthetic.correlated_gaussians_true_mi(config.data.dim, config.data.rho)
   results.update(seconds)
   results['seconds'] = time.time() - start
@@ -349,7 +396,7 @@ def _plot(config, fitted_by_mode, test, truth, n_p, results, seeds, workdir) -> 
   names = list(fitted_by_mode)
   first = results['per_seed'][0]
   for name in names:
-    for stage in _TRAIN_BLOCKS:
+    for stage in STAGES:
       records = workdir_lib.read_metrics(workdir, f'{name}_{stage}')
       if records:
         plots.curves(plots.replica_series('train', records, 'loss', seeds)
@@ -372,7 +419,7 @@ def _plot(config, fitted_by_mode, test, truth, n_p, results, seeds, workdir) -> 
                  f"|log r| <= {config.overlap_log_ratio:g} (grey) {overlap_mse:.3g}", fontsize=9)
   axes[0][0].legend(fontsize=7)
   plots.save(fig, os.path.join(out, 'log_ratio_vs_truth.png'))
-  if config.task == 'mutual_information':
+  if config.data.name == 'correlated_gaussians':
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
     ax.bar(names, [first[f'mi/{n}'] for n in names])
     ax.axhline(results['true_mi'], color='k', ls='--', label=f"true MI {results['true_mi']:.2f}")

@@ -5,7 +5,8 @@ One seed per program (``config.seeds`` holds one seed ``s``,
 size, so they train one after the other, each as one replica of the replicated runner).
 For each ``perc`` of ``config.percs``:
 
-1. ``D_p`` and ``D_q`` from the 5,000 bundled MNIST digits at ``data.size`` pixels a side,
+1. ``D_p`` and ``D_q`` from the bundled digits ``data.name`` (:data:`DIGIT_SETS`; the
+   configs: the 5,000 MNIST digits, ``'mnist_5000'``) at ``data.size`` pixels a side,
    flattened, in ``[0, 1]`` (``'digits'``: p = digits {1, 2}, q = {0, 7}; ``'background'``:
    p = digits, q = other digits with flipped colours), ``|D_q| = perc |D_p|``;
 2. a flow ``f = realnvp o logit`` fitted on ``D_p u D_q`` and a classifier on ``z = f(x)``
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -43,21 +45,47 @@ from nflax import bijectors
 
 _DIGITS = {'p': (1, 2), 'q': (0, 7)}
 
+DIGIT_SETS = ('mnist_5000', 'sklearn_digits')
+"""The bundled digit sets ``config.data.name`` may name (the sources of
+:func:`harness.data.bundled.digit_images`)."""
 
-def dequantized_digits(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """The 5,000 bundled MNIST digits as ``(n, size * size)`` vectors in ``[0, 1)`` and labels.
+
+def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The unbound modules of ``config.model``, by role.
+
+  * ``'flow'``: ``f = flow o logit``, the exact logit bijector of ``config.data.logit_alpha``
+    then ``models.build_flow(config.model.flow)``, on ``(n, size * size)`` pixels in
+    ``[0, 1)`` (fitted on ``D_p u D_q``: the proposal ``h`` and the features of IW(z));
+  * ``'classifier'``: :class:`fdre.featurize.RatioClassifier`, an MLP of
+    ``config.model.classifier.hidden`` from ``(n, size * size)`` points to ``(n,)`` logits:
+    the ratio classifiers on ``z`` (IW(z)) and on ``x`` (IW(x)) and the attribute classifier.
+  """
+  return {'flow': bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
+                                   models.build_flow(config.model.flow))),
+          'classifier': featurize.RatioClassifier(hidden=tuple(config.model.classifier.hidden))}
+
+
+def dequantized_digits(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """The bundled digit set ``name`` (:data:`DIGIT_SETS`) as ``(n, size * size)`` vectors in
+  ``[0, 1)`` and labels.
 
   Pixels are quantised to 256 levels and uniformly dequantised once (App. D.1 (a)), so a
   flow's likelihood cannot collapse onto exact pixel values. Labels are ``(n,)`` int32.
+
+  Raises:
+    ValueError: ``name`` (``config.data.name``) is not one of :data:`DIGIT_SETS`.
   """
-  digits = data_lib.load('digit_images', source='mnist_5000', size=size, seed=seed)
+  if name not in DIGIT_SETS:
+    raise ValueError(f'config.data.name {name!r} is not a bundled digit set; available: '
+                     f'{DIGIT_SETS}')
+  digits = data_lib.load('digit_images', source=name, size=size, seed=seed)
   levels = np.round(digits.images.reshape(len(digits.images), -1) * 255).astype(np.int32)
   return np.asarray(bijectors.dequantize(jax.random.PRNGKey(seed), levels)), digits.labels
 
 
 def _groups(config, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """All examples of ``p`` and of ``q`` as ``(n, size * size)`` vectors in ``[0, 1)``."""
-  flat, labels = dequantized_digits(config.data.size, seed)
+  flat, labels = dequantized_digits(config.data.name, config.data.size, seed)
   if config.scenario == 'digits':
     return flat[np.isin(labels, _DIGITS['p'])], flat[np.isin(labels, _DIGITS['q'])]
   if config.scenario == 'background':
@@ -98,13 +126,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   q_ratio, q_attr, q_attr_val = _split(rng, q_all, (0.6, 0.3, 0.1))
   modes.check_sizes(config, len(p_attr) + len(q_attr))
   metrics = workdir_lib.MetricsLog(workdir)
-  classifier = featurize.RatioClassifier(hidden=tuple(config.classifier.hidden))
+  built = build_models(config)
+  flow, classifier = built['flow'], built['classifier']
   attribute = _fit_one('baseline', None, classifier, q_attr, p_attr, q_attr_val, p_attr_val,
                        jax.random.PRNGKey(seed),
                        modes.stage_runner(config, workdir, metrics, 'attribute'))
   target_fraction = lambda x: float(np.mean(_one(attribute.log_ratio, x) > 0))
-  flow = bijectors.Chain((bijectors.Logit(alpha=config.data.logit_alpha),
-                          models.build_flow(config.flow)))
   results: dict = {'held_out_target_fraction/q': target_fraction(q_attr_val),
                    'held_out_target_fraction/p': target_fraction(p_attr_val)}
   drawn_by_perc = {}
