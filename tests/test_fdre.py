@@ -483,3 +483,17 @@ def test_a_data_set_the_experiment_cannot_load_is_named_by_its_field(name, tmp_p
   with pytest.raises(ValueError, match=r"config.data.name 'moons'"):
     launch.run_experiment(config, str(tmp_path))
   assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_oracle_controls_refused_before_training_where_they_are_not_defined(tmp_path):
+  """The controls need the toy task's known mean shift and a separate mode: the MI configs
+  leave them off, and asking for them fails before any stage trains."""
+  from configs import fdre_mutual_information
+  from experiments import launch
+  for variant in ('',) + fdre_mutual_information.VARIANTS:
+    assert not fdre_mutual_information.get_config(variant).oracle_controls, variant
+  config = fdre_mutual_information.get_config('smoke')
+  config.oracle_controls = True
+  with pytest.raises(ValueError, match="oracle_controls needs config.data.name 'gaussians'"):
+    launch.run_experiment(config, str(tmp_path))
+  assert not (tmp_path / 'checkpoints').exists()

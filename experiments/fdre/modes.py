@@ -335,6 +335,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   (p_train, p_val, p_test), (q_train, q_val, q_test) = sets['p'], sets['q']
   n_p, n_q, n_p_test = p_train.shape[1], q_train.shape[1], p_test.shape[1]
   check_sizes(config, n_p + n_q, len(seeds))
+  separate = [name for name, mode, _ in mode_entries(config) if mode == 'separate']
+  if config.get('oracle_controls', False) and (config.data.name != 'gaussians' or not separate):
+    raise ValueError("config.oracle_controls needs config.data.name 'gaussians' and a "
+                     'separate mode in config.modes')
   metrics = workdir_lib.MetricsLog(workdir)
   built = build_models(config)
   flow, classifier = built['flow'], built['classifier']
@@ -367,9 +371,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     seconds[f'seconds/{name}'] = time.time() - mode_start
     fitted_by_mode[name] = fitted
   if config.get('oracle_controls', False):
-    separate = [name for name, mode, _ in mode_entries(config) if mode == 'separate']
-    if not separate:
-      raise ValueError('config.oracle_controls needs a separate mode in config.modes')
     control_start = time.time()
     for results, controls in zip(per_seed, oracle_controls(
         config, fitted_by_mode[separate[0]], classifier, p_train=p_train, q_train=q_train,
