@@ -24,18 +24,19 @@ def get_sweep(name: str = '') -> list[dict]:
   """Flow family (RealNVP, MAF) x coupling/MADE width (64 to 512), 8 points; smoke: 2."""
   if name == 'smoke':
     return sweeps.product(sweeps.axis('variant', ['smoke']),
-                          sweeps.axis('model.hidden', [(16,), (32, 32)]))
+                          sweeps.axis('model.density.hidden', [(16,), (32, 32)]))
   if name:
     raise ValueError(f'unknown sweep {name!r} of density_moons; known: {SWEEPS}')
   widths = [(64, 64), (128, 128), (256, 256), (512, 512)]
-  return sweeps.product(sweeps.axis('variant', ['', 'maf']), sweeps.axis('model.hidden', widths))
+  return sweeps.product(sweeps.axis('variant', ['', 'maf']),
+                        sweeps.axis('model.density.hidden', widths))
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'density'
   config.seeds = (0,)
-  config.side_by_side = ''  # e.g. 'train.lr=1e-3,3e-4' (harness.replicas)
+  config.side_by_side = ''  # e.g. 'train.density.lr=1e-3,3e-4' (harness.replicas)
   config.distributed = False
 
   config.data = ml_collections.ConfigDict()
@@ -45,43 +46,33 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.data.event_shape = (2,)
   config.data.splits = (2000, 1000, 1000)  # train, validation, test
 
+  # The density fitted (harness.models.build_density).
   config.model = ml_collections.ConfigDict()
-  config.model.family = 'flow'
-  config.model.flow = 'realnvp'
-  config.model.num_blocks = 4
-  config.model.hidden = (512, 512)
+  config.model.density = ml_collections.ConfigDict(
+      {'family': 'flow', 'flow': 'realnvp', 'num_blocks': 4, 'hidden': (512, 512)})
 
+  # The maximum-likelihood stage: its optimiser and loop (held-out early stopping).
   config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 3000
-  config.train.batch_size = 256
-  config.train.lr = 1e-3
-  config.train.weight_decay = 0.0
-  config.train.grad_clip = 0.0
-  config.train.steps_per_dispatch = 100
-  config.train.eval_every = 100
-  config.train.patience = 10
-  config.train.checkpoint_every = 500
+  config.train.density = ml_collections.ConfigDict({
+      'num_steps': 3000, 'batch_size': 256, 'lr': 1e-3, 'weight_decay': 0.0, 'grad_clip': 0.0,
+      'steps_per_dispatch': 100, 'eval_every': 100, 'patience': 10, 'checkpoint_every': 500})
 
   if variant == 'maf':
-    config.model = ml_collections.ConfigDict(
+    config.model.density = ml_collections.ConfigDict(
         {'family': 'flow', 'flow': 'maf', 'num_blocks': 5, 'hidden': (100,), 'batch_norm': True})
   elif variant == 'ffjord':
-    config.model = ml_collections.ConfigDict(
+    config.model.density = ml_collections.ConfigDict(
         {'family': 'flow', 'flow': 'ffjord', 'num_transforms': 2, 'hidden': (16, 16, 16),
          'trace_estimator': 'exact'})
-    config.train.num_steps = 1500
+    config.train.density.num_steps = 1500
   elif variant == 'gaussian':
-    config.model = ml_collections.ConfigDict({'family': 'gaussian'})
+    config.model.density = ml_collections.ConfigDict({'family': 'gaussian'})
   elif variant == 'smoke':
     config.data.options.n = 600
     config.data.splits = (400, 100, 100)
-    config.model.num_blocks = 2
-    config.model.hidden = (32, 32)
-    config.train.num_steps = 60
-    config.train.batch_size = 64
-    config.train.steps_per_dispatch = 20
-    config.train.eval_every = 20
-    config.train.checkpoint_every = 20
+    config.model.density.update(num_blocks=2, hidden=(32, 32))
+    config.train.density.update(num_steps=60, batch_size=64, steps_per_dispatch=20,
+                                eval_every=20, checkpoint_every=20)
   elif variant:
     raise ValueError(f'unknown variant {variant!r} of density_moons; known: {VARIANTS}')
   return config

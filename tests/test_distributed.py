@@ -127,7 +127,7 @@ def test_two_process_fit_equals_one_process(tmp_path):
 
 
 _OVERRIDES = ['--config=configs/density_moons.py:smoke', "--config.seeds=(0,1)",
-              '--config.train.num_steps=40']
+              '--config.train.density.num_steps=40']
 
 
 def test_two_process_experiment_writes_once_and_equals_one_process(tmp_path):

@@ -14,6 +14,8 @@ import pytest
 from configs import density_moons
 from harness import data as data_lib
 from experiments import launch
+from experiments.density import estimation
+from nflax import densities
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,7 +39,7 @@ def test_smoke_run_writes_everything(tmp_path):
   assert (tmp_path / 'checkpoints' / 'density' / '60').exists()
   assert results['test_nll'] < results['gaussian_test_nll']
   with open(tmp_path / 'config.json') as f:
-    assert json.load(f)['model']['flow'] == 'realnvp'
+    assert json.load(f)['model']['density']['flow'] == 'realnvp'
   with open(tmp_path / 'environment.json') as f:
     environment = json.load(f)
   assert environment['packages']['jax'] == jax.__version__ and environment['devices']
@@ -52,9 +54,17 @@ def test_smoke_run_writes_everything(tmp_path):
   assert isinstance(environment['command'], str) and environment['command']
 
 
+def test_build_models_builds_the_density_of_every_variant():
+  for variant in ('',) + density_moons.VARIANTS:
+    config = density_moons.get_config(variant)
+    models = estimation.build_models(config)
+    assert set(models) == set(config.model) == {'density'}, variant
+    assert isinstance(models['density'], densities.Density), variant
+
+
 def test_killed_run_resumes_to_the_same_result(tmp_path):
-  overrides = ['--config.train.num_steps=1500', '--config.train.patience=1000',
-               '--config.train.checkpoint_every=300']
+  overrides = ['--config.train.density.num_steps=1500', '--config.train.density.patience=1000',
+               '--config.train.density.checkpoint_every=300']
   straight, killed = tmp_path / 'straight', tmp_path / 'killed'
   subprocess.run(_launch_cmd(straight, *overrides), cwd=REPO, check=True,
                  capture_output=True)
@@ -87,7 +97,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
 
 def test_mistyped_override_fails_at_once(tmp_path):
-  out = subprocess.run(_launch_cmd(tmp_path, '--config.train.lrr=1.0'), cwd=REPO,
+  out = subprocess.run(_launch_cmd(tmp_path, '--config.train.density.lrr=1.0'), cwd=REPO,
                        capture_output=True, text=True)
   assert out.returncode != 0
   assert 'lrr' in out.stderr
@@ -140,8 +150,8 @@ def test_nan_in_data_is_named(tmp_path, monkeypatch):
 
 def test_diverging_loss_stops_with_a_clear_message(tmp_path):
   config = density_moons.get_config('smoke')
-  config.model.family = 'gaussian'
-  config.train.lr = 1e30
+  config.model.density.family = 'gaussian'
+  config.train.density.lr = 1e30
   with pytest.raises(RuntimeError, match=r'non-finite values in training: replica 0 at step \d+'):
     launch.run_experiment(config, str(tmp_path))
 
@@ -149,8 +159,8 @@ def test_diverging_loss_stops_with_a_clear_message(tmp_path):
 def test_early_stop_on_a_checkpoint_step_finishes_and_resumes(tmp_path):
   config = density_moons.get_config('gaussian')
   config.data.options.n, config.data.splits = 600, (400, 100, 100)
-  config.train.update(num_steps=400, batch_size=64, steps_per_dispatch=20, eval_every=20,
-                      checkpoint_every=20, patience=1, lr=0.3)
+  config.train.density.update(num_steps=400, batch_size=64, steps_per_dispatch=20,
+                              eval_every=20, checkpoint_every=20, patience=1, lr=0.3)
   first = launch.run_experiment(config, str(tmp_path))
   assert first['stopped_early']
   again = launch.run_experiment(config, str(tmp_path))
@@ -174,7 +184,7 @@ def test_a_second_run_reuses_the_compilation_cache(tmp_path):
   cache = tmp_path / 'cache'
   env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
   env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'  # cache every program
-  overrides = [f'--compilation_cache={cache}', '--config.model.family=gaussian']
+  overrides = [f'--compilation_cache={cache}', '--config.model.density.family=gaussian']
 
   def entries():
     return {p.name for p in cache.iterdir()} if cache.exists() else set()
@@ -189,6 +199,6 @@ def test_a_second_run_reuses_the_compilation_cache(tmp_path):
   # Off: nothing is written where the default cache would be.
   home = tmp_path / 'home'
   subprocess.run(_launch_cmd(tmp_path / 'third', '--compilation_cache=none',
-                             '--config.model.family=gaussian'), cwd=REPO,
+                             '--config.model.density.family=gaussian'), cwd=REPO,
                  env=dict(env, HOME=str(home)), check=True, capture_output=True, timeout=300)
   assert not (home / '.cache' / 'nflax').exists()

@@ -42,6 +42,12 @@ def test_layout_tiles_seeds_within_settings():
   np.testing.assert_array_equal(keys[0], keys[2])  # one seed, one key, every setting
   assert layout.config_of(_config(), 3).train.lr == 3e-4
   assert set(layout.block_values(_config(), 'train')) == {'lr'}
+  nested = _config(train={'density': {'lr': 1e-3, 'batch_size': 8}},
+                   side_by_side='train.density.lr=1e-3,3e-4')
+  values = replicas.layout_of(nested, ('train.density.lr',)).block_values(nested,
+                                                                          'train.density')
+  assert set(values) == {'lr'}
+  np.testing.assert_allclose(values['lr'], [1e-3, 1e-3, 3e-4, 3e-4])
 
 
 def test_aggregate_mean_standard_error_and_per_seed():
@@ -65,15 +71,16 @@ def test_settings_side_by_side_equal_separate_runs(tmp_path):
   """Two learning rates x two seeds in one program = each (seed, lr) run alone."""
   config = density_moons.get_config('smoke')
   config.seeds = (0, 1)
-  config.side_by_side = 'train.lr=0.001,0.003'
+  config.side_by_side = 'train.density.lr=0.001,0.003'
   together = launch.run_experiment(config, str(tmp_path / 'together'))
   assert [block['setting'] for block in together['per_setting']] == [
-      {'train.lr': 0.001}, {'train.lr': 0.003}]
+      {'train.density.lr': 0.001}, {'train.density.lr': 0.003}]
   for block in together['per_setting']:
     alone_config = density_moons.get_config('smoke')
     alone_config.seeds = (1,)
-    alone_config.train.lr = block['setting']['train.lr']
-    alone = launch.run_experiment(alone_config, str(tmp_path / f"lr{alone_config.train.lr}"))
+    alone_config.train.density.lr = block['setting']['train.density.lr']
+    alone = launch.run_experiment(alone_config,
+                                  str(tmp_path / f'lr{alone_config.train.density.lr}'))
     assert block['per_seed'][1]['test_nll'] == pytest.approx(alone['test_nll'], rel=1e-4)
     label = replicas.setting_label(block['setting'])
     assert together[f'test_nll/{label}'] == pytest.approx(block['test_nll'])

@@ -4,7 +4,8 @@ Data -> train -> evaluate -> write:
 
 1. load ``config.data`` from the registry, take the array ``config.data.field``,
    check it (finite, event shape) and split it into train/validation/test;
-2. fit ``config.model`` by maximum likelihood with held-out early stopping
+2. fit the density ``config.model.density`` (:func:`build_models`) by maximum likelihood
+   with held-out early stopping, the stage ``config.train.density``
    (:func:`harness.stages.train`, checkpointed and resumable), every seed of
    ``config.seeds`` a replica of one program (:mod:`harness.replicas`);
 3. score the test set with the best-on-validation parameters and with the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +47,14 @@ def gaussian_baseline_nll(train: np.ndarray, test: np.ndarray) -> float:
   return float(-stats.multivariate_normal(mean, cov).logpdf(flat_test).mean())
 
 
-SIDE_BY_SIDE = ('train.lr', 'train.weight_decay')
+def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The models of ``config``, by role: ``{'density': the density fitted by maximum
+  likelihood}``, a :class:`nflax.densities.Density` over events of ``config.data.event_shape``
+  (:func:`harness.models.build_density` of ``config.model.density``), unbound."""
+  return {'density': models.build_density(config.model.density, config.data.event_shape)}
+
+
+SIDE_BY_SIDE = ('train.density.lr', 'train.density.weight_decay')
 """Settings of ``config.side_by_side`` this family trains side by side."""
 
 
@@ -56,10 +65,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   splits = layout.tile(replicas.stack([load_splits(config.data, seed)
                                        for seed in layout.seeds]))
   config_checks.check_batch_sizes(
-      {'train.batch_size': (config.train.batch_size, splits['train'].shape[1])},
+      {'train.density.batch_size': (config.train.density.batch_size,
+                                    splits['train'].shape[1])},
       layout.num_replicas)
-  event_shape = splits['train'].shape[2:]
-  density = models.build_density(config.model, event_shape)
+  density = build_models(config)['density']
   key_init, key_train, key_sample = jnp.moveaxis(
       jax.vmap(lambda key: jax.random.split(key, 3))(layout.keys()), 1, 0)
   variables = jax.jit(jax.vmap(lambda key, x: density.init(key, x[:256])))(
@@ -67,9 +76,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics = workdir_lib.MetricsLog(workdir)
   objective = fitting.nll_objective(density)
   result = stages.train(objective, variables, splits['train'], splits['val'],
-                          train_config=config.train, workdir=workdir, stage='density',
-                          keys=key_train, metrics=metrics,
-                          per_replica=layout.block_values(config, 'train'))
+                        train_config=config.train.density, workdir=workdir, stage='density',
+                        keys=key_train, metrics=metrics,
+                        per_replica=layout.block_values(config, 'train.density'))
   per_seed = []
   for index in range(layout.num_replicas):
     params, model_state = (engine.replica(result.params, index),
