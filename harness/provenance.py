@@ -24,15 +24,27 @@ def _git(*args: str) -> str | None:
   return result.stdout if result.returncode == 0 else None
 
 
-def code_version() -> dict:
-  """``{'commit': <40 hex digits>, 'dirty': bool}`` of the project's git checkout: ``dirty``
-  when tracked files differ from the commit or untracked files that git does not ignore
-  exist. Both ``None`` outside a git checkout (e.g. an installed copy) or without git."""
+def _read_code_version() -> dict:
+  """The checkout's HEAD and whether its tree is dirty, asked of git now."""
   commit = _git('rev-parse', 'HEAD')
   if commit is None:
     return {'commit': None, 'dirty': None}
   status = _git('status', '--porcelain')
   return {'commit': commit.strip(), 'dirty': None if status is None else bool(status.strip())}
+
+
+_LOADED_CODE_VERSION = _read_code_version()
+""":func:`code_version`, read once when the process imports this module: the code it loaded,
+not whatever the checkout holds when a long process (a sweep, a notebook) writes a record."""
+
+
+def code_version() -> dict:
+  """``{'commit': <40 hex digits>, 'dirty': bool}`` of the project's git checkout when this
+  process imported the framework (so a later commit or edit in the checkout does not relabel
+  the code already running): ``dirty`` when tracked files differed from the commit or
+  untracked files that git does not ignore existed. Both ``None`` outside a git checkout
+  (e.g. an installed copy) or without git."""
+  return dict(_LOADED_CODE_VERSION)
 
 
 def command_line() -> str:
