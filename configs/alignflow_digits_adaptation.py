@@ -33,7 +33,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     raise ValueError(f'unknown variant {variant!r} of alignflow_digits_adaptation; '
                      f'known: {VARIANTS}')
   base_variant = {'paper': 'paper_scale', 'smoke': 'smoke'}.get(variant, '')
-  config = alignflow_mnist.get_config(base_variant)  # its flows, critics and optimiser
+  config = alignflow_mnist.get_config(base_variant)  # its flows, critics and optimisers
   config.experiment = 'alignflow.adaptation'
   config.data = ml_collections.ConfigDict({
       'a': lrmf_digits.digit_domain('mnist_5000', None),      # 5,000 images
@@ -42,22 +42,26 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       'splits_b': (1297, 250, 250)})
   config.modes = ('hybrid',)
   config.lams = (1e-3,)
-  config.classifier = ml_collections.ConfigDict({'c': 1.0})  # logistic regression, L2 1/C
+  del config.model['cyclegan'], config.train['cyclegan'], config['cyclegan_cycle_weight']
+  # The target classifier: logistic regression on pixels, L2 penalty 1 / c (fitted by L-BFGS,
+  # no optimiser block).
+  config.model.classifier = ml_collections.ConfigDict({'c': 1.0})
   # Candidates every select_every steps; the step count is picked on target validation.
-  config.train.update(num_steps=1200, select_every=300, steps_per_dispatch=150,
-                      checkpoint_every=300)
+  config.train.flows.update(num_steps=1200, select_every=300, steps_per_dispatch=150,
+                            checkpoint_every=300)
   if variant == 'lam_sweep':
     config.lams = (1e-4, 1e-3, 1e-2)
   elif variant == 'paper':
     for domain in (config.data.a, config.data.b):
       domain.options.size = 32
     config.lams = (1e-5, 1e-4, 1e-3)
-    config.train.update(num_steps=25_000, select_every=5000, steps_per_dispatch=500,
-                        checkpoint_every=5000)
+    config.train.flows.update(num_steps=25_000, select_every=5000, steps_per_dispatch=500,
+                              checkpoint_every=5000)
   elif variant == 'smoke':
     for domain in (config.data.a, config.data.b):
       domain.options.update(size=8, n=60)
     config.data.splits_a = config.data.splits_b = (24, 12, 12)
     config.modes = ('mle',)
-    config.train.update(num_steps=2, select_every=1, steps_per_dispatch=1, checkpoint_every=1)
+    config.train.flows.update(num_steps=2, select_every=1, steps_per_dispatch=1,
+                              checkpoint_every=1)
   return config

@@ -73,23 +73,36 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       'splits': (800, 100, 200),  # per-domain train (disjoint halves), val, test pairs
       'root': ''})
 
-  config.model = ml_collections.ConfigDict({
+  config.model = ml_collections.ConfigDict()
+  # The two flows and their shared latent space: a multi-scale RealNVP per domain, then
+  # num_shared couplings common to both, behind a fixed logit pre-processing.
+  config.model.alignflow = ml_collections.ConfigDict({
       'num_levels': 2, 'hidden_channels': 8, 'num_blocks': 1, 'num_checkerboard': 1,
       'num_channelwise': 1, 'num_final': 2, 'num_shared': 1, 'logit_alpha': 0.05})
-  config.critic = ml_collections.ConfigDict({'base_channels': 16, 'num_layers': 2})
-  config.cyclegan = ml_collections.ConfigDict(
-      {'hidden_channels': 16, 'num_blocks': 4, 'cycle_weight': 10.0})  # as many generator
-  # parameters as config.model's flows (results.json: generator_param_ratio/cyclegan_vs_<stage>)
+  config.model.critic = ml_collections.ConfigDict({'base_channels': 16, 'num_layers': 2})
+  # The baseline's generators: as many parameters as the two flows (results.json:
+  # generator_param_ratio/cyclegan_vs_<stage>).
+  config.model.cyclegan = ml_collections.ConfigDict({'hidden_channels': 16, 'num_blocks': 4})
+  config.cyclegan_cycle_weight = 10.0  # weight of CycleGAN's cycle-consistency loss
   config.gan_form = 'least_squares'
   config.modes = ('adversarial', 'hybrid', 'mle', 'cyclegan')
   config.lams = (1e-3, 1e-2)  # chosen on validation MSE
   config.pool_size = 50
   config.dequantization_width = 2.0 / 256  # one 8-bit level in [-1, 1]
 
-  config.train = ml_collections.ConfigDict({
-      'num_steps': 2000, 'batch_size': 16, 'lr': 2e-4, 'b1': 0.5, 'flow_grad_clip': 10.0,
+  # One block per optimiser. train.flows: the flows' optimiser, and the loop of every stage
+  # (flows and critics alternate in one stage; CycleGAN's stage runs the same loop), whose
+  # num_steps the other blocks' schedules span. train.critic: both critics.
+  # train.cyclegan: the baseline's generators.
+  config.train = ml_collections.ConfigDict()
+  config.train.flows = ml_collections.ConfigDict({
+      'num_steps': 2000, 'batch_size': 16, 'lr': 2e-4, 'b1': 0.5, 'grad_clip': 10.0,
       'schedule': 'linear_decay_second_half',
       'steps_per_dispatch': 100, 'eval_every': 100, 'checkpoint_every': 500})
+  config.train.critic = ml_collections.ConfigDict(
+      {'lr': 2e-4, 'b1': 0.5, 'grad_clip': 0.0, 'schedule': 'linear_decay_second_half'})
+  config.train.cyclegan = ml_collections.ConfigDict(
+      {'lr': 2e-4, 'b1': 0.5, 'grad_clip': 0.0, 'schedule': 'linear_decay_second_half'})
 
   if variant == 'lam_sweep':
     config.modes = ('hybrid',)
@@ -99,22 +112,22 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   elif variant == 'paper_scale':
     config.data.options.update(n=None, size=32)
     config.data.splits = (2000, 500, 500)
-    config.model.update(num_levels=3, hidden_channels=32, num_blocks=4, num_checkerboard=3,
-                        num_channelwise=3, num_final=4)
-    config.critic.update(base_channels=64, num_layers=3)
-    config.cyclegan.update(hidden_channels=64, num_blocks=6)
+    config.model.alignflow.update(num_levels=3, hidden_channels=32, num_blocks=4,
+                                  num_checkerboard=3, num_channelwise=3, num_final=4)
+    config.model.critic.update(base_channels=64, num_layers=3)
+    config.model.cyclegan.update(hidden_channels=64, num_blocks=6)
     config.lams = (1e-5, 1e-4, 1e-3)
-    config.train.update(num_steps=25_000, steps_per_dispatch=500, checkpoint_every=2500)
+    config.train.flows.update(num_steps=25_000, steps_per_dispatch=500, checkpoint_every=2500)
   elif variant == 'smoke':
     config.data.options.update(n=64, size=8)
     config.data.splits = (16, 8, 8)
-    config.model.update(num_levels=1, hidden_channels=4, num_final=1, num_shared=0)
-    config.critic.update(base_channels=4, num_layers=1)
-    config.cyclegan.update(hidden_channels=4, num_blocks=1)
+    config.model.alignflow.update(num_levels=1, hidden_channels=4, num_final=1, num_shared=0)
+    config.model.critic.update(base_channels=4, num_layers=1)
+    config.model.cyclegan.update(hidden_channels=4, num_blocks=1)
     config.modes = ('mle', 'cyclegan')
     config.pool_size = 4
-    config.train.update(num_steps=2, batch_size=4, steps_per_dispatch=1, eval_every=1,
-                        checkpoint_every=2)
+    config.train.flows.update(num_steps=2, batch_size=4, steps_per_dispatch=1, eval_every=1,
+                              checkpoint_every=2)
   elif variant:
     raise ValueError(f'unknown variant {variant!r} of alignflow_mnist; known: {VARIANTS}')
   return config

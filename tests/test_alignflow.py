@@ -13,10 +13,11 @@ import pytest
 from alignflow import critics, cyclegan, losses
 from alignflow import model as model_lib
 from alignflow import training
-from configs import alignflow_mnist, alignflow_moons
+from configs import alignflow_digits_adaptation, alignflow_mnist, alignflow_moons
+from experiments.alignflow import adaptation as alignflow_adaptation
+from experiments.alignflow import evaluation, paired_data
 from experiments.alignflow import translation as alignflow_experiment
 from harness import data as data_lib
-from harness import stages
 from harness import workdir as workdir_lib
 from nflax import bijectors, engine, gan, nets
 
@@ -277,9 +278,33 @@ def test_default_cyclegan_has_as_many_generator_parameters_as_alignflow():
     return sum(leaf.size for leaf in jax.tree.leaves(
         model.init(jax.random.PRNGKey(0), x, x)['params']))
 
-  ratio = (count(alignflow_experiment.build_cyclegan(config, (8, 8, 1)))
-           / count(alignflow_experiment.build_alignflow(config.model, (8, 8, 1))))
+  models = alignflow_experiment.build_models(config)
+  ratio = count(models['cyclegan']) / count(models['alignflow'])
   assert abs(ratio - 1.0) < 0.05, ratio
+
+
+@pytest.mark.parametrize('module, config_module', [
+    (alignflow_experiment, alignflow_moons), (alignflow_experiment, alignflow_mnist),
+    (alignflow_adaptation, alignflow_digits_adaptation)])
+def test_build_models_builds_every_role_of_every_variant(module, config_module):
+  """``build_models`` builds one model per ``config.model`` block, whose fields choose image
+  or point models; the flows' optimiser clips, the critics' and CycleGAN's do not."""
+  for variant in ('',) + config_module.VARIANTS:
+    config = config_module.get_config(variant)
+    models = module.build_models(config)
+    assert set(models) == set(config.model), variant
+    assert isinstance(models['alignflow'], model_lib.AlignFlow)
+    images = 'num_levels' in config.model.alignflow
+    assert (models['alignflow'].preprocess is not None) == images, variant
+    assert isinstance(models['critic'], critics.PatchCritic if images else critics.MLPCritic)
+    if 'cyclegan' in models:
+      assert isinstance(models['cyclegan'], cyclegan.CycleGAN)
+    if 'classifier' in models:
+      assert models['classifier'].keywords == {'c': config.model.classifier.c}
+    assert config.train.flows.grad_clip == 10.0 and config.train.critic.grad_clip == 0.0
+  config.model.vae = {'hidden': (8,)}
+  with pytest.raises(ValueError, match=r"unknown config.model roles \['vae'\]"):
+    module.build_models(config)
 
 
 def test_smoke_run_states_generator_parameter_ratio_and_logs_validation_mse(tmp_path):
@@ -288,7 +313,7 @@ def test_smoke_run_states_generator_parameter_ratio_and_logs_validation_mse(tmp_
   assert results['generator_param_ratio/cyclegan_vs_mle'] == pytest.approx(
       results['num_generator_params/cyclegan'] / results['num_generator_params/mle'])
   assert 'generator_param_ratio/cyclegan_vs_cyclegan' not in results
-  test_b = alignflow_experiment.load_paired_domains(config, seed=0)['test_b']
+  test_b = paired_data.load_paired_domains(config, seed=0)['test_b']
   assert results['mse_wrong_pair/a_to_b'] == pytest.approx(
       float(np.mean((np.roll(test_b, 1, axis=0) - test_b)**2)), rel=1e-5)
   assert 0 < results['mse_mean_image/b_to_a'] < results['mse_wrong_pair/b_to_a']
@@ -329,7 +354,7 @@ def test_round_trip_saturated_in_float32_is_exact_in_float64():
   assert jax.tree.structure(variables) == jax.tree.structure(
       model.init(jax.random.PRNGKey(0), images, images))
 
-  reports, _ = alignflow_experiment.cycle_report(  # one replica, through round_trips
+  reports, _ = evaluation.cycle_report(  # one replica, through round_trips
       model, jax.tree.map(lambda leaf: leaf[None], variables), images[None], images[None])
   report = reports[0]
   assert report['max_cycle_error_float32_a'] == pytest.approx(1 / 0.9 - 0.9, rel=1e-5)
@@ -349,7 +374,7 @@ def test_cycle_lost_to_the_float64_sigmoid_is_exact_between_preprocessed_spaces(
   0.97, becomes 29: within the limit.
   """
   model, images, variables = _logit_actnorm_model(30.0)
-  reports, _ = alignflow_experiment.cycle_report(
+  reports, _ = evaluation.cycle_report(
       model, jax.tree.map(lambda leaf: leaf[None], variables), images[None], images[None])
   report = reports[0]
   lost = report['max_cycle_error_float64_a'] > 0.1 or report[
@@ -361,7 +386,7 @@ def test_cycle_lost_to_the_float64_sigmoid_is_exact_between_preprocessed_spaces(
   assert report['saturated_translation_fraction_b'] == 0.0
   logit = math.log((0.05 + 0.9 * 0.95) / (1 - 0.05 - 0.9 * 0.95))  # pixel 0.9's logit
   assert report['max_abs_translated_preprocessed_a'] == pytest.approx(30 * logit, rel=1e-6)
-  assert alignflow_experiment.SIGMOID_LIMIT_FLOAT64 == pytest.approx(36.74, abs=0.01)
+  assert evaluation.SIGMOID_LIMIT_FLOAT64 == pytest.approx(36.74, abs=0.01)
 
 
 def test_round_trips_of_replicas_are_the_replicas_round_trips():
@@ -391,16 +416,16 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
   """
   config = alignflow_moons.get_config('smoke')
   data = {name: array[None] for name, array in
-          alignflow_experiment.load_paired_domains(config, seed=0).items()}
-  event_shape = tuple(data['train_a'].shape[2:])
-  critic = alignflow_experiment.build_critic(config.critic, event_shape)
-  critic_optimizer = stages.make_optimizer(config.train, grad_clip=0.0)
+          paired_data.load_paired_domains(config, seed=0).items()}
+  models = alignflow_experiment.build_models(config)
+  critic = models['critic']
+  critic_optimizer = alignflow_experiment.optimizer_of(config, 'critic')
   init_batch = (jnp.asarray(data['train_a'][:, :16]), jnp.asarray(data['train_b'][:, :16]))
   keys = jax.random.split(jax.random.PRNGKey(0), 4)[:, None]
 
   def train(workdir, until=None):
     setup = alignflow_experiment.init_stage(
-        config, 'hybrid', 0.1, init_batch, critic=critic, critic_optimizer=critic_optimizer,
+        config, models, 'hybrid', 0.1, init_batch, critic_optimizer=critic_optimizer,
         model_key=keys[0], critic_keys=(keys[1], keys[2]))
     return alignflow_experiment.train_stage(
         config, str(workdir), 'hybrid', setup.state, data, model=setup.model,
@@ -415,7 +440,7 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
   with open(tmp_path / 'resumed' / 'metrics.jsonl') as f:
     logged_steps = [json.loads(line)['step'] for line in f]
   assert logged_steps == [2, 4], 'the second call did not continue from the checkpoint'
-  assert int(resumed.step[0]) == int(straight.step[0]) == config.train.num_steps
+  assert int(resumed.step[0]) == int(straight.step[0]) == config.train.flows.num_steps
   assert int(resumed.extras['pool_a'].count[0]) > 0
   jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
                straight, resumed)

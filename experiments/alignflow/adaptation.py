@@ -15,16 +15,16 @@ Data -> train -> select -> evaluate -> write:
 2. train the translators of ``config.modes`` / ``config.lams`` (hybrid AlignFlow by
    default; adversarial-only, MLE-only and the CycleGAN baseline are settings of the
    same code in :mod:`experiments.alignflow.translation`) on the UNLABELLED training images of both
-   domains; every ``config.train.select_every`` steps (a candidate), translate the
+   domains; every ``config.train.flows.select_every`` steps (a candidate), translate the
    labelled source training images of each direction into its target domain;
-3. for each direction, fit a logistic-regression classifier on each candidate's
-   translations with the source labels and pick the candidate (``lam``, step count)
-   with the best accuracy on the labelled target VALIDATION split;
+3. for each direction, fit the classifier ``config.model.classifier`` (logistic regression)
+   on each candidate's translations with the source labels and pick the candidate (``lam``,
+   step count) with the best accuracy on the labelled target VALIDATION split;
 4. report the accuracy on the target TEST split of the picked candidate's classifier,
    of ``source_only`` (fitted on the raw source images) and of ``target_only`` (fitted on
    the labelled target training images, the ceiling), McNemar's exact test of the
    translated classifier against each reference, and the cycle errors of each final
-   AlignFlow model (:func:`experiments.alignflow.translation.cycle_report`);
+   AlignFlow model (:func:`experiments.alignflow.evaluation.cycle_report`);
 5. write ``results.json`` and ``plots/translation_<direction>.png``: source images, their
    translations by the picked candidate, target images.
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -45,9 +46,9 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from experiments.alignflow import translation
+from experiments.alignflow import evaluation, translation
 from harness import classification
-from harness import plots, replicas, stages, config_checks
+from harness import plots, replicas, config_checks
 from harness import workdir as workdir_lib
 from harness.domains import load_domain
 from nflax import engine
@@ -81,12 +82,29 @@ def load_domains(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.nd
   return domains
 
 
+def build_classifier(block: ml_collections.ConfigDict) -> Callable[..., np.ndarray]:
+  """The target classifier of ``block`` (``config.model.classifier``): ``hits(train_images,
+  train_labels, test_images, test_labels)``, the ``(n_test,)`` hits of a logistic regression
+  with L2 penalty ``1 / block.c`` fitted on the training images
+  (:func:`harness.classification.classifier_hits`)."""
+  return functools.partial(classification.classifier_hits, c=block.c)
+
+
+def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The models of ``config``, by role, unbound: ``'alignflow'`` (the two flows with their
+  shared latent space) and ``'critic'`` (the architecture of ``C_A`` and ``C_B``) as in
+  :func:`experiments.alignflow.translation.build_models`, and ``'classifier'``
+  (:func:`build_classifier`), fitted on translated source images and scored on the target."""
+  return translation.build_roles(
+      config.model, {**translation.MODEL_BUILDERS, 'classifier': build_classifier})
+
+
 def _selection_steps(train_config: ml_collections.ConfigDict) -> list[int]:
   """The step counts at which candidates are taken: every ``select_every`` steps."""
   every = train_config.select_every
   if every < 1 or train_config.num_steps % every:
-    raise ValueError(f'train.select_every ({every}) must be >= 1 and divide train.num_steps '
-                     f'({train_config.num_steps})')
+    raise ValueError(f'train.flows.select_every ({every}) must be >= 1 and divide '
+                     f'train.flows.num_steps ({train_config.num_steps})')
   return list(range(every, train_config.num_steps + 1, every))
 
 
@@ -95,20 +113,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = time.time()
   domains = load_domains(config)
   data = {'train_a': domains['a']['train_x'], 'train_b': domains['b']['train_x']}
-  config_checks.check_batch_sizes({'train.batch_size': (config.train.batch_size, min(
+  batch = config.train.flows.batch_size
+  config_checks.check_batch_sizes({'train.flows.batch_size': (batch, min(
       len(data['train_a']), len(data['train_b'])))})
-  event_shape = data['train_a'].shape[1:]
   metrics = workdir_lib.MetricsLog(workdir)
-  critic = translation.build_critic(config.critic, event_shape)
-  critic_optimizer = stages.make_optimizer(config.train, grad_clip=0.0)
-  init_batch = (jnp.asarray(data['train_a'][None, :config.train.batch_size]),
-                jnp.asarray(data['train_b'][None, :config.train.batch_size]))
+  models = build_models(config)
+  critic, classifier = models['critic'], models['classifier']
+  critic_optimizer = translation.optimizer_of(config, 'critic')
+  init_batch = (jnp.asarray(data['train_a'][None, :batch]),
+                jnp.asarray(data['train_b'][None, :batch]))
   replicated_data = {name: array[None] for name, array in data.items()}
   key = jax.random.PRNGKey(replicas.single_seed(config))
-  c = config.classifier.c
 
   def hits(images, labels, target, split):
-    return classification.classifier_hits(images, labels, target[f'{split}_x'], target[f'{split}_labels'], c=c)
+    return classifier(images, labels, target[f'{split}_x'], target[f'{split}_labels'])
 
   results: dict = {f'num_{split}_{name}': len(domains[name][f'{split}_x'])
                    for name in ('a', 'b') for split in ('train', 'val', 'test')}
@@ -129,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model_key, critic_key_a, critic_key_b, train_key = jax.random.split(
         jax.random.fold_in(key, index), 4)
     model, objective, optimizer, train_critics, state = translation.init_stage(
-        config, mode, lam, init_batch, critic=critic, critic_optimizer=critic_optimizer,
+        config, models, mode, lam, init_batch, critic_optimizer=critic_optimizer,
         model_key=model_key[None], critic_keys=(critic_key_a[None], critic_key_b[None]))
 
     def train_to(state, until, stage=stage, objective=objective, optimizer=optimizer,
@@ -139,7 +157,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           critic=critic, optimizer=optimizer, critic_optimizer=critic_optimizer,
           train_critics=train_critics, key=train_key[None], metrics=metrics, until=until)
 
-    for step in _selection_steps(config.train):
+    for step in _selection_steps(config.train.flows):
       candidate = f'{stage}@{step}'
       cache = os.path.join(workdir, 'translations', f'{stage}_step{step}.npz')
       if os.path.exists(cache):  # a resumed run: this candidate is done
@@ -148,8 +166,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       else:
         state = train_to(state, step)
         trained = engine.replica(state, 0)
-        a_to_b, b_to_a = translation.translators(model, {'params': trained.params,
-                                                         **trained.model_state})
+        a_to_b, b_to_a = evaluation.translators(model, {'params': trained.params,
+                                                        **trained.model_state})
         translated = {'a_to_b': np.asarray(a_to_b(domains['a']['train_x'])),
                       'b_to_a': np.asarray(b_to_a(domains['b']['train_x']))}
         os.makedirs(os.path.dirname(cache), exist_ok=True)
@@ -164,9 +182,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results[f'val_accuracy/{direction}/{candidate}'] = accuracy
       metrics.write(f'{stage}/selection', step, record)
       logging.info('[%s] validation accuracies %s', candidate, record)
-    if int(state.step[0]) < config.train.num_steps:  # every candidate was cached
-      state = train_to(state, config.train.num_steps)  # restores the final checkpoint
-    reports, _ = translation.cycle_report(
+    if int(state.step[0]) < config.train.flows.num_steps:  # every candidate was cached
+      state = train_to(state, config.train.flows.num_steps)  # restores the final checkpoint
+    reports, _ = evaluation.cycle_report(
         model, {'params': state.params, **state.model_state}, domains['a']['test_x'][None],
         domains['b']['test_x'][None])
     for name, value in reports[0].items():

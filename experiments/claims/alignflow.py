@@ -11,15 +11,15 @@ _MAPS = (('data.root', 'maps'),)
 _ON_MAPS = (('data.options.size', 64), ('data.splits', (996, 100, 1098)))
 ALIGNFLOW_MNIST = Run(
     'alignflow_mnist', 'configs/alignflow_mnist.py', paper_variant='paper_scale',
-    fast=(('data.options.size', 8), ('data.splits', (400, 100, 100)), ('train.num_steps', 100),
-          ('lams', (1e-3,))),
+    fast=(('data.options.size', 8), ('data.splits', (400, 100, 100)),
+          ('train.flows.num_steps', 100), ('lams', (1e-3,))),
     fast_note='8x8 digits (config: 16x16), 400 training and 100 test pairs (config: 800 and '
               '200), 100 steps (config: 2000), lam 1e-3 only',
     fast_seeds=3, paper_seeds=3,
     paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours',
     paper_data=_MAPS, on_paper_data=_ON_MAPS)
 _HYBRID_AND_CYCLEGAN_FAST = (
-    ('data.options.size', 8), ('data.splits', (400, 50, 50)), ('train.num_steps', 100),
+    ('data.options.size', 8), ('data.splits', (400, 50, 50)), ('train.flows.num_steps', 100),
     ('modes', ('hybrid', 'cyclegan')), ('lams', (1e-2,)))
 _HYBRID_AND_CYCLEGAN_NOTE = ('8x8 digits (config: 16x16), 400 training and 50 validation / test '
                              'pairs (config: 800, 100, 200), 100 steps (config: 2000), hybrid at '
@@ -46,7 +46,8 @@ ALIGNFLOW_MNIST_LAM_SWEEP = Run(
                'in the fast tier, which is at its 30 minutes',
     paper_data=_MAPS, on_paper_data=_ON_MAPS)
 ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
-                      fast=(('train.num_steps', 300), ('modes', ('adversarial', 'hybrid', 'mle'))),
+                      fast=(('train.flows.num_steps', 300),
+                            ('modes', ('adversarial', 'hybrid', 'mle'))),
                       fast_note='300 steps (config: 2000), no CycleGAN (no row reads it); the '
                                 'hybrid\'s lam chosen per seed on validation among the config\'s '
                                 '0.001, 0.01, 0.1 as in Table 1 (one lam alone reverses the '
@@ -55,8 +56,9 @@ ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
 ALIGNFLOW_ADAPTATION = Run(
     'alignflow_digits_adaptation', 'configs/alignflow_digits_adaptation.py',
     paper_variant='paper',
-    fast=(('data.a.options.size', 8), ('data.b.options.size', 8), ('train.num_steps', 150),
-          ('train.select_every', 75), ('train.steps_per_dispatch', 75)),
+    fast=(('data.a.options.size', 8), ('data.b.options.size', 8),
+          ('train.flows.num_steps', 150), ('train.flows.select_every', 75),
+          ('train.flows.steps_per_dispatch', 75)),
     fast_note='8x8 digits (config: 16x16), 150 steps (config: 1200)', fast_seeds=3, paper_seeds=3,
     paper_cost='32x32, 25,000 steps: GPU hours',
     # MNIST's 60,000 / USPS's 7,291 training digits less a validation split; their test sets
