@@ -25,11 +25,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     domain.name, domain.field, domain.label_field = 'blobs', field, ''
     domain.options = ml_collections.ConfigDict({'n': 200, 'seed': 0})
   config.data.splits = (100, 50, 50)
-  for block in (config.train_private, config.train_joint):
+  for block in (config.train.private, config.train.joint):
     block.batch_size = 50
   if variant == 'smoke':
-    config.train_private.update(num_steps=40, steps_per_dispatch=20, eval_every=20,
-                                checkpoint_every=20)
-    config.train_joint.update(num_steps=40, steps_per_dispatch=20, eval_every=20,
-                              checkpoint_every=20)
+    for block in (config.train.private, config.train.joint):
+      block.update(num_steps=40, steps_per_dispatch=20, eval_every=20, checkpoint_every=20)
   return config

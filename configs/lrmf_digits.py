@@ -4,10 +4,10 @@ The paper aligns USPS to MNIST codes of a VAE-GAN's 32-d latent space with Real 
 compares classifiers trained on decoded transformed codes (target accuracy: LRMF .55, EMD .47,
 CORAL .48; McNemar p < 1e-3). Here A is scikit-learn's 8x8 digits resized to 16x16 (USPS is not
 bundled) and B the 5,000 bundled MNIST digits at 16x16. The autoencoder is a VAE-GAN (Larsen
-et al. 2016) of MLPs: an MLP discriminator on real images, reconstructions and decoded prior
-samples, whose non-saturating generator loss (weight `vae.adversarial_weight`) and
-feature-space reconstruction (its last hidden layer, weight `vae.feature_weight`) are added to
-the VAE's pixel ELBO; both weights 0 give a plain VAE.
+et al. 2016) of MLPs: an MLP discriminator (`model.vae_discriminator`) on real images,
+reconstructions and decoded prior samples, whose non-saturating generator loss (weight
+`model.vae.adversarial_weight`) and feature-space reconstruction (its last hidden layer, weight
+`model.vae.feature_weight`) are added to the VAE's pixel ELBO; both weights 0 give a plain VAE.
 Real NVP: 4 coupling blocks spaced by permutations, MLP 2 x 256 (the paper's 512 in `:paper`).
 
 Run:
@@ -43,35 +43,37 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.data.splits_a = (1297, 250, 250)            # train, validation, test
   config.data.splits_b = (4000, 500, 500)
   # codes: the posterior mean per image ('mean') or one posterior draw ('sample').
-  config.vae = ml_collections.ConfigDict({'latent_dim': 32, 'hidden': (512, 256),
-                                          'codes': 'mean', 'adversarial_weight': 1.0,
-                                          'feature_weight': 1.0})
-  # The VAE-GAN's discriminator: leaky-ReLU MLP, Adam with DCGAN's b1 = 0.5.
-  config.vae.discriminator = ml_collections.ConfigDict({'hidden': (256, 256)})
-  config.train_discriminator = ml_collections.ConfigDict({'lr': 2e-4, 'b1': 0.5})
-  config.train_vae = ml_collections.ConfigDict(config.train_private.to_dict())
-  config.train_vae.update(num_steps=4000, batch_size=128, lr=1e-3, keep_best=True)
+  config.model.vae = ml_collections.ConfigDict({'latent_dim': 32, 'hidden': (512, 256),
+                                                'codes': 'mean', 'adversarial_weight': 1.0,
+                                                'feature_weight': 1.0})
+  # The VAE-GAN's discriminator: leaky-ReLU MLP, Adam with DCGAN's b1 = 0.5 (it steps with
+  # the VAE's stage).
+  config.model.vae_discriminator = ml_collections.ConfigDict({'hidden': (256, 256)})
+  config.train.vae_discriminator = ml_collections.ConfigDict({'lr': 2e-4, 'b1': 0.5})
+  config.train.vae = ml_collections.ConfigDict(config.train.private.to_dict())
+  config.train.vae.update(num_steps=4000, batch_size=128, lr=1e-3, keep_best=True)
   config.coral_ridge = 1.0  # CORAL's regularised covariances, C + I (Sun et al., 2016)
-  config.classifier = ml_collections.ConfigDict({'c': 1.0})  # logistic regression, L2 1/C
+  # The digit classifier: logistic regression, L2 penalty 1 / c.
+  config.model.classifier = ml_collections.ConfigDict({'c': 1.0})
   if variant in ('', 'paper'):
     width = {'': 256, 'paper': 512}[variant]
-    for block in (config.density, config.flow):
+    for block in (config.model.density, config.model.flow):
       block.update(hidden=(width, width))
     # Flow densities on a few thousand 32-d codes overfit within a few thousand steps (longer,
     # faster joint stages drove the held-out objective up), so both stages are short, and the
     # joint one slow.
-    config.train_private.update(num_steps=1500, lr=1e-3)
-    config.train_joint.update(num_steps=1500, lr=1e-4)
+    config.train.private.update(num_steps=1500, lr=1e-3)
+    config.train.joint.update(num_steps=1500, lr=1e-4)
   else:
     config.data.a.options.n = 120
     config.data.b.options.n = 120
     config.data.splits_a = config.data.splits_b = (60, 30, 30)
-    config.vae.update(latent_dim=4, hidden=(16,))
-    config.vae.discriminator.hidden = (8,)
-    config.train_vae.update(num_steps=20, batch_size=20, steps_per_dispatch=10, eval_every=10,
+    config.model.vae.update(latent_dim=4, hidden=(16,))
+    config.model.vae_discriminator.hidden = (8,)
+    config.train.vae.update(num_steps=20, batch_size=20, steps_per_dispatch=10, eval_every=10,
                             checkpoint_every=10)
-    config.density.update(hidden=(8,))
-    config.flow.update(hidden=(8,))
-    config.train_private.update(batch_size=20)
-    config.train_joint.update(batch_size=20)
+    config.model.density.update(hidden=(8,))
+    config.model.flow.update(hidden=(8,))
+    config.train.private.update(batch_size=20)
+    config.train.joint.update(batch_size=20)
   return config

@@ -35,25 +35,26 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.data.logit_alpha = 0.05
   glow = {'family': 'flow', 'flow': 'glow', 'num_levels': 2, 'steps_per_level': 4,
           'hidden_channels': 32}
-  config.density = ml_collections.ConfigDict(glow)
-  config.flow = ml_collections.ConfigDict({k: v for k, v in glow.items() if k != 'family'})
-  for block in (config.train_private, config.train_joint):
+  config.model.density = ml_collections.ConfigDict(glow)
+  config.model.flow = ml_collections.ConfigDict(
+      {k: v for k, v in glow.items() if k != 'family'})
+  for block in (config.train.private, config.train.joint):
     block.update(num_steps=600, batch_size=64, eval_every=100, steps_per_dispatch=50,
                  checkpoint_every=100)
-  config.train_private.update(lr=1e-3)
-  config.train_joint.update(lr=1e-4)
+  config.train.private.update(lr=1e-3)
+  config.train.joint.update(lr=1e-4)
   if variant == 'paper':
-    for block in (config.density, config.flow):
+    for block in (config.model.density, config.model.flow):
       block.update(num_levels=3, steps_per_level=8, hidden_channels=512)
-    config.train_joint.update(lr=1e-5, num_steps=5000)
-    config.train_private.update(num_steps=5000)
+    config.train.joint.update(lr=1e-5, num_steps=5000)
+    config.train.private.update(num_steps=5000)
   elif variant == 'smoke':
     for domain in (config.data.a, config.data.b):
       domain.options.update(n=60, size=8)
     config.data.splits = (30, 15, 15)
-    for block in (config.density, config.flow):
+    for block in (config.model.density, config.model.flow):
       block.update(num_levels=1, steps_per_level=1, hidden_channels=4)
-    for block in (config.train_private, config.train_joint):
+    for block in (config.train.private, config.train.joint):
       block.update(num_steps=4, batch_size=10, eval_every=2, steps_per_dispatch=2,
                    checkpoint_every=2)
   return config

@@ -8,7 +8,7 @@ paper's angle some runs fold part of T(A) onto the wrong moon and stay there. Th
 are 2 x 512 ReLU; ours are 2 x 128: fitted to 2000 points, 512-wide private flows
 leave regions of the data with almost no density, which then dominate Eq. 3 on held-out data,
 and a joint stage strong enough to bring Eq. 3 to 0 tears T on some seeds. The paper's width is
-`--config.density.hidden='(512,512)' --config.flow.hidden='(512,512)'`.
+`--config.model.density.hidden='(512,512)' --config.model.flow.hidden='(512,512)'`.
 
 Run:
   python -m experiments.run --config=configs/lrmf_moons.py --workdir=runs/lrmf_moons
@@ -51,16 +51,18 @@ def get_sweep(name: str = '') -> list[dict]:
                           sweeps.axis('seeds', [(0, 1, 2, 3, 4)]))
   if name == 'smoke':
     return sweeps.product(sweeps.axis('variant', ['smoke']),
-                          sweeps.axis('flow.num_blocks', [1, 2]))
+                          sweeps.axis('model.flow.num_blocks', [1, 2]))
   if name:
     raise ValueError(f'unknown sweep {name!r} of lrmf_moons; known: {SWEEPS}')
   widths = [(w, w) for w in (128, 256, 512)]
   return sweeps.product(
-      sweeps.axis('flow.num_blocks', [2, 4, 8]),
-      sweeps.zip_axes(sweeps.axis('density.hidden', widths), sweeps.axis('flow.hidden', widths)))
+      sweeps.axis('model.flow.num_blocks', [2, 4, 8]),
+      sweeps.zip_axes(sweeps.axis('model.density.hidden', widths),
+                      sweeps.axis('model.flow.hidden', widths)))
 
 
 def _train(num_steps, lr, patience, batch_size=256, schedule='cosine', keep_best=True):
+  """A ``train.<stage>`` block (:func:`harness.stages.make_optimizer` and the engine)."""
   return ml_collections.ConfigDict({
       'num_steps': num_steps, 'batch_size': batch_size, 'lr': lr, 'schedule': schedule,
       'weight_decay': 0.0,
@@ -72,7 +74,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = 'lrmf.alignment'
   config.seeds = (0,)
-  # Settings trained side by side, e.g. 'train_joint.lr=1e-3,3e-4;eps=0.05,0.1'
+  # Settings trained side by side, e.g. 'train.joint.lr=1e-3,3e-4;eps=0.05,0.1'
   # (harness.replicas; fields: SIDE_BY_SIDE in experiments.lrmf.alignment).
   config.side_by_side = ''
   config.distributed = False
@@ -104,37 +106,40 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # so the flag could never fire; on 5000 it is a third of that.
   config.data.splits = (2000, 500, 5000)
 
-  config.density = ml_collections.ConfigDict(
+  # model.density: the family M (private models of A and B, the shared model); model.flow: T.
+  config.model = ml_collections.ConfigDict()
+  config.model.density = ml_collections.ConfigDict(
       {'family': 'flow', 'flow': 'realnvp', 'num_blocks': 4, 'hidden': (128, 128)})
-  config.flow = ml_collections.ConfigDict(
+  config.model.flow = ml_collections.ConfigDict(
       {'flow': 'realnvp', 'num_blocks': 4, 'hidden': (128, 128)})
   # Private models must be converged (c(A, B) is a maximum): with fewer steps the shared model,
   # trained further in the joint stage, overtakes them and the held-out objective drifts below 0
   # (the values over seeds are in REPRODUCTION.md).
-  config.train_private = _train(num_steps=4000, lr=2e-3, patience=None)
+  config.train = ml_collections.ConfigDict()
+  config.train.private = _train(num_steps=4000, lr=2e-3, patience=None)
   # The joint stage keeps its last parameters: the held-out objective is noisy around 0, and
   # selecting its minimum would be biased below 0. Its learning rate must let the shared model
   # and T fit the training data as far as the private models did before the cosine schedule
   # runs out: with less, Eq. 3 stays above 0 on training and on fresh data alike (under-fitting,
   # not holes).
-  config.train_joint = _train(num_steps=2000, lr=5e-4, patience=None, keep_best=False)
+  config.train.joint = _train(num_steps=2000, lr=5e-4, patience=None, keep_best=False)
 
   if variant == 'gaussian':
-    config.density = ml_collections.ConfigDict({'family': 'gaussian'})
-    config.flow = ml_collections.ConfigDict({'flow': 'affine'})
-    config.train_private = _train(num_steps=2000, lr=1e-2, patience=5)
-    config.train_joint = _train(num_steps=2000, lr=1e-2, patience=None, schedule='constant',
+    config.model.density = ml_collections.ConfigDict({'family': 'gaussian'})
+    config.model.flow = ml_collections.ConfigDict({'flow': 'affine'})
+    config.train.private = _train(num_steps=2000, lr=1e-2, patience=5)
+    config.train.joint = _train(num_steps=2000, lr=1e-2, patience=None, schedule='constant',
                                 keep_best=False)
     config.restarts = config.private_restarts = 1  # Gaussian M and affine T: one optimum (Sec. 8.3)
   elif variant == 'ffjord':
-    config.density = ml_collections.ConfigDict(
+    config.model.density = ml_collections.ConfigDict(
         {'family': 'flow', 'flow': 'ffjord', 'num_transforms': 2, 'hidden': (16, 16, 16),
          'trace_estimator': 'exact'})
-    config.flow = ml_collections.ConfigDict(
+    config.model.flow = ml_collections.ConfigDict(
         {'flow': 'ffjord', 'num_transforms': 2, 'hidden': (16, 16, 16),
          'trace_estimator': 'exact'})
-    config.train_private = _train(num_steps=1500, lr=1e-3, patience=5)
-    config.train_joint = _train(num_steps=1500, lr=1e-3, patience=None, keep_best=False)
+    config.train.private = _train(num_steps=1500, lr=1e-3, patience=5)
+    config.train.joint = _train(num_steps=1500, lr=1e-3, patience=None, keep_best=False)
     # The ODE solver makes every joint step costly; its runs fall short of 0 from below
     # (under-trained private models), not by folding T.
     config.restarts = config.private_restarts = 1
@@ -142,12 +147,12 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.data.a.options.n = config.data.b.options.n = 400
     config.data.splits = (200, 100, 100)
     config.fresh_eval_size = 1000
-    for block in (config.density, config.flow):
+    for block in (config.model.density, config.model.flow):
       block.update(num_blocks=2, hidden=(16, 16))
-    config.train_private = _train(num_steps=40, lr=1e-3, patience=None, batch_size=50)
-    config.train_joint = _train(num_steps=40, lr=1e-3, patience=None, batch_size=50,
+    config.train.private = _train(num_steps=40, lr=1e-3, patience=None, batch_size=50)
+    config.train.joint = _train(num_steps=40, lr=1e-3, patience=None, batch_size=50,
                                 keep_best=False)
-    for block in (config.train_private, config.train_joint):
+    for block in (config.train.private, config.train.joint):
       block.update(steps_per_dispatch=20, eval_every=20, checkpoint_every=20)
   elif variant:
     raise ValueError(f'unknown variant {variant!r} of lrmf_moons; known: {VARIANTS}')

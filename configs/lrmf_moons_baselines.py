@@ -31,27 +31,30 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant != 'smoke':  # the paper's 2000 points a domain; 500 test points serve the 1-NN
     config.data.a.options.n = config.data.b.options.n = 3000
     config.data.splits = (2000, 500, 500)
-  config.mmd = ml_collections.ConfigDict({'bandwidths': (0.05, 0.1, 0.2, 0.5, 1.0)})
-  # epsilon in squared distance units (the moons span about 3); 200 iterations >> max C / eps.
-  config.emd = ml_collections.ConfigDict({'epsilon': 0.05, 'num_iters': 200})
-  # SN-GAN (Fig. 3): T's stage and the critic's optimiser, Adam with b1 = 0.5 both.
-  config.critic = ml_collections.ConfigDict({'hidden': (128, 128)})
-  config.train_adversarial = ml_collections.ConfigDict({
+  config.mmd_bandwidths = (0.05, 0.1, 0.2, 0.5, 1.0)  # MMD's Gaussian kernel bandwidths
+  # Sinkhorn's epsilon in squared distance units (the moons span about 3); 200 iterations
+  # >> max C / eps.
+  config.emd_epsilon = 0.05
+  config.emd_num_iters = 200
+  # SN-GAN (Fig. 3): the critic model.critic; T's stage train.adversarial and the critic's
+  # optimiser train.critic (it steps with T's stage), Adam with b1 = 0.5 both.
+  config.model.critic = ml_collections.ConfigDict({'hidden': (128, 128)})
+  config.train.adversarial = ml_collections.ConfigDict({
       'num_steps': 2000, 'batch_size': 256, 'lr': 1e-4, 'b1': 0.5, 'eval_every': 100,
       'checkpoint_every': 500})
-  config.train_critic = ml_collections.ConfigDict({'lr': 1e-4, 'b1': 0.5})
+  config.train.critic = ml_collections.ConfigDict({'lr': 1e-4, 'b1': 0.5})
   # The baselines train T alone with the joint stage's settings (last parameters kept).
-  config.train_baseline = ml_collections.ConfigDict(config.train_joint.to_dict())
+  config.train.baseline = ml_collections.ConfigDict(config.train.joint.to_dict())
   if variant == 'smoke':
-    config.train_adversarial.update(num_steps=20, batch_size=50, eval_every=10,
+    config.train.adversarial.update(num_steps=20, batch_size=50, eval_every=10,
                                     checkpoint_every=10)
-    config.critic.hidden = (16,)
-    config.emd.num_iters = 20
+    config.model.critic.hidden = (16,)
+    config.emd_num_iters = 20
     return config
-  for block in (config.density, config.flow):
+  for block in (config.model.density, config.model.flow):
     block.hidden = (256, 256)
   # The setting its reported numbers were measured with (not the flagship's longer stage).
-  config.train_private.update(num_steps=1500, lr=1e-3)
-  config.train_joint.num_steps = 2000
-  config.train_baseline.num_steps = 1000
+  config.train.private.update(num_steps=1500, lr=1e-3)
+  config.train.joint.num_steps = 2000
+  config.train.baseline.num_steps = 1000
   return config

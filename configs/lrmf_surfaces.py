@@ -46,8 +46,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant == 'reverse':
     config.data.a, config.data.b = config.data.b, config.data.a
   if variant != 'smoke':
-    for block in (config.density, config.flow):
+    for block in (config.model.density, config.model.flow):
       block.hidden = (256, 256)
-    config.train_private.update(num_steps=2000, lr=1e-3)
-    config.train_joint.num_steps = 2000
+    config.train.private.update(num_steps=2000, lr=1e-3)
+    config.train.joint.num_steps = 2000
   return config

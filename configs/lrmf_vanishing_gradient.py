@@ -24,13 +24,16 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.num_samples = 100_000  # fixed sample of B = M(delta, -delta, sigma0^2)
   config.delta = 1.0
   config.sigma0 = 0.5
-  config.mu_grid = ml_collections.ConfigDict({'start': 4.0, 'stop': 20.0, 'num': 100})
+  # the mu grid: num points from start to stop, both included (np.linspace)
+  config.mu_grid_start = 4.0
+  config.mu_grid_stop = 20.0
+  config.mu_grid_num = 100
   config.fit_range = (7.2, 16.8)  # mu interval of the line fit (inclusive)
   config.quadrature_points = 20001  # exact expected gradient, for comparison
 
   if variant == 'smoke':
     config.num_samples = 4000
-    config.mu_grid = ml_collections.ConfigDict({'start': 3.0, 'stop': 12.0, 'num': 19})
+    config.mu_grid_start, config.mu_grid_stop, config.mu_grid_num = 3.0, 12.0, 19
     config.fit_range = (5.0, 12.0)
     config.quadrature_points = 2001
   elif variant:

@@ -15,7 +15,7 @@ every seed's metrics with its seed.
 
 ``side_by_side`` names numeric settings that do not change shapes and the values to train
 side by side in the same program, ``'<field>=<v1>,<v2>;<field>=...'`` (e.g.
-``--config.side_by_side='train_joint.lr=1e-3,3e-4'``); every combination of values trains
+``--config.side_by_side='train.joint.lr=1e-3,3e-4'``); every combination of values trains
 with every seed (:class:`Layout`), each combination's seeds sharing their initialisation
 and batches with the other combinations' (a paired comparison), and results are reported
 per setting (:func:`aggregate_layout`). Each family names the fields it supports.
@@ -164,7 +164,7 @@ def settings_of(config: ml_collections.ConfigDict,
 
 
 def setting_label(setting: dict[str, float]) -> str:
-  """``'train_joint.lr=0.001,eps=0.1'``: a setting's name in results keys."""
+  """``'train.joint.lr=0.001,eps=0.1'``: a setting's name in results keys."""
   return ','.join(f'{path}={value:g}' for path, value in setting.items())
 
 

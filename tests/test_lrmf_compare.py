@@ -80,17 +80,17 @@ def test_interrupted_sn_gan_stage_resumes_to_the_uninterrupted_state(tmp_path):
   """The SN-GAN baseline is an engine stage: stopped at a checkpoint and rerun, it ends
   where a straight run ends (flow, critic, spectral-norm statistics, both optimisers)."""
   config = lrmf_moons_baselines.get_config('smoke')
-  config.train_adversarial.update(num_steps=20, eval_every=5, checkpoint_every=10)
+  config.train.adversarial.update(num_steps=20, eval_every=5, checkpoint_every=10)
   a = lrmf_compare._load(config.data.a, config, 0)
   b = lrmf_compare._load(config.data.b, config, 1)
-  flow = lrmf_compare.models.build_flow(config.flow)
+  built = lrmf_compare.build_models(config, a['train_x'].shape[1:])
   key = lrmf_compare.jax.random.PRNGKey(3)
 
   def train(workdir, num_steps):
-    config.train_adversarial.num_steps = num_steps
+    config.train.adversarial.num_steps = num_steps
     metrics = lrmf_compare.workdir_lib.MetricsLog(str(workdir))
-    variables, log = lrmf_compare._train_adversarial(config, flow, a, b, str(workdir), metrics,
-                                                     key)
+    variables, log = lrmf_compare._train_adversarial(config, built['flow'], built['critic'], a,
+                                                     b, str(workdir), metrics, key)
     metrics.close()
     return variables, log
 

@@ -151,12 +151,14 @@ def test_vaegan_step_trains_the_discriminator_on_its_own_loss():
 
 def test_vaegan_stage_resumes_to_the_uninterrupted_result(tmp_path):
   config = lrmf_digits.get_config('smoke')
-  config.train_vae.update(num_steps=20, checkpoint_every=10)
+  config.train.vae.update(num_steps=20, checkpoint_every=10)
   images = data_lib.load('digit_images', source='sklearn_digits', size=4, n=60, seed=0).images
   domain = {'train_x': images[:30], 'val_x': images[30:40]}
+  built = digits.build_models(config, images.shape[1:])
   key = jax.random.PRNGKey(0)
-  fit = lambda workdir: digits._fit_vae(config, domain, domain, str(workdir),
-                                        workdir_lib.MetricsLog(str(workdir)), key)[1]
+  fit = lambda workdir: digits._fit_vae(config, built['vae'], built['vae_discriminator'], domain,
+                                        domain, str(workdir),
+                                        workdir_lib.MetricsLog(str(workdir)), key)
   straight = fit(tmp_path / 'straight')
   # A run killed after its step-10 checkpoint: the same workdir without the last one.
   shutil.copytree(tmp_path / 'straight', tmp_path / 'resumed')

@@ -120,7 +120,7 @@ def test_smoke_run_with_restarts_and_settings_side_by_side(tmp_path):
   config = _config((0,), 200)
   config.estimate_bias = False
   config.restarts = 2
-  config.side_by_side = 'train_joint.lr=0.001,0.003'
+  config.side_by_side = 'train.joint.lr=0.001,0.003'
   results = alignment.run(config, str(tmp_path))
   # Two settings x two restarts trained in the joint stage; one kept per setting.
   joint = [r for r in workdir_lib.read_metrics(str(tmp_path), 'joint')

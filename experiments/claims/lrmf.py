@@ -7,20 +7,20 @@ import dataclasses
 from experiments.claims.schema import MACHINERY, Claim, Row, Run, not_run
 from harness.verdicts import Ordering, Value
 
-_SMALL_FLOWS = (('density.hidden', (128, 128)), ('flow.hidden', (128, 128)))
+_SMALL_FLOWS = (('model.density.hidden', (128, 128)), ('model.flow.hidden', (128, 128)))
 _NO_BIAS = (('estimate_bias', False),)
 
 LRMF_MOONS = Run(
     'lrmf_moons', 'configs/lrmf_moons.py',
-    paper=(('density.hidden', (512, 512)), ('flow.hidden', (512, 512))),
+    paper=(('model.density.hidden', (512, 512)), ('model.flow.hidden', (512, 512))),
     paper_cost="the paper's 2x512 Real NVPs: about 25 min for 5 seeds on a 2-core CPU")
 LRMF_MOONS_ALIGNED = Run(
     'lrmf_moons_aligned', 'configs/lrmf_moons.py',
     fast=(('data.a.options.rotation_degrees', 50.0),),
     fast_note='the config with A drawn like B (moons rotated 50 deg, an independent sample): '
               'Algorithm 1 started at alignment',
-    paper=(('data.a.options.rotation_degrees', 50.0), ('density.hidden', (512, 512)),
-           ('flow.hidden', (512, 512))),
+    paper=(('data.a.options.rotation_degrees', 50.0), ('model.density.hidden', (512, 512)),
+           ('model.flow.hidden', (512, 512))),
     paper_cost="as lrmf_moons at the paper's 2x512")
 """The control of the flag: A and B are two samples of one distribution and T starts at the
 identity, so Eq. 3 is 0 in expectation at the start and at the optimum; what it reads on fresh
@@ -48,15 +48,15 @@ LRMF_BLOBS = Run('lrmf_blobs', 'configs/lrmf_blobs.py', fast=_NO_BIAS, fast_note
 LRMF_BASELINES = Run(
     'lrmf_moons_baselines', 'configs/lrmf_moons_baselines.py',
     fast=_SMALL_FLOWS + _NO_BIAS + (
-        ('train_private.num_steps', 600), ('train_joint.num_steps', 600),
-        ('train_baseline.num_steps', 200), ('emd.num_iters', 50),
-        ('train_adversarial.num_steps', 400)),
+        ('train.private.num_steps', 600), ('train.joint.num_steps', 600),
+        ('train.baseline.num_steps', 200), ('emd_num_iters', 50),
+        ('train.adversarial.num_steps', 400)),
     fast_note='Real NVP 2x128 (config: 2x256), 600 private / joint steps (config: 1500 / 2000), '
               '200 MMD / EMD steps with 50 Sinkhorn iterations (config: 1000 with 200), 400 '
               'SN-GAN steps (config: 2000)',
     fast_seeds=3, paper_seeds=5, paper_cost='about 10 min a seed on a 2-core CPU')
-_SURFACES_FAST = _SMALL_FLOWS + _NO_BIAS + (('train_private.num_steps', 300),
-                                            ('train_joint.num_steps', 300))
+_SURFACES_FAST = _SMALL_FLOWS + _NO_BIAS + (('train.private.num_steps', 300),
+                                            ('train.joint.num_steps', 300))
 LRMF_SURFACES = Run('lrmf_surfaces', 'configs/lrmf_surfaces.py', fast=_SURFACES_FAST,
                     fast_note='Real NVP 2x128 (config: 2x256), 300 private and joint steps '
                               '(config: 2000)',
@@ -67,10 +67,10 @@ _USPS_MNIST = (('data.a.root', 'usps'), ('data.b.root', 'mnist'))  # Setups 3 an
 _USPS_SPLITS = (6562, 729, 2007)  # USPS's 7,291 training digits less a validation split; its test set
 LRMF_DIGITS = Run(
     'lrmf_digits', 'configs/lrmf_digits.py', paper_variant='paper',
-    fast=_SMALL_FLOWS + _NO_BIAS + (('train_vae.num_steps', 600),
-                                    ('vae.discriminator.hidden', (128,)),
-                                    ('train_private.num_steps', 400),
-                                    ('train_joint.num_steps', 400)),
+    fast=_SMALL_FLOWS + _NO_BIAS + (('train.vae.num_steps', 600),
+                                    ('model.vae_discriminator.hidden', (128,)),
+                                    ('train.private.num_steps', 400),
+                                    ('train.joint.num_steps', 400)),
     fast_note='VAE-GAN 600 steps with a 1x128 discriminator (config: 4000, 2x256), Real NVP '
               '2x128 (config: 2x256), 400 private and joint steps (config: 1500)',
     fast_seeds=3, paper_seeds=3,
@@ -80,9 +80,9 @@ LRMF_DIGITS = Run(
 LRMF_GLOW = Run(
     'lrmf_glow_digits', 'configs/lrmf_glow_digits.py', paper_variant='paper',
     fast=_NO_BIAS + (('data.a.options.size', 8), ('data.b.options.size', 8),
-                     ('density.steps_per_level', 2), ('flow.steps_per_level', 2),
-                     ('density.hidden_channels', 8), ('flow.hidden_channels', 8),
-                     ('train_private.num_steps', 100), ('train_joint.num_steps', 100)),
+                     ('model.density.steps_per_level', 2), ('model.flow.steps_per_level', 2),
+                     ('model.density.hidden_channels', 8), ('model.flow.hidden_channels', 8),
+                     ('train.private.num_steps', 100), ('train.joint.num_steps', 100)),
     fast_note='8x8 digits (config: 16x16), Glow 2 levels x 2 steps with 8 channels (config: '
               '4 steps, 32), 100 private and joint steps (config: 600)', fast_seeds=3,
     paper_seeds=3,
@@ -93,7 +93,7 @@ LRMF_GLOW = Run(
 LRMF_VANISHING = Run('lrmf_vanishing_gradient', 'configs/lrmf_vanishing_gradient.py')
 LRMF_BLOBS_REALNVP = Run(
     'lrmf_blobs_realnvp', 'configs/lrmf_blobs.py', 'realnvp', tiers=('paper',),
-    paper=(('density.hidden', (512, 512)), ('flow.hidden', (512, 512))),
+    paper=(('model.density.hidden', (512, 512)), ('model.flow.hidden', (512, 512))),
     paper_cost="the paper's 2x512 Real NVPs on 100 points a domain (Fig. 9(i): over-"
                'parameterised), 5 seeds side by side: not timed here (the moons at this size: '
                'about 25 min on a 2-core CPU); not in the fast tier, which is at its 30 minutes')

@@ -8,10 +8,11 @@ Data -> train -> evaluate -> write:
    split each into train / validation / test; with ``config.data.logit_alpha`` set, image
    domains in ``[0, 1]`` are dequantised and moved to logit space once
    (:func:`to_logit_space`; setup 4, Glow LRMF in pixel space);
-2. run Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) with the density family
-   ``config.density`` and the flow ``config.flow``, all seeds side by side in one
-   program; every stage (``private_a``, ``private_b``, ``joint``) is checkpointed and
-   resumable;
+2. build the models (:func:`build_models`: the density family ``config.model.density``
+   and the flow ``config.model.flow``) and run Algorithm 1
+   (:func:`lrmf.algorithm.train_lrmf`), all seeds side by side in one program; every stage
+   (``private_a``, ``private_b`` with ``config.train.private``, ``joint`` with
+   ``config.train.joint``) is checkpointed and resumable;
 3. evaluate on the test split: the LRMF objective (Eq. 3, with c(A, B) from the
    private models on the same test data) and its convergence flag, the
    objective of the identity map for reference, the 1-NN accuracy of a
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -83,21 +85,21 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
                  metrics: workdir_lib.MetricsLog,
                  layout: replicas.Layout | None = None) -> fitting.StageRunner:
   """Algorithm 1's stages through :func:`harness.stages.stage_runner`: the joint
-  stage with ``config.train_joint``, the private ones with ``config.train_private``
+  stage with ``config.train.joint``, the private ones with ``config.train.private``
   (with ``layout``, their learning rates and weight decays per replica; the joint stage
   trains ``config.restarts`` restarts of every replica and the private stages of A and B
   ``config.private_restarts``, which share their replica's values).
   """
-  block = lambda stage: 'train_joint' if stage == 'joint' else 'train_private'
+  block = lambda stage: 'joint' if stage == 'joint' else 'private'
   repeats_of = {'joint': config.get('restarts', 1),
                 'private_a': config.get('private_restarts', 1),
                 'private_b': config.get('private_restarts', 1)}
 
   def per_replica(stage):
-    values = layout.block_values(config, block(stage))
+    values = layout.block_values(config, f'train.{block(stage)}')
     return {field: np.repeat(value, repeats_of.get(stage, 1)) for field, value in values.items()}
 
-  return stages.stage_runner(workdir, metrics, lambda stage: config[block(stage)],
+  return stages.stage_runner(workdir, metrics, lambda stage: config.train[block(stage)],
                                per_replica_of=None if layout is None else per_replica)
 
 
@@ -107,8 +109,8 @@ def check_sizes(config: ml_collections.ConfigDict, num_a: int, num_b: int,
   a private stage draws from one domain, the joint stage from both (the smaller bounds)."""
   smaller = min(num_a, num_b)
   config_checks.check_batch_sizes(
-      {f'{block}.batch_size': (config[block].batch_size, smaller)
-       for block in ('train_private', 'train_joint')}, num_replicas)
+      {f'train.{stage}.batch_size': (config.train[stage].batch_size, smaller)
+       for stage in ('private', 'joint')}, num_replicas)
 
 
 def load_domains(config: ml_collections.ConfigDict,
@@ -180,9 +182,33 @@ def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
            'fresh_converged': check.converged} for check in checks]
 
 
-SIDE_BY_SIDE = ('train_private.lr', 'train_private.weight_decay', 'train_joint.lr',
-                'train_joint.weight_decay', 'eps')
+SIDE_BY_SIDE = ('train.private.lr', 'train.private.weight_decay', 'train.joint.lr',
+                'train.joint.weight_decay', 'eps')
 """Settings of ``config.side_by_side`` this family trains side by side."""
+
+
+def event_shape_of(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """The shape of one example of domain A as ``config.data.a`` gives it (its data set
+  loaded once; a domain read from the paper's files has the shape of its stand-in)."""
+  return domains.load_array(config.data.a, 0)[0].shape[1:]
+
+
+def build_models(config: ml_collections.ConfigDict,
+                 event_shape: Sequence[int] | None = None) -> dict[str, Any]:
+  """Algorithm 1's models by their role in ``config.model`` (unbound modules):
+
+  * ``'density'``: the family M of the private models of A and B and of the shared model,
+    a density over events of ``event_shape`` (:func:`harness.models.build_density`);
+  * ``'flow'``: the transformation T, a bijection of such events
+    (:func:`harness.models.build_flow`).
+
+  Args:
+    config: an LRMF config.
+    event_shape: the shape of one example of A and B; ``None``: :func:`event_shape_of`.
+  """
+  shape = event_shape_of(config) if event_shape is None else tuple(event_shape)
+  return {'density': models.build_density(config.model.density, shape),
+          'flow': models.build_flow(config.model.flow)}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -194,9 +220,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pairs = [load_domains(config, seed) for seed in seeds]
   a, b = (layout.tile(replicas.stack([pair[side] for pair in pairs])) for side in (0, 1))
   check_sizes(config, a['train_x'].shape[1], b['train_x'].shape[1], layout.num_replicas)
-  event_shape = a['train_x'].shape[2:]
-  density = models.build_density(config.density, event_shape)
-  flow = models.build_flow(config.flow)
+  built = build_models(config, a['train_x'].shape[2:])
+  density, flow = built['density'], built['flow']
   metrics = workdir_lib.MetricsLog(workdir)
   runner = stage_runner(config, workdir, metrics, layout)
   result = algorithm.train_lrmf(

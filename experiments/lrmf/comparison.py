@@ -7,22 +7,24 @@ Data -> train every method -> evaluate -> write:
    each domain is centred and divided by one scalar, its training split's RMS
    distance to the mean per coordinate, ``x -> (x - mu) / sqrt(E||x - mu||^2 / d)``
    (isotropic, so each surface keeps its shape);
-2. run the methods named in ``config.methods`` (:data:`METHODS`):
+2. build the models (:func:`build_models`) and run the methods named in ``config.methods``
+   (:data:`METHODS`):
 
    * ``'lrmf'``: Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) with the
      checkpointed stages of :func:`experiments.lrmf.alignment.stage_runner`;
    * ``'back_to_back'``: ``F o G^-1`` (Fig. 4) from LRMF's private models
      (:func:`lrmf.baselines.back_to_back_from_densities`), no extra training;
-     needs ``config.density.family == 'flow'`` and ``'lrmf'`` in the methods;
+     needs ``config.model.density.family == 'flow'`` and ``'lrmf'`` in the methods;
    * ``'mmd'`` / ``'emd'``: the flow family ``T`` from a fresh (identity)
-     initialisation trained to minimise :func:`lrmf.discrepancies.mmd_loss` /
-     :func:`lrmf.discrepancies.sinkhorn_divergence` between ``T(A)`` and ``B`` through
+     initialisation trained to minimise :func:`lrmf.discrepancies.mmd_loss` (bandwidths
+     ``config.mmd_bandwidths``) / :func:`lrmf.discrepancies.sinkhorn_divergence`
+     (``config.emd_epsilon``, ``config.emd_num_iters``) between ``T(A)`` and ``B`` through
      :func:`harness.stages.train` (stages ``'mmd'``, ``'emd'``, train
-     config ``config.train_baseline``);
+     config ``config.train.baseline``);
    * ``'adversarial'``: SN-GAN alignment (Fig. 3), :func:`lrmf.baselines.adversarial_step`
-     run by the engine (``config.train_adversarial`` for ``T``, ``config.train_critic`` for
-     the critic ``config.critic``), logging both losses and the 1-NN accuracy every
-     ``config.train_adversarial.eval_every`` steps,
+     run by the engine (``config.train.adversarial`` for ``T``, ``config.train.critic`` for
+     the critic ``config.model.critic``), logging both losses and the 1-NN accuracy every
+     ``config.train.adversarial.eval_every`` steps,
      checkpointed and resumable like every stage;
 
 3. score every method and the identity map (``'input'``) on the test split:
@@ -44,6 +46,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +57,7 @@ from sklearn import neighbors
 
 from harness import domains
 from experiments.lrmf import alignment
-from harness import models, plots, replicas, stages, config_checks
+from harness import plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
 from lrmf import algorithm, baselines, discrepancies
 from nflax import engine, parallel
@@ -120,6 +123,25 @@ def _load(domain_config: ml_collections.ConfigDict, config: ml_collections.Confi
   return _standardize(domain) if config.data.get('standardize', False) else domain
 
 
+def build_models(config: ml_collections.ConfigDict,
+                 event_shape: Sequence[int] | None = None) -> dict[str, Any]:
+  """The models of the comparison by their role in ``config.model`` (unbound modules):
+  ``'density'`` and ``'flow'``, LRMF's family M and transformation T
+  (:func:`experiments.lrmf.alignment.build_models`; every baseline trains a T of the same
+  flow family), and with ``config.model.critic`` ``'critic'``, the SN-GAN's spectrally
+  normalised MLP critic ``R^d -> R`` (:class:`lrmf.baselines.SpectralNormCritic`).
+
+  Args:
+    config: a comparison config.
+    event_shape: the shape of one example of A and B; ``None``:
+      :func:`experiments.lrmf.alignment.event_shape_of`.
+  """
+  built = alignment.build_models(config, event_shape)
+  if 'critic' in config.model:
+    built['critic'] = baselines.SpectralNormCritic(hidden=tuple(config.model.critic.hidden))
+  return built
+
+
 def _init_flow(flow, x, key):
   params_key, probe_key = jax.random.split(key)
   return jax.jit(flow.init)({'params': params_key, 'hutchinson': probe_key}, x[:256])
@@ -128,29 +150,29 @@ def _init_flow(flow, x, key):
 def _train_discrepancy(method, config, flow, a, b, workdir, metrics, key):
   """MMD / EMD baseline: ``min_phi D(T_phi(A), B)`` from the identity; returns ``phi``."""
   if method == 'mmd':
-    discrepancy = functools.partial(discrepancies.mmd_loss, bandwidths=tuple(config.mmd.bandwidths))
+    discrepancy = functools.partial(discrepancies.mmd_loss,
+                                    bandwidths=tuple(config.mmd_bandwidths))
   else:
-    discrepancy = functools.partial(discrepancies.sinkhorn_divergence, epsilon=config.emd.epsilon,
-                                    num_iters=config.emd.num_iters)
+    discrepancy = functools.partial(discrepancies.sinkhorn_divergence,
+                                    epsilon=config.emd_epsilon, num_iters=config.emd_num_iters)
   objective = baselines.alignment_objective(flow=flow, discrepancy=discrepancy)
   init_key, fit_key = jax.random.split(key)
   result = stages.train(
       objective, engine.add_replica_axis(_init_flow(flow, a['train_x'], init_key)),
       engine.Independent((a['train_x'][None], b['train_x'][None])),
       engine.Independent((a['val_x'][None], b['val_x'][None])),
-      train_config=config.train_baseline, workdir=workdir, stage=method, keys=fit_key[None],
+      train_config=config.train.baseline, workdir=workdir, stage=method, keys=fit_key[None],
       metrics=metrics)
   return engine.replica({'params': result.params, **result.model_state}, 0)
 
 
-def _train_adversarial(config, flow, a, b, workdir, metrics, key):
-  """SN-GAN baseline (Fig. 3): alternating critic / transform steps through the engine,
-  checkpointed and resumable like every stage; the 1-NN accuracy of ``T`` is logged after
-  every dispatch of ``eval_every`` steps. Returns ``(phi, log)``."""
-  settings = config.train_adversarial
-  critic = baselines.SpectralNormCritic(hidden=tuple(config.critic.hidden))
+def _train_adversarial(config, flow, critic, a, b, workdir, metrics, key):
+  """SN-GAN baseline (Fig. 3): alternating steps of ``critic`` and of the transform ``flow``
+  through the engine, checkpointed and resumable like every stage; the 1-NN accuracy of ``T``
+  is logged after every dispatch of ``eval_every`` steps. Returns ``(phi, log)``."""
+  settings = config.train.adversarial
   flow_optimizer = stages.make_optimizer(settings)
-  critic_optimizer = stages.make_optimizer(config.train_critic)
+  critic_optimizer = stages.make_optimizer(config.train.critic)
   init_key, critic_key, train_key = jax.random.split(key, 3)
   state = baselines.init_adversarial_state(
       flow_variables=_init_flow(flow, a['train_x'], init_key),
@@ -196,10 +218,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if unknown:
     raise ValueError(f'unknown config.methods {sorted(unknown)}; available: {METHODS}')
   if 'back_to_back' in config.methods and ('lrmf' not in config.methods
-                                           or config.density.family != 'flow'):
+                                           or config.model.density.family != 'flow'):
     raise ValueError("'back_to_back' needs 'lrmf' in config.methods and a flow density "
                      f'family (it composes the private flows), got methods {config.methods} '
-                     f'and density family {config.density.family!r}')
+                     f'and density family {config.model.density.family!r}')
   seed = replicas.single_seed(config)
   a = _load(config.data.a, config, seed)
   b = _load(config.data.b, config, seed + 1)
@@ -212,19 +234,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if 'lrmf' in config.methods:
     alignment.check_sizes(config, num_a, num_b)
   config_checks.check_batch_sizes(
-      {**({'train_baseline.batch_size': (config.train_baseline.batch_size, min(num_a, num_b))}
+      {**({'train.baseline.batch_size': (config.train.baseline.batch_size, min(num_a, num_b))}
           if {'mmd', 'emd'} & set(config.methods) else {}),
-       **({'train_adversarial.batch_size': (config.train_adversarial.batch_size,
+       **({'train.adversarial.batch_size': (config.train.adversarial.batch_size,
                                             min(num_a, num_b))}
           if 'adversarial' in config.methods else {})})
-  flow = models.build_flow(config.flow)
+  built = build_models(config, a['train_x'].shape[1:])
+  flow, density = built['flow'], built['density']
   move = alignment.transformer(flow)
   metrics = workdir_lib.MetricsLog(workdir)
   keys = dict(zip(METHODS, jax.random.split(jax.random.PRNGKey(seed), len(METHODS))))
   moved = {'input': a['test_x']}
   results, adversarial_log, lrmf_result = {}, [], None
   if 'lrmf' in config.methods:
-    density = models.build_density(config.density, a['train_x'].shape[1:])
     runner = alignment.stage_runner(config, workdir, metrics)
     trained = algorithm.train_lrmf(
         flow=flow, density=density, a_train=a['train_x'][None], b_train=b['train_x'][None],
@@ -245,15 +267,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       variables = _train_discrepancy(method, config, flow, a, b, workdir, metrics, keys[method])
       moved[method] = move(variables, a['test_x'])
   if 'adversarial' in config.methods:
-    variables, adversarial_log = _train_adversarial(config, flow, a, b, workdir, metrics,
-                                                    keys['adversarial'])
+    variables, adversarial_log = _train_adversarial(config, flow, built['critic'], a, b,
+                                                    workdir, metrics, keys['adversarial'])
     moved['adversarial'] = move(variables, a['test_x'])
   for method, points in moved.items():
     results.setdefault(method, {}).update(_scores(config, a, b, points))
   if 'emd' in moved:  # did the Sinkhorn solver of the objective converge at the end?
     results['emd']['sinkhorn_marginal_error'] = float(discrepancies.sinkhorn_marginal_error(
-        x=jnp.asarray(moved['emd']), y=jnp.asarray(b['test_x']), epsilon=config.emd.epsilon,
-        num_iters=config.emd.num_iters))
+        x=jnp.asarray(moved['emd']), y=jnp.asarray(b['test_x']), epsilon=config.emd_epsilon,
+        num_iters=config.emd_num_iters))
   flat = {f'{metric}/{method}': value for method, scores in results.items()
           for metric, value in scores.items()}
   results.update(flat)

@@ -11,29 +11,30 @@ Data -> train -> evaluate -> write:
 
 1. load A and B (``config.data.a`` / ``config.data.b``, e.g. the
    ``digit_images`` data set) and split each into train / validation / test;
-2. fit one :class:`nflax.vae.VAE` to the unlabelled training images of both
-   domains (stage ``'vae'``, checkpointed), as the decoder of a VAE-GAN
-   (:func:`nflax.vae.vaegan_step`: a discriminator ``config.vae.discriminator`` on real
-   images, reconstructions and decoded prior samples; generator loss weighted
-   ``config.vae.adversarial_weight``, feature-space reconstruction
-   ``config.vae.feature_weight``; both 0: a plain VAE), and encode every split: with
-   ``config.vae.codes == 'mean'`` by the posterior mean, with ``'sample'`` by
-   one fixed draw ``z ~ q(z | x)`` per image. Either way 32-d flow densities
+2. build the models (:func:`build_models`) and fit one :class:`nflax.vae.VAE`
+   (``config.model.vae``) to the unlabelled training images of both domains (stage
+   ``'vae'``, ``config.train.vae``, checkpointed), as the decoder of a VAE-GAN
+   (:func:`nflax.vae.vaegan_step`: a discriminator ``config.model.vae_discriminator``,
+   optimiser ``config.train.vae_discriminator``, on real images, reconstructions and
+   decoded prior samples; generator loss weighted ``config.model.vae.adversarial_weight``,
+   feature-space reconstruction ``config.model.vae.feature_weight``; both 0: a plain VAE),
+   and encode every split: with ``config.model.vae.codes == 'mean'`` by the posterior
+   mean, with ``'sample'`` by one fixed draw ``z ~ q(z | x)`` per image. Either way 32-d flow densities
    fitted to a few thousand codes overfit quickly (measured with means: private
    train NLL -61 vs validation -39 nats after 3000 steps; with draws: the
    validation NLL of A's private model rose from 56 to 5,384 over 2000 steps),
    so the stages are short (the private models keep their best parameters on
    the validation codes, the joint stage its last ones);
-3. run Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) on the codes (stages
-   ``'private_a'``, ``'private_b'``, ``'joint'``) and evaluate Eq. 3 on the test
-   codes with its convergence flag;
+3. run Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`, ``config.model.density`` and
+   ``config.model.flow``) on the codes (stages ``'private_a'``, ``'private_b'``,
+   ``'joint'``) and evaluate Eq. 3 on the test codes with its convergence flag;
 4. transform A's training codes with every method -- ``'source_only'`` (no
    alignment), ``'lrmf'`` (``T``), ``'coral'`` (:func:`lrmf.discrepancies.coral_map`)
    and ``'emd'`` (:func:`lrmf.discrepancies.exact_emd_map` onto an equal-size
    subsample of B's training codes) -- decode them, fit a logistic-regression
-   digit classifier on the decoded images with A's labels and score it on B's
-   test images; ``'target_only'`` (fitted on B's real training images) is the
-   ceiling;
+   digit classifier (``config.model.classifier``) on the decoded images with A's labels
+   and score it on B's test images; ``'target_only'`` (fitted on B's real training
+   images) is the ceiling;
 5. McNemar's exact test of LRMF's test predictions against each baseline's;
 6. write ``results.json`` (``accuracy/<method>``, ``mcnemar_p/lrmf_vs_<method>``,
    the objective), ``plots/objective.png`` and ``plots/translations.png``
@@ -45,6 +46,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +56,7 @@ import numpy as np
 from harness import classification
 from harness import domains
 from experiments.lrmf import alignment
-from harness import models, plots, replicas, stages, config_checks
+from harness import plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
 from lrmf import algorithm, discrepancies, held_out
 from nflax import engine, two_player
@@ -64,45 +66,75 @@ METHODS = ('source_only', 'lrmf', 'coral', 'emd')
 """The alignments of A's codes that are decoded and classified, in report order."""
 
 
-def _fit_vae(config, a, b, workdir, metrics, key):
-  """The shared autoencoder fitted to both domains' unlabelled training images (stage
-  ``'vae'``): a VAE-GAN (:func:`nflax.vae.vaegan_step`) when ``config.vae.adversarial_weight``
-  or ``config.vae.feature_weight`` is positive, a plain VAE otherwise. Returns the VAE and
-  its variables (the parameters of lowest validation negative ELBO with
-  ``train_vae.keep_best``)."""
-  vae = vae_lib.VAE(event_shape=a['train_x'].shape[1:], latent_dim=config.vae.latent_dim,
-                    hidden=tuple(config.vae.hidden))
+def build_models(config: ml_collections.ConfigDict,
+                 event_shape: Sequence[int] | None = None) -> dict[str, Any]:
+  """Setup 3's models by their role in ``config.model`` (unbound modules, the classifier's
+  settings):
+
+  * ``'vae'``: the shared autoencoder, a :class:`nflax.vae.VAE` of images of
+    ``event_shape`` with ``config.model.vae.latent_dim``-d codes;
+  * ``'vae_discriminator'``: the VAE-GAN's discriminator of such images, an MLP
+    (:class:`nflax.vae.Discriminator`);
+  * ``'density'`` and ``'flow'``: LRMF's family M and transformation T on the codes
+    (:func:`experiments.lrmf.alignment.build_models` over events of shape ``(latent_dim,)``);
+  * ``'classifier'``: ``config.model.classifier``, the settings of the logistic-regression
+    digit classifier on decoded images (:func:`harness.classification.classifier_hits`: its
+    inverse L2 strength ``c``).
+
+  Args:
+    config: a setup-3 config.
+    event_shape: the shape of one image of A and B; ``None``:
+      :func:`experiments.lrmf.alignment.event_shape_of`.
+  """
+  shape = alignment.event_shape_of(config) if event_shape is None else tuple(event_shape)
+  settings = config.model.vae
+  return {
+      'vae': vae_lib.VAE(event_shape=shape, latent_dim=settings.latent_dim,
+                         hidden=tuple(settings.hidden)),
+      'vae_discriminator': vae_lib.Discriminator(
+          hidden=tuple(config.model.vae_discriminator.hidden)),
+      **alignment.build_models(config, (settings.latent_dim,)),
+      'classifier': config.model.classifier,
+  }
+
+
+def _fit_vae(config, vae, discriminator, a, b, workdir, metrics, key):
+  """The shared autoencoder ``vae`` fitted to both domains' unlabelled training images
+  (stage ``'vae'``): a VAE-GAN (:func:`nflax.vae.vaegan_step`, with ``discriminator``) when
+  ``config.model.vae.adversarial_weight`` or ``config.model.vae.feature_weight`` is positive,
+  a plain VAE otherwise. Returns its variables (the parameters of lowest validation negative
+  ELBO with ``train.vae.keep_best``)."""
+  settings = config.model.vae
   train = np.concatenate([a['train_x'], b['train_x']])
   val = np.concatenate([a['val_x'], b['val_x']])
   init_key, fit_key, critic_key = jax.random.split(key, 3)
   variables = jax.jit(vae.init)(init_key, jnp.asarray(train[:8]), init_key)
-  if config.vae.adversarial_weight == 0 and config.vae.feature_weight == 0:
+  if settings.adversarial_weight == 0 and settings.feature_weight == 0:
     result = stages.train(vae_lib.elbo_objective(vae), engine.add_replica_axis(variables),
-                            train[None], val[None], train_config=config.train_vae,
+                            train[None], val[None], train_config=config.train.vae,
                             workdir=workdir, stage='vae', keys=fit_key[None], metrics=metrics)
-    return vae, {'params': engine.replica(result.params, 0)}
-  discriminator = vae_lib.Discriminator(hidden=tuple(config.vae.discriminator.hidden))
-  optimizer = stages.make_optimizer(config.train_vae)
-  critic_optimizer = stages.make_optimizer(config.train_discriminator)
+    return {'params': engine.replica(result.params, 0)}
+  optimizer = stages.make_optimizer(config.train.vae)
+  critic_optimizer = stages.make_optimizer(config.train.vae_discriminator)
   state = two_player.init_state(
       variables={'params': variables['params']},
       critic_variables=jax.jit(discriminator.init)(critic_key, jnp.asarray(train[:8])),
       optimizer=optimizer, critic_optimizer=critic_optimizer)
   step_fn = functools.partial(
       vae_lib.vaegan_step, vae=vae, discriminator=discriminator, optimizer=optimizer,
-      critic_optimizer=critic_optimizer, adversarial_weight=config.vae.adversarial_weight,
-      feature_weight=config.vae.feature_weight)
+      critic_optimizer=critic_optimizer, adversarial_weight=settings.adversarial_weight,
+      feature_weight=settings.feature_weight)
   evaluate = functools.partial(_held_out_negative_elbo, vae_lib.elbo_objective(vae))
-  keep_best = config.train_vae.get('keep_best', True)
+  keep_best = config.train.vae.get('keep_best', True)
   snapshot = _vae_params if keep_best else None
 
   final = stages.run_stage(
       stages.Stage(name='vae', step_fn=step_fn, state=engine.add_replica_axis(state),
-                   train_data=train[None], keys=fit_key[None], train_config=config.train_vae,
+                   train_data=train[None], keys=fit_key[None], train_config=config.train.vae,
                    val_data=val[None], evaluate=evaluate, snapshot=snapshot),
       workdir=workdir, metrics=metrics).run
   params = final.best if keep_best else final.state.params
-  return vae, {'params': engine.replica(params, 0)}
+  return {'params': engine.replica(params, 0)}
 
 
 def _vae_params(state: two_player.TwoPlayerState):
@@ -123,19 +155,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"domains A and B differ in image shape: {a['train_x'].shape[1:]} vs "
                      f"{b['train_x'].shape[1:]}; give both the same data.*.options.size")
   num_a, num_b = len(a['train_x']), len(b['train_x'])
-  config_checks.check_batch_sizes({'train_vae.batch_size': (config.train_vae.batch_size,
-                                                         num_a + num_b)})
+  config_checks.check_batch_sizes({'train.vae.batch_size': (config.train.vae.batch_size,
+                                                           num_a + num_b)})
   alignment.check_sizes(config, num_a, num_b)
+  codes = config.model.vae.codes
+  if codes not in ('sample', 'mean'):
+    raise ValueError(f"config.model.vae.codes must be 'sample' or 'mean', got {codes!r}")
+  built = build_models(config, a['train_x'].shape[1:])
+  vae, flow, density = built['vae'], built['flow'], built['density']
   metrics = workdir_lib.MetricsLog(workdir)
   vae_key, code_key, lrmf_key = jax.random.split(jax.random.PRNGKey(seed), 3)
-  vae, vae_variables = _fit_vae(config, a, b, workdir, metrics, vae_key)
-  if config.vae.codes not in ('sample', 'mean'):
-    raise ValueError(f"config.vae.codes must be 'sample' or 'mean', got {config.vae.codes!r}")
+  vae_variables = _fit_vae(config, vae, built['vae_discriminator'], a, b, workdir, metrics,
+                           vae_key)
 
   @jax.jit
   def encode(x, key):
     mean, log_std = vae.apply(vae_variables, x, method=vae_lib.VAE.encode)
-    if config.vae.codes == 'mean':
+    if codes == 'mean':
       return mean
     return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
 
@@ -144,8 +180,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   codes_a, codes_b = ({f'{s}_x': np.asarray(encode(domain[f'{s}_x'], next(code_keys)))
                        for s in ('train', 'val', 'test')} for domain in (a, b))
 
-  flow = models.build_flow(config.flow)
-  density = models.build_density(config.density, (config.vae.latent_dim,))
   runner = alignment.stage_runner(config, workdir, metrics)
   result = algorithm.train_lrmf(
       flow=flow, density=density, a_train=codes_a['train_x'][None],
@@ -170,11 +204,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'emd': discrepancies.exact_emd_map(source, codes_b['train_x'][matched]),
   }
   decoded = {method: np.asarray(decode(jnp.asarray(z))) for method, z in aligned.items()}
-  hits = {method: classification.classifier_hits(images, a['train_labels'], b['test_x'], b['test_labels'],
-                                  c=config.classifier.c)
+  c = built['classifier'].c
+  hits = {method: classification.classifier_hits(images, a['train_labels'], b['test_x'],
+                                                 b['test_labels'], c=c)
           for method, images in decoded.items()}
-  hits['target_only'] = classification.classifier_hits(b['train_x'], b['train_labels'], b['test_x'],
-                                        b['test_labels'], c=config.classifier.c)
+  hits['target_only'] = classification.classifier_hits(b['train_x'], b['train_labels'],
+                                                       b['test_x'], b['test_labels'], c=c)
   results = {
       'test_objective': check.objective,
       'test_objective_point_se': check.standard_error,

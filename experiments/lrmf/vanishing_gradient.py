@@ -3,7 +3,8 @@
 Data -> compute -> fit -> write:
 
 1. draw the fixed sample ``X ~ M(delta, -delta, sigma0^2)`` (``config.num_samples``);
-2. on the ``config.mu_grid``, the autodiff gradient ``dH_n/dmu`` of the
+2. on the grid of ``config.mu_grid_num`` values of ``mu`` from ``config.mu_grid_start`` to
+   ``config.mu_grid_stop`` (both included), the autodiff gradient ``dH_n/dmu`` of the
    Monte-Carlo cross-entropy (:func:`lrmf.vanishing_gradient.cross_entropy_grad`)
    and, for comparison, the exact expected gradient by quadrature;
 3. fit ``sqrt(-log|dH/dmu|) = a mu + b`` on ``config.fit_range`` (the paper:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,21 +42,29 @@ PAPER = {'a': 0.6, 'b': -1.168, 'r': 0.99996}
 """Sec. 8.8: the fit of ``sqrt(-log|dL/dmu|)`` by ``a mu + b`` and its R."""
 
 
+def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """``{}``: Example 2.2 computes gradients of a closed-form mixture density; it trains no
+  model."""
+  del config
+  return {}
+
+
 def _grid_and_fit_mask(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """The ``mu`` grid and the mask of its points inside ``config.fit_range``."""
-  grid = config.mu_grid
-  if grid.num < 3 or not grid.start < grid.stop:
-    raise ValueError(f'mu_grid needs start < stop and num >= 3, got {grid.to_dict()}')
+  grid = (config.mu_grid_start, config.mu_grid_stop, config.mu_grid_num)
+  if config.mu_grid_num < 3 or not config.mu_grid_start < config.mu_grid_stop:
+    raise ValueError('the mu grid needs mu_grid_start < mu_grid_stop and mu_grid_num >= 3, '
+                     f'got (start, stop, num) = {grid}')
   if config.num_samples < 2:
     raise ValueError(f'num_samples must be at least 2, got {config.num_samples}')
   if not config.sigma0 > 0:
     raise ValueError(f'sigma0 must be positive, got {config.sigma0}')
-  mus = np.linspace(grid.start, grid.stop, grid.num)
+  mus = np.linspace(*grid)
   low, high = config.fit_range
   in_fit = (mus >= low) & (mus <= high)
   if in_fit.sum() < 3:
     raise ValueError(f'fit_range {tuple(config.fit_range)} holds {in_fit.sum()} points of '
-                     f'mu_grid {grid.to_dict()}; the line fit needs at least 3')
+                     f'the mu grid (start, stop, num) = {grid}; the line fit needs at least 3')
   return mus, in_fit
 
 
