@@ -1,10 +1,11 @@
 """One data split and one domain loader for every experiment family.
 
 :func:`split_indices` is the one way a data set is cut into disjoint parts (a permutation
-drawn from the replica's seed); :func:`load_domain` loads one registered data set's array
-field (and labels), validates it and splits it into train / validation / test, or, where the
-domain config's ``root`` names a folder, the paper's data set in it
-(:mod:`harness.data.paper_data`).
+drawn from the replica's seed, or from a child stream of it: :func:`generator`),
+:func:`split_indices_per_class` the same class by class; :func:`load_domain` loads one
+registered data set's array field (and labels), validates it and splits it into train /
+validation / test, or, where the domain config's ``root`` names a folder, the paper's data
+set in it (:mod:`harness.data.paper_data`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,23 @@ from harness import replicas
 SPLITS = ('train', 'val', 'test')
 
 
-def split_indices(num_examples: int, sizes: Sequence[int], seed: int,
+def generator(seed: int | Sequence[int]) -> np.random.Generator:
+  """The numpy generator of ``seed``: an int, or ``(seed, k, ...)``, the child stream of
+  :class:`numpy.random.SeedSequence` ``(seed)`` with spawn key ``(k, ...)`` (what
+  ``SeedSequence(seed).spawn`` gives as its ``k``-th child): independent of the seed's own
+  stream (``default_rng(seed)``, which data sets drawn from ``seed`` use) and of the other
+  children, so several cuts drawn from one seed are independent draws.
+  """
+  if isinstance(seed, (int, np.integer)):
+    return np.random.default_rng(int(seed))
+  root, *path = (int(part) for part in seed)
+  return np.random.default_rng(np.random.SeedSequence(root, spawn_key=tuple(path)))
+
+
+def split_indices(num_examples: int, sizes: Sequence[int], seed: int | Sequence[int],
                   what: str = 'the data set') -> list[np.ndarray]:
-  """Disjoint index sets of the given ``sizes`` from one permutation drawn from ``seed``.
+  """Disjoint index sets of the given ``sizes`` from one permutation drawn from ``seed``
+  (an int or a child stream ``(seed, k, ...)``: :func:`generator`).
 
   Raises:
     ValueError: the sizes need more examples than ``what`` has, or one is negative.
@@ -33,9 +48,39 @@ def split_indices(num_examples: int, sizes: Sequence[int], seed: int,
     raise ValueError(f'split sizes must be >= 0, got {sizes}')
   if sum(sizes) > num_examples:
     raise ValueError(f'splits {sizes} need {sum(sizes)} examples; {what} has {num_examples}')
-  order = np.random.default_rng(seed).permutation(num_examples)
+  order = generator(seed).permutation(num_examples)
   bounds = np.cumsum((0,) + sizes)
   return [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def split_indices_per_class(labels: np.ndarray, sizes: Sequence[int],
+                            seed: int | Sequence[int],
+                            what: str = 'the data set') -> list[np.ndarray]:
+  """:func:`split_indices` by class: part ``k`` holds ``sizes[k]`` examples of every class,
+  and a last part holds the rest of every class (``len(sizes) + 1`` parts).
+
+  Each class's examples are taken in the order of one permutation of all ``(n,)`` ``labels``
+  drawn from ``seed`` (:func:`split_indices`); within a part the indices are grouped by class
+  (classes ascending), each group in that order.
+
+  Raises:
+    ValueError: a size is negative, or a class has fewer than ``sum(sizes)`` examples.
+  """
+  labels = np.asarray(labels)
+  sizes = tuple(int(size) for size in sizes)
+  if any(size < 0 for size in sizes):
+    raise ValueError(f'split sizes must be >= 0, got {sizes}')
+  (order,) = split_indices(len(labels), (len(labels),), seed, what)
+  bounds = np.cumsum((0,) + sizes)
+  parts = [[] for _ in range(len(sizes) + 1)]
+  for label in np.unique(labels):
+    members = order[labels[order] == label]
+    if len(members) < bounds[-1]:
+      raise ValueError(f'splits {sizes} of every class need {bounds[-1]} examples of each; '
+                       f'class {label} of {what} has {len(members)}')
+    for part, lo, hi in zip(parts, bounds, tuple(bounds[1:]) + (len(members),)):
+      part.append(members[lo:hi])
+  return [np.concatenate(part) for part in parts]
 
 
 def load_array(domain_config: ml_collections.ConfigDict, seed: int,

@@ -271,15 +271,15 @@ def test_true_log_densities_of_the_toy_and_mi_tasks_match_scipy():
 
 
 def test_breast_cancer_biased_split_follows_app_d2():
-  from harness import data
-  split = data.load('breast_cancer_biased', seed=0)
+  from experiments.fdre import biased_sampling
+  split = biased_sampling.breast_cancer_biased(seed=0)
   assert len(split.target_x) == round(0.75 * 569)
   assert split.source_labels.mean() < 0.3 < 0.5 < split.target_labels.mean()  # benign dropped
   used = np.concatenate([split.source_x, split.target_x])
   np.testing.assert_allclose(used.mean(0), 0.0, atol=1e-4)
   np.testing.assert_allclose(used.std(0), 1.0, atol=1e-3)
   with pytest.raises(ValueError, match='target_fraction'):
-    data.load('breast_cancer_biased', target_fraction=1.0)
+    biased_sampling.breast_cancer_biased(target_fraction=1.0)
 
 
 def test_two_seed_gaussians_smoke_run_gives_each_seed_its_one_seed_numbers(tmp_path):

@@ -210,17 +210,53 @@ def test_a_domain_with_a_root_reads_the_paper_digits_as_its_stand_in_would(tmp_p
     domains.load_domain(config.data.a, (6, 4, 5), seed=0)
 
 
+def test_split_indices_are_disjoint_draws_of_their_seed_and_of_a_child_stream():
+  parts = domains.split_indices(20, (5, 3, 4), seed=2)
+  assert [len(part) for part in parts] == [5, 3, 4]
+  assert len(set(np.concatenate(parts))) == 12 and np.concatenate(parts).max() < 20
+  np.testing.assert_array_equal(np.concatenate(parts),
+                                np.random.default_rng(2).permutation(20)[:12])
+  children = [domains.split_indices(20, (12,), seed=(2, k))[0] for k in (0, 1)]
+  for child in children:  # other streams of the same seed (numpy's spawned children)
+    assert not np.array_equal(child, np.concatenate(parts))
+  assert not np.array_equal(*children)
+  spawned = np.random.SeedSequence(2).spawn(2)[1]
+  np.testing.assert_array_equal(children[1],
+                                np.random.default_rng(spawned).permutation(20)[:12])
+  with pytest.raises(ValueError, match=r'splits \(15, 6\) need 21 examples; the toy has 20'):
+    domains.split_indices(20, (15, 6), seed=0, what='the toy')
+
+
+def test_split_indices_per_class_take_each_class_in_the_order_of_one_permutation():
+  labels = np.repeat(np.arange(3), [6, 7, 8])
+  train, val, rest = domains.split_indices_per_class(labels, (2, 3), seed=0)
+  assert sorted(np.concatenate([train, val, rest])) == list(range(len(labels)))
+  np.testing.assert_array_equal(np.bincount(labels[train]), [2, 2, 2])
+  np.testing.assert_array_equal(np.bincount(labels[val]), [3, 3, 3])
+  np.testing.assert_array_equal(np.bincount(labels[rest]), [1, 2, 3])
+  order = domains.split_indices(len(labels), (len(labels),), seed=0)[0]
+  for label in range(3):  # a class's first examples of the permutation, in its order
+    in_order = order[labels[order] == label]
+    np.testing.assert_array_equal(train[labels[train] == label], in_order[:2])
+    np.testing.assert_array_equal(val[labels[val] == label], in_order[2:5])
+  other = domains.split_indices_per_class(labels, (2, 3), seed=1)[0]
+  assert not np.array_equal(other, train)
+  with pytest.raises(ValueError, match=r'splits \(4, 3\) of every class need 7 examples of '
+                                       'each; class 0 of the toy has 6'):
+    domains.split_indices_per_class(labels, (4, 3), seed=0, what='the toy')
+
+
 def test_translation_reads_pix2pix_pairs_at_the_config_size(tmp_path):
   config = launch.default_config('configs/alignflow_mnist.py:smoke')
   config.data.root = write_pix2pix(str(tmp_path / 'maps'))
-  data = translation.load_paired_domains(config, seed=0)
+  data = paired_data.load_paired_domains(config, seed=0)
   assert data['train_a'].shape == (16, 8, 8, 3) and data['test_b'].shape == (8, 8, 8, 3)
   assert data['val_a'].shape == (8, 8, 8, 3)
   assert all(-1 <= array.min() and array.max() <= 1 for array in data.values())
   np.testing.assert_allclose(data['test_a'], -data['test_b'], atol=1e-5)  # the true pairs
   config.data.root = write_mnist(str(tmp_path / 'mnist'))
   with pytest.raises(ValueError, match='holds mnist_idx, not side-by-side image pairs'):
-    translation.load_paired_domains(config, seed=0)
+    paired_data.load_paired_domains(config, seed=0)
 
 
 def test_pix2pix_halves_resized_as_read_equal_the_full_size_images_resized(tmp_path):

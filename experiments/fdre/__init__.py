@@ -1,3 +1,4 @@
 """Featurized density-ratio experiments (registry keys ``fdre.<module>``): training modes on
-synthetic data and MI, domain adaptation, targeted generation, importance-weighted
+synthetic data and MI, domain adaptation (with its biased breast-cancer split,
+:mod:`experiments.fdre.biased_sampling`), targeted generation, importance-weighted
 augmentation."""

@@ -2,15 +2,17 @@
 
 One seed per program (``config.seeds`` holds one seed ``s``, :func:`harness.replicas.single_seed`);
 per run ``i`` (``config.num_runs`` data seeds ``s + i``, run one after the other: the flow's
-training and validation sets differ in size between runs):
+training and validation sets can differ in size between runs, as the biased source of
+``breast_cancer_biased`` does):
 
 1. load the :class:`~harness.data.synthetic.DomainAdaptationSplit` ``config.data.name``
-   (:data:`DATA_SETS`: ``gaussian_mixture_2d`` for Table 8, ``breast_cancer_biased`` for
-   Table 9);
-   split the target into an unlabelled part (used to estimate the ratios and to
-   fit the flow), a labelled validation part (hyper-parameter selection) and a
-   test part (reported only); hold out ``data.source_val_fraction`` of the
-   source as the flow's validation set;
+   (:func:`load_split`: ``gaussian_mixture_2d`` for Table 8, ``breast_cancer_biased`` for
+   Table 9); split the target into an unlabelled part (used to estimate the ratios and to
+   fit the flow), a labelled validation part (hyper-parameter selection) and a test part
+   (reported only), of ``data.target_fractions`` of it; hold out
+   ``round(data.source_val_fraction * n_source)`` source points as the flow's validation
+   set (both cuts :func:`harness.domains.split_indices`, of the child streams ``(seed, 0)``
+   and ``(seed, 1)`` of the run's data seed);
 2. Algorithm 1: fit the flow ``config.model.flow`` by maximum likelihood on the mixture of
    source and unlabelled target (training block ``config.train.flow``, checkpointed stage
    ``run<i>_flow``), encode;
@@ -66,8 +68,8 @@ from sklearn import linear_model, svm
 
 from harness import data as data_lib
 from harness.data import synthetic
-from harness import models, plots, replicas
-from experiments.fdre import modes
+from harness import domains, models, plots, replicas
+from experiments.fdre import biased_sampling, modes
 from harness import workdir as workdir_lib
 from fdre import estimators, featurize
 from nflax import densities
@@ -76,6 +78,22 @@ ESTIMATORS = ('kmm', 'kliep')
 
 DATA_SETS = ('gaussian_mixture_2d', 'breast_cancer_biased')
 """The domain-adaptation splits (source and target, labelled) ``config.data.name`` may name."""
+
+
+def load_split(data: ml_collections.ConfigDict, seed: int) -> synthetic.DomainAdaptationSplit:
+  """The split ``data.name`` (:data:`DATA_SETS`) with ``data.options``, drawn from ``seed``:
+  ``breast_cancer_biased`` from this family's :mod:`experiments.fdre.biased_sampling`, the
+  others through :func:`harness.data.load`.
+
+  Raises:
+    ValueError: ``data.name`` is not one of :data:`DATA_SETS`.
+  """
+  if data.name not in DATA_SETS:
+    raise ValueError(f'config.data.name {data.name!r} is not a domain-adaptation data set; '
+                     f'available: {DATA_SETS}')
+  if data.name == 'breast_cancer_biased':
+    return biased_sampling.breast_cancer_biased(seed=seed, **dict(data.options))
+  return data_lib.load(data.name, seed=seed, **dict(data.options))
 
 
 def importance_weights(estimator: str, source: np.ndarray, target: np.ndarray, *,
@@ -136,27 +154,26 @@ def _grid(config, estimator):
 def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
   """Run ``index`` (data seed ``s + index``): returns ``(test errors by key, plotting arrays)``."""
   seed = replicas.single_seed(config) + index
-  if config.data.name not in DATA_SETS:
-    raise ValueError(f'config.data.name {config.data.name!r} is not a domain-adaptation data '
-                     f'set; available: {DATA_SETS}')
-  options = dict(config.data.options)
-  split = data_lib.load(config.data.name, seed=seed, **options)
-  rng = np.random.default_rng(seed)
-  target_order = rng.permutation(len(split.target_x))
-  bounds = np.cumsum([0] + [int(f * len(target_order)) for f in config.data.target_fractions])
-  ratio_rows, val_rows, test_rows = (target_order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
+  split = load_split(config.data, seed)
+  num_target, num_source = len(split.target_x), len(split.source_x)
+  ratio_rows, val_rows, test_rows = domains.split_indices(
+      num_target, [int(f * num_target) for f in config.data.target_fractions], (seed, 0),
+      f"the target of '{config.data.name}'")
   source_x, source_labels = split.source_x, split.source_labels
-  flow_val = rng.random(len(source_x)) < config.data.source_val_fraction
+  num_flow_val = round(config.data.source_val_fraction * num_source)
+  flow_train, flow_val = domains.split_indices(
+      num_source, (num_source - num_flow_val, num_flow_val), (seed, 1),
+      f"the source of '{config.data.name}'")
   target_x = split.target_x[ratio_rows]
   evaluation = [(split.target_x[val_rows], split.target_labels[val_rows]),
                 (split.target_x[test_rows], split.target_labels[test_rows])]
   built = build_models(config)
   density = densities.FlowDensity(flow=built['flow'],
                                   base=densities.StandardNormal(source_x.shape[1:]))
-  modes.check_sizes(config, int(np.sum(~flow_val)) + len(target_x))
+  modes.check_sizes(config, len(flow_train) + len(target_x))
   # One replica of the replicated runner: a leading axis of 1 in, replica 0 out.
   fitted = featurize.fit_flow_on_mixture(
-      density=density, p_train=source_x[~flow_val][None], q_train=target_x[None],
+      density=density, p_train=source_x[flow_train][None], q_train=target_x[None],
       p_val=source_x[flow_val][None], q_val=evaluation[0][0][None],
       keys=jax.random.PRNGKey(seed)[None],
       runner=modes.stage_runner(config, workdir, metrics, f'run{index}'))
@@ -171,7 +188,7 @@ def run_once(config, workdir, metrics, index: int) -> tuple[dict, dict]:
           numerator=jnp.asarray(target_s), denominator=jnp.asarray(source_s),
           kernel_gamma=point[0], num_centers=config.kliep_num_centers)
       grids['kliep', space] = [max(grids['kliep', space], key=lcv)]
-  true_log = (synthetic.gaussian_mixture_2d_log_ratio(source_x, **options)
+  true_log = (synthetic.gaussian_mixture_2d_log_ratio(source_x, **dict(config.data.options))
               if config.data.name == 'gaussian_mixture_2d' else None)
   errors, kept_weights = {}, {}
   for c_value, downstream in built['downstream'].items():

@@ -10,7 +10,8 @@ seeds' flows and classifiers train side by side in one program per stage; the do
 classifiers are fitted seed by seed:
 
 1. split every class into ``data.train_per_class`` real training digits,
-   ``data.val_per_class`` validation digits and the rest as the test set (reported only);
+   ``data.val_per_class`` validation digits and the rest as the test set (reported only;
+   :func:`split_per_class`);
 2. fit one flow ``g_c = realnvp o logit`` per class on that class's real training digits, all
    classes in one compiled program (:func:`nflax.fitting.per_class_nll_objective`,
    training block ``config.train.generator``, checkpointed stage ``generators``, early
@@ -49,7 +50,7 @@ import numpy as np
 from sklearn import base as sklearn_base
 from sklearn import linear_model
 
-from harness import models, plots, replicas, stages, config_checks
+from harness import domains, models, plots, replicas, stages, config_checks
 from experiments.fdre import modes, targeted
 from harness import workdir as workdir_lib
 from fdre import featurize, weighting
@@ -61,23 +62,21 @@ METHODS = ('data_only', 'synthetic_only', 'mixture', 'mixture_iw_x', 'mixture_iw
 _SPACES = {'iw_x': 'baseline', 'iw_z': 'separate'}
 
 
-def split_per_class(labels: np.ndarray, rng: np.random.Generator, *, train_per_class: int,
+def split_per_class(labels: np.ndarray, seed: int, *, train_per_class: int,
                     val_per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Indices of ``train_per_class`` / ``val_per_class`` examples of every class, and the rest.
+  """Indices of ``train_per_class`` / ``val_per_class`` examples of every class, and the rest
+  (the test set): :func:`harness.domains.split_indices_per_class` drawn from ``seed``.
 
   Raises:
     ValueError: a class has no example left for the test set.
   """
-  train, val, test = [], [], []
-  for label in np.unique(labels):
-    members = rng.permutation(np.flatnonzero(labels == label))
-    if len(members) <= train_per_class + val_per_class:
-      raise ValueError(f'class {label} has {len(members)} examples; data.train_per_class + '
+  classes, counts = np.unique(labels, return_counts=True)
+  for label, count in zip(classes, counts):
+    if count <= train_per_class + val_per_class:
+      raise ValueError(f'class {label} has {count} examples; data.train_per_class + '
                        f'data.val_per_class = {train_per_class + val_per_class} leave none to test')
-    train.append(members[:train_per_class])
-    val.append(members[train_per_class:train_per_class + val_per_class])
-    test.append(members[train_per_class + val_per_class:])
-  return tuple(np.concatenate(part) for part in (train, val, test))
+  return tuple(domains.split_indices_per_class(labels, (train_per_class, val_per_class), seed,
+                                               'the digits'))
 
 
 def _logit_flow(config: ml_collections.ConfigDict,
@@ -174,7 +173,7 @@ def _real_splits(config, seed: int) -> dict[str, np.ndarray]:
   """One seed's real digits: its dequantisation and per-class split (drawn from ``seed``)."""
   x, labels = targeted.dequantized_digits(config.data.name, config.data.size, seed)
   train_idx, val_idx, test_idx = split_per_class(
-      labels, np.random.default_rng(seed), train_per_class=config.data.train_per_class,
+      labels, seed, train_per_class=config.data.train_per_class,
       val_per_class=config.data.val_per_class)
   return {'real': x[train_idx], 'real_y': labels[train_idx], 'val': x[val_idx],
           'val_y': labels[val_idx], 'test': x[test_idx], 'test_y': labels[test_idx]}

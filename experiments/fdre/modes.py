@@ -46,7 +46,7 @@ import numpy as np
 from scipy import special, stats
 
 from harness import data as data_lib
-from harness import models, plots, replicas, stages, config_checks
+from harness import domains, models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
 from harness.data import synthetic
 from fdre import estimators, featurize, mutual_information
@@ -117,36 +117,33 @@ def _data_name(config: ml_collections.ConfigDict) -> str:
   return config.data.name
 
 
-def _split(array: np.ndarray, splits) -> tuple[np.ndarray, ...]:
-  bounds = np.cumsum((0,) + tuple(splits))
-  if bounds[-1] > len(array):
-    raise ValueError(f'data.splits {tuple(splits)} need {bounds[-1]} examples, got {len(array)}')
-  return tuple(array[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
-
-
 def load_task(config: ml_collections.ConfigDict,
               seed: int = 0) -> dict[str, tuple[np.ndarray, ...]]:
   """``{'p': (train, val, test), 'q': (train, val, test)}`` of ``config.data`` for one seed.
 
   ``seed`` is the replica's: the synthetic data are drawn with
   :func:`harness.replicas.data_seed` ``(config.data.seed, seed)`` (``config.data.seed``
-  defaults to 0), so seed 0 draws the data of the one-seed run.
+  defaults to 0), so seed 0 draws the data of the one-seed run, and cut into
+  ``config.data.splits`` by :func:`harness.domains.split_indices` (one permutation, drawn
+  from the child stream ``(draw seed, 1)`` apart from the data's draw, for p and q alike).
   """
   splits = config.data.splits
   total = int(sum(splits))
   draw = replicas.data_seed(config.data.get('seed', 0), seed)
-  if _data_name(config) == 'gaussians':
+  parts = domains.split_indices(total, splits, (draw, 1), f"'{_data_name(config)}'")
+  if config.data.name == 'gaussians':
     dataset = data_lib.load(
         'gaussian_mixture_2d', n=total, seed=draw, means=((0.0, 0.0), tuple(config.data.mean_q)),
         source_weights=(1.0, 0.0), target_weights=(0.0, 1.0))
-    return {'p': _split(dataset.source_x, splits), 'q': _split(dataset.target_x, splits)}
+    return {'p': tuple(dataset.source_x[part] for part in parts),
+            'q': tuple(dataset.target_x[part] for part in parts)}
   pairs = data_lib.load(config.data.name, n=total, seed=draw, dim=config.data.dim,
                         rho=config.data.rho)
   keys = jax.random.split(jax.random.PRNGKey(draw + 1), 3)
   p_sets, q_sets = [], []
-  for key, x, y in zip(keys, _split(pairs.x, splits), _split(pairs.y, splits)):
+  for key, part in zip(keys, parts):
     joint, marginals = mutual_information.joint_and_marginal_samples(
-        key, x=jnp.asarray(x), y=jnp.asarray(y))
+        key, x=jnp.asarray(pairs.x[part]), y=jnp.asarray(pairs.y[part]))
     p_sets.append(np.asarray(joint))
     q_sets.append(np.asarray(marginals))
   return {'p': tuple(p_sets), 'q': tuple(q_sets)}

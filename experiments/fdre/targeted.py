@@ -8,7 +8,11 @@ For each ``perc`` of ``config.percs``:
 1. ``D_p`` and ``D_q`` from the bundled digits ``data.name`` (:data:`DIGIT_SETS`; the
    configs: the 5,000 MNIST digits, ``'mnist_5000'``) at ``data.size`` pixels a side,
    flattened, in ``[0, 1]`` (``'digits'``: p = digits {1, 2}, q = {0, 7}; ``'background'``:
-   p = digits, q = other digits with flipped colours), ``|D_q| = perc |D_p|``;
+   p = half the digits, q = the other half with flipped colours), ``|D_q| = perc |D_p|``;
+   every cut of the digits (p and q of ``'background'``; each group into 60% for the ratio,
+   30% and 10% to train and validate the attribute classifier; per ``perc`` 85% / 15% for
+   training and validation) is :func:`harness.domains.split_indices` of a child stream of
+   the seed (:data:`SPLIT_STREAMS`);
 2. a flow ``f = realnvp o logit`` fitted on ``D_p u D_q`` and a classifier on ``z = f(x)``
    (:func:`fdre.featurize.fit_log_ratio`, mode ``'separate'``: IW(z)), and a classifier on
    ``x`` (mode ``'baseline'``: IW(x)); stages checkpointed as ``perc<i>_<mode>_<stage>``;
@@ -37,7 +41,7 @@ import ml_collections
 import numpy as np
 
 from harness import data as data_lib
-from harness import models, plots, replicas
+from harness import domains, models, plots, replicas
 from experiments.fdre import modes
 from harness import workdir as workdir_lib
 from fdre import featurize, weighting
@@ -83,6 +87,19 @@ def dequantized_digits(name: str, size: int, seed: int) -> tuple[np.ndarray, np.
   return np.asarray(bijectors.dequantize(jax.random.PRNGKey(seed), levels)), digits.labels
 
 
+SPLIT_STREAMS = {'background': 0, 'p': 1, 'q': 2, 'p_perc': 3, 'q_perc': 4}
+"""The child streams ``(seed, stream[, perc index])`` of the seed that draw each cut."""
+
+
+def _cut(array: np.ndarray, sizes, seed, what: str) -> list[np.ndarray]:
+  """``array`` cut into parts of ``sizes`` examples (:func:`harness.domains.split_indices`)."""
+  return [array[part] for part in domains.split_indices(len(array), sizes, seed, what)]
+
+
+def _fractions(array: np.ndarray, fractions) -> list[int]:
+  return [int(f * len(array)) for f in fractions]
+
+
 def _groups(config, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """All examples of ``p`` and of ``q`` as ``(n, size * size)`` vectors in ``[0, 1)``."""
   flat, labels = dequantized_digits(config.data.name, config.data.size, seed)
@@ -90,15 +107,11 @@ def _groups(config, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return flat[np.isin(labels, _DIGITS['p'])], flat[np.isin(labels, _DIGITS['q'])]
   if config.scenario == 'background':
     half = len(flat) // 2
-    return flat[:half], 1.0 - flat[half:]
+    p, q = _cut(flat, (half, len(flat) - half), (seed, SPLIT_STREAMS['background']),
+                f"'{config.data.name}'")
+    return p, 1.0 - q
   raise ValueError(f"unknown config.scenario {config.scenario!r}; available: 'digits', "
                    "'background'")
-
-
-def _split(rng, array, fractions):
-  order = rng.permutation(len(array))
-  bounds = np.cumsum([0] + [int(f * len(array)) for f in fractions])
-  return [array[order[lo:hi]] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def _fit_one(mode: str, flow, classifier, p_train, q_train, p_val, q_val, key,
@@ -119,11 +132,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Targeted generation for every ``perc``; returns target fractions per method."""
   start = time.time()
   seed = replicas.single_seed(config)
-  rng = np.random.default_rng(seed)
   p_all, q_all = _groups(config, seed)
   # Held-out real digits of both groups train the attribute classifier (label 1 = target q).
-  p_ratio, p_attr, p_attr_val = _split(rng, p_all, (0.6, 0.3, 0.1))
-  q_ratio, q_attr, q_attr_val = _split(rng, q_all, (0.6, 0.3, 0.1))
+  p_ratio, p_attr, p_attr_val = _cut(p_all, _fractions(p_all, (0.6, 0.3, 0.1)),
+                                     (seed, SPLIT_STREAMS['p']), 'the digits of p')
+  q_ratio, q_attr, q_attr_val = _cut(q_all, _fractions(q_all, (0.6, 0.3, 0.1)),
+                                     (seed, SPLIT_STREAMS['q']), 'the digits of q')
   modes.check_sizes(config, len(p_attr) + len(q_attr))
   metrics = workdir_lib.MetricsLog(workdir)
   built = build_models(config)
@@ -136,10 +150,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                    'held_out_target_fraction/p': target_fraction(p_attr_val)}
   drawn_by_perc = {}
   for index, perc in enumerate(config.percs):
-    p_train, p_val = _split(rng, p_ratio, (0.85, 0.15))
+    p_train, p_val = _cut(p_ratio, _fractions(p_ratio, (0.85, 0.15)),
+                          (seed, SPLIT_STREAMS['p_perc'], index), 'the ratio digits of p')
     q_count = max(int(perc * len(p_train)), 10)
-    q_train, q_val = _split(rng, q_ratio[rng.permutation(len(q_ratio))[:int(q_count / 0.85)]],
-                            (0.85, 0.15))
+    # q_count training digits of q (at most all of them), 15% of the drawn ones to validate.
+    q_drawn = min(int(q_count / 0.85), len(q_ratio))
+    q_train, q_val = _cut(q_ratio, (int(0.85 * q_drawn), int(0.15 * q_drawn)),
+                          (seed, SPLIT_STREAMS['q_perc'], index), 'the ratio digits of q')
     modes.check_sizes(config, len(p_train) + len(q_train))
     key = jax.random.fold_in(jax.random.PRNGKey(seed), index + 1)
     fitted = {mode: _fit_one(

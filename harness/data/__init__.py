@@ -35,7 +35,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from harness.data import bundled, files, paired_digits, synthetic
-from harness.data import biased_sampling
 
 Dataset = tuple[np.ndarray, ...]
 """What a loader returns: a ``NamedTuple`` of numpy arrays."""
@@ -51,7 +50,6 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     'sklearn_digits': bundled.sklearn_digits,
     'digit_images': bundled.digit_images,
     'breast_cancer': bundled.breast_cancer,
-    'breast_cancer_biased': biased_sampling.breast_cancer_biased,
     'mnist_idx': files.mnist_idx,
     'usps_libsvm': files.usps_libsvm,
     'paired_image_folders': files.paired_image_folders,
@@ -60,7 +58,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     'omniglot_folders': files.omniglot_folders,
     'mnist_transformed_pair': paired_digits.mnist_transformed_pair,
 }
-"""Data-set name -> loader; the only place a name is bound to code."""
+"""Data-set name -> loader; the only place a shared data set's name is bound to code (a
+data set of one family's experiments only lives with them)."""
 
 GENERATED = frozenset({'blobs', 'moons', 'gaussian_mixture_2d', 'correlated_gaussians',
                        's_curve', 'swiss_roll'})

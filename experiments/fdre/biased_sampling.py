@@ -1,10 +1,12 @@
 """Biased subsamples of real data sets: a source domain drawn with a selection bias against a
-target domain drawn without (the covariate-shift splits of papers/fdre.txt, App. D.2)."""
+target domain drawn without (the covariate-shift splits of papers/fdre.txt, App. D.2), the
+data set ``breast_cancer_biased`` of :mod:`experiments.fdre.adaptation`."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from harness import domains
 from harness.data import bundled
 from harness.data.synthetic import DomainAdaptationSplit
 
@@ -14,12 +16,13 @@ def breast_cancer_biased(n: int | None = None, seed: int = 0, *, target_fraction
                          keep_negative: float = 0.9) -> DomainAdaptationSplit:
   """Breast cancer with the class-biased source sampling of App. D.2 (after Huang et al. 2006).
 
-  A random ``target_fraction`` of the rows is the target domain; the rest is
-  subsampled into the source with ``P(s = 1 | y = 1) = keep_positive`` (benign)
-  and ``P(s = 1 | y = 0) = keep_negative`` (malignant). Features are then
-  standardised to mean 0 and variance 1 with the statistics of all rows used.
-  Uses scikit-learn's 569 x 30 table (the paper used UCI's 699 x 9 one, which
-  no installed package ships).
+  A random ``target_fraction`` of the rows is the target domain
+  (:func:`harness.domains.split_indices` drawn from ``seed``); the rest is subsampled into
+  the source (draws of the child stream ``(seed, 1)``, :func:`harness.domains.generator`)
+  with ``P(s = 1 | y = 1) = keep_positive`` (benign) and ``P(s = 1 | y = 0) =
+  keep_negative`` (malignant). Features are then standardised to mean 0 and variance 1 with
+  the statistics of all rows used. Uses scikit-learn's 569 x 30 table (the paper used UCI's
+  699 x 9 one, which no installed package ships).
 
   Args:
     n: size of a random subset of the table before splitting, or None for all.
@@ -39,12 +42,11 @@ def breast_cancer_biased(n: int | None = None, seed: int = 0, *, target_fraction
     if not 0.0 < value <= 1.0:
       raise ValueError(f'breast_cancer_biased: {name} must lie in (0, 1], got {value!r}')
   table = bundled.breast_cancer(n=n, seed=seed)
-  rng = np.random.default_rng(seed)
-  order = rng.permutation(len(table.x))
-  num_target = int(round(target_fraction * len(order)))
-  target, rest = order[:num_target], order[num_target:]
+  num_target = int(round(target_fraction * len(table.x)))
+  target, rest = domains.split_indices(len(table.x), (num_target, len(table.x) - num_target),
+                                       seed, 'breast_cancer')
   keep = np.where(table.labels[rest] == 1, keep_positive, keep_negative)
-  source = rest[rng.random(len(rest)) < keep]
+  source = rest[domains.generator((seed, 1)).random(len(rest)) < keep]
   used = np.concatenate([source, target])
   mean, std = table.x[used].mean(0), table.x[used].std(0) + 1e-8
   scale = lambda rows: ((table.x[rows] - mean) / std).astype(np.float32)
