@@ -60,10 +60,12 @@ from experiments.claims import (CLAIMS, MACHINERY, REASONS, ROWS, Claim, Row, Ru
 from experiments.claims.schema import TIERS
 from harness import provenance, verdicts
 from harness import workdir as workdir_lib
+from harness import workdir_guards
 from harness.data import paper_data
 
 REPORTED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'scipy',
                      'scikit-learn', 'diffrax')
+
 
 
 def _read(path: str) -> dict | None:
@@ -421,7 +423,7 @@ def main(argv):
     raise app.UsageError(f'runs not in the {tier} tier: {elsewhere} (run name: its tiers)')
   report = _REPORT.value or ('REPRODUCTION.md' if tier == 'fast' else 'REPRODUCTION_paper.md')
   try:  # a foreign folder is refused before anything (the cache, a run) is written into it
-    launch.check_reproduction_folder(_WORKDIR.value, TIERS, tier, every_run)
+    workdir_guards.check_reproduction_folder(_WORKDIR.value, TIERS, tier, every_run)
   except ValueError as err:
     raise SystemExit(f'reproduction refused: {err}') from err
   launch.log_through_absl()

@@ -3,7 +3,7 @@ r"""Launches one experiment: ``python -m experiments.run --config=... --workdir=
 Example::
 
   python -m experiments.run --config=configs/density_moons.py --workdir=runs/moons \
-      --config.train.lr=3e-4
+      --config.train.density.lr=3e-4
 
 Any config field can be overridden with ``--config.<field>=<value>``; the
 config is locked, so a mistyped field fails at once. Rerunning the same

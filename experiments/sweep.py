@@ -4,7 +4,7 @@ Example::
 
   python -m experiments.sweep --config=configs/density_moons.py --workdir=runs/density_sweep
   python -m experiments.sweep --config=configs/density_moons.py --sweep=smoke \
-      --workdir=/tmp/sweep --executor=local --max_parallel=2 --config.train.num_steps=500
+      --workdir=/tmp/sweep --executor=local --max_parallel=2 --config.train.density.num_steps=500
 
 The points are ``get_sweep(--sweep)`` of the config file (:mod:`harness.sweeps`).
 ``--config`` is the config flag of ``python -m experiments.run``: ``--config.<field>=<value>``
@@ -12,25 +12,26 @@ overrides apply to every point, under the point's own fields (a swept field keep
 values). Every point is checked before any job is submitted: the overrides and its fields
 applied to the config file's config (in the point's variant, else in ``--config``'s) and
 validated against that config
-(:func:`experiments.launch.point_config`), names distinct, and a point folder that already
+(:func:`experiments.sweep_jobs.point_config`), names distinct, and a point folder that already
 holds a run of another config, or files but no run, refused; so is a ``--workdir`` that is
 neither new, empty nor a sweep's (its ``sweep.json``). Any failure names the point and the
 field, or the files found; nothing is written.
 
 Point ``p`` runs into ``<workdir>/<sweeps.point_name(p)>`` through
-:func:`experiments.launch.run_point` (:func:`experiments.launch.run_sweep` submits them), so
-each has everything a single run has: points with a ``results.json`` are skipped,
+:func:`experiments.sweep_jobs.run_point` (:func:`experiments.sweep_jobs.run_sweep` submits
+them), so each has everything a single run has: points with a ``results.json`` are skipped,
 unfinished ones resume from their checkpoints. Jobs go through
 submitit (``<workdir>/_submitit`` holds their logs): ``--executor=local`` runs them as
 processes of this machine (``--max_parallel`` at a time: one submitit array after another),
 ``slurm`` as a Slurm job array (``--max_parallel``: the array's parallelism), ``debug`` one
 after another inside this process (with ``--distributed`` on every host of a TPU pod: each
-point runs across the whole pod; ``--distributed`` with another executor is refused). Per-job resources are the config file's
-``SWEEP_RESOURCES`` (submitit's ``timeout_min``, ``gpus_per_node``, ``cpus_per_task``,
-``mem_gb``, ``slurm_partition``, ...) updated by ``--resources``.
+point runs across the whole pod; ``--distributed`` with another executor is refused).
+Per-job resources are the config file's ``SWEEP_RESOURCES`` (submitit's ``timeout_min``,
+``gpus_per_node``, ``cpus_per_task``, ``mem_gb``, ``slurm_partition``, ...) updated by
+``--resources``.
 
 A job that reaches its time limit is requeued and resumes from the point's checkpoints
-(:class:`experiments.launch.SweepPointJob`, submitit's checkpointing).
+(:class:`experiments.sweep_jobs.SweepPointJob`, submitit's checkpointing).
 
 A failed point leaves ``<point>/error.txt`` and does not stop the others. At the end the
 sweep writes its summary (:mod:`harness.summary`, ``--metrics``, ``--x``). Exit status:
@@ -44,7 +45,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from harness import summary
-from experiments import launch
+from experiments import launch, sweep_jobs
 from nflax import parallel
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -80,11 +81,11 @@ def main(argv):
     raise app.UsageError('--config and --workdir are required')
   config_flag = flags.FLAGS['config']
   try:
-    failed = launch.run_sweep(config_flags.get_config_filename(config_flag), _WORKDIR.value,
+    failed = sweep_jobs.run_sweep(config_flags.get_config_filename(config_flag), _WORKDIR.value,
                               sweep=_SWEEP.value,
                               overrides=config_flags.get_override_values(config_flag),
                               executor=_EXECUTOR.value, max_parallel=_MAX_PARALLEL.value,
-                              resources=launch.parse_resources(_RESOURCES.value),
+                              resources=sweep_jobs.parse_resources(_RESOURCES.value),
                               compilation_cache=_CACHE.value, distributed=_DISTRIBUTED.value)
   except (ValueError, OSError) as err:
     logging.error('sweep refused: %s', err)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Callable
+from typing import Any, Callable
 
 from absl import logging
 
@@ -190,3 +190,17 @@ class WorkdirLock:
     if self._held:
       self._remove_if({'pid': os.getpid(), 'host': socket.gethostname()})
       self._held = False
+
+
+def check_reproduction_folder(workdir: str, tiers: Any, tier: str, run_names: Any) -> None:
+  """Refuses a ``python -m experiments.reproduce --workdir`` that is neither new, empty nor
+  a reproduction's own: ``<workdir>`` may hold only folders of ``tiers``, ``<workdir>/<tier>``
+  only folders of the runs ``run_names`` and ``xla_cache``; reads only. Each run's folder is
+  checked when it runs (:func:`experiments.launch.run_experiment`)."""
+  hint = 'Use a new or empty --workdir for the reproduction.'
+  check_folder(workdir, lambda name, is_dir: is_dir and name in tiers,
+               'reproduction workdir', hint)
+  check_folder(
+      os.path.join(workdir, tier),
+      lambda name, is_dir: is_dir and (name in run_names or name == 'xla_cache'),
+      f'reproduction folder of tier {tier!r}', hint)

@@ -14,7 +14,7 @@ import scipy.io
 from PIL import Image
 
 from experiments import launch, reproduce
-from experiments.alignflow import translation
+from experiments.alignflow import paired_data
 from experiments.claims import schema
 from harness import domains, verdicts
 from harness import workdir as workdir_lib

@@ -18,11 +18,12 @@ import pytest
 from tensorboardX.proto import event_pb2, plugin_hparams_pb2
 
 from harness import summary, sweeps
-from experiments import launch
+from experiments import sweep_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMOKE_POINTS = ('variant=smoke,model.hidden=16', 'variant=smoke,model.hidden=32-32')
-SMOKE_OVERRIDES = {'train.num_steps': 40, 'model.hidden': (8,)}
+SMOKE_POINTS = ('variant=smoke,model.density.hidden=16',
+                'variant=smoke,model.density.hidden=32-32')
+SMOKE_OVERRIDES = {'train.density.num_steps': 40, 'model.density.hidden': (8,)}
 """The smoke sweep's command-line overrides: one field for every point, one swept field."""
 
 
@@ -63,13 +64,13 @@ def test_points_products_zips_and_names():
 def test_the_configs_sweeps_are_valid():
   for spec in ('configs/density_moons.py', 'configs/lrmf_moons.py'):
     for name in ('', 'smoke'):
-      points, resources = launch.load_sweep(os.path.join(REPO, spec), name)
-      assert len(launch.check_points(os.path.join(REPO, spec), points, '/nonexistent')) == len(
+      points, resources = sweep_jobs.load_sweep(os.path.join(REPO, spec), name)
+      assert len(sweep_jobs.check_points(os.path.join(REPO, spec), points, '/nonexistent')) == len(
           points) >= 2
       assert resources['timeout_min'] > 0
   with pytest.raises(ValueError, match="variant=maf: it sets variant 'maf' but --config "
                                        'already names :smoke'):
-    launch.point_config(os.path.join(REPO, 'configs/density_moons.py:smoke'), {'variant': 'maf'})
+    sweep_jobs.point_config(os.path.join(REPO, 'configs/density_moons.py:smoke'), {'variant': 'maf'})
 
 
 @pytest.fixture(scope='module')
@@ -78,7 +79,7 @@ def swept(tmp_path_factory):
   through the local executor."""
   workdir = tmp_path_factory.mktemp('sweep') / 'density'
   out = _sweep(workdir, 'configs/density_moons.py', '--sweep=smoke',
-               '--config.train.num_steps=40', '--config.model.hidden=(8,)')
+               '--config.train.density.num_steps=40', '--config.model.density.hidden=(8,)')
   assert out.returncode == 0, out.stderr[-3000:]
   return workdir
 
@@ -90,16 +91,18 @@ def test_two_point_sweep_writes_two_runs_and_a_summary(swept):
   for name, hidden in zip(SMOKE_POINTS, ([16], [32, 32])):  # the swept field wins
     with open(swept / name / 'config.json') as f:
       config = json.load(f)
-    assert config['model']['hidden'] == hidden and config['train']['num_steps'] == 40, name
+    assert config['model']['density']['hidden'] == hidden, name
+    assert config['train']['density']['num_steps'] == 40, name
     with open(swept / name / 'results.json') as f:
       assert json.load(f)['steps'] == 40, name
   with open(swept / 'sweep.json') as f:
-    assert json.load(f)['overrides'] == {'train.num_steps': 40, 'model.hidden': [8]}
+    assert json.load(f)['overrides'] == {'train.density.num_steps': 40,
+                                         'model.density.hidden': [8]}
   assert len(glob.glob(str(swept / '_submitit' / '*_submitted.pkl'))) == 2
   rows = _rows(swept)
   assert set(rows) == set(SMOKE_POINTS)
   assert {row['status'] for row in rows.values()} == {'done'}
-  assert rows[SMOKE_POINTS[0]]['model.hidden'] == '(16,)'
+  assert rows[SMOKE_POINTS[0]]['model.density.hidden'] == '(16,)'
   assert float(rows[SMOKE_POINTS[1]]['test_nll']) > 0
   markdown = (swept / 'summary.md').read_text()
   assert all(name in markdown for name in SMOKE_POINTS)
@@ -109,9 +112,10 @@ def test_two_point_sweep_writes_two_runs_and_a_summary(swept):
 def test_rerun_skips_finished_points(swept):
   before = {name: os.stat(swept / name / 'results.json').st_mtime_ns for name in SMOKE_POINTS}
   with pytest.raises(ValueError, match=f'sweep point {SMOKE_POINTS[0]}: .* holds a run of '
-                                       r'another config.*train\.num_steps: 40 in the workdir'):
-    launch.run_sweep('configs/density_moons.py', str(swept), sweep='smoke')  # no overrides
-  assert launch.run_sweep('configs/density_moons.py', str(swept), sweep='smoke',
+                                       r'another config.*train\.density\.num_steps: 40 in the '
+                                       'workdir'):
+    sweep_jobs.run_sweep('configs/density_moons.py', str(swept), sweep='smoke')  # no overrides
+  assert sweep_jobs.run_sweep('configs/density_moons.py', str(swept), sweep='smoke',
                           overrides=SMOKE_OVERRIDES) == []
   assert before == {name: os.stat(swept / name / 'results.json').st_mtime_ns
                     for name in SMOKE_POINTS}
@@ -138,8 +142,8 @@ def test_tensorboard_has_hparams_and_figures(swept):
   assert len(starts) == 1
   hparams = plugin_hparams_pb2.HParamsPluginData.FromString(
       starts[0].metadata.plugin_data.content).session_start_info.hparams
-  assert hparams['model.hidden'].string_value == '(32, 32)'
-  assert hparams['train.lr'].number_value == pytest.approx(1e-3)
+  assert hparams['model.density.hidden'].string_value == '(32, 32)'
+  assert hparams['train.density.lr'].number_value == pytest.approx(1e-3)
   experiment = [v for v in values if v.tag == '_hparams_/experiment'][0]
   assert b'final/test_nll' in experiment.metadata.plugin_data.content
   assert 'final/test_nll' in {v.tag for v in values if v.HasField('simple_value')}
@@ -150,16 +154,18 @@ def test_tensorboard_has_hparams_and_figures(swept):
 
 def test_summarize_command_on_a_sweep_and_on_ordinary_runs(swept, tmp_path):
   out = subprocess.run([sys.executable, '-m', 'experiments.summarize', str(swept),
-                        '--metrics=test_nll,num_params', '--x=model.hidden'], cwd=REPO,
+                        '--metrics=test_nll,num_params', '--x=model.density.hidden'], cwd=REPO,
                        capture_output=True, text=True, timeout=120, check=True)
-  assert '| point | variant | model.hidden | status | test_nll | num_params |' in out.stdout
+  assert ('| point | variant | model.density.hidden | status | test_nll | num_params |'
+          in out.stdout)
   assert (swept / 'plots' / 'summary_num_params.png').exists()
   runs = tmp_path / 'runs'  # the same runs, as if started one by one with experiments.run
   for index, name in enumerate(SMOKE_POINTS):
     shutil.copytree(swept / name, runs / f'run{index}')
   written = summary.summarize(str(runs), ['test_nll'])
-  assert '| point | model.hidden | status | test_nll |' in (runs / 'summary.md').read_text()
-  assert _rows(runs)['run0']['model.hidden'] == '(16,)'
+  assert ('| point | model.density.hidden | status | test_nll |'
+          in (runs / 'summary.md').read_text())
+  assert _rows(runs)['run0']['model.density.hidden'] == '(16,)'
   assert written['figures'] == [str(runs / 'plots' / 'summary_test_nll.png')]
   assert os.path.exists(written['figures'][0])
   with pytest.raises(ValueError, match='model.width is not a swept field'):
@@ -184,36 +190,44 @@ def _sweep_file(tmp_path, points, first=None):
 
 
 @pytest.mark.parametrize('point, message', [
-    ({'variant': 'smoke', 'train.lrr': 1e-3}, r'config\.train\.lrr does not exist'),
-    ({'variant': 'smoke', 'train.batch_size': 'big'}, r'config\.train\.batch_size .*wrong type'),
-    ({'variant': 'smoke', 'model.hidden': (32, 0.5)}, r'config\.model\.hidden must be'),
+    ({'variant': 'smoke', 'train.density.lrr': 1e-3},
+     r'config\.train\.density\.lrr does not exist'),
+    ({'variant': 'smoke', 'train.density.batch_size': 'big'},
+     r'config\.train\.density\.batch_size .*wrong type'),
+    ({'variant': 'smoke', 'model.density.hidden': (32, 0.5)},
+     r'config\.model\.density\.hidden must be'),
 ])
 def test_bad_points_fail_before_any_submission(tmp_path, point, message):
-  good = {'variant': 'smoke', 'model.hidden': (16,)}
+  good = {'variant': 'smoke', 'model.density.hidden': (16,)}
   spec, workdir = _sweep_file(tmp_path, [good, point]), tmp_path / 'sweep'
-  assert launch.check_points(spec, [good], str(workdir)) == ['variant=smoke,model.hidden=16']
+  assert sweep_jobs.check_points(spec, [good], str(workdir)) == [
+      'variant=smoke,model.density.hidden=16']
   with pytest.raises(ValueError, match=r'sweep point variant=smoke,.*: ' + message):
-    launch.run_sweep(spec, str(workdir))
+    sweep_jobs.run_sweep(spec, str(workdir))
   assert not workdir.exists()
 
 
 def test_overrides_apply_to_every_point_under_its_swept_fields(tmp_path):
-  spec = _sweep_file(tmp_path, [{'variant': 'smoke', 'train.lr': 0.01}, {'variant': 'maf'}])
-  points, _ = launch.load_sweep(spec)
-  overrides = {'train.lr': 0.5, 'train.num_steps': 7}
-  configs = [launch.point_config(spec, point, overrides)[0] for point in points]
-  assert [(c.train.lr, c.train.num_steps) for c in configs] == [(0.01, 7), (0.5, 7)]
-  assert configs[1].model.flow == 'maf'
-  with pytest.raises(ValueError, match=r'sweep point variant=smoke,train\.lr=0\.01: --config\.'
-                                       r'model\.batch_norm: config\.model\.batch_norm does not'):
-    launch.check_points(spec, points, str(tmp_path / 'sweep'), {'model.batch_norm': False})
+  spec = _sweep_file(tmp_path, [{'variant': 'smoke', 'train.density.lr': 0.01},
+                                {'variant': 'maf'}])
+  points, _ = sweep_jobs.load_sweep(spec)
+  overrides = {'train.density.lr': 0.5, 'train.density.num_steps': 7}
+  configs = [sweep_jobs.point_config(spec, point, overrides)[0] for point in points]
+  assert [(c.train.density.lr, c.train.density.num_steps) for c in configs] == [(0.01, 7),
+                                                                                (0.5, 7)]
+  assert configs[1].model.density.flow == 'maf'
+  with pytest.raises(ValueError, match=r'sweep point variant=smoke,train\.density\.lr=0\.01: '
+                                       r'--config\.model\.density\.batch_norm: '
+                                       r'config\.model\.density\.batch_norm does not'):
+    sweep_jobs.check_points(spec, points, str(tmp_path / 'sweep'),
+                            {'model.density.batch_norm': False})
 
 
 def test_command_line_refusals(tmp_path):
   """A mistyped override fails at flag parsing (the config is locked); ``--distributed``
   with an executor that cannot run it is refused before anything is written."""
   out = _sweep(tmp_path / 'sweep', 'configs/density_moons.py', '--sweep=smoke',
-               '--config.train.lrr=0.1')
+               '--config.train.density.lrr=0.1')
   assert out.returncode != 0 and 'lrr' in out.stderr
   out = _sweep(tmp_path / 'sweep', 'configs/density_moons.py', '--sweep=smoke',
                '--distributed', '--executor=local')
@@ -221,17 +235,17 @@ def test_command_line_refusals(tmp_path):
   assert ('--distributed works only with --executor=debug' in out.stderr
           and 'not with --executor=local' in out.stderr)
   with pytest.raises(ValueError, match='not with --executor=slurm: its jobs would be submitted'):
-    launch.run_sweep('configs/density_moons.py', str(tmp_path / 'sweep'), sweep='smoke',
+    sweep_jobs.run_sweep('configs/density_moons.py', str(tmp_path / 'sweep'), sweep='smoke',
                      executor='slurm', distributed=True)
   assert not (tmp_path / 'sweep').exists()
 
 
 def test_bad_field_fails_on_the_command_line_naming_it(tmp_path):
-  spec = _sweep_file(tmp_path, [{'variant': 'smoke', 'model.widths': (16,)}])
+  spec = _sweep_file(tmp_path, [{'variant': 'smoke', 'model.density.widths': (16,)}])
   out = _sweep(tmp_path / 'sweep', spec)
   assert out.returncode == 2
-  assert 'config.model.widths does not exist' in out.stderr
-  assert 'sweep point variant=smoke,model.widths=16' in out.stderr
+  assert 'config.model.density.widths does not exist' in out.stderr
+  assert 'sweep point variant=smoke,model.density.widths=16' in out.stderr
   assert not (tmp_path / 'sweep').exists()
 
 
@@ -247,9 +261,9 @@ def _gone(pid, timeout=10.0):
 
 
 def test_killed_point_resumes_and_a_failed_point_does_not_stop_the_others(tmp_path):
-  long = {'variant': 'smoke', 'train.num_steps': 5000, 'train.patience': 1000,
-          'train.eval_every': 100, 'train.steps_per_dispatch': 100,
-          'train.checkpoint_every': 500}
+  long = {'variant': 'smoke', 'train.density.num_steps': 5000, 'train.density.patience': 1000,
+          'train.density.eval_every': 100, 'train.density.steps_per_dispatch': 100,
+          'train.density.checkpoint_every': 500}
   broken = {'variant': 'smoke', 'data.name': 'moonz'}  # valid setting, fails in the job
   spec, workdir = _sweep_file(tmp_path, [long, broken], first=[long]), tmp_path / 'sweep'
   long_dir, broken_dir = workdir / sweeps.point_name(long), workdir / sweeps.point_name(broken)
@@ -273,7 +287,7 @@ def test_killed_point_resumes_and_a_failed_point_does_not_stop_the_others(tmp_pa
   assert summary.scan(str(workdir))[0][0]['status'] == 'unfinished'
 
   # Then the whole sweep: the killed point resumes and finishes, the broken one fails.
-  assert launch.run_sweep(spec, str(workdir)) == [broken_dir.name]
+  assert sweep_jobs.run_sweep(spec, str(workdir)) == [broken_dir.name]
   logs = ''.join(open(p).read() for p in glob.glob(str(workdir / '_submitit' / '*_log.err')))
   assert 'resuming from the checkpoint at step' in logs
   with open(long_dir / 'results.json') as f:
@@ -293,9 +307,9 @@ def test_a_point_signalled_at_its_time_limit_is_requeued_and_resumes_to_the_same
   """SIGUSR2 to the running job, as SLURM (and the local executor's controller) sends it
   before the time limit: submitit checkpoints the point's job, requeues it, and the requeued
   job resumes from the point's checkpoint and ends with an uninterrupted run's numbers."""
-  point = {'variant': 'smoke', 'train.num_steps': 3000, 'train.patience': 1000,
-           'train.eval_every': 100, 'train.steps_per_dispatch': 100,
-           'train.checkpoint_every': 200}
+  point = {'variant': 'smoke', 'train.density.num_steps': 3000, 'train.density.patience': 1000,
+           'train.density.eval_every': 100, 'train.density.steps_per_dispatch': 100,
+           'train.density.checkpoint_every': 200}
   # SWEEP_RESOURCES' timeout_min=10: past submitit's guaranteed wall time (min(0.8 T,
   # T - 10 min)) at once, so the signal counts as the time limit, not a preemption.
   spec, workdir = _sweep_file(tmp_path, [point]), tmp_path / 'sweep'
@@ -323,7 +337,7 @@ def test_a_point_signalled_at_its_time_limit_is_requeued_and_resumes_to_the_same
   assert 'resuming from the checkpoint at step' in logs, logs[-3000:]
   with open(point_dir / 'results.json') as f:
     resumed = json.load(f)
-  launch.run_point(spec, point, str(tmp_path / 'straight'))
+  sweep_jobs.run_point(spec, point, str(tmp_path / 'straight'))
   with open(tmp_path / 'straight' / 'results.json') as f:
     straight = json.load(f)
   numbers = ('test_nll', 'val_nll', 'train_nll', 'gaussian_test_nll', 'steps', 'num_params')

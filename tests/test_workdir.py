@@ -22,7 +22,7 @@ from flax import struct
 
 from configs import alignflow_moons, density_moons, lrmf_moons
 from harness import stages, config_checks
-from experiments import launch
+from experiments import launch, sweep_jobs
 from harness import workdir as workdir_lib
 from harness import workdir_guards
 from nflax import parallel
@@ -169,8 +169,9 @@ def test_live_run_locks_its_workdir_and_a_failed_save_ends_it(tmp_path):
   """A second run into a live workdir fails at once naming the holder; a checkpoint folder
   that becomes unwritable mid-run (orbax's background save fails) ends the process within
   seconds, non-zero, naming the folder, instead of hanging in orbax's threads."""
-  overrides = ['--config.train.num_steps=100000', '--config.train.patience=100000',
-               '--config.train.checkpoint_every=100']
+  overrides = ['--config.train.density.num_steps=100000',
+               '--config.train.density.patience=100000',
+               '--config.train.density.checkpoint_every=100']
   proc = subprocess.Popen(_cli(tmp_path, *overrides), cwd=REPO, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
   try:
@@ -182,7 +183,7 @@ def test_live_run_locks_its_workdir_and_a_failed_save_ends_it(tmp_path):
     holder = json.loads((tmp_path / 'lock').read_text())
     assert holder == {'pid': proc.pid, 'host': socket.gethostname()}
     config = density_moons.get_config('smoke')
-    config.train.update(num_steps=100000, patience=100000, checkpoint_every=100)
+    config.train.density.update(num_steps=100000, patience=100000, checkpoint_every=100)
     with pytest.raises(RuntimeError, match=f'in use by process {proc.pid} on host '
                                            f'{socket.gethostname()}'):
       launch.run_experiment(config, str(tmp_path))
@@ -275,17 +276,20 @@ def _bad(config, path, value):
 
 
 @pytest.mark.parametrize('path, value, message', [
-    ('train.lr', float('nan'), 'config.train.lr must be a finite number > 0'),
-    ('train.lr', -1.0, 'config.train.lr must be a finite number > 0'),
-    ('train.batch_size', 0, 'config.train.batch_size must be an int >= 1'),
-    ('train.num_steps', -10, 'config.train.num_steps must be an int >= 0'),
-    ('train.steps_per_dispatch', 0, 'config.train.steps_per_dispatch must be an int >= 1'),
-    ('train.checkpoint_every', 0, 'config.train.checkpoint_every must be an int >= 1'),
-    ('train.eval_every', 0, 'config.train.eval_every must be an int >= 1'),
-    ('train.patience', 0, 'config.train.patience must be None or an int >= 1'),
-    ('model.hidden', ('abc',), 'config.model.hidden must be a tuple of ints >= 1'),
+    ('train.density.lr', float('nan'), 'config.train.density.lr must be a finite number > 0'),
+    ('train.density.lr', -1.0, 'config.train.density.lr must be a finite number > 0'),
+    ('train.density.batch_size', 0, 'config.train.density.batch_size must be an int >= 1'),
+    ('train.density.num_steps', -10, 'config.train.density.num_steps must be an int >= 0'),
+    ('train.density.steps_per_dispatch', 0,
+     'config.train.density.steps_per_dispatch must be an int >= 1'),
+    ('train.density.checkpoint_every', 0,
+     'config.train.density.checkpoint_every must be an int >= 1'),
+    ('train.density.eval_every', 0, 'config.train.density.eval_every must be an int >= 1'),
+    ('train.density.patience', 0, 'config.train.density.patience must be None or an int >= 1'),
+    ('model.density.hidden', ('abc',), 'config.model.density.hidden must be a tuple of ints >= 1'),
     ('data.options.noise', float('inf'), 'config.data.options.noise must be finite'),
-    ('side_by_side', 'train.lr=1e-3,-1', 'config.train.lr must be a finite number > 0'),
+    ('side_by_side', 'train.density.lr=1e-3,-1',
+     'config.train.density.lr must be a finite number > 0'),
 ])
 def test_bad_setting_is_named_before_anything_is_written(tmp_path, path, value, message):
   config = _bad(density_moons.get_config('smoke'), path, value)
@@ -298,7 +302,9 @@ def test_bad_setting_is_named_before_anything_is_written(tmp_path, path, value, 
     ('data.b.options.rotation_degrees', float('inf'),
      'config.data.b.options.rotation_degrees must be finite'),
     ('lams', ('abc',), r"config.lams: element 0 \('abc'\) of \('abc',\) must be of type float"),
-    ('critic.hidden', (8, 'x'), 'config.critic.hidden must be a tuple of ints'),
+    ('model.critic.hidden', (8, 'x'), 'config.model.critic.hidden must be a tuple of ints'),
+    ('train.critic.lr', 0.0, 'config.train.critic.lr must be a finite number > 0'),
+    ('train.flows.grad_clip', -1.0, 'config.train.flows.grad_clip must be a finite number >= 0'),
 ])
 def test_alignflow_settings_are_checked(tmp_path, path, value, message):
   defaults = alignflow_moons.get_config('smoke')
@@ -309,26 +315,26 @@ def test_alignflow_settings_are_checked(tmp_path, path, value, message):
 
 
 def test_tuple_override_of_the_wrong_type_fails_before_config_json():
-  out = subprocess.run(_cli('/nonexistent/never', '--config.model.hidden=abc'), cwd=REPO,
+  out = subprocess.run(_cli('/nonexistent/never', '--config.model.density.hidden=abc'), cwd=REPO,
                        capture_output=True, text=True, timeout=120)
   assert out.returncode == 1
-  assert "config.model.hidden must be a tuple of ints >= 1, got ('abc',)" in out.stderr
+  assert "config.model.density.hidden must be a tuple of ints >= 1, got ('abc',)" in out.stderr
   assert out.stderr.strip().splitlines()[-1].endswith("got ('abc',)")
 
 
 @pytest.mark.parametrize('batch_size', [0, -4, 100000])
 def test_alignflow_batch_size_is_checked_against_the_training_halves(tmp_path, batch_size):
   config = alignflow_moons.get_config('smoke')
-  config.train.batch_size = batch_size
-  with pytest.raises(ValueError, match='config.train.batch_size'):
+  config.train.flows.batch_size = batch_size
+  with pytest.raises(ValueError, match='config.train.flows.batch_size'):
     launch.run_experiment(config, str(tmp_path))
   assert not (tmp_path / 'checkpoints').exists()
 
 
 def test_lrmf_joint_batch_size_is_checked_before_the_private_stages_train(tmp_path):
   config = lrmf_moons.get_config('smoke')
-  config.train_joint.batch_size = 100000
-  with pytest.raises(ValueError, match=r'config.train_joint.batch_size = 100000 must be in '
+  config.train.joint.batch_size = 100000
+  with pytest.raises(ValueError, match=r'config.train.joint.batch_size = 100000 must be in '
                                        r'\[1, \d+\]'):
     launch.run_experiment(config, str(tmp_path))
   assert not (tmp_path / 'checkpoints').exists()
@@ -347,7 +353,8 @@ def test_batch_size_must_split_over_the_data_mesh(monkeypatch):
 
 def test_nan_learning_rate_stops_at_step_one_without_a_checkpoint(tmp_path):
   config = density_moons.get_config('smoke')
-  config.train.update(lr=float('nan'), checkpoint_every=1, steps_per_dispatch=1, eval_every=1)
+  config.train.density.update(lr=float('nan'), checkpoint_every=1, steps_per_dispatch=1,
+                              eval_every=1)
   with pytest.raises(RuntimeError, match=r'replica 0 at step 1 .*update_norm nan.*no '
                                          'checkpoint had been written yet'):
     launch.EXPERIMENTS['density'](config, str(tmp_path))  # past the up-front check
@@ -383,7 +390,7 @@ def test_a_state_with_nan_is_never_saved(tmp_path):
 
 def test_diverged_run_writes_results_and_survives_plotting_and_reruns(tmp_path):
   config = density_moons.get_config('smoke')
-  config.train.lr = 10.0
+  config.train.density.lr = 10.0
   for _ in range(2):
     results = launch.run_experiment(config, str(tmp_path))
     assert (tmp_path / 'results.json').exists() and 'test_nll' in results
@@ -506,8 +513,8 @@ def test_new_empty_and_a_runs_own_folders_are_taken(finished, tmp_path):
 
 
 def _points():
-  points, _ = launch.load_sweep('configs/density_moons.py', 'smoke')
-  return points, launch.check_points('configs/density_moons.py', points, '/nonexistent')
+  points, _ = sweep_jobs.load_sweep('configs/density_moons.py', 'smoke')
+  return points, sweep_jobs.check_points('configs/density_moons.py', points, '/nonexistent')
 
 
 @pytest.mark.parametrize('where', ['sweep folder', 'point folder'])
@@ -525,7 +532,7 @@ def test_a_sweep_into_a_folder_that_holds_no_sweep_is_refused_unchanged(tmp_path
     message = (f'sweep point {names[1]}: sweep point folder {sweep}/{names[1]} is not empty '
                'and holds no run')
   with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')):
-    launch.run_sweep('configs/density_moons.py', str(sweep), sweep='smoke', executor='debug')
+    sweep_jobs.run_sweep('configs/density_moons.py', str(sweep), sweep='smoke', executor='debug')
   assert _snapshot(sweep) == before
 
 
@@ -535,7 +542,7 @@ def test_a_sweep_job_in_a_foreign_folder_writes_nothing(tmp_path):
   (tmp_path / 'P' / 'error.txt').write_text('my error notes\n')
   before = _snapshot(tmp_path / 'P')
   with pytest.raises(workdir_guards.ForeignFolderError):
-    launch.run_point('configs/density_moons.py', points[0], str(tmp_path / 'P'))
+    sweep_jobs.run_point('configs/density_moons.py', points[0], str(tmp_path / 'P'))
   assert _snapshot(tmp_path / 'P') == before  # its error.txt neither removed nor written
 
 
@@ -556,12 +563,12 @@ def test_a_reproduction_folder_holds_tiers_runs_and_the_cache(tmp_path):
   runs = ('lrmf_moons', 'fdre_gaussians')
   (tmp_path / 'R' / 'fast' / 'lrmf_moons').mkdir(parents=True)
   (tmp_path / 'R' / 'fast' / 'xla_cache').mkdir()
-  launch.check_reproduction_folder(str(tmp_path / 'R'), ('fast', 'paper'), 'fast', runs)
-  launch.check_reproduction_folder(str(tmp_path / 'new'), ('fast', 'paper'), 'fast', runs)
+  workdir_guards.check_reproduction_folder(str(tmp_path / 'R'), ('fast', 'paper'), 'fast', runs)
+  workdir_guards.check_reproduction_folder(str(tmp_path / 'new'), ('fast', 'paper'), 'fast', runs)
   (tmp_path / 'R' / 'fast' / 'mine.txt').write_text('mine')
   before = _snapshot(tmp_path / 'R')
   with pytest.raises(workdir_guards.ForeignFolderError,
                      match=f"reproduction folder of tier 'fast' {tmp_path}/R/fast holds "
                            'mine.txt, which it did not write'):
-    launch.check_reproduction_folder(str(tmp_path / 'R'), ('fast', 'paper'), 'fast', runs)
+    workdir_guards.check_reproduction_folder(str(tmp_path / 'R'), ('fast', 'paper'), 'fast', runs)
   assert _snapshot(tmp_path / 'R') == before

@@ -15,7 +15,7 @@ import dataclasses
 import os
 from typing import Any, Sequence
 
-from experiments import launch
+from experiments import launch, sweep_jobs
 from harness.verdicts import Ordering, Value
 
 TIERS = ('fast', 'paper')
@@ -212,10 +212,10 @@ def side_by_side(run: Run, tier: str) -> bool:
 def load_config(run: Run, tier: str, seeds: Sequence[int] | None = None, data_root: str = ''):
   """``run``'s config of ``tier`` with its overrides (and ``seeds`` when given; on the paper's
   data sets under ``data_root`` where they are: :meth:`Run.data_overrides`), validated against
-  the config file's own values (:func:`experiments.launch.point_config`, the one way overrides
+  the config file's own values (:func:`experiments.sweep_jobs.point_config`, the one way overrides
   are applied to a config file)."""
   point = dict(run.overrides(tier, data_root))
   if seeds is not None:
     point['seeds'] = tuple(seeds)
-  return launch.point_config(run.spec(tier), point)[0]
+  return sweep_jobs.point_config(run.spec(tier), point)[0]
 
