@@ -1,7 +1,7 @@
 """Every setting of a config checked before anything is written or trained.
 
 :func:`validate` walks the whole config and checks each field by its name, wherever it
-sits (``train.lr``, ``train_critic.lr``, ``train_joint.batch_size``, ...):
+sits (``train.joint.lr``, ``train.critic.lr``, ``train.joint.batch_size``, ...):
 
 ==========================================  ==============================================
 field name                                  must be
@@ -138,12 +138,14 @@ def _lookup(node: Any, path: str) -> Any:
 
 def validate(config: ml_collections.ConfigDict,
              defaults: ml_collections.ConfigDict | None = None) -> None:
-  """Checks every field of ``config`` (see the module docstring); ``defaults`` is the
-  config file's own config (without overrides), whose tuples give the element types.
+  """Checks the schema (:func:`check_schema`) and every field of ``config`` (see the module
+  docstring); ``defaults`` is the config file's own config (without overrides), whose tuples
+  give the element types.
 
   Raises:
     ValueError: naming the first bad field by its full path.
   """
+  check_schema(config)
   leaves = dict(_leaves(config))
   for path, value in leaves.items():
     _check_field(path, value)
@@ -208,7 +210,7 @@ def check_batch_sizes(sizes: dict[str, tuple[int, int]], num_replicas: int = 1) 
 
   Args:
     sizes: ``{field path: (batch size, training-set size)}``, e.g.
-      ``{'train_joint.batch_size': (256, 400)}`` (the smallest set a stage draws from).
+      ``{'train.joint.batch_size': (256, 400)}`` (the smallest set a stage draws from).
     num_replicas: replicas trained side by side (they set the data mesh,
       :func:`nflax.parallel.mesh`).
 

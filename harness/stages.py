@@ -42,7 +42,8 @@ optimiser's state, :func:`set_per_replica`)."""
 
 
 def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | None = None,
-                   per_replica: tuple[str, ...] = ()) -> optax.GradientTransformation:
+                   per_replica: tuple[str, ...] = (), num_steps: int | None = None
+                   ) -> optax.GradientTransformation:
   """Adam (AdamW with ``weight_decay > 0``), optional clipping and learning-rate schedule.
 
   Fields of ``train_config``: ``lr``, ``num_steps`` (for a schedule), optional ``b1`` (0.9), ``b2``
@@ -60,13 +61,15 @@ def make_optimizer(train_config: ml_collections.ConfigDict, grad_clip: float | N
   ``weight_decay`` are held in the optimiser state
   (``optax.inject_hyperparams``), so replicas may train with different values in one
   program: name them in ``per_replica`` and set them with :func:`set_per_replica`.
+  ``num_steps`` overrides the block's: the length of the schedule of an optimiser that steps
+  inside another block's loop (a critic in its generator's stage).
   """
   unknown = set(per_replica) - set(PER_REPLICA_FIELDS)
   if unknown:
     raise ValueError(f'only {PER_REPLICA_FIELDS} may differ between replicas, got '
                      f'{sorted(unknown)}')
   schedule = train_config.get('schedule', 'constant')
-  num_steps = train_config.get('num_steps')
+  num_steps = train_config.get('num_steps') if num_steps is None else num_steps
   if schedule != 'constant' and num_steps is None:
     raise ValueError(f'train.schedule {schedule!r} needs the block\'s num_steps')
   if schedule == 'cosine':

@@ -1,15 +1,20 @@
-"""Every config under configs/: its variants (``VARIANTS``) build, its smoke variant runs."""
+"""Every config under configs/: its variants (``VARIANTS``) are on the one schema and build, its
+sweeps' points name its fields, its smoke variant runs."""
 
 import importlib
 import json
 import math
 import pathlib
+import sys
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import pytest
 
 from benchmarks import smoke
-from harness import models
-from experiments import launch
+from experiments import launch, sweep_jobs
+from harness import config_checks, stages
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
 CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__init__')
@@ -43,25 +48,62 @@ def _check_splits_fit_the_domains(config, where):
       assert sum(splits) <= domain.options.n, (where, side, tuple(splits), domain.options.n)
 
 
+def _experiment_module(config):
+  """The family module whose ``run`` the registry maps ``config.experiment`` to."""
+  return sys.modules[launch.EXPERIMENTS[config.experiment].__module__]
+
+
 @pytest.mark.parametrize('name', CONFIG_NAMES)
-def test_variants_build(name):
+def test_every_block_of_every_variant_builds(name):
+  """Each variant is on the one schema, its experiment's ``build_models`` builds every
+  ``model.<role>`` block (the builders its run uses) and the optimiser factory every
+  ``train.<stage>`` block."""
   module = _module(name)
   assert 'python -m experiments.run --config=configs/' in module.__doc__, 'run command missing'
+  params = {'w': jnp.zeros((3,))}
   for variant in ('',) + tuple(module.VARIANTS):
     config = module.get_config(variant)
-    assert config.experiment in launch.EXPERIMENTS, (name, variant)
-    _check_splits_fit_the_domains(config, (name, variant))
-    # every flow and density block builds (the family experiments build the others)
-    if 'model' in config and 'family' in config.model:
-      models.build_density(config.model, config.data.event_shape)
-    if 'density' in config:
-      models.build_density(config.density, (2,) if config.density.get('family') in (
-          'gaussian', 'gaussian_mixture') else (4, 4, 1))
-    for block in ('flow', 'generator'):
-      if block in config and 'flow' in config[block]:
-        models.build_flow(config[block])
+    where = (name, variant)
+    assert config.experiment in launch.EXPERIMENTS, where
+    config_checks.check_schema(config)
+    _check_splits_fit_the_domains(config, where)
+    built = _experiment_module(config).build_models(config)
+    assert set(built) == set(config.get('model', {})), where
+    assert all(model is not None for model in built.values()), where
+    for stage, block in config.get('train', {}).items():
+      # an optimiser stepping in another block's loop (a critic) takes that loop's length
+      optimizer = stages.make_optimizer(block, num_steps=block.get('num_steps', 10))
+      updates, _ = optimizer.update(params, optimizer.init(params), params)
+      assert jax.tree.leaves(updates)[0].shape == (3,), (where, stage)
   with pytest.raises(ValueError, match='unknown variant'):
     module.get_config('no_such_variant')
+
+
+@pytest.mark.parametrize('name', [n for n in CONFIG_NAMES
+                                  if hasattr(_module(n), 'get_sweep')])
+def test_every_point_of_every_sweep_names_fields_of_its_config(name):
+  """A swept field that a config move left behind fails here, not in a submitted job."""
+  module = _module(name)
+  spec = str(CONFIG_DIR / f'{name}.py')
+  for sweep in ('',) + tuple(getattr(module, 'SWEEPS', ())):
+    points, _ = sweep_jobs.load_sweep(spec, sweep)
+    for point in points:
+      sweep_jobs.point_config(spec, point)
+
+
+def test_a_config_off_the_schema_is_refused_naming_the_field():
+  config = _module('lrmf_moons').get_config('smoke')
+  config.train.joint.lr_extra = ml_collections.ConfigDict({'lr': 1e-3})
+  with pytest.raises(ValueError, match=r'config.train.joint.lr_extra.lr is an optimiser'):
+    config_checks.check_schema(config)
+  config = _module('lrmf_moons').get_config('smoke')
+  config.critic = ml_collections.ConfigDict({'hidden': (8,)})
+  with pytest.raises(ValueError, match=r'config.critic is a block; the only blocks are'):
+    config_checks.check_schema(config)
+  config = _module('lrmf_moons').get_config('smoke')
+  del config.data.b['name']
+  with pytest.raises(ValueError, match='config.data must name its data set'):
+    config_checks.check_schema(config)
 
 
 @pytest.mark.parametrize('name', [n for n in CONFIG_NAMES if n not in SMOKE_RUN_ELSEWHERE])

@@ -147,9 +147,7 @@ def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def optimizer_of(config: ml_collections.ConfigDict, block: str) -> optax.GradientTransformation:
   """The optimiser of ``config.train.<block>`` (:func:`harness.stages.make_optimizer`); its
   schedule spans the stage's ``config.train.flows.num_steps``."""
-  settings = ml_collections.ConfigDict(config.train[block].to_dict())
-  settings.num_steps = config.train.flows.num_steps
-  return stages.make_optimizer(settings)
+  return stages.make_optimizer(config.train[block], num_steps=config.train.flows.num_steps)
 
 
 def training_stages(config: ml_collections.ConfigDict) -> list[tuple[str, str, float]]:
