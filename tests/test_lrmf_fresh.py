@@ -86,6 +86,7 @@ def test_fresh_objective_matches_a_hand_written_oracle_per_replica():
     assert values['fresh_converged'] == (
         abs(values['fresh_objective']) + 1.96 * values['fresh_objective_point_se']
         <= config.eps)
+    assert values['fresh_converged_algorithm1'] == (values['fresh_objective'] < config.eps)
 
 
 def test_no_fresh_evaluation_for_loaded_data_or_size_zero():
@@ -114,6 +115,7 @@ def test_smoke_run_reports_the_fresh_objective(tmp_path):
   seed = results['per_seed'][0]
   assert seed['converged_but_fresh_off'] == (
       seed['converged'] and abs(seed['fresh_objective']) > 2 * config.eps)
+  assert seed['converged_algorithm1'] == (seed['test_objective'] < config.eps)
 
 
 def test_smoke_run_with_restarts_and_settings_side_by_side(tmp_path):

@@ -14,7 +14,8 @@ Data -> train -> evaluate -> write:
    (``private_a``, ``private_b`` with ``config.train.private``, ``joint`` with
    ``config.train.joint``) is checkpointed and resumable;
 3. evaluate on the test split: the LRMF objective (Eq. 3, with c(A, B) from the
-   private models on the same test data) and its convergence flag, the
+   private models on the same test data) and its convergence flags (``converged``: the
+   two-sided rule of :mod:`lrmf.held_out`; ``converged_algorithm1``: Algorithm 1's own), the
    objective of the identity map for reference, the 1-NN accuracy of a
    classifier fitted on B's labelled points and scored on T(A) with A's labels,
    and the first two moments of T(A) against B's (Frobenius/Euclidean norms of
@@ -179,7 +180,8 @@ def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
   return [{'fresh_objective': check.objective,
            'fresh_objective_point_se': check.standard_error,
            'fresh_objective_worst_percent': check.worst_percent,
-           'fresh_converged': check.converged} for check in checks]
+           'fresh_converged': check.converged,
+           'fresh_converged_algorithm1': check.converged_algorithm1} for check in checks]
 
 
 SIDE_BY_SIDE = ('train.private.lr', 'train.private.weight_decay', 'train.joint.lr',
@@ -306,6 +308,7 @@ def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: held_out
           'train_objective': float(result.restart_objectives.min()),
           'train_objective_worst_restart': float(result.restart_objectives.max())}),
       'converged': check.converged,
+      'converged_algorithm1': check.converged_algorithm1,
       'eps': config.eps,
       'mean_error': float(np.linalg.norm(moved.mean(0) - b['test_x'].mean(0))),
       'covariance_error': float(np.linalg.norm(
