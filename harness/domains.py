@@ -129,13 +129,11 @@ def load_paper_domain(domain_config: ml_collections.ConfigDict, splits: Sequence
   out = {}
   for split, names, sizes in (('train', ('train', 'val'), (num_train, num_val)),
                               ('test', ('test',), (num_test,))):
-    dataset = paper_data.load_split(root, split)
-    if not hasattr(dataset, 'labels'):
-      raise ValueError(f'{root} holds {paper_data.format_of(root)}, not labelled images')
-    x = paper_data.prepare_images(dataset.images, size=size, channels=1, value_range=(0.0, 1.0))
+    x, labels = paper_data.load_labelled(root, split, size=size, channels=1,
+                                         value_range=(0.0, 1.0))
     parts = split_indices(len(x), sizes, seed, f"the {split} split of {root}")
     for name, index in zip(names, parts):
-      out[f'{name}_x'], out[f'{name}_labels'] = x[index], dataset.labels[index]
+      out[f'{name}_x'], out[f'{name}_labels'] = x[index], labels[index]
   return out
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from experiments import launch, reproduce
 from experiments.alignflow import paired_data
+from experiments.fdre import targeted
 from experiments.claims import schema
 from harness import domains, verdicts
 from harness import workdir as workdir_lib
@@ -284,6 +285,30 @@ def test_smoke_run_on_a_fake_maps_folder_records_its_data(tmp_path):
     results = json.load(f)
   assert results['data_source'] == f'side_by_side_image_pairs:{config.data.root}'
   assert np.isfinite(results['mse_a_to_b/mle'])
+
+
+def test_targeted_generation_reads_mnist_idx_files_at_28x28(tmp_path):
+  config = launch.default_config('configs/fdre_targeted_mnist.py:paper')
+  assert paper_data.data_source(config.data.to_dict()) == 'stand-in: mnist_5000'
+  config.data.root = write_mnist(str(tmp_path / 'mnist'), num_train=40)
+  x, labels = targeted.dequantized_digits(config.data, seed=0)
+  assert x.shape == (40, 28 * 28) and x.dtype == np.float32
+  np.testing.assert_array_equal(labels, np.arange(40) % 10)
+  raw = files.mnist_idx(config.data.root).images.reshape(40, -1)  # 28x28: no resizing
+  np.testing.assert_allclose(x, (raw + 0.5) / 256, atol=0.5 / 256 + 1e-6)  # dequantised levels
+  assert paper_data.data_source(config.data.to_dict()) == f'mnist_idx:{config.data.root}'
+
+
+def test_smoke_run_of_targeted_generation_on_a_fake_mnist_folder_records_its_data(tmp_path):
+  config = launch.default_config('configs/fdre_targeted_mnist.py:smoke')
+  config.data.root = write_mnist(str(tmp_path / 'mnist'), num_train=500)
+  workdir = str(tmp_path / 'run')
+  launch.run_experiment(config, workdir)
+  with open(os.path.join(workdir, 'results.json')) as f:
+    results = json.load(f)
+  assert results['data_source'] == f'mnist_idx:{config.data.root}'
+  assert results['perc_0.5/n_p'] == 51  # 85% of 60% of the 100 digits 1 and 2 of the file
+  assert 0 <= results['perc_0.5/iw_z'] <= 1
 
 
 def test_a_workdir_from_before_the_root_field_resumes(tmp_path):

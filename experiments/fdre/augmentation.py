@@ -171,7 +171,7 @@ def _fit(downstream: linear_model.LogisticRegression, x, y,
 
 def _real_splits(config, seed: int) -> dict[str, np.ndarray]:
   """One seed's real digits: its dequantisation and per-class split (drawn from ``seed``)."""
-  x, labels = targeted.dequantized_digits(config.data.name, config.data.size, seed)
+  x, labels = targeted.dequantized_digits(config.data, seed)
   train_idx, val_idx, test_idx = split_per_class(
       labels, seed, train_per_class=config.data.train_per_class,
       val_per_class=config.data.val_per_class)

@@ -5,9 +5,11 @@ One seed per program (``config.seeds`` holds one seed ``s``,
 size, so they train one after the other, each as one replica of the replicated runner).
 For each ``perc`` of ``config.percs``:
 
-1. ``D_p`` and ``D_q`` from the bundled digits ``data.name`` (:data:`DIGIT_SETS`; the
-   configs: the 5,000 MNIST digits, ``'mnist_5000'``) at ``data.size`` pixels a side,
-   flattened, in ``[0, 1]`` (``'digits'``: p = digits {1, 2}, q = {0, 7}; ``'background'``:
+1. ``D_p`` and ``D_q`` from the digits of ``config.data`` (:func:`dequantized_digits`: MNIST's
+   training split from the folder ``data.root`` where it is set, else the bundled digits
+   ``data.name`` of :data:`DIGIT_SETS`, the configs' 5,000 MNIST digits ``'mnist_5000'``) at
+   ``data.size`` pixels a side, flattened, in ``[0, 1]`` (``'digits'``: p = digits {1, 2},
+   q = {0, 7}; ``'background'``:
    p = half the digits, q = the other half with flipped colours), ``|D_q| = perc |D_p|``;
    every cut of the digits (p and q of ``'background'``; each group into 60% for the ratio,
    30% and 10% to train and validate the attribute classifier; per ``perc`` 85% / 15% for
@@ -42,6 +44,7 @@ import numpy as np
 
 from harness import data as data_lib
 from harness import domains, models, plots, replicas
+from harness.data import paper_data
 from experiments.fdre import modes
 from harness import workdir as workdir_lib
 from fdre import featurize, weighting
@@ -69,22 +72,39 @@ def build_models(config: ml_collections.ConfigDict) -> dict[str, Any]:
           'classifier': featurize.RatioClassifier(hidden=tuple(config.model.classifier.hidden))}
 
 
-def dequantized_digits(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """The bundled digit set ``name`` (:data:`DIGIT_SETS`) as ``(n, size * size)`` vectors in
-  ``[0, 1)`` and labels.
+def dequantize_images(images: np.ndarray, seed: int) -> np.ndarray:
+  """``(n, size, size, 1)`` images in ``[0, 1]`` as ``(n, size * size)`` vectors in ``[0, 1)``.
 
-  Pixels are quantised to 256 levels and uniformly dequantised once (App. D.1 (a)), so a
-  flow's likelihood cannot collapse onto exact pixel values. Labels are ``(n,)`` int32.
+  Pixels are quantised to 256 levels and uniformly dequantised once with the key of ``seed``
+  (App. D.1 (a)), so a flow's likelihood cannot collapse onto exact pixel values.
+  """
+  levels = np.round(images.reshape(len(images), -1) * 255).astype(np.int32)
+  return np.asarray(bijectors.dequantize(jax.random.PRNGKey(seed), levels))
+
+
+def dequantized_digits(data: ml_collections.ConfigDict,
+                       seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """The digits of ``data`` (``config.data``) as ``(n, size * size)`` vectors in ``[0, 1)``
+  (:func:`dequantize_images`) and ``(n,)`` int32 labels, ``size = data.size``.
+
+  With ``data.root`` set, the training split of the labelled image set in that folder (MNIST's
+  IDX files: 60,000 digits), brought to the stand-in's form (``size`` a side, grey, ``[0, 1]``:
+  :func:`harness.data.paper_data.load_labelled`); else the bundled digit set ``data.name``
+  (:data:`DIGIT_SETS`) at that size.
 
   Raises:
-    ValueError: ``name`` (``config.data.name``) is not one of :data:`DIGIT_SETS`.
+    ValueError: without a root, ``data.name`` is not one of :data:`DIGIT_SETS`; the root holds
+      image pairs.
   """
-  if name not in DIGIT_SETS:
-    raise ValueError(f'config.data.name {name!r} is not a bundled digit set; available: '
+  if data.get('root'):
+    images, labels = paper_data.load_labelled(data.root, 'train', size=data.size, channels=1,
+                                              value_range=(0.0, 1.0))
+  elif data.name not in DIGIT_SETS:
+    raise ValueError(f'config.data.name {data.name!r} is not a bundled digit set; available: '
                      f'{DIGIT_SETS}')
-  digits = data_lib.load('digit_images', source=name, size=size, seed=seed)
-  levels = np.round(digits.images.reshape(len(digits.images), -1) * 255).astype(np.int32)
-  return np.asarray(bijectors.dequantize(jax.random.PRNGKey(seed), levels)), digits.labels
+  else:
+    images, labels = data_lib.load('digit_images', source=data.name, size=data.size, seed=seed)
+  return dequantize_images(images, seed), labels
 
 
 SPLIT_STREAMS = {'background': 0, 'p': 1, 'q': 2, 'p_perc': 3, 'q_perc': 4}
@@ -102,7 +122,7 @@ def _fractions(array: np.ndarray, fractions) -> list[int]:
 
 def _groups(config, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """All examples of ``p`` and of ``q`` as ``(n, size * size)`` vectors in ``[0, 1)``."""
-  flat, labels = dequantized_digits(config.data.name, config.data.size, seed)
+  flat, labels = dequantized_digits(config.data, seed)
   if config.scenario == 'digits':
     return flat[np.isin(labels, _DIGITS['p'])], flat[np.isin(labels, _DIGITS['q'])]
   if config.scenario == 'background':

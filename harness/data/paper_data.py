@@ -14,9 +14,10 @@ files in it (:func:`format_of`); one data root holds one folder per data set::
 
 Every format has a ``'train'`` and a ``'test'`` split (:func:`load_split`; Omniglot's are its
 background and evaluation sets) with images in ``[0, 255]`` (USPS's ``[-1, 1]`` mapped there) at
-the data set's own size; :func:`prepare_images` is the one transform to what an experiment takes (its side, grey
-or RGB, its value range). :func:`data_source` says in words which data a config reads, for
-``results.json`` and the report.
+the data set's own size; :func:`prepare_images` is the one transform to what an experiment takes
+(its side, grey or RGB, its value range), and :func:`load_labelled` reads a labelled split in
+that form. :func:`data_source` says in words which data a config reads, for ``results.json``
+and the report.
 """
 
 from __future__ import annotations
@@ -127,6 +128,26 @@ def load_split(root: str, split: str, *, n: int | None = None, seed: int = 0,
   if split not in SPLITS:
     raise ValueError(f'unknown split {split!r}; expected one of {SPLITS}')
   return FORMATS[format_of(root)].load(root, split, n, seed, size)
+
+
+def load_labelled(root: str, split: str, *, size: int, channels: int,
+                  value_range: tuple[float, float]) -> files.LabelledImages:
+  """The ``split`` of the labelled image set in the folder ``root`` (:func:`load_split`)
+  brought to an experiment's images by :func:`prepare_images`.
+
+  Returns:
+    :class:`harness.data.files.LabelledImages`: ``images`` ``(n, size, size, channels)``
+    float32 in ``value_range``, ``labels`` ``(n,)`` int32.
+
+  Raises:
+    ValueError: the folder holds image pairs, not labelled images.
+  """
+  dataset = load_split(root, split, size=size)
+  if not hasattr(dataset, 'labels'):
+    raise ValueError(f'{root} holds {format_of(root)}, not labelled images')
+  return files.LabelledImages(
+      prepare_images(dataset.images, size=size, channels=channels, value_range=value_range),
+      dataset.labels)
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
