@@ -45,7 +45,7 @@ setup(
         "distrax": ["distrax>=0.1.5"],
         "test": ["nflax-alignment[experiments]", "pytest>=8", "pytest-xdist>=3",
                  "distrax>=0.1.5"],
-        # benchmarks/originals.py only (the originals' PyTorch versions); never core or test.
+        # benchmarks/originals/ only (the originals' PyTorch versions); never core or test.
         "benchmarks": ["torch==2.13.0", "torchdiffeq>=0.2.5"],
     },
 )
