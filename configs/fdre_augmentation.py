@@ -12,6 +12,16 @@ Run:
   python -m experiments.run --config=configs/fdre_augmentation.py --workdir=runs/fdre_augmentation
 Variants: `:paper` (3 seeds as Table 3; larger step budgets, which early stopping does not use up),
 `:smoke` (tests).
+
+Data: the 5,000 bundled MNIST digits stand in for Omniglot; `--config.data.root=/datasets/omniglot`
+(images_background/<alphabet>/<character>/*.png and images_evaluation/...; every variant) reads
+Omniglot's characters instead, background then evaluation set, every character a class, at
+`data.size`; results.json's `data_source` says which ran. The paper's setting (App. D.5) is
+`:paper` with `data.size=28` (the 28x28 of its CNN, Table 7: four 2x2 poolings to 1x1),
+`data.classes=1200` (the first 1,200 characters), `data.train_per_class=10`,
+`data.val_per_class=5` (the other 5 drawings test), `synthetic_per_class=50`,
+`synthetic_val_per_class=5` and `train.generator.batch_size=10`: what the reproduction's paper
+tier sets with `--data_root` (experiments/claims/fdre.py).
 """
 
 import ml_collections
@@ -28,8 +38,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.experiment = 'fdre.augmentation'
   config.seeds = (0,)
   config.distributed = False
+  # root: a folder of Omniglot read instead of the stand-in 'mnist_5000' ('': none).
   config.data = ml_collections.ConfigDict({'name': 'mnist_5000', 'size': 14, 'logit_alpha': 0.05,
-                                           'train_per_class': 50, 'val_per_class': 20})
+                                           'train_per_class': 50, 'val_per_class': 20,
+                                           'root': ''})
   config.synthetic_per_class = 5 * config.data.train_per_class  # App. D.5: 50 per 10 real
   config.synthetic_val_per_class = 20
   # Flattening powers gamma of the synthetic weights r^gamma, chosen on real validation digits.
@@ -54,6 +66,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.train.classifier.update(num_steps=500, batch_size=64, weight_decay=0.0)
   if variant == 'paper':
     config.seeds = (0, 1, 2)
+    # The first that many classes of the data set (None: all; an int from the command line).
+    config.data.classes = ml_collections.config_dict.placeholder(int)
     config.train.generator.update(num_steps=1000)
     config.train.flow.update(num_steps=3000)
   elif variant == 'smoke':

@@ -4,6 +4,7 @@ transform, provenance in results.json and the report, and the reproduction's --d
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import struct
@@ -13,9 +14,9 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from experiments import launch, reproduce
+from experiments import claims, launch, reproduce
 from experiments.alignflow import paired_data
-from experiments.fdre import targeted
+from experiments.fdre import augmentation, targeted
 from experiments.claims import schema
 from harness import domains, verdicts
 from harness import workdir as workdir_lib
@@ -311,6 +312,26 @@ def test_smoke_run_of_targeted_generation_on_a_fake_mnist_folder_records_its_dat
   assert 0 <= results['perc_0.5/iw_z'] <= 1
 
 
+def test_augmentation_reads_omniglot_characters_background_first(tmp_path):
+  config = launch.default_config('configs/fdre_augmentation.py:paper')
+  assert paper_data.data_source(config.data.to_dict()) == 'stand-in: mnist_5000'
+  config.data.root = write_omniglot(str(tmp_path / 'omniglot'))
+  config.data.size = 28  # the paper's size, from the files' 20x20
+  x, labels = augmentation.real_examples(config.data, seed=0)
+  assert x.shape == (18, 28 * 28) and 0 <= x.min() and x.max() < 1
+  np.testing.assert_array_equal(labels, np.repeat(np.arange(6), 3))  # 4 background characters
+  evaluation = paper_data.load_labelled(config.data.root, 'test', size=28, channels=1,
+                                        value_range=(0.0, 1.0)).images.reshape(6, -1)
+  # then the evaluation set's, dequantised
+  np.testing.assert_allclose(x[12:], (np.round(evaluation * 255) + 0.5) / 256,
+                             atol=0.5 / 256 + 1e-6)
+  config.data.classes = 5  # the first five characters
+  first, first_labels = augmentation.real_examples(config.data, seed=0)
+  np.testing.assert_array_equal(first, x[:15])
+  np.testing.assert_array_equal(first_labels, labels[:15])
+  assert paper_data.data_source(config.data.to_dict()) == f'omniglot_folders:{config.data.root}'
+
+
 def test_a_workdir_from_before_the_root_field_resumes(tmp_path):
   config = launch.default_config('configs/alignflow_mnist.py:smoke')
   saved = config.to_dict()
@@ -342,6 +363,21 @@ def test_the_data_root_points_the_paper_tier_at_the_folders_that_are_there(tmp_p
   both = dataclasses.replace(_RUN, paper_data=(('data.root', 'maps'), ('data.a.root', 'usps')))
   with pytest.raises(ValueError, match=r'run af needs every one of .*missing: .*usps'):
     both.data_overrides('paper', root)
+
+
+def test_every_run_of_a_paper_data_set_reads_its_folder_in_the_paper_tier(tmp_path):
+  root = str(tmp_path)
+  for folder, writer in (('maps', write_pix2pix), ('mnist', write_mnist), ('usps', write_usps),
+                         ('svhn', write_svhn), ('omniglot', write_omniglot)):
+    writer(os.path.join(root, folder))
+  runs = [run for run in claims.runs_of(claims.ROWS) if run.paper_data]
+  assert {'fdre_targeted_mnist', 'fdre_targeted_background', 'fdre_augmentation'} <= {
+      run.name for run in runs}
+  for run in runs:
+    config = schema.load_config(run, 'paper', data_root=root)
+    for field, folder in run.paper_data:
+      assert functools.reduce(getattr, field.split('.'), config) == os.path.join(root, folder)
+    assert paper_data.is_paper_data(paper_data.data_source(config.data.to_dict())), run.name
 
 
 def test_a_run_on_the_paper_data_drops_the_stand_in_reason_and_says_its_data(tmp_path):

@@ -2,7 +2,8 @@
 
 The paper's pipeline (Omniglot, a DAGAN as generator, a CNN downstream) on what this machine
 has: the bundled digits ``data.name`` (the configs: the 5,000 MNIST digits,
-``'mnist_5000'``; :data:`experiments.fdre.targeted.DIGIT_SETS`) at ``data.size`` pixels a
+``'mnist_5000'``; :data:`experiments.fdre.targeted.DIGIT_SETS`), or Omniglot's characters from
+the folder ``data.root`` where it is set (:func:`real_examples`), at ``data.size`` pixels a
 side, one Real NVP per class as the generator, logistic regression (scikit-learn) downstream;
 the models are those of :func:`build_models`. Every seed of ``config.seeds`` is a replica
 (:mod:`harness.replicas`: its own dequantisation, split, initialisations and keys) and the
@@ -51,6 +52,7 @@ from sklearn import base as sklearn_base
 from sklearn import linear_model
 
 from harness import domains, models, plots, replicas, stages, config_checks
+from harness.data import paper_data
 from experiments.fdre import modes, targeted
 from harness import workdir as workdir_lib
 from fdre import featurize, weighting
@@ -60,6 +62,36 @@ METHODS = ('data_only', 'synthetic_only', 'mixture', 'mixture_iw_x', 'mixture_iw
 """Downstream training sets of Table 3, in its column order."""
 
 _SPACES = {'iw_x': 'baseline', 'iw_z': 'separate'}
+
+
+def real_examples(data: ml_collections.ConfigDict,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """The real examples of ``data`` (``config.data``) as ``(n, size * size)`` vectors in
+  ``[0, 1)`` (:func:`experiments.fdre.targeted.dequantize_images`, with the key of ``seed``) and
+  ``(n,)`` int32 classes, ``size = data.size``.
+
+  With ``data.root`` a folder of Omniglot (``images_background/<alphabet>/<character>/*.png``,
+  ``images_evaluation/...``): every character is a class, those of the background set numbered
+  first and those of the evaluation set after them (1,623 in all), grey at ``size`` in
+  ``[0, 1]`` (:func:`harness.data.paper_data.load_labelled`; white paper and dark strokes, as
+  the files have them). Otherwise the digits of
+  :func:`experiments.fdre.targeted.dequantized_digits` (the bundled set ``data.name``, or the
+  training split of another data set in ``data.root``). ``data.classes`` (a field of the
+  ``:paper`` variant; ``None``: every class) keeps the first that many classes: the paper's
+  first 1,200 characters of Omniglot (App. D.5).
+  """
+  if data.get('root') and paper_data.format_of(data.root) == 'omniglot_folders':
+    background, evaluation = (
+        paper_data.load_labelled(data.root, split, size=data.size, channels=1,
+                                 value_range=(0.0, 1.0)) for split in paper_data.SPLITS)
+    x = targeted.dequantize_images(np.concatenate([background.images, evaluation.images]), seed)
+    labels = np.concatenate([background.labels, evaluation.labels + background.labels.max() + 1])
+  else:
+    x, labels = targeted.dequantized_digits(data, seed)
+  if data.get('classes') is not None:
+    keep = labels < data.classes
+    x, labels = x[keep], labels[keep]
+  return x, labels
 
 
 def split_per_class(labels: np.ndarray, seed: int, *, train_per_class: int,
@@ -170,8 +202,9 @@ def _fit(downstream: linear_model.LogisticRegression, x, y,
 
 
 def _real_splits(config, seed: int) -> dict[str, np.ndarray]:
-  """One seed's real digits: its dequantisation and per-class split (drawn from ``seed``)."""
-  x, labels = targeted.dequantized_digits(config.data, seed)
+  """One seed's real examples (:func:`real_examples`): their dequantisation and per-class
+  split (drawn from ``seed``)."""
+  x, labels = real_examples(config.data, seed)
   train_idx, val_idx, test_idx = split_per_class(
       labels, seed, train_per_class=config.data.train_per_class,
       val_per_class=config.data.val_per_class)
