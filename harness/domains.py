@@ -107,13 +107,14 @@ def load_array(domain_config: ml_collections.ConfigDict, seed: int,
 def load_paper_domain(domain_config: ml_collections.ConfigDict, splits: Sequence[int],
                       seed: int) -> dict[str, np.ndarray]:
   """The labelled image data set in the folder ``domain_config.root`` in the form of the
-  ``digit_images`` stand-in: ``options.size`` pixels a side, grey, in ``[0, 1]``.
+  ``digit_images`` stand-in: ``options.size`` pixels a side, ``options.channels`` channels
+  (1 when not given: grey, an RGB set's grey level; 3: RGB, a grey set's level repeated), in ``[0, 1]``.
 
   Training and validation images are drawn disjointly from the data set's training split,
   test images from its test split (``splits`` = their sizes; ``seed`` draws them).
 
   Returns:
-    ``{train,val,test}_x`` ``(n, size, size, 1)`` float32 in ``[0, 1]`` and
+    ``{train,val,test}_x`` ``(n, size, size, channels)`` float32 in ``[0, 1]`` and
     ``{train,val,test}_labels`` ``(n,)`` int32.
 
   Raises:
@@ -121,7 +122,8 @@ def load_paper_domain(domain_config: ml_collections.ConfigDict, splits: Sequence
       than labelled images, or ``splits`` ask for more images than a split has.
   """
   root = domain_config.root
-  size = (domain_config.get('options') or {}).get('size')
+  options = domain_config.get('options') or {}
+  size = options.get('size')
   if size is None:
     raise ValueError(f"domain '{domain_config.name}' with root {root}: its options give no "
                      "'size', the side its images are prepared to")
@@ -129,7 +131,8 @@ def load_paper_domain(domain_config: ml_collections.ConfigDict, splits: Sequence
   out = {}
   for split, names, sizes in (('train', ('train', 'val'), (num_train, num_val)),
                               ('test', ('test',), (num_test,))):
-    x, labels = paper_data.load_labelled(root, split, size=size, channels=1,
+    x, labels = paper_data.load_labelled(root, split, size=size,
+                                         channels=options.get('channels', 1),
                                          value_range=(0.0, 1.0))
     parts = split_indices(len(x), sizes, seed, f"the {split} split of {root}")
     for name, index in zip(names, parts):

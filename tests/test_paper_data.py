@@ -15,7 +15,7 @@ import scipy.io
 from PIL import Image
 
 from experiments import claims, launch, reproduce
-from experiments.alignflow import paired_data
+from experiments.alignflow import adaptation, paired_data
 from experiments.fdre import augmentation, targeted
 from experiments.claims import schema
 from harness import domains, verdicts
@@ -332,6 +332,27 @@ def test_augmentation_reads_omniglot_characters_background_first(tmp_path):
   assert paper_data.data_source(config.data.to_dict()) == f'omniglot_folders:{config.data.root}'
 
 
+def test_svhn_to_mnist_reads_both_in_rgb_at_32x32_on_stand_ins_or_the_files(tmp_path):
+  config = launch.default_config('configs/alignflow_digits_adaptation.py:svhn_mnist')
+  config.data.splits_a, config.data.splits_b = (4, 3, 3), (8, 4, 6)
+  stand_in = adaptation.load_domains(config)  # scikit-learn's digits for SVHN, bundled MNIST
+  for name in ('a', 'b'):
+    x = stand_in[name]['train_x']
+    assert x.shape[1:] == (32, 32, 3) and np.array_equal(x[..., 0], x[..., 2])  # grey repeated
+  config.data.a.root = write_svhn(str(tmp_path / 'svhn'))
+  config.data.b.root = write_mnist(str(tmp_path / 'mnist'))
+  read = adaptation.load_domains(config)
+  for name, sizes in (('a', (4, 3, 3)), ('b', (8, 4, 6))):
+    for split, count in zip(('train', 'val', 'test'), sizes):
+      x = read[name][f'{split}_x']
+      assert x.shape == (count, 32, 32, 3) and -1 <= x.min() and x.max() <= 1
+  # SVHN keeps its colours, MNIST's grey level is repeated
+  assert not np.array_equal(read['a']['train_x'][..., 0], read['a']['train_x'][..., 2])
+  assert np.array_equal(read['b']['train_x'][..., 0], read['b']['train_x'][..., 2])
+  assert paper_data.data_source(config.data.to_dict()) == (
+      f'A: svhn_mat:{config.data.a.root}; B: mnist_idx:{config.data.b.root}')
+
+
 def test_a_workdir_from_before_the_root_field_resumes(tmp_path):
   config = launch.default_config('configs/alignflow_mnist.py:smoke')
   saved = config.to_dict()
@@ -371,8 +392,8 @@ def test_every_run_of_a_paper_data_set_reads_its_folder_in_the_paper_tier(tmp_pa
                          ('svhn', write_svhn), ('omniglot', write_omniglot)):
     writer(os.path.join(root, folder))
   runs = [run for run in claims.runs_of(claims.ROWS) if run.paper_data]
-  assert {'fdre_targeted_mnist', 'fdre_targeted_background', 'fdre_augmentation'} <= {
-      run.name for run in runs}
+  assert {'fdre_targeted_mnist', 'fdre_targeted_background', 'fdre_augmentation',
+          'alignflow_svhn_mnist'} <= {run.name for run in runs}
   for run in runs:
     config = schema.load_config(run, 'paper', data_root=root)
     for field, folder in run.paper_data:

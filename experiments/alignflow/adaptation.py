@@ -4,9 +4,10 @@ The paper replaces CyCADA's CycleGAN with AlignFlow, translates the labelled sou
 images into the target domain and trains the target classifier on the translations
 (MNIST <-> USPS, SVHN -> MNIST; 32x32). This is the pixel-level part of that pipeline with
 a simple classifier (no feature-level or semantic-consistency losses). Domains A and B
-are two labelled digit sets at one resolution (``config.data.a`` / ``config.data.b``,
-e.g. the ``digit_images`` data set: the bundled MNIST digits and scikit-learn's 8x8
-digits); one AlignFlow model serves both directions, A -> B and B -> A.
+are two labelled digit sets at one resolution and number of channels (``config.data.a`` /
+``config.data.b``, e.g. the ``digit_images`` data set: the bundled MNIST digits and
+scikit-learn's 8x8 digits, or the papers' MNIST, USPS and SVHN from a domain's ``root``, grey
+or RGB); one AlignFlow model serves both directions, A -> B and B -> A.
 
 Data -> train -> select -> evaluate -> write:
 

@@ -82,7 +82,7 @@ _DIGIT_SOURCES = {'mnist_5000': (mnist_5000, MNIST_MAX_VALUE),
 
 
 def digit_images(source: str = 'mnist_5000', size: int = 16, n: int | None = None,
-                 seed: int = 0) -> LabelledImages:
+                 seed: int = 0, channels: int = 1) -> LabelledImages:
   """A bundled digit set resized to ``size x size`` with intensities in ``[0, 1]``.
 
   Args:
@@ -90,18 +90,22 @@ def digit_images(source: str = 'mnist_5000', size: int = 16, n: int | None = Non
     size: output side; 16 is USPS's resolution, a common ground for both.
     n: size of a random subset, or None for all images.
     seed: integer seed of the subset.
+    channels: 1 (grey) or 3 (RGB: the grey level in each channel, as digits beside a colour
+      data set such as SVHN are given).
 
   Returns:
-    :class:`LabelledImages`: ``images`` ``(n, size, size, 1)`` float32 in
+    :class:`LabelledImages`: ``images`` ``(n, size, size, channels)`` float32 in
     ``[0, 1]``; ``labels`` ``(n,)`` int32 in ``0..9``.
   """
   if source not in _DIGIT_SOURCES:
     raise ValueError(f'digit_images: unknown source {source!r}; available: '
                      f"{', '.join(sorted(_DIGIT_SOURCES))}")
+  if channels not in (1, 3):
+    raise ValueError(f'digit_images: channels must be 1 (grey) or 3 (RGB), got {channels!r}')
   loader, max_value = _DIGIT_SOURCES[source]
   images, labels = loader(n=n, seed=seed)
-  unit = to_unit_interval(resize_images(images, size), 0.0, max_value)
-  return LabelledImages(np.clip(unit, 0.0, 1.0), labels)
+  unit = np.clip(to_unit_interval(resize_images(images, size), 0.0, max_value), 0.0, 1.0)
+  return LabelledImages(np.repeat(unit, channels, axis=3), labels)
 
 
 def breast_cancer(n: int | None = None, seed: int = 0) -> LabelledPoints:
