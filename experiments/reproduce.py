@@ -205,6 +205,38 @@ def previous_rows(report: str) -> dict[tuple[str, str], dict[str, str]]:
   return rows
 
 
+def previous_runs(report: str) -> dict[str, dict[str, str]]:
+  """``run name -> {'wall', 'data', 'code', 'environment'}`` of the runs an existing report
+  measured (a wall time in its runs table): the table's wall time and data, and the header's
+  commit and environment of the run (a header line without ``[runs: ...]`` is every such
+  run's). A partial rerun keeps them for the runs it does not run, as it keeps their cells."""
+  runs, columns = {}, None
+  lines = report.splitlines()
+  for index, line in enumerate(lines):
+    if not line.startswith('|') or line.startswith('|---'):
+      continue
+    cells = _cells(line)
+    if index + 1 < len(lines) and lines[index + 1].startswith('|---'):
+      columns = cells if {'run', 'wall (s)', 'data'} <= set(cells) else None
+      continue
+    if columns is not None:
+      record = dict(zip(columns, cells))
+      if record.get('wall (s)', '-') != '-':
+        runs[record['run']] = {'wall': record['wall (s)'], 'data': record.get('data', '-')}
+  for line in lines:
+    if line.startswith('- Code: git commit '):
+      match = re.fullmatch(r'- Code: git commit (.+?)(?: \[runs: (.*)\])?\.', line)
+      if match:
+        for name in match.group(2).split(', ') if match.group(2) else runs:
+          runs.get(name, {})['code'] = match.group(1)
+    elif line.startswith('- Environment: '):
+      for part in line[len('- Environment: '):].rstrip('.').split(' // '):
+        match = re.fullmatch(r'(.+?)(?: \[runs: (.*)\])?', part)
+        for name in match.group(2).split(', ') if match.group(2) else runs:
+          runs.get(name, {})['environment'] = match.group(1)
+  return runs
+
+
 def environment_line() -> str:
   """Versions, Python, machine and devices, for the report header."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -284,17 +316,20 @@ def report_lines(tier: str, results: dict[str, tuple[list[dict] | None, float | 
                  previous: dict[tuple[str, str], dict[str, str]], environment: str,
                  rows: Sequence[Row] = ROWS, failures: dict[str, str] | None = None,
                  claims: Sequence[Claim] = CLAIMS, data: dict[str, str] | None = None,
-                 data_root: str = '', codes: dict[str, list[str]] | None = None) -> list[str]:
+                 data_root: str = '', codes: dict[str, list[str]] | None = None,
+                 kept_walls: dict[str, float] | None = None) -> list[str]:
   """The report of ``tier``: a header (environment, the commits the results came from
   (``codes``: :func:`header_code`), wall time, the claims of ``claims`` by
   status per paper, and a table of those that do not reproduce with their reason class), the
   claims, a rows table of the papers' claims and one of our own checks (rows of
   :data:`MACHINERY`, not counted; cells: :func:`row_cells`), and a runs table (sizes, seeds,
   the data each run read (``data``: run name -> :func:`data_of`), wall time and command of
-  each run, on the papers' data sets under ``data_root`` where they are)."""
+  each run, on the papers' data sets under ``data_root`` where they are; ``kept_walls``: the
+  wall times of runs not rerun, from the existing report: :func:`previous_runs`)."""
   failures = failures or {}
   data = data or {}
-  walls = {name: wall for name, (_, wall) in results.items() if wall is not None}
+  walls = dict(kept_walls or {})
+  walls.update((name, wall) for name, (_, wall) in results.items() if wall is not None)
   paper_data_runs = frozenset(name for name, text in data.items()
                               if paper_data.is_paper_data(text))
   cells = [row_cells(row, tier, results, previous, failures,
@@ -449,10 +484,11 @@ def main(argv):
     # share (AlignFlow's evaluation, per-seed runs' steps) come back from the persistent cache.
     jax.clear_caches()
     gc.collect()
-  previous = {}
+  previous_text = ''
   if os.path.exists(report):
     with open(report) as f:
-      previous = previous_rows(f.read())
+      previous_text = f.read()
+  previous = previous_rows(previous_text)
   # The header states where the wall times were measured and the code, run by run.
   environments, codes = {}, {}
   for name, run in known.items():
@@ -466,8 +502,20 @@ def main(argv):
       codes.setdefault(code, []).append(name)
   data = {name: data_of(run, tier, os.path.join(_WORKDIR.value, tier, name), _DATA_ROOT.value)
           for name, run in known.items() if name not in failures}
+  # Runs measured before and not found now keep their wall time, data, code and environment.
+  kept_walls = {}
+  for name, old in previous_runs(previous_text).items():
+    if name not in known or name in failures or results[name][0] is not None:
+      continue
+    kept_walls[name] = float(old['wall'])
+    data[name] = old['data']
+    if old.get('code'):
+      codes.setdefault(old['code'], []).append(name)
+    if old.get('environment'):
+      environments.setdefault(old['environment'], []).append(name)
   lines = report_lines(tier, results, previous, header_environment(environments, current),
-                       failures=failures, data=data, data_root=_DATA_ROOT.value, codes=codes)
+                       failures=failures, data=data, data_root=_DATA_ROOT.value, codes=codes,
+                       kept_walls=kept_walls)
   with open(report, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))

@@ -178,6 +178,30 @@ def test_claims_are_counted_per_paper_with_the_reason_of_the_rows_that_decide_th
   assert kept['p', 'other tier'][reproduce.OURS] == 'paper tier only'
 
 
+def test_a_partial_rerun_keeps_the_wall_time_code_and_environment_of_runs_it_does_not_run():
+  rows = (claims.Row('p', 'fake row', '1', _FAKE, verdicts.Value('x', 1.0, 0.1),
+                     claim_id=claims.MACHINERY),
+          claims.Row('p', 'shrunk row', '1', _FAKE_SHRUNK, verdicts.Value('x', 1.0, 0.1),
+                     claim_id=claims.MACHINERY))
+  per_seed = _seeds(x=[1.0, 1.01, 0.99])
+  first = '\n'.join(reproduce.report_lines(
+      'fast', {'fake': (per_seed, 12.0), 'fake_shrunk': (per_seed, 30.0)}, {}, 'env A [runs: '
+      'fake] // env B [runs: fake_shrunk]', rows=rows, codes={'abc': ['fake'], 'def': [
+          'fake_shrunk']}))
+  kept = reproduce.previous_runs(first)
+  assert kept['fake'] == {'wall': '12', 'data': '-', 'code': 'abc', 'environment': 'env A'}, kept
+  assert kept['fake_shrunk']['code'] == 'def' and kept['fake_shrunk']['wall'] == '30'
+  # one header line without [runs: ...] belongs to every measured run
+  single = '\n'.join(reproduce.report_lines('fast', {'fake': (per_seed, 5.0)}, {}, 'env C',
+                                             rows=rows, codes={'ghi': ['fake']}))
+  assert reproduce.previous_runs(single) == {
+      'fake': {'wall': '5', 'data': '-', 'code': 'ghi', 'environment': 'env C'}}
+  again = '\n'.join(reproduce.report_lines(
+      'fast', {'fake': (per_seed, 7.0), 'fake_shrunk': (None, None)}, reproduce.previous_rows(
+          first), 'env A', rows=rows, codes={'xyz': ['fake']}, kept_walls={'fake_shrunk': 30.0}))
+  assert '- Total wall time of the runs: 37 s' in again
+
+
 def test_every_claim_has_a_row_and_every_row_names_a_known_claim():
   ids = [claim.id for claim in claims.CLAIMS]
   assert len(ids) == len(set(ids))
