@@ -184,25 +184,28 @@ def _cells(line: str) -> list[str]:
   return [cell.strip() for cell in re.split(r'(?<!\\)\|', line)[1:-1]]
 
 
-def previous_rows(report: str) -> dict[tuple[str, str], dict[str, str]]:
-  """``(method, escaped claim) -> {column: cell}`` of the rows tables (the papers' claims and
-  our own checks) of an existing report; rows whose cell says ``not run`` are left out. A
-  table is a rows table when its header has ``method`` and ``claim`` columns."""
-  rows, columns = {}, None
+def _table_records(report: str, needed: set[str]):
+  """``{column: cell}`` of every body row of the markdown tables of ``report`` whose header
+  has the columns ``needed``."""
+  columns = None
   lines = report.splitlines()
   for index, line in enumerate(lines):
     if not line.startswith('|') or line.startswith('|---'):
       continue
     cells = _cells(line)
     if index + 1 < len(lines) and lines[index + 1].startswith('|---'):  # a table's header
-      columns = cells if {'method', 'claim'} <= set(cells) else None
-      continue
-    if columns is None:
-      continue
-    record = dict(zip(columns, cells))
-    if not record.get(OURS, 'not run').startswith('not run'):
-      rows[record['method'], record['claim']] = record
-  return rows
+      columns = cells if needed <= set(cells) else None
+    elif columns is not None:
+      yield dict(zip(columns, cells))
+
+
+def previous_rows(report: str) -> dict[tuple[str, str], dict[str, str]]:
+  """``(method, escaped claim) -> {column: cell}`` of the rows tables (the papers' claims and
+  our own checks) of an existing report; rows whose cell says ``not run`` are left out. A
+  table is a rows table when its header has ``method`` and ``claim`` columns."""
+  return {(record['method'], record['claim']): record
+          for record in _table_records(report, {'method', 'claim'})
+          if not record.get(OURS, 'not run').startswith('not run')}
 
 
 def previous_runs(report: str) -> dict[str, dict[str, str]]:
@@ -210,20 +213,10 @@ def previous_runs(report: str) -> dict[str, dict[str, str]]:
   measured (a wall time in its runs table): the table's wall time and data, and the header's
   commit and environment of the run (a header line without ``[runs: ...]`` is every such
   run's). A partial rerun keeps them for the runs it does not run, as it keeps their cells."""
-  runs, columns = {}, None
-  lines = report.splitlines()
-  for index, line in enumerate(lines):
-    if not line.startswith('|') or line.startswith('|---'):
-      continue
-    cells = _cells(line)
-    if index + 1 < len(lines) and lines[index + 1].startswith('|---'):
-      columns = cells if {'run', 'wall (s)', 'data'} <= set(cells) else None
-      continue
-    if columns is not None:
-      record = dict(zip(columns, cells))
-      if record.get('wall (s)', '-') != '-':
-        runs[record['run']] = {'wall': record['wall (s)'], 'data': record.get('data', '-')}
-  for line in lines:
+  runs = {record['run']: {'wall': record['wall (s)'], 'data': record['data']}
+          for record in _table_records(report, {'run', 'wall (s)', 'data'})
+          if record['wall (s)'] != '-'}
+  for line in report.splitlines():
     if line.startswith('- Code: git commit '):
       match = re.fullmatch(r'- Code: git commit (.+?)(?: \[runs: (.*)\])?\.', line)
       if match:
