@@ -380,7 +380,8 @@ def run_stage(stage: Stage, *, workdir: str, metrics: workdir_lib.MetricsLog,
 def train(objective: fitting.Objective, variables: Any, train_data: Any, val_data: Any,
           *, train_config: ml_collections.ConfigDict, workdir: str, stage: str,
           keys: jax.Array, metrics: workdir_lib.MetricsLog,
-          per_replica: dict[str, Any] | None = None) -> fitting.FitResult:
+          per_replica: dict[str, Any] | None = None,
+          annotate: Callable[[engine.Run, dict], dict] | None = None) -> fitting.FitResult:
   """Fits ``objective`` as one checkpointed stage (every replica): :func:`run_stage` of
   :class:`nflax.fitting.GradientStep`, then :func:`nflax.fitting.fit_result`.
 
@@ -401,6 +402,8 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
     metrics: the run's metrics log.
     per_replica: ``{field: (R,) values}`` of :data:`PER_REPLICA_FIELDS` that differ
       between replicas (settings trained side by side).
+    annotate: the stage's :attr:`Stage.annotate` (its run's state is a
+      :class:`nflax.fitting.FitState`), or ``None``.
 
   Returns:
     The :class:`~nflax.fitting.FitResult` (history only of the steps run now).
@@ -413,7 +416,7 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
       Stage(name=stage, step_fn=fitting.GradientStep(objective, optimizer), state=state,
             train_data=train_data, keys=keys, train_config=train_config, val_data=val_data,
             evaluate=None if val_data is None else fitting.HeldOutLoss(objective.eval_loss),
-            snapshot=fitting.params_and_model_state),
+            snapshot=fitting.params_and_model_state, annotate=annotate),
       workdir=workdir, metrics=metrics)
   return fitting.fit_result(result, val_data, train_config.get('keep_best', True))
 
@@ -421,18 +424,22 @@ def train(objective: fitting.Objective, variables: Any, train_data: Any, val_dat
 def stage_runner(workdir: str, metrics: workdir_lib.MetricsLog,
                  train_config_of: Callable[[str], ml_collections.ConfigDict],
                  prefix: str = '',
-                 per_replica_of: Callable[[str], dict[str, Any]] | None = None
-                 ) -> fitting.StageRunner:
+                 per_replica_of: Callable[[str], dict[str, Any]] | None = None,
+                 annotate_of: Callable[[str], Callable[[engine.Run, dict], dict] | None]
+                 | None = None) -> fitting.StageRunner:
   """The one checkpointing :class:`~nflax.fitting.StageRunner` of the experiments.
 
   Stage ``s`` of a method (LRMF's ``'private_a'``, FDRE's ``'classifier'``, ...) trains
   through :func:`train` with ``train_config_of(s)`` as the checkpointed stage
-  ``<prefix>_<s>`` (``s`` without a prefix), and ``per_replica_of(s)`` the training
-  settings that differ between its replicas (see :func:`train`).
+  ``<prefix>_<s>`` (``s`` without a prefix), ``per_replica_of(s)`` the training
+  settings that differ between its replicas (see :func:`train`) and ``annotate_of(s)`` its
+  :attr:`Stage.annotate` (``None``: none), e.g. a quality measured on the current model at
+  every evaluation.
   """
   def run(stage, objective, variables, train_data, val_data, keys) -> fitting.FitResult:
     return train(objective, variables, train_data, val_data,
                  train_config=train_config_of(stage), workdir=workdir,
                  stage=f'{prefix}_{stage}' if prefix else stage, keys=keys, metrics=metrics,
-                 per_replica=per_replica_of(stage) if per_replica_of else None)
+                 per_replica=per_replica_of(stage) if per_replica_of else None,
+                 annotate=annotate_of(stage) if annotate_of else None)
   return run

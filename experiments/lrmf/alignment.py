@@ -84,12 +84,15 @@ def from_logit_space(x: np.ndarray, alpha: float) -> np.ndarray:
 
 def stage_runner(config: ml_collections.ConfigDict, workdir: str,
                  metrics: workdir_lib.MetricsLog,
-                 layout: replicas.Layout | None = None) -> fitting.StageRunner:
+                 layout: replicas.Layout | None = None,
+                 annotate_of=None) -> fitting.StageRunner:
   """Algorithm 1's stages through :func:`harness.stages.stage_runner`: the joint
   stage with ``config.train.joint``, the private ones with ``config.train.private``
   (with ``layout``, their learning rates and weight decays per replica; the joint stage
   trains ``config.restarts`` restarts of every replica and the private stages of A and B
-  ``config.private_restarts``, which share their replica's values).
+  ``config.private_restarts``, which share their replica's values). ``annotate_of(stage)``:
+  the stage's :attr:`harness.stages.Stage.annotate` or ``None`` (e.g. the 1-NN accuracy of
+  the joint stage's current ``T``, :mod:`experiments.lrmf.comparison`).
   """
   block = lambda stage: 'joint' if stage == 'joint' else 'private'
   repeats_of = {'joint': config.get('restarts', 1),
@@ -101,7 +104,8 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
     return {field: np.repeat(value, repeats_of.get(stage, 1)) for field, value in values.items()}
 
   return stages.stage_runner(workdir, metrics, lambda stage: config.train[block(stage)],
-                               per_replica_of=None if layout is None else per_replica)
+                             per_replica_of=None if layout is None else per_replica,
+                             annotate_of=annotate_of)
 
 
 def check_sizes(config: ml_collections.ConfigDict, num_a: int, num_b: int,

@@ -11,7 +11,10 @@ Data -> train every method -> evaluate -> write:
    (:data:`METHODS`):
 
    * ``'lrmf'``: Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`) with the
-     checkpointed stages of :func:`experiments.lrmf.alignment.stage_runner`;
+     checkpointed stages of :func:`experiments.lrmf.alignment.stage_runner`, its joint stage
+     logging the 1-NN accuracy of the current ``T`` at every evaluation beside its held-out
+     objective (the stage's ``annotate``, :func:`_joint_one_nn`; with ``config.restarts > 1``
+     every restart's, and Fig. 3's numbers read the restart Algorithm 1 keeps);
    * ``'back_to_back'``: ``F o G^-1`` (Fig. 4) from LRMF's private models
      (:func:`lrmf.baselines.back_to_back_from_densities`), no extra training;
      needs ``config.model.density.family == 'flow'`` and ``'lrmf'`` in the methods;
@@ -32,13 +35,19 @@ Data -> train every method -> evaluate -> write:
    are labelled), the kNN preservation :func:`knn_preservation` with
    ``k = config.knn_k``, and the exact EMD between ``T(A_test)`` and
    ``B_test`` (:func:`lrmf.discrepancies.exact_emd`, equal test sizes);
-4. write ``results.json`` (``{method: {metric: value}}`` plus flat
+4. Fig. 3 in numbers (:func:`objective_vs_quality`, from the logs of step 2): over the
+   evaluations of training, Spearman's rho between LRMF's held-out objective and its 1-NN
+   accuracy (``objective_one_nn_spearman/lrmf``; the claim: strongly negative), between
+   SN-GAN's critic / generator loss and its 1-NN accuracy
+   (``critic_one_nn_spearman/adversarial``, ``generator_one_nn_spearman/adversarial``),
+   ``objective_tracking/<method>`` (LRMF: ``-rho``; SN-GAN: the larger ``|rho|`` of its two
+   losses), ``one_nn_drift/<method>``, the best 1-NN over training minus the last, and
+   ``one_nn_max_drop/<method>``, the largest fall below the best reached before;
+5. write ``results.json`` (``{method: {metric: value}}`` plus flat
    ``'<metric>/<method>'`` keys), ``table.md`` and the plots: ``alignment.png``
    (A, B and every ``T(A)`` coloured by position in A, Fig. 4) and
-   ``objective_vs_alignment.png`` (Fig. 3: LRMF's held-out objective over its
-   joint stage with the 1-NN accuracy of its final ``T`` -- intermediate flows
-   are not kept, so LRMF's 1-NN is measured at the end only -- and the
-   adversarial losses with their 1-NN accuracy over the steps).
+   ``objective_vs_alignment.png`` (Fig. 3: LRMF's held-out objective and SN-GAN's losses,
+   each with the 1-NN accuracy of its ``T``, at every evaluation of training).
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
+from scipy import stats
 from sklearn import neighbors
 
 from harness import domains
@@ -202,6 +212,141 @@ def _train_adversarial(config, flow, critic, a, b, workdir, metrics, key):
           workdir_lib.read_metrics(workdir, 'adversarial'))
 
 
+def _flow_variables(params, model_state):
+  """``T``'s variables from the joint stage's ``{'flow': phi, 'shared': thS}`` params and
+  ``{collection: {'flow': ..., 'shared': ...}}`` model state (the layout of
+  :func:`lrmf.algorithm.joint_variables`)."""
+  return {'params': params['flow'],
+          **{collection: tree['flow'] for collection, tree in model_state.items()
+             if 'flow' in tree}}
+
+
+def _joint_one_nn(config, flow, a, b):
+  """The :attr:`harness.stages.Stage.annotate` of LRMF's joint stage (through
+  :func:`experiments.lrmf.alignment.stage_runner`): at every evaluation (a record with
+  ``val_loss``) the 1-NN accuracy of the current ``T`` of every replica of the stage, i.e. of
+  every joint restart (``config.restarts = K``: ``K`` values, logged as
+  ``one_nn_accuracy/replicas`` beside ``val_loss/replicas``); the same scorer as SN-GAN's
+  (:func:`experiments.lrmf.alignment.one_nn_accuracy` on ``T(A_test)``)."""
+  move = alignment.transformer(flow)
+
+  def annotate(run, record):
+    if 'val_loss' not in record:
+      return record
+    count = np.shape(parallel.to_host(run.state.step))[0]
+    accuracies = []
+    for index in range(count):
+      state = engine.replica(run.state, index)
+      accuracy = alignment.one_nn_accuracy(
+          config, a, b, move(_flow_variables(state.params, state.model_state), a['test_x']))
+      if accuracy is None:
+        return record
+      accuracies.append(accuracy)
+    return {**record, 'one_nn_accuracy': np.asarray(accuracies)}
+
+  return annotate
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+  """Spearman's rank correlation of paired series (ties get their average rank).
+
+  Pairs with a non-finite value are dropped. NaN with fewer than 3 pairs (2 points always
+  give +-1) or when a series is constant (no order to correlate, e.g. a 1-NN accuracy at 1
+  at every evaluation).
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  if x.shape != y.shape or x.ndim != 1:
+    raise ValueError(f'spearman needs two series of one length, got {x.shape} and {y.shape}')
+  keep = np.isfinite(x) & np.isfinite(y)
+  x, y = x[keep], y[keep]
+  if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+    return float('nan')
+  return float(stats.spearmanr(x, y).statistic)
+
+
+def drift(accuracies: Sequence[float]) -> float:
+  """How far a method ends below its best alignment: the best 1-NN accuracy over the
+  evaluations minus the last one (>= 0; 0 when it ends at its best; NaN without any)."""
+  x = np.asarray(accuracies, np.float64)
+  x = x[np.isfinite(x)]
+  return float(x.max() - x[-1]) if x.size else float('nan')
+
+
+def max_drop(accuracies: Sequence[float]) -> float:
+  """The largest fall of the 1-NN accuracy below the best it had reached before:
+  ``max_t (max_{s <= t} x_s - x_t)`` (>= :func:`drift`; 0 for a series that never falls;
+  NaN without any value)."""
+  x = np.asarray(accuracies, np.float64)
+  x = x[np.isfinite(x)]
+  return float(np.max(np.maximum.accumulate(x) - x)) if x.size else float('nan')
+
+
+def _joint_series(workdir: str, kept: int | None) -> dict[str, np.ndarray]:
+  """LRMF's joint stage at its evaluations, from ``metrics.jsonl``: ``step``, ``val_loss``
+  (held-out Eq. 3) and ``one_nn_accuracy``; of restart ``kept`` where the stage trained
+  several (``None``: one)."""
+  def value(record, name):
+    return record[f'{name}/replicas'][kept] if kept is not None else record[name]
+
+  records = [r for r in workdir_lib.read_metrics(workdir, 'joint')
+             if 'val_loss' in r and 'one_nn_accuracy' in r]
+  return {'step': np.array([r['step'] for r in records]),
+          **{name: np.array([value(r, name) for r in records], np.float64)
+             for name in ('val_loss', 'one_nn_accuracy')}}
+
+
+def objective_vs_quality(lrmf_series: dict[str, np.ndarray] | None,
+                         adversarial_log: list[dict]) -> dict[str, dict[str, float]]:
+  """Fig. 3 in numbers: does each objective tell the 1-NN accuracy of ``T`` over training,
+  and does each method stay at its best alignment?
+
+  Over the evaluations of a method's training (every one: the first too, since each lies
+  after some training and none is singled out):
+
+  * LRMF: ``objective_one_nn_spearman``, Spearman's rho (:func:`spearman`) between the
+    held-out Eq. 3 and the 1-NN accuracy (the claim: strongly negative, a lower objective
+    is a better alignment), and ``objective_tracking`` ``= -rho`` (read in the claimed
+    direction);
+  * SN-GAN: ``critic_one_nn_spearman`` and ``generator_one_nn_spearman``, rho between the
+    critic's loss (and the generator's) and the 1-NN accuracy (the losses as the stage
+    logs them: means over the ``eval_every`` training steps that end at the evaluation),
+    and ``objective_tracking`` ``= max(|rho_critic|, |rho_generator|)``: the better of the
+    two losses in either direction, the most generous reading of the adversarial
+    objective (no sign of it is known to mean "better" in advance);
+  * both: ``one_nn_drift``, the best 1-NN over the evaluations minus the last
+    (:func:`drift`; the paper: SN-GAN drifts away from near-optimal alignments, LRMF
+    stays), ``one_nn_max_drop``, the largest fall below the best reached before
+    (:func:`max_drop`: a method that leaves a near-optimal alignment and comes back before
+    the end has no drift but a drop), and ``one_nn_evaluations``, how many evaluations
+    these read.
+
+  NaN where a correlation is undefined (:func:`spearman`). The 1-NN accuracy has a ceiling
+  of 1: once ``T`` reaches it the later evaluations tie, which keeps ``|rho|`` below 1 however
+  well an objective ranks the alignments before. LRMF's objective is held out (the
+  validation split); SN-GAN has none of its own, and its losses are read as the paper plots
+  them, on the training minibatches.
+  """
+  out: dict[str, dict[str, float]] = {}
+  if lrmf_series is not None and len(lrmf_series['step']):
+    rho = spearman(lrmf_series['val_loss'], lrmf_series['one_nn_accuracy'])
+    out['lrmf'] = {'objective_one_nn_spearman': rho, 'objective_tracking': -rho,
+                   'one_nn_drift': drift(lrmf_series['one_nn_accuracy']),
+                   'one_nn_max_drop': max_drop(lrmf_series['one_nn_accuracy']),
+                   'one_nn_evaluations': len(lrmf_series['step'])}
+  log = [r for r in adversarial_log if 'one_nn_accuracy' in r]
+  if log:
+    accuracy = [r['one_nn_accuracy'] for r in log]
+    critic = spearman([r['critic_loss'] for r in log], accuracy)
+    generator = spearman([r['loss'] for r in log], accuracy)
+    magnitudes = [abs(v) for v in (critic, generator) if np.isfinite(v)]
+    out['adversarial'] = {'critic_one_nn_spearman': critic,
+                          'generator_one_nn_spearman': generator,
+                          'objective_tracking': max(magnitudes) if magnitudes else float('nan'),
+                          'one_nn_drift': drift(accuracy), 'one_nn_max_drop': max_drop(accuracy),
+                          'one_nn_evaluations': len(log)}
+  return out
+
+
 def _scores(config, a, b, moved) -> dict[str, float]:
   scores = {'knn_preservation': knn_preservation(a['test_x'], moved, config.knn_k),
             'exact_emd': discrepancies.exact_emd(moved, b['test_x'])}
@@ -245,15 +390,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics = workdir_lib.MetricsLog(workdir)
   keys = dict(zip(METHODS, jax.random.split(jax.random.PRNGKey(seed), len(METHODS))))
   moved = {'input': a['test_x']}
-  results, adversarial_log, lrmf_result = {}, [], None
+  results, adversarial_log, lrmf_result, lrmf_series = {}, [], None, None
   if 'lrmf' in config.methods:
-    runner = alignment.stage_runner(config, workdir, metrics)
+    joint_one_nn = _joint_one_nn(config, flow, a, b)
+    runner = alignment.stage_runner(
+        config, workdir, metrics,
+        annotate_of=lambda stage: joint_one_nn if stage == 'joint' else None)
     trained = algorithm.train_lrmf(
         flow=flow, density=density, a_train=a['train_x'][None], b_train=b['train_x'][None],
         a_val=a['val_x'][None], b_val=b['val_x'][None], keys=keys['lrmf'][None],
         eps=config.eps, private_runner=runner, joint_runner=runner,
         restarts=config.get('restarts', 1))
     lrmf_result = trained.replica(0)
+    # With K > 1 joint restarts every restart's 1-NN is logged; Fig. 3's numbers read the
+    # restart Algorithm 1 kept (lowest Eq. 3 on the training sets).
+    lrmf_series = _joint_series(
+        workdir, None if lrmf_result.restart_objectives is None
+        else int(np.argmin(lrmf_result.restart_objectives)))
     moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
     details = alignment.evaluate([config], flow, density, trained, [(a, b)])[0]
     results['lrmf'] = {name: details[name] for name in ('test_objective', 'converged')}
@@ -272,6 +425,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     moved['adversarial'] = move(variables, a['test_x'])
   for method, points in moved.items():
     results.setdefault(method, {}).update(_scores(config, a, b, points))
+  for method, values in objective_vs_quality(lrmf_series, adversarial_log).items():
+    results[method].update(values)
   if 'emd' in moved:  # did the Sinkhorn solver of the objective converge at the end?
     results['emd']['sinkhorn_marginal_error'] = float(discrepancies.sinkhorn_marginal_error(
         x=jnp.asarray(moved['emd']), y=jnp.asarray(b['test_x']), epsilon=config.emd_epsilon,
@@ -286,8 +441,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def plot():
     out = workdir_lib.plots_dir(workdir)
     _plot_alignment(a, b, moved, os.path.join(out, 'alignment.png'))
-    _plot_fig3(workdir, results, adversarial_log,
-               os.path.join(out, 'objective_vs_alignment.png'))
+    _plot_fig3(lrmf_series, adversarial_log, os.path.join(out, 'objective_vs_alignment.png'))
 
   return workdir_lib.finish_run(workdir, results, metrics, plot=plot)
 
@@ -329,11 +483,12 @@ def _plot_alignment(a, b, moved, path) -> None:
   plots.scatter_panels(panels, path, colors=colours)
 
 
-def _plot_fig3(workdir, results, adversarial_log, path) -> None:
-  """Fig. 3: objective values against 1-NN alignment quality over training."""
-  joint = [(r['step'], r['val_loss']) for r in workdir_lib.read_metrics(workdir, 'joint')
-           if 'val_loss' in r]
-  panels = [p for p in (('lrmf', joint), ('adversarial', adversarial_log)) if p[1]]
+def _plot_fig3(lrmf_series, adversarial_log, path) -> None:
+  """Fig. 3: each method's objective (left axis) and the 1-NN accuracy of its ``T`` (right
+  axis, red) at every evaluation of its training: LRMF's held-out Eq. 3 (the kept restart's),
+  SN-GAN's critic and generator losses."""
+  panels = ([('lrmf', lrmf_series)] if lrmf_series is not None and len(lrmf_series['step'])
+            else []) + ([('adversarial', adversarial_log)] if adversarial_log else [])
   if not panels:
     return
   fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
@@ -341,19 +496,18 @@ def _plot_fig3(workdir, results, adversarial_log, path) -> None:
     accuracy_ax = ax.twinx()
     accuracy_ax.set_ylabel('1-NN accuracy', color='tab:red')
     if method == 'lrmf':
-      steps, values = map(np.array, zip(*log))
-      ax.plot(steps, values, label='held-out LRMF objective (Eq. 3)')
+      steps, accuracy = log['step'], log['one_nn_accuracy']
+      ax.plot(steps, log['val_loss'], label='held-out LRMF objective (Eq. 3)')
       ax.axhline(0.0, color='k', lw=0.8, ls='--')
-      ax.set_title('LRMF (1-NN of the final T only)')
-      if 'one_nn_accuracy/lrmf' in results:
-        accuracy_ax.plot([steps[-1]], [results['one_nn_accuracy/lrmf']], 'o', color='tab:red')
+      ax.set_title('LRMF')
     else:
       steps = np.array([r['step'] for r in log])
       for name, label in (('critic_loss', 'critic loss'), ('loss', 'generator loss')):
         ax.plot(steps, [r[name] for r in log], label=label)
       ax.set_title('SN-GAN')
-      if 'one_nn_accuracy' in log[0]:
-        accuracy_ax.plot(steps, [r['one_nn_accuracy'] for r in log], '.-', color='tab:red')
+      accuracy = [r['one_nn_accuracy'] for r in log] if 'one_nn_accuracy' in log[0] else []
+    if len(accuracy):
+      accuracy_ax.plot(steps, accuracy, '.-', color='tab:red')
     ax.set_xlabel('step')
     ax.set_ylabel('objective')
     ax.legend(loc='upper right')
