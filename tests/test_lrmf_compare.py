@@ -85,8 +85,9 @@ def test_moons_smoke_run_writes_results_table_and_plots(tmp_path):
   assert [r['step'] for r in joint] == [10, 20, 30, 40]
   assert all(0.0 <= r['one_nn_accuracy'] <= 1.0 for r in joint)
   assert joint[-1]['one_nn_accuracy'] == results['one_nn_accuracy/lrmf']  # last T = final T
-  for method, names in (('lrmf', ('objective_one_nn_spearman',)),
-                        ('adversarial', ('critic_one_nn_spearman', 'generator_one_nn_spearman'))):
+  for method, names in (('lrmf', ('objective_one_nn_spearman', 'objective_one_nn_gamma')),
+                        ('adversarial', ('critic_one_nn_spearman', 'generator_one_nn_spearman',
+                                         'critic_one_nn_gamma', 'generator_one_nn_gamma'))):
     assert results[f'one_nn_evaluations/{method}'] == 4
     for name in names + ('objective_tracking',):
       value = results[f'{name}/{method}']
@@ -136,6 +137,23 @@ def test_spearman_on_hand_computed_cases():
     lrmf_compare.spearman([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
+def test_gamma_on_hand_computed_cases_and_ties_at_a_ceiling():
+  assert lrmf_compare.gamma([4.0, 3.0, 2.0, 1.0], [0.5, 0.6, 0.9, 0.95]) == -1.0
+  # pairs (1,2) D, (1,3) C, (1,4) D, (2,3) C, (2,4) C, (3,4) D: (3 - 3) / 6
+  assert lrmf_compare.gamma([1, 2, 3, 4], [0.9, 0.6, 0.95, 0.7]) == 0.0
+  # a pair tied in x is left out: 5 concordant pairs, none discordant
+  assert lrmf_compare.gamma([0.7, 0.6, 0.8, 0.7], [0.9, 0.6, 0.95, 0.7]) == 1.0
+  # an objective falling all along against a 1-NN that rises to its ceiling and stays there:
+  # gamma reads the perfect ranking, Spearman's rho the share of evaluations before the ceiling
+  objective = -np.arange(80.0)
+  accuracy = np.minimum(np.arange(80), 6) / 6
+  assert lrmf_compare.gamma(objective, accuracy) == -1.0
+  assert -0.5 < lrmf_compare.spearman(objective, accuracy) < -0.4
+  assert np.isnan(lrmf_compare.gamma([1.0, 2.0, 3.0], [1.0, 1.0, 1.0]))  # no untied pair
+  assert np.isnan(lrmf_compare.gamma([1.0, 2.0], [2.0, 1.0]))
+  assert lrmf_compare.gamma([1.0, np.nan, 2.0, 3.0], [3.0, 0.0, 2.0, 1.0]) == -1.0
+
+
 def test_drift_and_max_drop_on_hand_computed_cases():
   rising = [0.5, 0.7, 0.9, 0.99]
   assert lrmf_compare.drift(rising) == 0.0 == lrmf_compare.max_drop(rising)
@@ -157,20 +175,20 @@ def test_objective_vs_quality_reads_each_method_in_its_own_terms():
                             (100, 4.0, 0.7, 0.7))]
   out = lrmf_compare.objective_vs_quality(lrmf, log)
   assert out['lrmf'] == {'objective_one_nn_spearman': pytest.approx(-1.0),
-                         'objective_tracking': pytest.approx(1.0), 'one_nn_drift': 0.0,
-                         'one_nn_max_drop': 0.0, 'one_nn_evaluations': 4}
-  # accuracy ranks (3, 1, 4, 2): against the critic's (1, 2, 3, 4) rho = 1 - 6 * 10 / 60 = 0;
-  # against the generator's (2.5, 1, 4, 2.5) rho = 4.5 / sqrt(4.5 * 5)
-  critic = lrmf_compare.spearman([1, 2, 3, 4], [0.9, 0.6, 0.95, 0.7])
-  generator = lrmf_compare.spearman([0.7, 0.6, 0.8, 0.7], [0.9, 0.6, 0.95, 0.7])
-  assert critic == pytest.approx(0.0, abs=1e-12)
-  assert generator == pytest.approx(4.5 / np.sqrt(22.5))
+                         'objective_one_nn_gamma': -1.0, 'objective_tracking': 1.0,
+                         'one_nn_drift': 0.0, 'one_nn_max_drop': 0.0, 'one_nn_evaluations': 4}
+  # accuracy ranks (3, 1, 4, 2): against the critic's (1, 2, 3, 4) rho = 1 - 6 * 10 / 60 = 0
+  # and gamma = (3 - 3) / 6; against the generator's (2.5, 1, 4, 2.5) rho = 4.5 / sqrt(4.5 * 5)
+  # and gamma = 1 (its tied pair left out)
   adversarial = out['adversarial']
-  assert adversarial['critic_one_nn_spearman'] == critic
-  assert adversarial['generator_one_nn_spearman'] == generator
-  assert adversarial['objective_tracking'] == pytest.approx(4.5 / np.sqrt(22.5))
+  assert adversarial['critic_one_nn_spearman'] == pytest.approx(0.0, abs=1e-12)
+  assert adversarial['generator_one_nn_spearman'] == pytest.approx(4.5 / np.sqrt(22.5))
+  assert adversarial['critic_one_nn_gamma'] == 0.0
+  assert adversarial['generator_one_nn_gamma'] == 1.0
+  assert adversarial['objective_tracking'] == 1.0  # the larger |gamma| of the two losses
   assert adversarial['one_nn_drift'] == pytest.approx(0.25)
   assert adversarial['one_nn_max_drop'] == pytest.approx(0.3)
+  assert adversarial['one_nn_evaluations'] == 4
   assert lrmf_compare.objective_vs_quality(None, []) == {}
 
 

@@ -36,13 +36,15 @@ Data -> train every method -> evaluate -> write:
    ``k = config.knn_k``, and the exact EMD between ``T(A_test)`` and
    ``B_test`` (:func:`lrmf.discrepancies.exact_emd`, equal test sizes);
 4. Fig. 3 in numbers (:func:`objective_vs_quality`, from the logs of step 2): over the
-   evaluations of training, Spearman's rho between LRMF's held-out objective and its 1-NN
-   accuracy (``objective_one_nn_spearman/lrmf``; the claim: strongly negative), between
-   SN-GAN's critic / generator loss and its 1-NN accuracy
-   (``critic_one_nn_spearman/adversarial``, ``generator_one_nn_spearman/adversarial``),
-   ``objective_tracking/<method>`` (LRMF: ``-rho``; SN-GAN: the larger ``|rho|`` of its two
-   losses), ``one_nn_drift/<method>``, the best 1-NN over training minus the last, and
-   ``one_nn_max_drop/<method>``, the largest fall below the best reached before;
+   evaluations of training, the rank correlations (Spearman's rho, ``*_spearman``, and
+   Goodman and Kruskal's gamma, ``*_gamma``, which the 1-NN's ties at its ceiling do not
+   shrink) between LRMF's held-out objective and its 1-NN accuracy
+   (``objective_one_nn_*/lrmf``; the claim: strongly negative), between SN-GAN's critic /
+   generator loss and its 1-NN accuracy (``critic_one_nn_*/adversarial``,
+   ``generator_one_nn_*/adversarial``), ``objective_tracking/<method>`` (LRMF: ``-gamma``;
+   SN-GAN: the larger ``|gamma|`` of its two losses), ``one_nn_drift/<method>``, the best
+   1-NN over training minus the last, and ``one_nn_max_drop/<method>``, the largest fall
+   below the best reached before;
 5. write ``results.json`` (``{method: {metric: value}}`` plus flat
    ``'<metric>/<method>'`` keys), ``table.md`` and the plots: ``alignment.png``
    (A, B and every ``T(A)`` coloured by position in A, Fig. 4) and
@@ -264,6 +266,32 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
   return float(stats.spearmanr(x, y).statistic)
 
 
+def gamma(x: Sequence[float], y: Sequence[float]) -> float:
+  """Goodman and Kruskal's gamma of paired series: ``(C - D) / (C + D)`` over the pairs of
+  points ordered alike (``C``) or oppositely (``D``) by ``x`` and ``y``; pairs tied in either
+  are left out.
+
+  The rank correlation for a quality with ties: a 1-NN accuracy that reaches its ceiling (1)
+  ties at every later evaluation, and Spearman's rho of a perfectly ranking objective then
+  shrinks with the share of evaluations after the ceiling (one strictly falling series
+  against 6 rising points then 74 tied ones: rho = -0.46), while its gamma stays -1. Pairs
+  with a non-finite value are dropped; NaN with fewer than 3 points or no untied pair.
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  if x.shape != y.shape or x.ndim != 1:
+    raise ValueError(f'gamma needs two series of one length, got {x.shape} and {y.shape}')
+  keep = np.isfinite(x) & np.isfinite(y)
+  x, y = x[keep], y[keep]
+  if x.size < 3:
+    return float('nan')
+  signs = np.sign(x[:, None] - x[None, :]) * np.sign(y[:, None] - y[None, :])
+  upper = signs[np.triu_indices(x.size, 1)]
+  concordant, discordant = np.sum(upper > 0), np.sum(upper < 0)
+  if concordant + discordant == 0:
+    return float('nan')
+  return float((concordant - discordant) / (concordant + discordant))
+
+
 def drift(accuracies: Sequence[float]) -> float:
   """How far a method ends below its best alignment: the best 1-NN accuracy over the
   evaluations minus the last one (>= 0; 0 when it ends at its best; NaN without any)."""
@@ -301,18 +329,22 @@ def objective_vs_quality(lrmf_series: dict[str, np.ndarray] | None,
   and does each method stay at its best alignment?
 
   Over the evaluations of a method's training (every one: the first too, since each lies
-  after some training and none is singled out):
+  after some training and none is singled out), two rank correlations of an objective with
+  the 1-NN accuracy: Spearman's rho (:func:`spearman`, ``*_spearman``) and Goodman and
+  Kruskal's gamma (:func:`gamma`, ``*_gamma``), which leaves out the pairs of evaluations tied
+  in accuracy. The 1-NN accuracy has a ceiling of 1: once ``T`` reaches it the later
+  evaluations tie, and rho then reads how early ``T`` got there more than how well the
+  objective ranks the alignments (see :func:`gamma`), so the verdicts read gamma.
 
-  * LRMF: ``objective_one_nn_spearman``, Spearman's rho (:func:`spearman`) between the
-    held-out Eq. 3 and the 1-NN accuracy (the claim: strongly negative, a lower objective
-    is a better alignment), and ``objective_tracking`` ``= -rho`` (read in the claimed
-    direction);
-  * SN-GAN: ``critic_one_nn_spearman`` and ``generator_one_nn_spearman``, rho between the
-    critic's loss (and the generator's) and the 1-NN accuracy (the losses as the stage
-    logs them: means over the ``eval_every`` training steps that end at the evaluation),
-    and ``objective_tracking`` ``= max(|rho_critic|, |rho_generator|)``: the better of the
-    two losses in either direction, the most generous reading of the adversarial
-    objective (no sign of it is known to mean "better" in advance);
+  * LRMF: ``objective_one_nn_spearman`` and ``objective_one_nn_gamma`` of the held-out Eq. 3
+    (the claim: strongly negative, a lower objective is a better alignment), and
+    ``objective_tracking`` ``= -gamma`` (read in the claimed direction);
+  * SN-GAN: ``critic_one_nn_*`` and ``generator_one_nn_*`` of the critic's loss and the
+    generator's (as the stage logs them: means over the ``eval_every`` training steps that
+    end at the evaluation; SN-GAN has no held-out objective, and the paper plots these),
+    and ``objective_tracking`` ``= max(|gamma_critic|, |gamma_generator|)``: the better of
+    the two losses in either direction, the most generous reading of the adversarial
+    objective (no sign of it is known in advance to mean "better");
   * both: ``one_nn_drift``, the best 1-NN over the evaluations minus the last
     (:func:`drift`; the paper: SN-GAN drifts away from near-optimal alignments, LRMF
     stays), ``one_nn_max_drop``, the largest fall below the best reached before
@@ -320,30 +352,30 @@ def objective_vs_quality(lrmf_series: dict[str, np.ndarray] | None,
     the end has no drift but a drop), and ``one_nn_evaluations``, how many evaluations
     these read.
 
-  NaN where a correlation is undefined (:func:`spearman`). The 1-NN accuracy has a ceiling
-  of 1: once ``T`` reaches it the later evaluations tie, which keeps ``|rho|`` below 1 however
-  well an objective ranks the alignments before. LRMF's objective is held out (the
-  validation split); SN-GAN has none of its own, and its losses are read as the paper plots
-  them, on the training minibatches.
+  NaN where a correlation is undefined (:func:`spearman`, :func:`gamma`).
   """
   out: dict[str, dict[str, float]] = {}
   if lrmf_series is not None and len(lrmf_series['step']):
-    rho = spearman(lrmf_series['val_loss'], lrmf_series['one_nn_accuracy'])
-    out['lrmf'] = {'objective_one_nn_spearman': rho, 'objective_tracking': -rho,
-                   'one_nn_drift': drift(lrmf_series['one_nn_accuracy']),
-                   'one_nn_max_drop': max_drop(lrmf_series['one_nn_accuracy']),
+    objective, accuracy = lrmf_series['val_loss'], lrmf_series['one_nn_accuracy']
+    ranked = gamma(objective, accuracy)
+    out['lrmf'] = {'objective_one_nn_spearman': spearman(objective, accuracy),
+                   'objective_one_nn_gamma': ranked, 'objective_tracking': -ranked,
+                   'one_nn_drift': drift(accuracy), 'one_nn_max_drop': max_drop(accuracy),
                    'one_nn_evaluations': len(lrmf_series['step'])}
   log = [r for r in adversarial_log if 'one_nn_accuracy' in r]
   if log:
     accuracy = [r['one_nn_accuracy'] for r in log]
-    critic = spearman([r['critic_loss'] for r in log], accuracy)
-    generator = spearman([r['loss'] for r in log], accuracy)
-    magnitudes = [abs(v) for v in (critic, generator) if np.isfinite(v)]
-    out['adversarial'] = {'critic_one_nn_spearman': critic,
-                          'generator_one_nn_spearman': generator,
-                          'objective_tracking': max(magnitudes) if magnitudes else float('nan'),
-                          'one_nn_drift': drift(accuracy), 'one_nn_max_drop': max_drop(accuracy),
+    out['adversarial'] = {'one_nn_drift': drift(accuracy), 'one_nn_max_drop': max_drop(accuracy),
                           'one_nn_evaluations': len(log)}
+    magnitudes = []
+    for name, key in (('critic', 'critic_loss'), ('generator', 'loss')):
+      losses = [r[key] for r in log]
+      ranked = gamma(losses, accuracy)
+      out['adversarial'].update({f'{name}_one_nn_spearman': spearman(losses, accuracy),
+                                 f'{name}_one_nn_gamma': ranked})
+      if np.isfinite(ranked):
+        magnitudes.append(abs(ranked))
+    out['adversarial']['objective_tracking'] = max(magnitudes) if magnitudes else float('nan')
   return out
 
 
