@@ -18,7 +18,10 @@ notebook overlays histograms of the estimates over samples of p and q on that of
 ``oracle_controls`` (a control of our machinery, not a paper experiment): the same classifier
 and training block taught the true ratio (the Bayes posterior as soft labels), on x and on the
 separate flow's z, and the slope of log r as a function of z, so that what the flow does to the
-classifier's target is measured apart from the label noise.
+classifier's target is measured apart from the label noise; and the separate mode with the
+exact flow of the training mixture in place of the fitted MAF (``separate_exact_flow``, and
+``oracle_exact_flow`` taught the posterior), so that Algorithm 1 is measured with no flow
+error at all.
 
 Variants: `:alphas` (joint with alpha in {0.01, 0.1, 0.5, 0.7}, Fig. 6), `:paper` (paper sizes and
 optimiser: Adam 1e-4 for the flow, 2e-4 for the classifier, PyTorch Adam's weight decay (an L2

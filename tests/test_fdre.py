@@ -350,21 +350,59 @@ def test_bayes_posterior_and_slope_of_log_r_in_z_for_an_affine_map():
 def test_oracle_controls_run_and_a_classifier_taught_the_bayes_posterior_recovers_log_r(
     tmp_path):
   """The control's classifier on x with the true posterior as labels fits log r on the
-  overlap better than a constant, and the run reports the controls' metrics."""
+  overlap better than a constant, the run reports the controls' metrics, and the baseline
+  without weight decay is paired with the baseline."""
   from configs import fdre_gaussians
   from experiments import launch
   config = fdre_gaussians.get_config('smoke')
-  config.modes = ('separate',)
+  config.modes = ('baseline', 'separate')
   config.oracle_controls = True
-  config.train.classifier.update(num_steps=300, lr=3e-3, eval_every=100, steps_per_dispatch=100)
+  # weight decay 0: the control without weight decay must then be the baseline itself (same
+  # keys, initialisation and batches)
+  config.train.classifier.update(num_steps=300, lr=3e-3, eval_every=100, steps_per_dispatch=100,
+                                 weight_decay=0.0)
   results = launch.run_experiment(config, str(tmp_path / 'run'))
-  for name in ('oracle_x', 'oracle_z'):
+  for metric in ('log_ratio_mse', 'log_ratio_w1'):
+    assert results[f'{metric}/baseline_no_weight_decay'] == pytest.approx(
+        results[f'{metric}/baseline'], rel=1e-5)
+  for name in ('oracle_x', 'oracle_z', 'separate_exact_flow', 'oracle_exact_flow',
+               'baseline_no_weight_decay'):
     for metric in ('log_ratio_mse_overlap', 'log_ratio_w1', 'log_ratio_mse_band_10_inf'):
       assert math.isfinite(results[f'{metric}/{name}']), (metric, name)
   # log r = 0 everywhere would score about 8 on |log r| <= 5 (its spread there)
   assert results['log_ratio_mse_overlap/oracle_x'] < 4.0
   assert results['log_ratio_slope_x'] == pytest.approx(math.sqrt(18.0))
   assert results['log_ratio_slope_z_overlap/separate'] > 0
+  # the exact flow squeezes the gap between the two components: a steeper target than on x
+  assert results['train_points_across_boundary'] == int(results['train_points_across_boundary'])
+  assert 0 <= results['train_points_across_boundary'] <= 400
+  assert results['log_ratio_slope_z_overlap/exact_flow'] > math.sqrt(18.0)
+
+
+def test_exact_mixture_flow_maps_the_training_mixture_to_a_standard_normal():
+  """T of the weighted mixture pi_p N(0, I) + pi_q N(mu, I) is N(0, I) distributed, log r is
+  a function of z_1 with the returned slope (finite differences), and far tails stay finite."""
+  config = ml_collections.ConfigDict({'data': {'name': 'gaussians', 'mean_q': (3.0, 3.0)}})
+  rng = np.random.default_rng(0)
+  n_p, n_q = 30000, 10000
+  x = np.concatenate([rng.normal(size=(n_p, 2)), rng.normal(size=(n_q, 2)) + 3.0])
+  z, slope = fdre_modes.exact_mixture_flow(config, x, n_p, n_q)
+  np.testing.assert_allclose(z.mean(0), 0.0, atol=0.02)
+  np.testing.assert_allclose(np.cov(z.T), np.eye(2), atol=0.03)
+  assert stats.kstest(z[:, 0], 'norm').pvalue > 1e-3
+  assert stats.kstest(z[:, 1], 'norm').pvalue > 1e-3
+  # log r = -||mu|| u + ||mu||^2 / 2 moves along mu; T moves only z_1 there
+  step = 1e-4 * np.array([1.0, 1.0]) / np.sqrt(2.0)
+  points = x[:50].astype(np.float64)
+  z_step = fdre_modes.exact_mixture_flow(config, points + step, n_p, n_q)[0]
+  log_r_step = np.sqrt(18.0) * 1e-4
+  np.testing.assert_allclose(z_step[:, 1], z[:50, 1], atol=1e-5)
+  np.testing.assert_allclose(log_r_step / np.abs(z_step[:, 0].astype(np.float64) - z[:50, 0]),
+                             slope[:50], rtol=0.05)
+  far_z, far_slope = fdre_modes.exact_mixture_flow(
+      config, np.array([[-40.0, -40.0], [40.0, 40.0]]), n_p, n_q)
+  assert np.all(np.isfinite(far_z)) and far_z[0, 0] < -30 and far_z[1, 0] > 30
+  np.testing.assert_allclose(far_slope, np.sqrt(18.0), rtol=0.01)
 
 
 def test_l2_weight_decay_style_is_pytorch_adams_coupled_penalty():

@@ -13,7 +13,9 @@ The task is the data set ``config.data.name`` (:data:`DATA_SETS`):
   1-Wasserstein distance between the estimated and true ``log r``'s distributions
   (``log_ratio_w1``: Fig. 2's overlaid histograms); with ``config.oracle_controls``
   the control :func:`oracle_controls` (the same classifier taught the true ratio on
-  ``x`` and on the separate flow's ``z``, and the slope of ``log r`` in ``z``);
+  ``x`` and on the separate flow's ``z``, and the slope of ``log r`` in ``z``; the
+  separate mode on the exact flow :func:`exact_mixture_flow`), and
+  ``train_points_across_boundary`` (Sec. 3.1's failure on ``x`` needs none);
 * ``'correlated_gaussians'``, mutual information (Sec. 5.2, App. D.3, Fig. 4/9): pairs of
   ``config.data.dim``-d Gaussians with correlation ``config.data.rho``; ``D_p`` the joint
   pairs, ``D_q`` the pairs with ``y`` shuffled (product of marginals); MI = mean ``log r``
@@ -285,40 +287,112 @@ def log_ratio_slope_z(config: ml_collections.ConfigDict, encode, decode,
   return np.sqrt(sum(np.asarray(column, np.float64)**2 for column in columns))
 
 
+def exact_mixture_flow(config: ml_collections.ConfigDict, x: np.ndarray, n_p: int,
+                       n_q: int) -> tuple[np.ndarray, np.ndarray]:
+  """An exact flow of the toy task's training mixture and the slope of its ``log r`` in ``z``.
+
+  The mixture the separate flow is fitted to is ``h = pi_p N(0, I) + pi_q N(mu, I)``
+  (``pi`` the training-set fractions). With ``u = x . mu / ||mu||`` and ``v`` the coordinate
+  orthogonal to ``mu`` (``N(0, 1)`` under both components, independent of ``u``),
+  ``T(x) = (Phi^{-1}(pi_p Phi(u) + pi_q Phi(u - ||mu||)), v)`` maps ``h`` exactly onto
+  ``N(0, I)``: the flow that maximum likelihood aims at, with no fitting error (any other
+  exact flow differs from it by a map that keeps ``N(0, I)``). The CDF is inverted in log
+  space (``ndtri_exp`` of the smaller tail), so points far in either tail stay finite.
+
+  Args:
+    config: the task (``config.data.name == 'gaussians'``).
+    x: ``(..., n, 2)`` points.
+    n_p, n_q: the training-set sizes (the mixture's weights).
+
+  Returns:
+    ``(z, slope)``: ``z = T(x)`` ``(..., n, 2)`` float32 and ``|d log r / d z|`` at those
+    points ``(..., n)`` (``log r = -||mu|| u + ||mu||^2 / 2`` depends on ``z_1`` only:
+    ``||mu|| phi(z_1) / h_u(u)``, ``h_u`` the mixture's density of ``u``).
+  """
+  if config.data.name != 'gaussians':
+    raise ValueError(f"exact_mixture_flow needs config.data.name 'gaussians', got "
+                     f'{config.data.name!r}')
+  mean = np.asarray(config.data.mean_q, np.float64)
+  gap = float(np.linalg.norm(mean))
+  along = mean / gap
+  across = np.array([-along[1], along[0]])
+  x = np.asarray(x, np.float64)
+  u, v = x @ along, x @ across
+  log_pi_p, log_pi_q = np.log(n_p / (n_p + n_q)), np.log(n_q / (n_p + n_q))
+  log_cdf = np.logaddexp(log_pi_p + special.log_ndtr(u), log_pi_q + special.log_ndtr(u - gap))
+  log_sf = np.logaddexp(log_pi_p + special.log_ndtr(-u), log_pi_q + special.log_ndtr(gap - u))
+  z1 = np.where(log_cdf < log_sf, special.ndtri_exp(np.minimum(log_cdf, log_sf)),
+                -special.ndtri_exp(np.minimum(log_cdf, log_sf)))
+  log_normal = lambda t: -0.5 * t**2 - 0.5 * np.log(2 * np.pi)
+  log_density_u = np.logaddexp(log_pi_p + log_normal(u), log_pi_q + log_normal(u - gap))
+  slope = np.exp(np.log(gap) + log_normal(z1) - log_density_u)
+  return np.stack([z1, v], -1).astype(np.float32), slope
+
+
 def oracle_controls(config: ml_collections.ConfigDict, separate: featurize.FittedRatio,
                     classifier, *, p_train, q_train, p_val, q_val, test, truth, overlap,
-                    n_p_test: int, root_keys, workdir: str,
-                    metrics: workdir_lib.MetricsLog) -> list[dict[str, float]]:
-  """Control of the machinery: the same classifier and training block, taught the true ratio.
+                    n_p_test: int, root_keys, workdir: str, metrics: workdir_lib.MetricsLog,
+                    baseline_keys=None) -> list[dict[str, float]]:
+  """Control of the machinery: the same classifier and training block, taught the true ratio
+  or given an exact flow, and the baseline without weight decay.
 
   ``oracle_x`` and ``oracle_z`` train the classifier with the Bayes posterior
   (:func:`bayes_posterior`) as soft labels of the training and validation points, on ``x``
   and on the separate flow's ``z = f(x)``: no label noise, so what is left of their error is
   what the classifier and its recipe make of the target ``log r`` (on ``x``) and
-  ``log r o f^{-1}`` (on ``z``). Their metrics are those of the modes
-  (``log_ratio_mse_overlap/oracle_z``, ...), with ``log_ratio_slope_z_overlap/separate`` the
-  median of :func:`log_ratio_slope_z` on the overlap test points and ``log_ratio_slope_x``
-  ``||mu||``. Stages ``oracle_x_classifier`` and ``oracle_z_classifier``.
+  ``log r o f^{-1}`` (on ``z``). ``separate_exact_flow`` is the separate mode with the
+  flow replaced by the exact one (:func:`exact_mixture_flow`): the same classifier, recipe
+  and labels (``D_p`` 1, ``D_q`` 0) on ``T(x)``, so it is what Algorithm 1 gives with no
+  flow-fitting error at all; ``oracle_exact_flow`` the same taught the Bayes posterior.
+  ``baseline_no_weight_decay`` is the baseline mode (its keys ``baseline_keys``, so the same
+  initialisation and batches as the baseline) with ``config.train.classifier.weight_decay``
+  0: the authors' released input-space classifier config (``mlp_x.yaml`` of ermongroup/f-dre)
+  has no weight decay, their feature-space one (``mlp_z.yaml``) and Table 6 5e-4.
+  Their metrics are those of the modes (``log_ratio_mse_overlap/oracle_z``, ...), with
+  ``log_ratio_slope_z_overlap/separate`` the median of :func:`log_ratio_slope_z` on the
+  overlap test points, ``log_ratio_slope_z_overlap/exact_flow`` that of the exact flow and
+  ``log_ratio_slope_x`` ``||mu||``. Stages ``<name>_classifier``.
   """
   n_p, n_q = p_train.shape[1], q_train.shape[1]
   train, val = featurize.labelled_union(p_train, q_train), featurize.labelled_union(p_val, q_val)
-  train['label'] = bayes_posterior(config, train['x'], n_p, n_q)
-  val['label'] = bayes_posterior(config, val['x'], n_p, n_q)
+  soft = {'train': bayes_posterior(config, train['x'], n_p, n_q),
+          'val': bayes_posterior(config, val['x'], n_p, n_q)}
+  exact = lambda x: exact_mixture_flow(config, x, n_p, n_q)[0]
+  learned = lambda x: np.asarray(separate.encode(x))
   results = [{} for _ in range(len(truth))]
-  for index, (name, encode) in enumerate((('oracle_x', None), ('oracle_z', separate.encode))):
-    points = (lambda x: x) if encode is None else (lambda x: np.asarray(encode(x)))
+  # (name, points, Bayes posterior as labels); the fold-in index keeps the first two controls'
+  # keys, and so their numbers, as they were before the exact-flow controls.
+  controls = (('oracle_x', lambda x: x, True), ('oracle_z', learned, True),
+              ('separate_exact_flow', exact, False), ('oracle_exact_flow', exact, True))
+  for index, (name, points, taught) in enumerate(controls):
     keys = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, 1000 + index)))(
         root_keys)
+    labels = soft if taught else {'train': train['label'], 'val': val['label']}
     log_ratio, _ = featurize.fit_classifier(
-        classifier=classifier, train={**train, 'x': points(train['x'])},
-        val={**val, 'x': points(val['x'])}, keys=keys,
+        classifier=classifier, train={'x': points(train['x']), 'label': labels['train']},
+        val={'x': points(val['x']), 'label': labels['val']}, keys=keys,
         runner=stage_runner(config, workdir, metrics, name), n_p=n_p, n_q=n_q)
     estimates = np.asarray(log_ratio(points(test)), np.float64)
     for r, out in enumerate(results):
       out.update(_mode_metrics(config, name, estimates[r], truth[r], overlap[r], n_p_test))
+  no_decay = ml_collections.ConfigDict(config.train.classifier.to_dict())
+  no_decay.weight_decay = 0.0
+  name = 'baseline_no_weight_decay'
+  if baseline_keys is None:
+    baseline_keys = jax.vmap(lambda key: jax.random.fold_in(key, 1000 + len(controls)))(
+        root_keys)
+  unregularised = featurize.fit_log_ratio(
+      mode='baseline', flow=None, classifier=classifier, p_train=p_train, q_train=q_train,
+      p_val=p_val, q_val=q_val, keys=baseline_keys,
+      runner=stages.stage_runner(workdir, metrics, lambda stage: no_decay, name))
+  estimates = np.asarray(unregularised.log_ratio(test), np.float64)
+  for r, out in enumerate(results):
+    out.update(_mode_metrics(config, name, estimates[r], truth[r], overlap[r], n_p_test))
   slopes = log_ratio_slope_z(config, separate.encode, separate.decode, test)
+  exact_slopes = exact_mixture_flow(config, test, n_p, n_q)[1]
   for r, out in enumerate(results):
     out['log_ratio_slope_z_overlap/separate'] = float(np.median(slopes[r][overlap[r]]))
+    out['log_ratio_slope_z_overlap/exact_flow'] = float(np.median(exact_slopes[r][overlap[r]]))
     out['log_ratio_slope_x'] = float(np.linalg.norm(config.data.mean_q))
   return results
 
@@ -346,14 +420,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # extrapolation that no loss term constrains (|log r| up to ~20 on the toy test points).
   overlap = np.abs(truth) <= config.overlap_log_ratio
   per_seed = [{'overlap_fraction': float(np.mean(overlap[r]))} for r in range(len(seeds))]
-  seconds, fitted_by_mode = {}, {}
+  if config.data.name == 'gaussians':
+    # Sec. 3.1's failure of the classifier on x needs D_p and D_q without points on each
+    # other's side of the Bayes boundary (log r = 0); how many the training sets hold:
+    for r, results in enumerate(per_seed):
+      results['train_points_across_boundary'] = float(
+          np.sum(true_log_ratio(config, p_train[r]) < 0)
+          + np.sum(true_log_ratio(config, q_train[r]) > 0))
+  seconds, fitted_by_mode, keys_by_mode = {}, {}, {}
   root_keys = replicas.keys(seeds)
   for index, (name, mode, alpha) in enumerate(mode_entries(config)):
     mode_start = time.time()
+    keys_by_mode[mode] = jax.vmap(lambda key: jax.random.fold_in(key, index))(root_keys)
     fitted = featurize.fit_log_ratio(
         mode=mode, flow=flow, classifier=classifier, p_train=p_train, q_train=q_train,
         p_val=p_val, q_val=q_val, alpha=alpha, runner=stage_runner(config, workdir, metrics, name),
-        keys=jax.vmap(lambda key: jax.random.fold_in(key, index))(root_keys))
+        keys=keys_by_mode[mode])
     estimates = np.asarray(fitted.log_ratio(test), np.float64)
     val_log_ratio = np.asarray(fitted.log_ratio(val), np.float64)
     val_log_prob = (np.asarray(fitted.log_prob(val), np.float64)
@@ -372,7 +454,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for results, controls in zip(per_seed, oracle_controls(
         config, fitted_by_mode[separate[0]], classifier, p_train=p_train, q_train=q_train,
         p_val=p_val, q_val=q_val, test=test, truth=truth, overlap=overlap, n_p_test=n_p_test,
-        root_keys=root_keys, workdir=workdir, metrics=metrics)):
+        root_keys=root_keys, workdir=workdir, metrics=metrics,
+        baseline_keys=keys_by_mode.get('baseline'))):
       results.update(controls)
     seconds['seconds/oracle_controls'] = time.time() - control_start
   if config.data.name == 'correlated_gaussians':
