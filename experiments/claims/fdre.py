@@ -18,7 +18,11 @@ FDRE_MI = Run(
           ('train.classifier.num_steps', 800), ('train.joint.num_steps', 800)),
     fast_note='4000 training pairs (config: 20000), 1500 flow / 800 classifier / 800 joint '
               'steps (config: 8000 / 1500 / 2000)', fast_seeds=3, paper_seeds=3,
-    paper_cost='80K pairs, 200 epochs a stage: GPU hours')
+    paper_cost='80K pairs, 200 epochs (125,000 steps) for each of its 7 stages, 3 seeds side by '
+               'side: measured over 300 steps a stage on a 2-core CPU shared with two other '
+               'runs, 42-70 steps/s (flow 70, classifiers 46-69, joint and discriminative '
+               '42-50), about 5 h without early stopping; long, not GPU-bound: run it in '
+               'pieces (it resumes)')
 FDRE_DA = Run('fdre_domain_adaptation', 'configs/fdre_domain_adaptation.py',
               paper_variant='paper', fast=(('num_runs', 1), ('train.flow.num_steps', 500)),
               fast_note='one data draw per seed, 500 flow steps (config: 2000)',
