@@ -116,6 +116,8 @@ def test_smoke_run_reports_the_fresh_objective(tmp_path):
   assert seed['converged_but_fresh_off'] == (
       seed['converged'] and abs(seed['fresh_objective']) > 2 * config.eps)
   assert seed['converged_algorithm1'] == (seed['test_objective'] < config.eps)
+  # F o G^-1 of the private flows (Fig. 4, 6a's baseline) is scored beside T on the moons' labels
+  assert 0.0 <= seed['one_nn_accuracy_back_to_back'] <= 1.0
 
 
 def test_smoke_run_with_restarts_and_settings_side_by_side(tmp_path):

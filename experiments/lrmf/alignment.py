@@ -17,7 +17,9 @@ Data -> train -> evaluate -> write:
    private models on the same test data) and its convergence flags (``converged``: the
    two-sided rule of :mod:`lrmf.held_out`; ``converged_algorithm1``: Algorithm 1's own), the
    objective of the identity map for reference, the 1-NN accuracy of a
-   classifier fitted on B's labelled points and scored on T(A) with A's labels,
+   classifier fitted on B's labelled points and scored on T(A) with A's labels (with a
+   flow density, also on the back-to-back ``F o G^-1`` of the two private models, the
+   AlignFlow-inspired baseline of Fig. 4 and 6a, which needs no training),
    and the first two moments of T(A) against B's (Frobenius/Euclidean norms of
    the differences, on the test and on the training split); for synthetic data sets,
    Eq. 3 and its flag also on ``config.fresh_eval_size`` points per domain drawn afresh
@@ -48,7 +50,7 @@ from harness import domains
 from harness import models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
 from lrmf import algorithm, baselines, held_out
-from nflax import bijectors, fitting
+from nflax import bijectors, densities, fitting
 
 def to_logit_space(domain: dict[str, np.ndarray], alpha: float,
                    seed: int) -> dict[str, np.ndarray]:
@@ -268,7 +270,10 @@ def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
   config (its ``eps``). Per replica: the held-out objective with its standard error over
   the test points, the part of it due to the worst 1% of points and the two-sided flag
   (:func:`lrmf.held_out.held_out_checks`, one program for all replicas), the objective of
-  the identity map, moments and 1-NN accuracy.
+  the identity map, moments and 1-NN accuracy: of ``T``, of the identity and, for a
+  :class:`nflax.densities.FlowDensity` with labelled domains, of the back-to-back map
+  ``F o G^-1`` of the replica's private models
+  (:func:`lrmf.baselines.back_to_back_from_densities`).
   """
   test_a = jnp.asarray(np.stack([a['test_x'] for a, _ in pairs]))
   test_b = jnp.asarray(np.stack([b['test_x'] for _, b in pairs]))
@@ -288,15 +293,34 @@ def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
                          initial)
     identity_objectives = [check.objective for check in held_out.held_out_checks(
         flow_variables=tiled, shared=result.private_b, **common)]
+  back_to_back = None
+  if isinstance(density, densities.FlowDensity) and _labelled(configs[0]):
+    first = result.replica(0)
+    composed, _ = baselines.back_to_back_from_densities(
+        density_a=density, variables_a=first.private_a, density_b=density,
+        variables_b=first.private_b)
+    move_back_to_back = transformer(composed)
+
+    def back_to_back(replica: algorithm.LRMFResult, x: np.ndarray) -> np.ndarray:
+      _, variables = baselines.back_to_back_from_densities(
+          density_a=density, variables_a=replica.private_a, density_b=density,
+          variables_b=replica.private_b)
+      return move_back_to_back(variables, x)
+
   return [_replica_metrics(configs[r], result.replica(r), *pairs[r], checks[r],
-                           identity_objectives[r], move) for r in range(len(pairs))]
+                           identity_objectives[r], move, back_to_back)
+          for r in range(len(pairs))]
 
 
 def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: held_out.HeldOutCheck,
-                     identity_objective: float | None, move) -> dict:
-  """One replica's metrics of :func:`evaluate` (``result`` without the replica axis)."""
+                     identity_objective: float | None, move, back_to_back=None) -> dict:
+  """One replica's metrics of :func:`evaluate` (``result`` without the replica axis;
+  ``back_to_back(result, x)``: ``F o G^-1`` of its private models applied to ``x``, or
+  ``None``)."""
   flat = lambda x: x.reshape(len(x), -1)
   moved = flat(move(result.flow_variables, a['test_x']))
+  moved_back_to_back = (None if back_to_back is None
+                        else flat(back_to_back(result, a['test_x'])))
   moved_train = flat(move(result.flow_variables, a['train_x']))
   a = {key: flat(value) if key.endswith('_x') else value for key, value in a.items()}
   b = {key: flat(value) if key.endswith('_x') else value for key, value in b.items()}
@@ -327,16 +351,24 @@ def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: held_out
   if accuracy is not None:
     results['one_nn_accuracy'] = accuracy
     results['one_nn_accuracy_identity_map'] = one_nn_accuracy(config, a, b, a['test_x'])
+    if moved_back_to_back is not None:
+      results['one_nn_accuracy_back_to_back'] = one_nn_accuracy(config, a, b,
+                                                                moved_back_to_back)
   return results
 
 
 def one_nn_accuracy(config, a, b, moved: np.ndarray) -> float | None:
   """1-NN fitted on B's labelled training points, scored on ``moved`` = T(A_test) with A's
   labels (setup 1's local-structure metric); ``None`` when a domain has no labels."""
-  if not (config.data.a.get('label_field') and config.data.b.get('label_field')):
+  if not _labelled(config):
     return None
   return baselines.one_nn_accuracy(reference_x=b['train_x'], reference_labels=b['train_labels'],
                                    x=moved, labels=a['test_labels'])
+
+
+def _labelled(config) -> bool:
+  """Whether both domains carry labels (the 1-NN metrics need them)."""
+  return bool(config.data.a.get('label_field') and config.data.b.get('label_field'))
 
 
 def _position_colours(x: np.ndarray) -> np.ndarray:
