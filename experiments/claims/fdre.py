@@ -69,8 +69,8 @@ FDRE_AUGMENTATION = Run(
 FDRE_GAUSSIANS_ALPHAS = Run(
     'fdre_gaussians_alphas', 'configs/fdre_gaussians.py', 'alphas', tiers=('paper',),
     paper_cost="joint training at alpha 0.01, 0.1, 0.5 and 0.7 (Fig. 6) at the config's sizes, "
-               '5 seeds side by side: not timed here; not in the fast tier, which is at its 30 '
-               'minutes')
+               '5 seeds side by side: about 2 min on a 2-core CPU shared with another run; not '
+               'in the fast tier, which is at its 30 minutes')
 FDRE_TARGETED_BACKGROUND = Run(
     'fdre_targeted_background', 'configs/fdre_targeted_mnist.py', 'background',
     paper_variant='paper', paper=(('scenario', 'background'),), paper_seeds=3, tiers=('paper',),

@@ -13,7 +13,9 @@ _NO_BIAS = (('estimate_bias', False),)
 LRMF_MOONS = Run(
     'lrmf_moons', 'configs/lrmf_moons.py',
     paper=(('model.density.hidden', (512, 512)), ('model.flow.hidden', (512, 512))),
-    paper_cost="the paper's 2x512 Real NVPs: about 25 min for 5 seeds on a 2-core CPU")
+    paper_cost="the paper's 2x512 Real NVPs, 3 private and 3 joint restarts a seed (15 "
+               'replicas): on a 2-core CPU shared with other runs about 40 min a private '
+               'domain and 45-70 min for the joint stage')
 LRMF_MOONS_ALIGNED = Run(
     'lrmf_moons_aligned', 'configs/lrmf_moons.py',
     fast=(('data.a.options.rotation_degrees', 50.0),),
@@ -95,8 +97,8 @@ LRMF_BLOBS_REALNVP = Run(
     'lrmf_blobs_realnvp', 'configs/lrmf_blobs.py', 'realnvp', tiers=('paper',),
     paper=(('model.density.hidden', (512, 512)), ('model.flow.hidden', (512, 512))),
     paper_cost="the paper's 2x512 Real NVPs on 100 points a domain (Fig. 9(i): over-"
-               'parameterised), 5 seeds side by side: not timed here (the moons at this size: '
-               'about 25 min on a 2-core CPU); not in the fast tier, which is at its 30 minutes')
+               'parameterised), 5 seeds side by side: about 50 min on a 2-core CPU (measured: '
+               'the wall column); not in the fast tier, which is at its 30 minutes')
 
 
 _DIGITS_AUTOENCODER = ('autoencoder differs (here an MLP VAE-GAN on 16x16; the paper does not '
