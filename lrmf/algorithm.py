@@ -38,7 +38,8 @@ from lrmf import held_out, losses
 from nflax import engine, fitting
 
 __all__ = [
-    'joint_variables', 'HeldOut', 'lrmf_objective', 'LRMFResult', 'train_lrmf'
+    'joint_variables', 'split_joint_variables', 'HeldOut', 'lrmf_objective', 'LRMFResult',
+    'train_lrmf'
 ]
 
 Array = jax.Array
@@ -68,8 +69,10 @@ def _params_and_state(variables: Variables) -> tuple[PyTree, PyTree]:
   return variables['params'], {k: v for k, v in variables.items() if k != 'params'}
 
 
-def _split(params: PyTree, model_state: PyTree) -> tuple[Variables, Variables]:
-  """Inverse of :func:`joint_variables`: ``(flow_variables, shared_variables)``."""
+def split_joint_variables(params: PyTree,
+                          model_state: PyTree) -> tuple[Variables, Variables]:
+  """Inverse of :func:`joint_variables`: ``(flow_variables, shared_variables)`` from the
+  joint stage's ``params`` and model state."""
   variables = {'params': params, **model_state}
   return tuple({collection: tree[part] for collection, tree in variables.items()
                 if part in tree} for part in _PARTS)
@@ -124,14 +127,15 @@ def lrmf_objective(*, flow: nn.Module, density: nn.Module,
 
   def train_loss(params, model_state, batch, key):
     a, b = batch.parts
-    flow_variables, shared = _split(params, model_state)
+    flow_variables, shared = split_joint_variables(params, model_state)
     loss, (flow_state, shared_state) = losses.lrmf_loss(
         flow=flow, density=density, flow_variables=flow_variables, shared=shared, a=a, b=b,
         mutable=True, key=key)
     return loss, joint_variables(flow_state, shared_state)
 
   def eval_loss(params, model_state, data):
-    terms_a, terms_b = shared_terms(*_split(params, model_state), data.a, data.b)
+    terms_a, terms_b = shared_terms(*split_joint_variables(params, model_state), data.a,
+                                    data.b)
     return jnp.mean(terms_a) + jnp.mean(terms_b) + data.constant
 
   return fitting.Objective(train_loss, eval_loss)
@@ -326,7 +330,7 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       'joint', objective, joint_variables(flow_start, many(private_b)),
       engine.Independent((many(a_train), many(b_train))), many(validation),
       _restart_keys(key_joint, restarts))
-  flow_final, shared_final = _split(fit_joint.params, fit_joint.model_state)
+  flow_final, shared_final = split_joint_variables(fit_joint.params, fit_joint.model_state)
   restart_objectives = None
   joint_history = fit_joint.history
   if restarts > 1:

@@ -193,7 +193,7 @@ def test_train_lrmf_restarts_keep_the_lowest_training_objective():
   # lrmf_loss plus lrmf_constant on the whole training sets, one replica at a time), and the
   # kept one is its minimum.
   fit = call['fit']
-  flow_all, shared_all = algorithm._split(fit.params, fit.model_state)
+  flow_all, shared_all = algorithm.split_joint_variables(fit.params, fit.model_state)
   assert result.restart_objectives.shape == (2, 3)
   for r in range(2):
     for k in range(3):

@@ -261,6 +261,22 @@ def transformer(flow):
   return lambda flow_variables, x: np.asarray(forward(flow_variables, jnp.asarray(x)))
 
 
+def back_to_back_transformer(density: densities.FlowDensity):
+  """``(result, x) -> (F o G^-1)(x)`` on numpy arrays: the back-to-back map of the private
+  models of one replica's :class:`lrmf.algorithm.LRMFResult` (Fig. 4 and 6a's
+  AlignFlow-inspired baseline, :func:`lrmf.baselines.back_to_back_from_densities`), compiled
+  once for every result of ``density``; keep it across calls."""
+  move = transformer(baselines.back_to_back(density.flow, density.flow))
+
+  def apply(result: algorithm.LRMFResult, x: np.ndarray) -> np.ndarray:
+    _, variables = baselines.back_to_back_from_densities(
+        density_a=density, variables_a=result.private_a, density_b=density,
+        variables_b=result.private_b)
+    return move(variables, x)
+
+  return apply
+
+
 def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
              result: algorithm.LRMFResult, pairs: list[tuple[dict, dict]]) -> list[dict]:
   """Test-split metrics of every replica of an :class:`lrmf.algorithm.LRMFResult`.
@@ -293,20 +309,9 @@ def evaluate(configs: list[ml_collections.ConfigDict], flow, density,
                          initial)
     identity_objectives = [check.objective for check in held_out.held_out_checks(
         flow_variables=tiled, shared=result.private_b, **common)]
-  back_to_back = None
-  if isinstance(density, densities.FlowDensity) and _labelled(configs[0]):
-    first = result.replica(0)
-    composed, _ = baselines.back_to_back_from_densities(
-        density_a=density, variables_a=first.private_a, density_b=density,
-        variables_b=first.private_b)
-    move_back_to_back = transformer(composed)
-
-    def back_to_back(replica: algorithm.LRMFResult, x: np.ndarray) -> np.ndarray:
-      _, variables = baselines.back_to_back_from_densities(
-          density_a=density, variables_a=replica.private_a, density_b=density,
-          variables_b=replica.private_b)
-      return move_back_to_back(variables, x)
-
+  back_to_back = (back_to_back_transformer(density)
+                  if isinstance(density, densities.FlowDensity) and _labelled(configs[0])
+                  else None)
   return [_replica_metrics(configs[r], result.replica(r), *pairs[r], checks[r],
                            identity_objectives[r], move, back_to_back)
           for r in range(len(pairs))]

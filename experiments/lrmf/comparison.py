@@ -214,15 +214,6 @@ def _train_adversarial(config, flow, critic, a, b, workdir, metrics, key):
           workdir_lib.read_metrics(workdir, 'adversarial'))
 
 
-def _flow_variables(params, model_state):
-  """``T``'s variables from the joint stage's ``{'flow': phi, 'shared': thS}`` params and
-  ``{collection: {'flow': ..., 'shared': ...}}`` model state (the layout of
-  :func:`lrmf.algorithm.joint_variables`)."""
-  return {'params': params['flow'],
-          **{collection: tree['flow'] for collection, tree in model_state.items()
-             if 'flow' in tree}}
-
-
 def _joint_one_nn(config, flow, a, b):
   """The :attr:`harness.stages.Stage.annotate` of LRMF's joint stage (through
   :func:`experiments.lrmf.alignment.stage_runner`): at every evaluation (a record with
@@ -240,7 +231,9 @@ def _joint_one_nn(config, flow, a, b):
     for index in range(count):
       state = engine.replica(run.state, index)
       accuracy = alignment.one_nn_accuracy(
-          config, a, b, move(_flow_variables(state.params, state.model_state), a['test_x']))
+          config, a, b,
+          move(algorithm.split_joint_variables(state.params, state.model_state)[0],
+               a['test_x']))
       if accuracy is None:
         return record
       accuracies.append(accuracy)
@@ -443,10 +436,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     details = alignment.evaluate([config], flow, density, trained, [(a, b)])[0]
     results['lrmf'] = {name: details[name] for name in ('test_objective', 'converged')}
   if 'back_to_back' in config.methods:
-    composed, variables = baselines.back_to_back_from_densities(
-        density_a=density, variables_a=lrmf_result.private_a, density_b=density,
-        variables_b=lrmf_result.private_b)
-    moved['back_to_back'] = alignment.transformer(composed)(variables, a['test_x'])
+    moved['back_to_back'] = alignment.back_to_back_transformer(density)(lrmf_result,
+                                                                         a['test_x'])
   for method in ('mmd', 'emd'):
     if method in config.methods:
       variables = _train_discrepancy(method, config, flow, a, b, workdir, metrics, keys[method])
