@@ -8,7 +8,8 @@ splits: 1-NN accuracy of a classifier on B's labels scored on T(A) (paper: input
 0.91 +- 0.05, LRMF 0.99 +- 0.0003, SN-GAN 0.7-1.0), kNN preservation (k = 10), exact EMD.
 Fig. 3 in numbers: LRMF's joint stage and SN-GAN log the 1-NN accuracy of T at each of their
 evaluations (every 25 steps), from which the run reports how each objective ranks with it
-(Spearman's rho) and how far each method ends below its best 1-NN.
+(Goodman-Kruskal gamma, which the claim reads, and Spearman's rho) and how far each method
+falls and ends below its best 1-NN.
 
 Run:
   python -m experiments.run --config=configs/lrmf_moons_baselines.py --workdir=runs/lrmf_moons_baselines
