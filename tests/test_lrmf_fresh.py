@@ -2,7 +2,10 @@
 from the data sets' generators, against a hand-written Gaussian oracle, on points that the
 run never saw."""
 
+import types
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
@@ -134,3 +137,29 @@ def test_smoke_run_with_restarts_and_settings_side_by_side(tmp_path):
   for setting in results['per_setting']:
     (seed,) = setting['per_seed']
     assert seed['train_objective'] <= seed['train_objective_worst_restart']
+
+
+def test_back_to_back_mover_is_b_decoder_after_a_encoder():
+  """alignment.back_to_back_transformer maps x to G^-1(F(x)) with F, G the private flows of A
+  and B (perturbed, so neither is the identity), and to x itself when both are one model."""
+  density = densities.FlowDensity(bijectors.realnvp(num_blocks=2, hidden=(8,)),
+                                  densities.StandardNormal((2,)))
+  x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (32, 2)))
+  init = density.init(jax.random.PRNGKey(1), x[:1])
+
+  def perturbed(seed):
+    leaves, tree = jax.tree.flatten(init)
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+    return jax.tree.unflatten(tree, [leaf + 0.3 * jax.random.normal(key, leaf.shape)
+                                     for leaf, key in zip(leaves, keys)])
+
+  private_a, private_b = perturbed(2), perturbed(3)
+  move = alignment.back_to_back_transformer(density)
+  moved = move(types.SimpleNamespace(private_a=private_a, private_b=private_b), x)
+  expected = density.apply(private_b, density.apply(private_a, jnp.asarray(x),
+                                                    method=density.encode),
+                           method=density.decode)
+  np.testing.assert_allclose(moved, expected, rtol=1e-4, atol=1e-4)
+  assert np.abs(moved - x).max() > 0.1
+  same = move(types.SimpleNamespace(private_a=private_a, private_b=private_a), x)
+  np.testing.assert_allclose(same, x, rtol=1e-4, atol=1e-4)
