@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 
+from nflax.nets import Conv
+
 __all__ = ['PatchCritic', 'MLPCritic']
 
 Array = jax.Array
@@ -46,9 +48,9 @@ class PatchCritic(nn.Module):
       raise ValueError(f'PatchCritic expects images (batch, H, W, C), got shape {x.shape}')
     for index in range(self.num_layers):
       stride = 2 if index < self.num_layers - 1 else 1
-      x = _leaky_relu(nn.Conv(self.base_channels * 2**index, (4, 4), strides=stride,
+      x = _leaky_relu(Conv(self.base_channels * 2**index, (4, 4), strides=stride,
                               padding='SAME')(x))
-    return nn.Conv(1, (4, 4), padding='SAME')(x)[..., 0]
+    return Conv(1, (4, 4), padding='SAME')(x)[..., 0]
 
 
 class MLPCritic(nn.Module):
