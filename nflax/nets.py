@@ -127,17 +127,18 @@ class MLP(nn.Module):
 
 
 class ConvNet(nn.Module):
-  """Convolutional conditioner ``(batch, H, W, C_in) -> (batch, H, W, out_channels)``.
+  """Glow's coupling network (Glow Sec. 3.3) ``(batch, H, W, C_in) -> (batch, H, W, out_channels)``.
 
-  ``num_layers`` hidden 3x3 convolutions with ``hidden_channels`` filters and
-  ReLU, followed by a 3x3 output convolution whose kernel and bias start at
-  zero (so a coupling layer using it starts at the identity). Layout is NHWC
-  and every convolution is ``'SAME'``-padded, so the spatial size is kept.
+  A 3x3 convolution, then ``num_layers - 1`` 1x1 convolutions, each with
+  ``hidden_channels`` filters and ReLU, then a 3x3 output convolution whose kernel
+  and bias start at zero (so a coupling layer using it starts at the identity).
+  Glow's is ``num_layers = 2`` with 512 filters: 3x3, 1x1, 3x3. Layout is NHWC and
+  every convolution is ``'SAME'``-padded, so the spatial size is kept.
 
   Attributes:
     out_channels: channels of the output.
     hidden_channels: filters of each hidden convolution.
-    num_layers: number of hidden convolutions.
+    num_layers: number of hidden convolutions (the first 3x3, the others 1x1).
   """
 
   out_channels: int
@@ -148,10 +149,11 @@ class ConvNet(nn.Module):
   def __call__(self, x: Array) -> Array:
     if x.ndim != 4:
       raise ValueError(f'ConvNet expects (batch, H, W, C) inputs, got shape {x.shape}')
-    for _ in range(self.num_layers):
-      x = nn.relu(Conv(self.hidden_channels, (3, 3), padding='SAME')(x))
+    for index in range(self.num_layers):
+      size = (3, 3) if index == 0 else (1, 1)
+      x = nn.relu(Conv(self.hidden_channels, size, padding='SAME')(x))
     return Conv(self.out_channels, (3, 3), padding='SAME',
-                   kernel_init=nn.initializers.zeros)(x)
+                kernel_init=nn.initializers.zeros)(x)
 
 
 class ResidualBlock(nn.Module):

@@ -38,7 +38,7 @@ Rows (the originals read for them):
   step ActNorm, LU 1x1 convolution, affine coupling whose network is 3x3 conv + ActNorm +
   ReLU, 1x1 conv + ActNorm + ReLU, zero 3x3 conv, ``sigmoid(s + 2)`` scales, learned
   Gaussian priors of the factored-out halves; ours :func:`nflax.bijectors.glow` (ConvNet
-  couplings of three 3x3 convolutions, fixed prior) at the same levels, steps and width:
+  couplings of a 3x3, a 1x1 and a zero 3x3 convolution as in Glow Sec. 3.3, fixed prior) at the same levels, steps and width:
   16x16x1, 2 levels x 4 steps x 64 filters, batch 64 (``benchmarks/flows.py``'s row), and
   32x32x3, 3 levels x 4 steps x 64 filters, batch 16.
 

@@ -355,7 +355,7 @@ def glow_step(hidden_channels: int, num_layers: int = 2, parity: bool = False) -
   Args:
     hidden_channels: filters of the hidden convolutions of the coupling's
       :class:`nflax.nets.ConvNet` (Glow: 512).
-    num_layers: hidden convolutions of that network (Glow: 2).
+    num_layers: hidden convolutions of that network (Glow: 2, a 3x3 then a 1x1).
     parity: which channel half conditions the coupling.
 
   Returns:
