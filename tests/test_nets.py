@@ -73,3 +73,13 @@ def test_unsupported_convolutions_fall_back_to_lax():
       nets.conv_general_dilated(nchw, rhs, (1, 1), 'SAME', dimension_numbers=('NCHW', 'HWIO', 'NCHW')),
       lax.conv_general_dilated(nchw, rhs, (1, 1), 'SAME', dimension_numbers=('NCHW', 'HWIO', 'NCHW')),
       rtol=1e-6)
+
+
+def test_convnet_is_glows_3x3_1x1_3x3_network():
+  """Glow Sec. 3.3: a 3x3 and a 1x1 hidden convolution, a zero-initialised 3x3 output."""
+  net = nets.ConvNet(out_channels=6, hidden_channels=8)
+  x = jnp.ones((2, 4, 4, 3))
+  params = net.init(jax.random.PRNGKey(0), x)['params']
+  shapes = [params[f'Conv_{i}']['kernel'].shape for i in range(3)]
+  assert shapes == [(3, 3, 3, 8), (1, 1, 8, 8), (3, 3, 8, 6)]
+  np.testing.assert_array_equal(net.apply({'params': params}, x), 0.0)
