@@ -56,7 +56,8 @@ LRMF_BASELINES = Run(
     fast_note='Real NVP 2x128 (config: 2x256), 600 private / joint steps (config: 1500 / 2000), '
               '200 MMD / EMD steps with 50 Sinkhorn iterations (config: 1000 with 200), 400 '
               'SN-GAN steps (config: 2000)',
-    fast_seeds=3, paper_seeds=5, paper_cost='about 10 min a seed on a 2-core CPU')
+    fast_seeds=3, paper_seeds=5,
+    paper_cost='about 3 min a seed on a 2-core CPU (measured: the wall column)')
 _SURFACES_FAST = _SMALL_FLOWS + _NO_BIAS + (('train.private.num_steps', 300),
                                             ('train.joint.num_steps', 300))
 LRMF_SURFACES = Run('lrmf_surfaces', 'configs/lrmf_surfaces.py', fast=_SURFACES_FAST,
