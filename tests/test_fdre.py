@@ -129,38 +129,80 @@ def _one_d_shift(n_source=1000, n_target=1000):
   return source, target, true_log_ratio
 
 
+def _f64(x):
+  return jnp.asarray(x, jnp.float64)
+
+
 def test_kmm_recovers_a_known_ratio_in_1d():
   source, target, true_log_ratio = _one_d_shift()
-  beta = np.asarray(estimators.kmm_weights(source=jnp.asarray(source), target=jnp.asarray(target),
-                                           kernel_gamma=0.5, bound=10.0))
+  with jax.enable_x64(True):
+    beta = np.asarray(estimators.kmm_weights(source=_f64(source), target=_f64(target),
+                                             kernel_gamma=0.5, bound=10.0))
   truth = np.exp(true_log_ratio(source))
   assert np.all(beta >= -1e-6) and np.all(beta <= 10 + 1e-6)
   inside = np.abs(source[:, 0] - 0.3) < 1.5
-  assert np.corrcoef(beta[inside], truth[inside])[0, 1] > 0.9
+  # The exact QP optimum is spikier than the ratio (a few weights carry more), so compare
+  # ranks and the mean error.
+  assert stats.spearmanr(beta[inside], truth[inside])[0] > 0.95
   assert np.mean(np.abs(beta[inside] - truth[inside])) < 0.15
 
 
 def test_kmm_solves_its_qp_like_a_reference_solver():
   rng = np.random.default_rng(2)
   source, target = rng.normal(size=(12, 2)), rng.normal(0.7, 1.0, (15, 2))
-  kw = dict(source=jnp.asarray(source), target=jnp.asarray(target), kernel_gamma=0.5)
-  solution = estimators.kmm_solve(**kw, bound=3.0, eps=0.1, tol=1e-6)
-  assert bool(solution.converged) and float(solution.residual) <= 1e-6
-  beta = solution.weights
-  objective = lambda b: float(estimators.kmm_objective(jnp.asarray(b), **kw))
-  reference = optimize.minimize(
-      objective, np.ones(12), method='SLSQP', bounds=[(0, 3.0)] * 12,
-      constraints=[{'type': 'ineq', 'fun': lambda b: 12 * 1.1 - b.sum()},
-                   {'type': 'ineq', 'fun': lambda b: b.sum() - 12 * 0.9}])
-  assert 10.8 - 1e-3 <= float(beta.sum()) <= 13.2 + 1e-3
-  assert objective(beta) <= reference.fun + 1e-3
+  with jax.enable_x64(True):
+    kw = dict(source=_f64(source), target=_f64(target), kernel_gamma=0.5)
+    solution = estimators.kmm_solve(**kw, bound=3.0, eps=0.1)
+    assert bool(solution.converged) and float(solution.residual) <= 1e-10
+    beta = np.asarray(solution.weights)
+    objective = lambda b: float(estimators.kmm_objective(_f64(b), **kw))
+    reference = optimize.minimize(
+        objective, np.ones(12), method='SLSQP', bounds=[(0, 3.0)] * 12,
+        options=dict(ftol=1e-14, maxiter=1000),
+        constraints=[{'type': 'ineq', 'fun': lambda b: 12 * 1.1 - b.sum()},
+                     {'type': 'ineq', 'fun': lambda b: b.sum() - 12 * 0.9}])
+    assert reference.success, reference
+    assert np.all(beta > 0) and np.all(beta < 3.0) and 10.8 < beta.sum() < 13.2
+    # The certificate holds against the reference optimum, and the two minimisers agree.
+    assert objective(beta) <= reference.fun + 1e-8 * abs(reference.fun)
+    np.testing.assert_allclose(beta, reference.x, atol=1e-4)
 
 
-def test_kmm_that_does_not_converge_fails_loudly():
+def test_kmm_matches_an_interior_point_reference_at_the_papers_widest_kernel():
+  """At kernel_gamma 0.01 (Table 8's grid) the Gram matrix is singular to float64 precision:
+  the solution must still reach the minimum a general-purpose QP method finds (SLSQP from
+  the same start, 60 points), within its duality-gap certificate."""
+  from harness.data import synthetic
+  split = synthetic.gaussian_mixture_2d(60, seed=4, n_target=60)
+  with jax.enable_x64(True):
+    kw = dict(source=_f64(split.source_x), target=_f64(split.target_x), kernel_gamma=0.01)
+    solution = estimators.kmm_solve(**kw, bound=1000.0)
+    assert bool(solution.converged)
+    objective = lambda b: float(estimators.kmm_objective(_f64(b), **kw))
+    n, eps = 60, (math.sqrt(60) - 1) / math.sqrt(60)
+    reference = optimize.minimize(
+        objective, np.ones(n), jac=lambda b: np.asarray(jax.grad(
+            lambda v: estimators.kmm_objective(v, **kw))(_f64(b))), method='SLSQP',
+        bounds=[(0, 1000.0)] * n, options=dict(ftol=1e-15, maxiter=2000),
+        constraints=[{'type': 'ineq', 'fun': lambda b: n * (1 + eps) - b.sum()},
+                     {'type': 'ineq', 'fun': lambda b: b.sum() - n * (1 - eps)}])
+    value = objective(solution.weights)
+    assert value <= reference.fun + 1e-9 * abs(reference.fun)
+    assert value >= reference.fun - float(solution.residual) * abs(value) - 1e-9 * abs(value)
+
+
+def test_kmm_refuses_float32_and_fails_loudly_when_it_does_not_converge():
   source, target, _ = _one_d_shift()
-  with pytest.raises(RuntimeError, match='KMM did not converge: projected-gradient residual'):
+  with pytest.raises(ValueError, match='kmm_solve needs float64 points, got float32'):
     estimators.kmm_weights(source=jnp.asarray(source), target=jnp.asarray(target),
-                           kernel_gamma=0.5, bound=10.0, tol=1e-12, max_iterations=5)
+                           kernel_gamma=0.5, bound=10.0)
+  with jax.enable_x64(True):
+    with pytest.raises(RuntimeError, match='KMM did not converge: relative duality gap'):
+      estimators.kmm_weights(source=_f64(source), target=_f64(target), kernel_gamma=0.5,
+                             bound=10.0, max_iterations=5)
+    with pytest.raises(ValueError, match='eps > 0'):
+      estimators.kmm_weights(source=_f64(source), target=_f64(target), kernel_gamma=0.5,
+                             bound=10.0, eps=0.0)
 
 
 def test_kliep_recovers_a_known_ratio_in_1d():
@@ -452,7 +494,9 @@ def test_kmm_and_kliep_weights_on_the_table8_mixture_follow_the_closed_form_weig
   source, target = jnp.asarray(split.source_x), jnp.asarray(split.target_x)
   true_log = synthetic.gaussian_mixture_2d_log_ratio(split.source_x)
   main = split.source_labels == 1  # N(0, I): 99% of the target, 1% of the source
-  solution = estimators.kmm_solve(source=source, target=target, kernel_gamma=0.1, bound=10.0)
+  with jax.enable_x64(True):
+    solution = estimators.kmm_solve(source=_f64(source), target=_f64(target), kernel_gamma=0.1,
+                                    bound=10.0)
   kmm = np.asarray(solution.weights)
   eps = (math.sqrt(600) - 1) / math.sqrt(600)
   assert bool(solution.converged) and 1 - eps - 1e-4 <= kmm.mean() <= 1 + eps + 1e-4

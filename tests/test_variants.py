@@ -104,19 +104,22 @@ class VariantsTest(chex.TestCase):
     case = CASES[name]
     if self.variant.type == chex.ChexVariantType.WITH_PMAP:
       _needs_devices(self)
-      run = self.variant(case.fn, broadcast_args_to_devices=False, reduce_fn=None,
-                         n_devices=N_DEVICES)
-      got = run(_stack([_args(name, seed) for seed in SEEDS]))
-      chex.assert_tree_shape_prefix(got, (N_DEVICES,))
-      _assert_close(got, _stack([_reference(name, seed) for seed in SEEDS]), case)
-    else:
-      _assert_close(self.variant(case.fn)(_args(name, 0)), _reference(name, 0), case)
+    with jax.enable_x64(case.x64):
+      if self.variant.type == chex.ChexVariantType.WITH_PMAP:
+        run = self.variant(case.fn, broadcast_args_to_devices=False, reduce_fn=None,
+                           n_devices=N_DEVICES)
+        got = run(_stack([_args(name, seed) for seed in SEEDS]))
+        chex.assert_tree_shape_prefix(got, (N_DEVICES,))
+        _assert_close(got, _stack([_reference(name, seed) for seed in SEEDS]), case)
+      else:
+        _assert_close(self.variant(case.fn)(_args(name, 0)), _reference(name, 0), case)
 
   @parameterized.named_parameters(*[(name, name) for name in CASES])
   def test_vmap_matches_the_per_example_references(self, name):
     """The function vmapped over 4 stacked inputs equals the loop of their references."""
     case = CASES[name]
-    got = jax.jit(jax.vmap(case.fn))(_stack([_args(name, seed) for seed in SEEDS]))
+    with jax.enable_x64(case.x64):
+      got = jax.jit(jax.vmap(case.fn))(_stack([_args(name, seed) for seed in SEEDS]))
     chex.assert_tree_shape_prefix(got, (N_DEVICES,))
     _assert_close(got, _stack([_reference(name, seed) for seed in SEEDS]), case)
 
@@ -131,18 +134,20 @@ class VariantsTest(chex.TestCase):
     weights = lambda p: estimators.kmm_weights(source=p['source'], target=p['target'],
                                                **settings)
     run = self.variant(weights, n_devices=N_DEVICES)
-    if self.variant.type == chex.ChexVariantType.WITHOUT_JIT:
-      with pytest.raises(RuntimeError, match='KMM did not converge'):
-        run(hard)
-      # target == source: the start beta = 1 is the optimum (zero gradient), converged at once
-      easy = dict(source=hard['source'], target=hard['source'])
-      batched = np.asarray(jax.vmap(weights)(_stack([easy, hard])))
-      np.testing.assert_allclose(batched[0], np.ones(8), atol=1e-6)
-      assert np.all(np.isnan(batched[1])), batched
-    else:
-      got = np.asarray(run(hard))
-      chex.assert_shape(got, (8,))
-      assert np.all(np.isnan(got)), got
+    with jax.enable_x64(True):
+      if self.variant.type == chex.ChexVariantType.WITHOUT_JIT:
+        with pytest.raises(RuntimeError, match='KMM did not converge'):
+          run(hard)
+        # target == source: the start beta = 1 is the optimum (zero gradient, zero duality
+        # gap), converged at once
+        easy = dict(source=hard['source'], target=hard['source'])
+        batched = np.asarray(jax.vmap(weights)(_stack([easy, hard])))
+        np.testing.assert_allclose(batched[0], np.ones(8), atol=1e-6)
+        assert np.all(np.isnan(batched[1])), batched
+      else:
+        got = np.asarray(run(hard))
+        chex.assert_shape(got, (8,))
+        assert np.all(np.isnan(got)), got
 
   def test_shape_assertions_catch_misuse(self):
     """Shape checks at the public boundaries reject inputs that would broadcast silently."""

@@ -99,10 +99,12 @@ def load_split(data: ml_collections.ConfigDict, seed: int) -> synthetic.DomainAd
 def importance_weights(estimator: str, source: np.ndarray, target: np.ndarray, *,
                        kernel_gamma: float, bound: float, num_centers: int) -> np.ndarray:
   """``p_target / p_source`` at the ``(n, d)`` source points, by KMM or KLIEP."""
-  source, target = jnp.asarray(source), jnp.asarray(target)
   if estimator == 'kmm':
-    return np.asarray(estimators.kmm_weights(source=source, target=target,
-                                             kernel_gamma=kernel_gamma, bound=bound))
+    with jax.enable_x64(True):  # the QP is solved in float64 (fdre.estimators.kmm_solve)
+      return np.asarray(estimators.kmm_weights(
+          source=jnp.asarray(source, jnp.float64), target=jnp.asarray(target, jnp.float64),
+          kernel_gamma=kernel_gamma, bound=bound))
+  source, target = jnp.asarray(source), jnp.asarray(target)
   if estimator == 'kliep':
     centers = target[:num_centers]
     alpha = estimators.kliep_fit(numerator=target, denominator=source, centers=centers,
