@@ -111,12 +111,19 @@ class HeldOutCheck(NamedTuple):
     converged: ``|objective| + z standard_error <= eps`` (two-sided, with the held-out
       points' uncertainty).
     converged_algorithm1: ``objective < eps``, Algorithm 1's own one-sided rule.
+    objective_a: ``mean(u_A)``, A's part of ``objective``: the private model of A against the
+      shared model through ``T``.
+    objective_b: ``mean(u_B)``, B's part: the private model of B against the shared model,
+      which starts at it and trains further on ``T(A)`` and ``B`` (negative: the shared model
+      describes these points of B better than B's own maximum-likelihood fit does).
   """
   objective: float
   standard_error: float
   worst_percent: float
   converged: bool
   converged_algorithm1: bool
+  objective_a: float
+  objective_b: float
 
 
 def objective_terms(*, flow: nn.Module, density: nn.Module, flow_variables: Variables,
@@ -187,7 +194,8 @@ def convergence_check(terms_a: Array, terms_b: Array, eps: float,
   return HeldOutCheck(objective=value, standard_error=standard_error,
                       worst_percent=float(worst.sum()),
                       converged=bool(abs(value) + z * standard_error <= float(eps)),
-                      converged_algorithm1=bool(value < float(eps)))
+                      converged_algorithm1=bool(value < float(eps)),
+                      objective_a=float(terms_a.mean()), objective_b=float(terms_b.mean()))
 
 
 

@@ -60,6 +60,8 @@ def test_convergence_check_is_two_sided_with_its_standard_error():
   se = math.sqrt(terms_a.var(ddof=1) / 400 + terms_b.var(ddof=1) / 100)
   assert check.standard_error == pytest.approx(se)
   assert check.converged == (abs(check.objective) + 1.96 * se <= 0.05)
+  assert (check.objective_a, check.objective_b) == pytest.approx((terms_a.mean(), terms_b.mean()))
+  assert check.objective == pytest.approx(check.objective_a + check.objective_b)
   # A large negative value is not convergence here; Algorithm 1's one-sided rule (if L >= eps
   # then failed) calls it converged, and fails a value at or above eps.
   below = held_out.convergence_check(terms_a - 1.0, terms_b, eps=0.05)

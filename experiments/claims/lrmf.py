@@ -178,6 +178,19 @@ LRMF_ROWS = (
     Row('lrmf', 'control, A drawn like B (aligned from the start), Real NVP LRMF: Eq. 3 on '
         f'20,000 fresh points per domain (0 at alignment; read as within {_EPS})', '~0',
         LRMF_MOONS_ALIGNED, Value('fresh_objective', 0.0, _EPS), claim_id=MACHINERY),
+    Row('lrmf', 'control, A drawn like B (aligned from the start): B\'s part of the fresh Eq. 3, '
+        'mean of log P(b; thB) - log P(b; thS) (private B model against the shared model, which '
+        'starts at it and trains on in the joint stage; below 0: the private fit was short of '
+        'the family\'s maximum on fresh data)', '~0', LRMF_MOONS_ALIGNED,
+        Value('fresh_objective_b_term', 0.0, _EPS), claim_id=MACHINERY),
+    Row('lrmf', 'control, A drawn like B (aligned from the start): A\'s part of the fresh Eq. 3, '
+        'mean of log P(a; thA) - log P(T(a); thS) - log|det dT/da|', '~0', LRMF_MOONS_ALIGNED,
+        Value('fresh_objective_a_term', 0.0, _EPS), claim_id=MACHINERY),
+    Row('lrmf', 'moons, Real NVP LRMF: B\'s part of the fresh Eq. 3 (private B model against the '
+        'shared model on fresh B)', '~0', LRMF_MOONS, Value('fresh_objective_b_term', 0.0, _EPS),
+        claim_id=MACHINERY),
+    Row('lrmf', 'moons, Real NVP LRMF: A\'s part of the fresh Eq. 3', '~0', LRMF_MOONS,
+        Value('fresh_objective_a_term', 0.0, _EPS), claim_id=MACHINERY),
     Row('lrmf', 'control, A drawn like B (aligned from the start), Real NVP LRMF: share of seeds '
         'flagged converged on the 5000 test points', '1 (every run)', LRMF_MOONS_ALIGNED,
         Value('converged', 1.0), claim_id=MACHINERY),

@@ -186,6 +186,8 @@ def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
   return [{'fresh_objective': check.objective,
            'fresh_objective_point_se': check.standard_error,
            'fresh_objective_worst_percent': check.worst_percent,
+           'fresh_objective_a_term': check.objective_a,
+           'fresh_objective_b_term': check.objective_b,
            'fresh_converged': check.converged,
            'fresh_converged_algorithm1': check.converged_algorithm1} for check in checks]
 
@@ -333,6 +335,8 @@ def _replica_metrics(config, result: algorithm.LRMFResult, a, b, check: held_out
       'test_objective': check.objective,
       'test_objective_point_se': check.standard_error,
       'test_objective_worst_percent': check.worst_percent,
+      'test_objective_a_term': check.objective_a,
+      'test_objective_b_term': check.objective_b,
       'val_objective': float(result.objective),
       'val_objective_point_se': float(result.objective_se),
       'val_converged': bool(result.converged),
