@@ -381,5 +381,14 @@ LRMF_ROWS = (
         Value('b', -1.168, 0.05), claim_id='lrmf.fig7.gradient_fit'),
     Row('lrmf', 'Example 2.2: correlation R of the fit (Fig. 7; within 0.001)', '0.99996',
         LRMF_VANISHING, Value('r', 0.99996, 1e-3), claim_id='lrmf.fig7.gradient_fit'),
+    Row('lrmf', 'control, Example 2.2: intercept b of the same fit to the exact expected '
+        'gradient (quadrature, no sample; the paper\'s b is the fit to one sample of 100k '
+        'points, whose few largest points carry the gradient at large mu)', '-1.168 (one sample)',
+        LRMF_VANISHING, Value('exact_b', None, not_comparable='a population value against '
+                              'one sample\'s'), claim_id=MACHINERY),
+    Row('lrmf', 'control, Example 2.2: the largest point of the sample (the intercept b of each '
+        'seed follows it)', '-', LRMF_VANISHING,
+        Value('sample_max', None, not_comparable='the paper does not give its sample'),
+        claim_id=MACHINERY),
 )
 """LRMF (papers/lrmf.txt)."""
