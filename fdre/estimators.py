@@ -132,7 +132,7 @@ class KMMSolution(NamedTuple):
 
 
 def kmm_solve(*, source: Array, target: Array, kernel_gamma: float, bound: float,
-              eps: float | None = None, tol: float | None = None,
+              eps: float | None = None, tol: float = 1e-8,
               max_iterations: int = 500) -> KMMSolution:
   """Kernel mean matching weights ``beta_i ~ p_target(x_i) / p_source(x_i)`` (App. A).
 
@@ -165,9 +165,9 @@ def kmm_solve(*, source: Array, target: Array, kernel_gamma: float, bound: float
     kernel_gamma: Gaussian kernel coefficient (module docstring).
     bound: the box bound ``B``.
     eps: sum-constraint tolerance, ``> 0``; ``None`` for ``(sqrt(n) - 1) / sqrt(n)``.
-    tol: stopping tolerance on the relative duality gap; ``None`` for ``1e-8`` (on Table 8's
-      mixture the weights then agree with a ``1e-10`` solve to a correlation of 0.9999 at
-      ``kernel_gamma`` 0.01; much below ``1e-10`` the gap can stall at float64's precision).
+    tol: stopping tolerance on the relative duality gap (at ``1e-8`` on Table 8's mixture the
+      weights agree with a ``1e-10`` solve to a correlation of 0.9999 at ``kernel_gamma``
+      0.01; much below ``1e-10`` the gap can stall at float64's precision).
     max_iterations: Newton steps at most.
 
   Returns:
@@ -181,7 +181,6 @@ def kmm_solve(*, source: Array, target: Array, kernel_gamma: float, bound: float
         f'kmm_solve needs float64 points, got {jnp.result_type(source, target)}: the QP is '
         'singular to float32 precision at the paper\'s kernel widths (its duality gap cannot '
         'be certified there); call it inside `with jax.enable_x64(True):` on float64 arrays')
-  tol = 1e-8 if tol is None else tol
   if not tol > 0 or max_iterations < 1:
     raise ValueError(f'tol must be > 0 and max_iterations >= 1, got {tol}, {max_iterations}')
   eps = (math.sqrt(n) - 1.0) / math.sqrt(n) if eps is None else eps
@@ -195,7 +194,7 @@ def kmm_solve(*, source: Array, target: Array, kernel_gamma: float, bound: float
 
 
 def kmm_weights(*, source: Array, target: Array, kernel_gamma: float, bound: float,
-                eps: float | None = None, tol: float | None = None,
+                eps: float | None = None, tol: float = 1e-8,
                 max_iterations: int = 500) -> Array:
   """The weights of :func:`kmm_solve` (same arguments), ``(n,)``.
 
@@ -217,7 +216,7 @@ def kmm_weights(*, source: Array, target: Array, kernel_gamma: float, bound: flo
   if not bool(solution.converged):
     raise RuntimeError(
         f'KMM did not converge: relative duality gap {float(solution.residual):.3g} '
-        f'> tol {tol or 1e-8} after {int(solution.iterations)} Newton steps (kernel_gamma '
+        f'> tol {tol} after {int(solution.iterations)} Newton steps (kernel_gamma '
         f'{kernel_gamma}, bound {bound}); raise max_iterations or tol')
   return solution.weights
 
