@@ -115,7 +115,8 @@ class HeldOutCheck(NamedTuple):
       shared model through ``T``.
     objective_b: ``mean(u_B)``, B's part: the private model of B against the shared model,
       which starts at it and trains further on ``T(A)`` and ``B`` (negative: the shared model
-      describes these points of B better than B's own maximum-likelihood fit does).
+      describes these points of B better than B's own maximum-likelihood fit does; on held-out
+      points at alignment it does, having been fitted to twice the data).
   """
   objective: float
   standard_error: float

@@ -168,7 +168,7 @@ def test_kmm_solves_its_qp_like_a_reference_solver():
     np.testing.assert_allclose(beta, reference.x, atol=1e-4)
 
 
-def test_kmm_matches_an_interior_point_reference_at_the_papers_widest_kernel():
+def test_kmm_reaches_the_slsqp_minimum_at_the_papers_widest_kernel():
   """At kernel_gamma 0.01 (Table 8's grid) the Gram matrix is singular to float64 precision:
   the solution must still reach the minimum a general-purpose QP method finds (SLSQP from
   the same start, 60 points), within its duality-gap certificate."""

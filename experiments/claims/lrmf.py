@@ -180,8 +180,9 @@ LRMF_ROWS = (
         LRMF_MOONS_ALIGNED, Value('fresh_objective', 0.0, _EPS), claim_id=MACHINERY),
     Row('lrmf', 'control, A drawn like B (aligned from the start): B\'s part of the fresh Eq. 3, '
         'mean of log P(b; thB) - log P(b; thS) (private B model against the shared model, which '
-        'starts at it and trains on in the joint stage; below 0: the private fit was short of '
-        'the family\'s maximum on fresh data)', '~0', LRMF_MOONS_ALIGNED,
+        'starts at it and trains on in the joint stage on T(A) and B; below 0: the shared '
+        'model describes fresh B better, from twice the data at alignment or because B\'s fit '
+        'stopped short of its maximum)', '~0', LRMF_MOONS_ALIGNED,
         Value('fresh_objective_b_term', 0.0, _EPS), claim_id=MACHINERY),
     Row('lrmf', 'control, A drawn like B (aligned from the start): A\'s part of the fresh Eq. 3, '
         'mean of log P(a; thA) - log P(T(a); thS) - log|det dT/da|', '~0', LRMF_MOONS_ALIGNED,
