@@ -93,6 +93,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # Eq. 3 also on this many fresh points per domain drawn from the generators (0: off): the
   # 500-point test mean is too noisy to say whether the objective is near 0.
   config.fresh_eval_size = 20000
+  # The control of the fresh Eq. 3's offset at alignment (experiments.lrmf.alignment
+  # .doubling_control): both private models trained on like the shared model, on their own data
+  # and on twice it, two more stages of 2000 steps (the report's runs switch it on).
+  config.doubling_control = False
 
   config.data = ml_collections.ConfigDict()
   config.data.a = ml_collections.ConfigDict({

@@ -80,7 +80,8 @@ def test_fresh_objective_matches_a_hand_written_oracle_per_replica():
       private_b=stacked(lambda m: gaussian.gaussian_variables(*m['private_b'])),
       constant=np.zeros(2), objective=np.zeros(2), objective_se=np.zeros(2),
       converged=np.zeros(2, bool), histories={})
-  fresh = alignment.fresh_evaluation(config, AFFINE, DENSITY, result, layout)
+  points = alignment.fresh_points(config, layout, config.fresh_eval_size)
+  fresh = alignment.fresh_evaluation(config, AFFINE, DENSITY, result, layout, points)
   assert len(fresh) == 2
   for seed, model, values in zip(config.seeds, models, fresh):
     a, b = alignment.fresh_domains(config, seed, 3000)
@@ -95,14 +96,15 @@ def test_fresh_objective_matches_a_hand_written_oracle_per_replica():
     assert values['fresh_converged_algorithm1'] == (values['fresh_objective'] < config.eps)
 
 
-def test_no_fresh_evaluation_for_loaded_data_or_size_zero():
+def test_no_fresh_points_for_loaded_data_or_size_zero():
   config = _config((0,), 0)
-  assert alignment.fresh_evaluation(config, AFFINE, DENSITY, None, None) == []
+  layout = replicas.layout_of(config, alignment.SIDE_BY_SIDE)
+  assert alignment.fresh_points(config, layout, 0) is None
   config = _config((0,), 100)
   config.data.b.options = {'path': '/nowhere'}
   config.data.b.name = 'mnist_idx'
   assert not alignment.is_synthetic(config.data.b)
-  assert alignment.fresh_evaluation(config, AFFINE, DENSITY, None, None) == []
+  assert alignment.fresh_points(config, layout, 100) is None
   # a finite collection drawn with n and seed (digits) is a resample, not a fresh draw
   glow = launch.default_config('configs/lrmf_glow_digits.py')
   assert {'n', 'seed'} <= set(glow.data.a.options) and not alignment.is_synthetic(glow.data.a)
@@ -167,3 +169,71 @@ def test_back_to_back_mover_is_b_decoder_after_a_encoder():
   assert np.abs(moved - x).max() > 0.1
   same = move(types.SimpleNamespace(private_a=private_a, private_b=private_a), x)
   np.testing.assert_allclose(same, x, rtol=1e-4, atol=1e-4)
+
+
+def _gaussian_mle(x):
+  return x.mean(0), np.cov(x, rowvar=False, bias=True)
+
+
+def test_doubling_control_against_gaussian_maximum_likelihood(tmp_path):
+  """With the Gaussian family, private models at their maximum-likelihood estimates and the
+  continuations trained to convergence, ``continued`` stays at the private estimate (its terms
+  ~0) and ``doubled`` reaches the estimate on the training points plus the extra draw: the
+  terms are then the closed-form differences of fresh log-likelihoods (scipy)."""
+  config = _config((0, 3), 3000)
+  config.train.joint.update(num_steps=1500, lr=0.02, batch_size=100, schedule='cosine',
+                            steps_per_dispatch=500, eval_every=500, checkpoint_every=500)
+  layout = replicas.layout_of(config, alignment.SIDE_BY_SIDE)
+  pairs = [alignment.load_domains(config, seed) for seed in config.seeds]
+  a, b = (replicas.stack([pair[side] for pair in pairs]) for side in (0, 1))
+  private = {part: replicas.stack([jax.tree.map(np.asarray, gaussian.gaussian_variables(
+      *_gaussian_mle(pair[side]['train_x']))) for pair in pairs])
+      for side, part in ((0, 'a'), (1, 'b'))}
+  result = algorithm.LRMFResult(
+      flow_variables=None, shared_variables=None, private_a=private['a'],
+      private_b=private['b'], constant=np.zeros(2), objective=np.zeros(2),
+      objective_se=np.zeros(2), converged=np.zeros(2, bool), histories={})
+  fresh = alignment.fresh_points(config, layout, config.fresh_eval_size)
+  runner = alignment.stage_runner(config, str(tmp_path), workdir_lib.MetricsLog(str(tmp_path)),
+                                  layout)
+  control = alignment.doubling_control(config, DENSITY, result, layout, runner, a, b, fresh)
+  log_n = lambda x, moments: stats.multivariate_normal(*moments).logpdf(x).mean()
+  for index, (seed, values) in enumerate(zip(config.seeds, control)):
+    extra = alignment.fresh_domains(config, seed, 200, alignment.DOUBLING_SEED_OFFSET)
+    for side, part in ((0, 'a'), (1, 'b')):
+      train = (a, b)[side]['train_x'][index]
+      x = np.asarray(fresh[side][index])
+      doubled = _gaussian_mle(np.concatenate([train, extra[side]]))
+      expected = log_n(x, _gaussian_mle(train)) - log_n(x, doubled)
+      assert abs(expected) > 5e-4  # the extra draw moves the estimate
+      assert values[f'fresh_doubling_{part}_term'] == pytest.approx(expected, abs=2e-4)
+      assert abs(values[f'fresh_continued_{part}_term']) < 2e-4
+    assert values['fresh_doubling_objective'] == pytest.approx(
+        values['fresh_doubling_a_term'] + values['fresh_doubling_b_term'])
+  # Both continuations are checkpointed stages of the run, A's and B's side by side.
+  for stage in alignment.CONTINUATIONS:
+    records = [r for r in workdir_lib.read_metrics(str(tmp_path), stage)
+               if 'val_loss/replicas' in r]
+    assert records and len(records[-1]['val_loss/replicas']) == 4
+
+
+def test_smoke_run_with_the_doubling_control(tmp_path):
+  config = _config((0,), 500)
+  config.estimate_bias = False
+  config.doubling_control = True
+  results = alignment.run(config, str(tmp_path))
+  seed = results['per_seed'][0]
+  assert seed['fresh_objective_beyond_doubling'] == pytest.approx(
+      seed['fresh_objective'] - seed['fresh_doubling_objective'])
+  assert seed['fresh_b_term_beyond_doubling'] == pytest.approx(
+      seed['fresh_objective_b_term'] - seed['fresh_doubling_b_term'])
+  assert seed['fresh_within_eps_beyond_doubling'] == (
+      abs(seed['fresh_objective_beyond_doubling']) <= config.eps)
+  # Twice the joint batch must fit in a domain's training set, checked before training.
+  config.train.joint.batch_size = 150
+  with pytest.raises(ValueError, match='doubling_control'):
+    alignment.run(config, str(tmp_path / 'too_large'))
+  config.train.joint.batch_size = 50
+  config.fresh_eval_size = 0
+  with pytest.raises(ValueError, match='fresh points'):
+    alignment.run(config, str(tmp_path / 'no_fresh'))

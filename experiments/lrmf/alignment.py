@@ -25,6 +25,9 @@ Data -> train -> evaluate -> write:
    Eq. 3 and its flag also on ``config.fresh_eval_size`` points per domain drawn afresh
    from the generators (:func:`fresh_evaluation`), and ``converged_but_fresh_off``: the
    test split's flag says converged while Eq. 3 on the fresh points is beyond ``2 eps``;
+   with ``config.doubling_control``, the offset of the fresh Eq. 3 at a perfect alignment
+   from the private models trained on twice their data (:func:`doubling_control`), and the
+   fresh Eq. 3 less it (``fresh_objective_beyond_doubling``);
 4. write ``results.json`` (means over seeds, standard errors, every seed's values) and
    the plots of Fig. 2/8/9 for the first seed (the objective of every seed): A, B and
    T(A) coloured
@@ -92,20 +95,28 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
   stage with ``config.train.joint``, the private ones with ``config.train.private``
   (with ``layout``, their learning rates and weight decays per replica; the joint stage
   trains ``config.restarts`` restarts of every replica and the private stages of A and B
-  ``config.private_restarts``, which share their replica's values). ``annotate_of(stage)``:
+  ``config.private_restarts``, which share their replica's values), and the continuations of
+  :func:`doubling_control` with :func:`continuation_train_config` (A's and B's of a replica
+  side by side, with its joint values). ``annotate_of(stage)``:
   the stage's :attr:`harness.stages.Stage.annotate` or ``None`` (e.g. the 1-NN accuracy of
   the joint stage's current ``T``, :mod:`experiments.lrmf.comparison`).
   """
-  block = lambda stage: 'joint' if stage == 'joint' else 'private'
+  block = lambda stage: 'private' if stage.startswith('private') else 'joint'
   repeats_of = {'joint': config.get('restarts', 1),
                 'private_a': config.get('private_restarts', 1),
-                'private_b': config.get('private_restarts', 1)}
+                'private_b': config.get('private_restarts', 1),
+                **{stage: 2 for stage in CONTINUATIONS}}
 
   def per_replica(stage):
     values = layout.block_values(config, f'train.{block(stage)}')
     return {field: np.repeat(value, repeats_of.get(stage, 1)) for field, value in values.items()}
 
-  return stages.stage_runner(workdir, metrics, lambda stage: config.train[block(stage)],
+  def train_config_of(stage):
+    if stage in CONTINUATIONS:
+      return continuation_train_config(config)
+    return config.train[block(stage)]
+
+  return stages.stage_runner(workdir, metrics, train_config_of,
                              per_replica_of=None if layout is None else per_replica,
                              annotate_of=annotate_of)
 
@@ -113,11 +124,15 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
 def check_sizes(config: ml_collections.ConfigDict, num_a: int, num_b: int,
                 num_replicas: int = 1) -> None:
   """Algorithm 1's batch sizes against the training sets, before its first stage trains:
-  a private stage draws from one domain, the joint stage from both (the smaller bounds)."""
+  a private stage draws from one domain, the joint stage from both (the smaller bounds), and
+  the continuations of :func:`doubling_control` (when on) twice the joint batch from one."""
   smaller = min(num_a, num_b)
-  config_checks.check_batch_sizes(
-      {f'train.{stage}.batch_size': (config.train[stage].batch_size, smaller)
-       for stage in ('private', 'joint')}, num_replicas)
+  sizes = {f'train.{stage}.batch_size': (config.train[stage].batch_size, smaller)
+           for stage in ('private', 'joint')}
+  if config.get('doubling_control', False):
+    sizes['twice train.joint.batch_size (doubling_control)'] = (
+        continuation_train_config(config).batch_size, smaller)
+  config_checks.check_batch_sizes(sizes, num_replicas)
 
 
 def load_domains(config: ml_collections.ConfigDict,
@@ -139,6 +154,14 @@ FRESH_SEED_OFFSET = 5_000
 """A fresh draw of replica ``s`` uses the draw seed of its training data plus this offset:
 below :data:`harness.replicas.DATA_SEED_STRIDE`, so it is no replica's training draw."""
 
+DOUBLING_SEED_OFFSET = 6_000
+"""The extra training points of :func:`doubling_control`, drawn as the fresh points are but
+with this offset: neither a replica's training draw nor the fresh evaluation's."""
+
+CONTINUATIONS = ('continued', 'doubled')
+"""The stages of :func:`doubling_control`: every private model trained on, on its own
+training set and on that set with as many extra points of its distribution."""
+
 
 def is_synthetic(domain_config: ml_collections.ConfigDict) -> bool:
   """A data set drawn from a generator (:data:`harness.data.GENERATED`), so fresh samples
@@ -146,43 +169,50 @@ def is_synthetic(domain_config: ml_collections.ConfigDict) -> bool:
   return domain_config.get('name') in data_lib.GENERATED
 
 
-def fresh_domains(config: ml_collections.ConfigDict, seed: int,
-                  size: int) -> tuple[np.ndarray, np.ndarray]:
+def fresh_domains(config: ml_collections.ConfigDict, seed: int, size: int,
+                  offset: int = FRESH_SEED_OFFSET) -> tuple[np.ndarray, np.ndarray]:
   """``size`` fresh points of A and of B for replica ``seed``, drawn from the data sets'
   generators with seeds that drew none of the run's train / validation / test points (A's
-  and B's draws of :func:`load_domains` moved by :data:`FRESH_SEED_OFFSET`)."""
+  and B's draws of :func:`load_domains` moved by ``offset``, below
+  :data:`harness.replicas.DATA_SEED_STRIDE`)."""
   drawn = []
   for domain_config, data_seed in ((config.data.a, seed), (config.data.b, seed + 1)):
     fresh = ml_collections.ConfigDict(domain_config.to_dict())
     fresh.options.n = size
-    fresh.options.seed = domain_config.options.seed + FRESH_SEED_OFFSET
+    fresh.options.seed = domain_config.options.seed + offset
     drawn.append(domains.load_array(fresh, data_seed, domain_config.get('event_shape'))[0])
   return drawn[0], drawn[1]
 
 
+def fresh_points(config: ml_collections.ConfigDict, layout: replicas.Layout, size: int,
+                 offset: int = FRESH_SEED_OFFSET) -> tuple[jax.Array, jax.Array] | None:
+  """:func:`fresh_domains` of every replica, ``(R, size, *event)`` for A and for B; ``None``
+  when ``size`` is 0 or a domain is not synthetic (no generator to draw from)."""
+  if not size or not (is_synthetic(config.data.a) and is_synthetic(config.data.b)):
+    return None
+  if config.data.get('logit_alpha') is not None:
+    raise ValueError('fresh points need point data (no data.logit_alpha)')
+  pairs = [fresh_domains(config, seed, size, offset) for seed in layout.seeds]
+  return tuple(jnp.asarray(layout.tile(replicas.stack([pair[side] for pair in pairs])))
+               for side in (0, 1))
+
+
 def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
-                     result: algorithm.LRMFResult, layout: replicas.Layout) -> list[dict]:
-  """Eq. 3 and its check on ``config.fresh_eval_size`` fresh points per domain and replica.
+                     result: algorithm.LRMFResult, layout: replicas.Layout,
+                     fresh: tuple[jax.Array, jax.Array]) -> list[dict]:
+  """Eq. 3 and its check on the fresh points ``fresh = (a, b)`` (:func:`fresh_points`) of
+  every replica.
 
   A 500-point test mean is dominated by the few points where a private flow has almost no
   density; a large fresh sample from the generators estimates the objective of the trained
   models on the data distributions themselves. One vmapped program over replicas
   (:func:`lrmf.held_out.held_out_checks`, the same terms as the test evaluation, with
-  ``c(A, B)`` from the private models on the fresh points). ``[]`` when switched off
-  (size 0) or when a domain is not synthetic.
+  ``c(A, B)`` from the private models on the fresh points).
   """
-  size = config.get('fresh_eval_size', 0)
-  if not size or not (is_synthetic(config.data.a) and is_synthetic(config.data.b)):
-    return []
-  if config.data.get('logit_alpha') is not None:
-    raise ValueError('fresh_eval_size needs point data (no data.logit_alpha)')
-  pairs = [fresh_domains(config, seed, size) for seed in layout.seeds]
-  a, b = (jnp.asarray(layout.tile(replicas.stack([pair[side] for pair in pairs])))
-          for side in (0, 1))
   checks = held_out.held_out_checks(
       flow=flow, density=density, flow_variables=result.flow_variables,
       shared=result.shared_variables, private_a=result.private_a, private_b=result.private_b,
-      a=a, b=b, eps=layout.values(config, 'eps'))
+      a=fresh[0], b=fresh[1], eps=layout.values(config, 'eps'))
   return [{'fresh_objective': check.objective,
            'fresh_objective_point_se': check.standard_error,
            'fresh_objective_worst_percent': check.worst_percent,
@@ -190,6 +220,89 @@ def fresh_evaluation(config: ml_collections.ConfigDict, flow, density,
            'fresh_objective_b_term': check.objective_b,
            'fresh_converged': check.converged,
            'fresh_converged_algorithm1': check.converged_algorithm1} for check in checks]
+
+
+def continuation_train_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The training block of :func:`doubling_control`'s continuations: the joint stage's
+  (``config.train.joint``: its steps, learning rate and schedule, last parameters kept) with
+  twice its batch, the ``T(a)`` and ``b`` minibatches the shared model sees in a step."""
+  train = ml_collections.ConfigDict(config.train.joint.to_dict())
+  train.batch_size = 2 * config.train.joint.batch_size
+  return train
+
+
+def _interleave(tree_a, tree_b):
+  """``(R, ...)`` pytrees of A and of B -> ``(2R, ...)``, replica ``r``'s A at ``2r`` and its
+  B at ``2r + 1`` (the layout of two restarts, so per-replica settings repeat in pairs)."""
+  return jax.tree.map(lambda a, b: jnp.stack([a, b], axis=1).reshape(-1, *a.shape[1:]),
+                      tree_a, tree_b)
+
+
+def doubling_control(config: ml_collections.ConfigDict, density, result: algorithm.LRMFResult,
+                     layout: replicas.Layout, runner: fitting.StageRunner,
+                     a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+                     fresh: tuple[jax.Array, jax.Array]) -> list[dict]:
+  """How far below 0 the fresh-data Eq. 3 reads at a perfect alignment: the gain of doubling
+  the private models' training sets (a control of Algorithm 1's flag, ``config.doubling_control``).
+
+  Eq. 3's per-point terms (Sec. 2) compare the private model of each domain, fitted to its
+  ``n`` training points, with the shared model. At a perfect alignment ``T(A)`` has B's
+  distribution, so the shared model is fitted to ``2n`` points of that distribution: on fresh
+  data it is the better model, and the fresh Eq. 3 sits below 0 by the gain of doubling the
+  training set, even though the population objective is 0 there. This control measures that
+  gain with the density family alone. Each private model (``thA``, ``thB``) is trained on the
+  way the joint stage trains the shared model (:func:`continuation_train_config`), from its
+  private variables:
+
+  * stage ``'continued'``: on its own ``n`` training points. Where this lowers the fresh NLL,
+    the private fit stopped short of its maximum;
+  * stage ``'doubled'``: on those and ``n`` extra points drawn from the domain's generator
+    (:data:`DOUBLING_SEED_OFFSET`): the data the shared model has at a perfect alignment.
+
+  Args:
+    config: the run's config.
+    density: the density family ``M``.
+    result: Algorithm 1's result (``R`` replicas).
+    layout: the run's replicas.
+    runner: the run's stage runner (:func:`stage_runner`; the two stages are checkpointed).
+    a, b: the domains' splits, ``(R, n, *event)`` arrays (``train_x``, ``val_x``).
+    fresh: the fresh points of A and B (:func:`fresh_points`).
+
+  Returns:
+    Per replica, on the fresh points: ``fresh_continued_{a,b}_term`` and
+    ``fresh_doubling_{a,b}_term``, the mean of ``log P(x; th_private) - log P(x; th_cont)``
+    over the fresh points of the domain (below 0: the continuation describes the domain
+    better), and ``fresh_doubling_objective``, the sum of the two doubling terms: what the
+    fresh Eq. 3 reads at a perfect alignment when the shared model gains what doubling its
+    data gains each family.
+  """
+  n = a['train_x'].shape[1]
+  extra = fresh_points(config, layout, n, offset=DOUBLING_SEED_OFFSET)
+  if extra is None:
+    raise ValueError('doubling_control needs synthetic domains (fresh points to draw)')
+  nll = fitting.nll_objective(density)
+  start = _interleave(result.private_a, result.private_b)
+  keys = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, 7), 2))(layout.keys())
+  keys = keys.reshape(-1, keys.shape[-1])
+  own = _interleave(jnp.asarray(a['train_x']), jnp.asarray(b['train_x']))
+  val = _interleave(jnp.asarray(a['val_x']), jnp.asarray(b['val_x']))
+  doubled_data = jnp.concatenate([own, _interleave(*extra)], axis=1)
+  fitted = {stage: runner(stage, nll, start, data, val, keys)
+            for stage, data in (('continued', own), ('doubled', doubled_data))}
+  mean_nll = jax.jit(jax.vmap(lambda v, x: nll.eval_loss(
+      v['params'], {k: value for k, value in v.items() if k != 'params'}, x)))
+  fresh_both = _interleave(*fresh)
+  private_nll = np.asarray(mean_nll(start, fresh_both), np.float64)
+  # log P(x; th_private) - log P(x; th_cont), averaged: NLL(th_cont) - NLL(th_private).
+  terms = {stage: (np.asarray(mean_nll({'params': fit.params, **fit.model_state}, fresh_both),
+                              np.float64) - private_nll).reshape(-1, 2)
+           for stage, fit in fitted.items()}
+  return [{'fresh_continued_a_term': float(terms['continued'][r, 0]),
+           'fresh_continued_b_term': float(terms['continued'][r, 1]),
+           'fresh_doubling_a_term': float(terms['doubled'][r, 0]),
+           'fresh_doubling_b_term': float(terms['doubled'][r, 1]),
+           'fresh_doubling_objective': float(terms['doubled'][r].sum())}
+          for r in range(layout.num_replicas)]
 
 
 SIDE_BY_SIDE = ('train.private.lr', 'train.private.weight_decay', 'train.joint.lr',
@@ -242,14 +355,28 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       private_restarts=config.get('private_restarts', 1))
   per_replica = evaluate([layout.config_of(config, index) for index in range(layout.num_replicas)],
                          flow, density, result, [pairs[seed] for seed in layout.seed_index()])
-  for index, (values, fresh) in enumerate(
-      zip(per_replica, fresh_evaluation(config, flow, density, result, layout))):
-    values.update(fresh)
-    # A flag the fresh data contradict: converged on the test split while Eq. 3 on fresh
-    # data lies beyond 2 eps of zero (no seed may do this).
-    eps = layout.config_of(config, index).eps
-    values['converged_but_fresh_off'] = bool(
-        values['converged'] and abs(values['fresh_objective']) > 2 * eps)
+  fresh = fresh_points(config, layout, config.get('fresh_eval_size', 0))
+  if config.get('doubling_control', False) and fresh is None:
+    raise ValueError('config.doubling_control needs fresh points: synthetic domains and '
+                     'config.fresh_eval_size > 0')
+  if fresh is not None:
+    control = (doubling_control(config, density, result, layout, runner, a, b, fresh)
+               if config.get('doubling_control', False) else [{}] * layout.num_replicas)
+    for index, (values, fresh_values, control_values) in enumerate(zip(
+        per_replica, fresh_evaluation(config, flow, density, result, layout, fresh), control)):
+      values.update(fresh_values, **control_values)
+      # A flag the fresh data contradict: converged on the test split while Eq. 3 on fresh
+      # data lies beyond 2 eps of zero (no seed may do this).
+      eps = layout.config_of(config, index).eps
+      values['converged_but_fresh_off'] = bool(
+          values['converged'] and abs(values['fresh_objective']) > 2 * eps)
+      if control_values:
+        # Eq. 3 on fresh data less its offset at a perfect alignment (doubling_control).
+        beyond = values['fresh_objective'] - values['fresh_doubling_objective']
+        values['fresh_objective_beyond_doubling'] = beyond
+        values['fresh_b_term_beyond_doubling'] = (values['fresh_objective_b_term']
+                                                  - values['fresh_doubling_b_term'])
+        values['fresh_within_eps_beyond_doubling'] = bool(abs(beyond) <= eps)
   results = replicas.aggregate_layout(per_replica, layout)
   results['seconds'] = time.time() - start
   return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: _plot(
