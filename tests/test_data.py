@@ -68,6 +68,22 @@ def test_moons_rotation_preserves_distances_labels_and_centre():
   np.testing.assert_allclose(plain.x.mean(0), synthetic.MOONS_CENTRE, atol=0.02)
 
 
+def test_standardized_moons_are_centred_scaled_then_rotated_about_the_origin():
+  plain = synthetic.moons(2000, seed=3)
+  standard = synthetic.moons(2000, seed=3, standardize=True)
+  expected = (plain.x - plain.x.mean(0)) / plain.x.std(0)
+  np.testing.assert_allclose(standard.x, expected, atol=1e-5)
+  rotated = synthetic.moons(2000, seed=3, standardize=True, rotation_degrees=50.0)
+  np.testing.assert_allclose(np.linalg.norm(rotated.x, axis=1),
+                             np.linalg.norm(standard.x, axis=1), atol=1e-5)
+  np.testing.assert_allclose(rotated.x.mean(0), 0.0, atol=1e-5)
+  angle = np.deg2rad(50.0)
+  turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+  np.testing.assert_allclose(rotated.x, standard.x @ turn.T, atol=1e-5)
+  with pytest.raises(ValueError, match='standardize'):
+    synthetic.moons(100, seed=0, standardize='yes')
+
+
 def test_blobs_moments_follow_options():
   pair = synthetic.blobs(4000, seed=0, dim=3, mean_a=(1.0, 2.0, 3.0), std_a=2.0,
                          mean_b=-1.0, std_b=0.5)

@@ -182,7 +182,7 @@ def blobs(n: int = 100, seed: int = 0, *, dim: int = 2,
 
 
 def moons(n: int = 2000, seed: int = 0, *, noise: float = 0.05,
-          rotation_degrees: float = 0.0) -> LabelledPoints:
+          rotation_degrees: float = 0.0, standardize: bool = False) -> LabelledPoints:
   """Two interleaving half circles (``make_moons``), optionally rotated.
 
   LRMF aligns a pair of moons with a copy rotated by 50 degrees: call this
@@ -194,17 +194,27 @@ def moons(n: int = 2000, seed: int = 0, *, noise: float = 0.05,
     noise: standard deviation of the Gaussian noise added to each point.
     rotation_degrees: counter-clockwise rotation about :data:`MOONS_CENTRE`,
       the centre of the noise-free shape, so the rotated set stays in place.
+    standardize: first move the sample to zero mean and unit variance per coordinate
+      (its own statistics) and rotate about the origin, its mean. The two coordinates are
+      scaled differently (the raw shape is about 1.7 times wider than high), so a rotation
+      of the standardised set is another alignment problem than one of the raw set: LRMF
+      (Sec. 8.3) names ``make_moons`` and the angle but not this step, and its Fig. 4's
+      unaligned 1-NN accuracy (0.96) is what the standardised sets give.
 
   Returns:
     :class:`LabelledPoints`: ``x`` of shape ``(n, 2)`` float32, roughly in
-    ``[-1.2, 2.2] x [-0.7, 1.2]`` before rotation; ``labels`` ``(n,)`` int32
-    in ``{0, 1}`` (which moon).
+    ``[-1.2, 2.2] x [-0.7, 1.2]`` before rotation (about ``[-1.9, 1.9]^2``
+    standardised); ``labels`` ``(n,)`` int32 in ``{0, 1}`` (which moon).
   """
   _check_count(n, 'moons: n')
   _check_seed(seed, 'moons')
   _check_noise(noise, 'moons')
+  if not isinstance(standardize, (bool, np.bool_)):
+    raise ValueError(f'moons: standardize must be True or False, got {standardize!r}')
   x, labels = sk_datasets.make_moons(n_samples=n, noise=noise, random_state=seed)
-  x = rotate_2d(x, rotation_degrees, MOONS_CENTRE)
+  if standardize:
+    x = (x - x.mean(0)) / x.std(0)
+  x = rotate_2d(x, rotation_degrees, (0.0, 0.0) if standardize else MOONS_CENTRE)
   return LabelledPoints(x.astype(np.float32), labels.astype(np.int32))
 
 
