@@ -21,11 +21,11 @@ LRMF_MOONS = Run(
                'domain and 45-70 min for the joint stage')
 LRMF_MOONS_ALIGNED = Run(
     'lrmf_moons_aligned', 'configs/lrmf_moons.py',
-    fast=(('data.a.options.rotation_degrees', 50.0),),
+    fast=(('data.a.options.rotation_degrees', 50.0),) + _DOUBLING,
     fast_note='the config with A drawn like B (moons rotated 50 deg, an independent sample): '
-              'Algorithm 1 started at alignment',
+              'Algorithm 1 started at alignment; the doubling control on',
     paper=(('data.a.options.rotation_degrees', 50.0), ('model.density.hidden', (512, 512)),
-           ('model.flow.hidden', (512, 512))),
+           ('model.flow.hidden', (512, 512))) + _DOUBLING,
     paper_cost="as lrmf_moons at the paper's 2x512")
 """The control of the flag: A and B are two samples of one distribution and T starts at the
 identity, so Eq. 3 is 0 in expectation at the start and at the optimum; what it reads on fresh
@@ -200,6 +200,21 @@ LRMF_ROWS = (
     Row('lrmf', 'control, A drawn like B (aligned from the start): A\'s part of the fresh Eq. 3, '
         'mean of log P(a; thA) - log P(T(a); thS) - log|det dT/da|', '~0', LRMF_MOONS_ALIGNED,
         Value('fresh_objective_a_term', 0.0, _EPS), claim_id=MACHINERY),
+    Row('lrmf', 'control, A drawn like B (aligned from the start), doubling control: the fresh '
+        'Eq. 3 at a perfect alignment as the control measures it (the private models trained on '
+        'like the shared model on twice their data; A\'s and B\'s parts summed)', '-',
+        LRMF_MOONS_ALIGNED, Value('fresh_doubling_objective', None), claim_id=MACHINERY),
+    Row('lrmf', 'control, A drawn like B (aligned from the start), doubling control: B\'s part of '
+        'the fresh Eq. 3 less the gain of doubling B\'s data (read as within '
+        f'{_DOUBLING_TOLERANCE})', '~0', LRMF_MOONS_ALIGNED,
+        Value('fresh_b_term_beyond_doubling', 0.0, _DOUBLING_TOLERANCE), claim_id=MACHINERY),
+    Row('lrmf', 'control, A drawn like B (aligned from the start), doubling control: the fresh '
+        f'Eq. 3 less its offset at a perfect alignment (read as within {_EPS})', '~0',
+        LRMF_MOONS_ALIGNED, Value('fresh_objective_beyond_doubling', 0.0, _EPS),
+        claim_id=MACHINERY),
+    Row('lrmf', 'control, A drawn like B (aligned from the start), doubling control: share of '
+        f'seeds whose fresh Eq. 3 less its offset is within {_EPS}', '1 (every run)',
+        LRMF_MOONS_ALIGNED, Value('fresh_within_eps_beyond_doubling', 1.0), claim_id=MACHINERY),
     Row('lrmf', 'moons, Real NVP LRMF: B\'s part of the fresh Eq. 3 (private B model against the '
         'shared model on fresh B)', '~0', LRMF_MOONS, Value('fresh_objective_b_term', 0.0, _EPS),
         claim_id=MACHINERY),
