@@ -230,8 +230,23 @@ def previous_runs(report: str) -> dict[str, dict[str, str]]:
   return runs
 
 
+def cpu_model(cpuinfo: str = '/proc/cpuinfo') -> str:
+  """The processor's model name (Linux's ``cpuinfo``, else :func:`platform.processor`; ``''``
+  when neither says). XLA compiles for the processor it runs on, so the rounding of a run,
+  and with it where a chaotic training run ends, can differ between processor models."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
+
+
 def environment_line() -> str:
-  """Versions, Python, machine and devices, for the report header."""
+  """Versions, Python, machine (with the processor model) and devices, for the report
+  header."""
   import jax  # pylint: disable=g-import-not-at-top
   versions = []
   for name in REPORTED_PACKAGES:
@@ -240,9 +255,10 @@ def environment_line() -> str:
     except importlib.metadata.PackageNotFoundError:
       pass
   devices = jax.devices()
+  model = cpu_model()
   return (f'{", ".join(versions)}; Python {platform.python_version()}; {platform.machine()} '
-          f'{platform.system()}, {os.cpu_count()} CPU cores; devices: {len(devices)} x '
-          f'{devices[0].device_kind}')
+          f'{platform.system()}, {os.cpu_count()} CPU cores{f" ({model})" if model else ""}; '
+          f'devices: {len(devices)} x {devices[0].device_kind}')
 
 
 def row_cells(row: Row, tier: str, results: dict[str, tuple[list[dict] | None, float | None]],
