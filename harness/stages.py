@@ -358,7 +358,9 @@ def run_stage(stage: Stage, *, workdir: str, metrics: workdir_lib.MetricsLog,
         batch_size=settings.batch_size, val_data=stage.val_data, evaluate=stage.evaluate,
         snapshot=stage.snapshot, steps_per_dispatch=settings.steps_per_dispatch,
         eval_every=settings.get('eval_every'), patience=settings.get('patience'),
-        name=f'[{stage.name}] ', callback=on_dispatch)
+        name=f'[{stage.name}] ',
+        stop_on_nonfinite_validation=settings.get('keep_best', True),
+        callback=on_dispatch)
     wait()
     final_step = int(np.max(parallel.to_host(result.run.state.step)))
     if manager.latest_step() != final_step:

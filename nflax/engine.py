@@ -334,7 +334,7 @@ def train(step_fn: Step, run: Run, train_data: PyTree, keys: Array, *, num_steps
           batch_size: int, val_data: PyTree | None = None, evaluate: Evaluate | None = None,
           snapshot: Snapshot | None = None, steps_per_dispatch: int = 100,
           eval_every: int | None = None, patience: int | None = None,
-          mesh: Mesh | None = None, name: str = '',
+          mesh: Mesh | None = None, name: str = '', stop_on_nonfinite_validation: bool = False,
           callback: Callable[[Run, dict], None] | None = None) -> Result:
   """Trains every replica of ``run`` until step ``num_steps`` (or early stopping).
 
@@ -358,6 +358,11 @@ def train(step_fn: Step, run: Run, train_data: PyTree, keys: Array, *, num_steps
     patience: freeze a replica after this many evaluations without improvement.
     mesh: ``None`` for :func:`nflax.parallel.mesh` over every device.
     name: prefix of progress lines.
+    stop_on_nonfinite_validation: a replica whose held-out loss turns NaN/Inf while its
+      training steps stay finite, after an earlier finite evaluation, stops there as early
+      stopping would (the held-out loss has diverged; its best snapshot stands, and a
+      warning names it). For stages that return their best-on-validation state; off, or
+      without an earlier finite evaluation, the run raises :class:`NonFiniteError`.
     callback: ``callback(run, record)`` after every dispatch.
 
   Returns:
@@ -434,6 +439,14 @@ def train(step_fn: Step, run: Run, train_data: PyTree, keys: Array, *, num_steps
                                         patience=patience)
       values = parallel.to_host(values)
       bad = live & ~np.isfinite(values)
+      if stop_on_nonfinite_validation and snapshot is not None and bad.any():
+        diverged = bad & np.isfinite(parallel.to_host(run.best_val_loss))
+        if diverged.any():
+          logging.warning('%snon-finite validation loss at step %d in replica(s) %s: stopped '
+                          'there, their best-on-validation state kept', name, step,
+                          np.flatnonzero(diverged).tolist())
+          run = run.replace(stopped=run.stopped | parallel.place_replicated(diverged, mesh))
+          bad = bad & ~diverged
       if bad.any():
         raise NonFiniteError(
             f'{name}non-finite validation loss at step {step} in replica(s) '

@@ -318,7 +318,7 @@ def fit(objective: Objective, run: engine.Run, train_data: PyTree,
       evaluate=None if val_data is None else HeldOutLoss(objective.eval_loss),
       snapshot=params_and_model_state if run.best is not None else None,
       steps_per_dispatch=steps_per_dispatch, eval_every=eval_every, patience=patience,
-      mesh=mesh, name=name, callback=callback)
+      mesh=mesh, name=name, stop_on_nonfinite_validation=keep_best, callback=callback)
   return fit_result(result, val_data, keep_best)
 
 

@@ -110,6 +110,43 @@ def test_a_non_finite_replica_is_named_and_its_last_good_state_kept():
   assert error.steps == [int(steps[1]) + 1]
 
 
+def _diverging_evaluation(state, limit):
+  """``w^2``, and NaN once the replica's step passes its ``limit`` (the held-out loss of a
+  model that keeps training finitely while its evaluation-mode outputs overflow)."""
+  return jnp.where(state.step > limit[0], jnp.nan, state.w**2)
+
+
+def _weight_snapshot(state):
+  return state.w
+
+
+def test_a_diverged_validation_loss_stops_its_replica_when_asked():
+  """Replica 1's held-out loss turns NaN after step 20: with the flag it stops there as early
+  stopping would (best snapshot from step 20 kept, the others train on); without it, or when
+  no earlier evaluation was finite (replica 2, NaN from the start), the run raises."""
+  def run_with(limits, stop):
+    state = _Quadratic(step=jnp.zeros(3, jnp.int32), w=jnp.array([0.5, 0.5, 0.5]),
+                       lr=jnp.full(3, 0.01))
+    return engine.train(
+        _quadratic_step, engine.init_run(state, _weight_snapshot), jnp.zeros((3, 8, 1)),
+        jax.random.split(jax.random.PRNGKey(0), 3), num_steps=50, batch_size=4,
+        val_data=jnp.asarray(limits, jnp.float32)[:, None], evaluate=_diverging_evaluation,
+        snapshot=_weight_snapshot, steps_per_dispatch=10, stop_on_nonfinite_validation=stop)
+
+  result = run_with([1e9, 20, 1e9], stop=True)
+  steps = np.asarray(result.run.state.step)
+  assert steps.tolist() == [50, 30, 50]
+  assert np.asarray(result.run.stopped).tolist() == [False, True, False]
+  at_20 = [r for r in result.history if r['step'] == 20][0]
+  assert float(result.run.best[1]) == pytest.approx(
+      float(np.sqrt(at_20['val_loss'][1])), rel=1e-6)
+  assert np.isnan([r for r in result.history if r['step'] == 30][0]['val_loss'][1])
+  with pytest.raises(engine.NonFiniteError, match=r'validation loss at step 30 in replica\(s\) \[1\]'):
+    run_with([1e9, 20, 1e9], stop=False)
+  with pytest.raises(engine.NonFiniteError, match=r'validation loss at step 10 in replica\(s\) \[2\]'):
+    run_with([1e9, 20, -1], stop=True)
+
+
 def test_progress_rates_leave_compilation_out(monkeypatch):
   """A step whose tracing takes 1000 s of a patched clock: the compilation line reports
   them, the first dispatch's steps/s (logged and in the history) and its ETA do not."""

@@ -130,7 +130,7 @@ def check_sizes(config: ml_collections.ConfigDict, num_a: int, num_b: int,
   sizes = {f'train.{stage}.batch_size': (config.train[stage].batch_size, smaller)
            for stage in ('private', 'joint')}
   if config.get('doubling_control', False):
-    sizes['twice train.joint.batch_size (doubling_control)'] = (
+    sizes['train.joint.batch_size x 2 (doubling_control)'] = (
         continuation_train_config(config).batch_size, smaller)
   config_checks.check_batch_sizes(sizes, num_replicas)
 
