@@ -53,7 +53,7 @@ LRMF_MOONS_LARGER = Run(
            ('data.splits', (8000, 500, 5000))) + _DOUBLING,
     paper_cost="the config's Real NVP 2x128 (the recipe under test) with 8000 training points "
                'a domain (the paper: 2000) and the doubling control, 5 seeds side by side: about '
-               '12 min on a 2-core CPU')
+               '7 min on a 2-core CPU (measured: the wall column)')
 """Does the fresh Eq. 3's offset at alignment shrink with the training sets, as the gain of
 doubling them does? Four times the paper's points, the same steps."""
 _STANDARDIZED = (('data.a.options.standardize', True), ('data.b.options.standardize', True))
@@ -61,7 +61,7 @@ LRMF_MOONS_STANDARDIZED = Run(
     'lrmf_moons_standardized', 'configs/lrmf_moons.py', paper=_STANDARDIZED, tiers=('paper',),
     paper_cost="the config's Real NVP 2x128 (the recipe under test) on moons standardised per "
                'sample before B is rotated 50 deg about the origin, 5 seeds side by side: about '
-               '10 min on a 2-core CPU')
+               '5 min on a 2-core CPU (measured: the wall column)')
 """A control of Fig. 4's numbers: LRMF (Sec. 8.3) names ``make_moons`` with noise 0.05 and the
 50 degrees, not whether the sets were standardised first, which changes the problem (the raw
 shape is wider than high, so a rotation of the standardised set is another one)."""
