@@ -343,6 +343,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pairs = [load_domains(config, seed) for seed in seeds]
   a, b = (layout.tile(replicas.stack([pair[side] for pair in pairs])) for side in (0, 1))
   check_sizes(config, a['train_x'].shape[1], b['train_x'].shape[1], layout.num_replicas)
+  fresh_size = config.get('fresh_eval_size', 0)
+  if config.get('doubling_control', False) and not (
+      fresh_size and is_synthetic(config.data.a) and is_synthetic(config.data.b)):
+    raise ValueError('config.doubling_control needs fresh points: synthetic domains and '
+                     'config.fresh_eval_size > 0')
   built = build_models(config, a['train_x'].shape[2:])
   density, flow = built['density'], built['flow']
   metrics = workdir_lib.MetricsLog(workdir)
@@ -355,10 +360,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       private_restarts=config.get('private_restarts', 1))
   per_replica = evaluate([layout.config_of(config, index) for index in range(layout.num_replicas)],
                          flow, density, result, [pairs[seed] for seed in layout.seed_index()])
-  fresh = fresh_points(config, layout, config.get('fresh_eval_size', 0))
-  if config.get('doubling_control', False) and fresh is None:
-    raise ValueError('config.doubling_control needs fresh points: synthetic domains and '
-                     'config.fresh_eval_size > 0')
+  fresh = fresh_points(config, layout, fresh_size)
   if fresh is not None:
     control = (doubling_control(config, density, result, layout, runner, a, b, fresh)
                if config.get('doubling_control', False) else [{}] * layout.num_replicas)
