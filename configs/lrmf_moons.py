@@ -95,7 +95,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.fresh_eval_size = 20000
   # The control of the fresh Eq. 3's offset at alignment (experiments.lrmf.alignment
   # .doubling_control): both private models trained on like the shared model, on their own data
-  # and on twice it, two more stages of 2000 steps (the report's runs switch it on).
+  # and on twice it: two more stages as long as the joint one (the report's runs switch it on).
   config.doubling_control = False
 
   config.data = ml_collections.ConfigDict()

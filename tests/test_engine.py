@@ -141,9 +141,11 @@ def test_a_diverged_validation_loss_stops_its_replica_when_asked():
   assert float(result.run.best[1]) == pytest.approx(
       float(np.sqrt(at_20['val_loss'][1])), rel=1e-6)
   assert np.isnan([r for r in result.history if r['step'] == 30][0]['val_loss'][1])
-  with pytest.raises(engine.NonFiniteError, match=r'validation loss at step 30 in replica\(s\) \[1\]'):
+  with pytest.raises(engine.NonFiniteError,
+                     match=r'validation loss at step 30 in replica\(s\) \[1\]'):
     run_with([1e9, 20, 1e9], stop=False)
-  with pytest.raises(engine.NonFiniteError, match=r'validation loss at step 10 in replica\(s\) \[2\]'):
+  with pytest.raises(engine.NonFiniteError,
+                     match=r'validation loss at step 10 in replica\(s\) \[2\]'):
     run_with([1e9, 20, -1], stop=True)
 
 

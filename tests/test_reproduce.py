@@ -387,7 +387,6 @@ def test_the_header_says_whether_the_compilation_cache_held_programs(tmp_path):
   assert 'holding earlier programs' in reproduce.cache_note(str(cache))
 
 
-
 def test_the_environment_line_names_the_processor_model(tmp_path):
   cpuinfo = tmp_path / 'cpuinfo'
   cpuinfo.write_text('processor\t: 0\nvendor_id\t: X\nmodel name\t: Some CPU 9000 @ 3GHz\n')
@@ -395,6 +394,7 @@ def test_the_environment_line_names_the_processor_model(tmp_path):
   assert reproduce.cpu_model(str(tmp_path / 'missing')) == reproduce.platform.processor()
   model = reproduce.cpu_model()
   assert (f'CPU cores ({model});' if model else 'CPU cores;') in reproduce.environment_line()
+
 
 def test_the_header_names_where_each_runs_wall_time_was_measured(tmp_path):
   run = claims.Run('smoke_vanishing', 'configs/lrmf_vanishing_gradient.py', 'smoke',
