@@ -310,6 +310,8 @@ def test_smoke_run_of_targeted_generation_on_a_fake_mnist_folder_records_its_dat
   assert results['data_source'] == f'mnist_idx:{config.data.root}'
   assert results['perc_0.5/n_p'] == 51  # 85% of 60% of the 100 digits 1 and 2 of the file
   assert 0 <= results['perc_0.5/iw_z'] <= 1
+  gap = results['perc_0.5/flow_nll_held_out'] - results['perc_0.5/flow_nll_train']
+  assert np.isfinite(gap) and np.isclose(results['perc_0.5/flow_nll_gap'], gap)
 
 
 def test_augmentation_reads_omniglot_characters_background_first(tmp_path):

@@ -28,7 +28,10 @@ For each ``perc`` of ``config.percs``:
    ``attribute_classifier``) scores every set: the fraction assigned to the target ``q``;
    the effective sample size ``1 / sum w~^2`` of the SIR weights and the number of distinct
    proposals drawn show when a high fraction comes from a few resampled proposals;
-   ``plots/samples_perc_<perc>.png`` shows the first samples of every method.
+   ``plots/samples_perc_<perc>.png`` shows the first samples of every method;
+5. the proposal flow's median NLL on its training digits and on the held-out digits of both
+   groups (:func:`flow_generalization`): SIR can only reweight what the flow proposes, and a
+   flow that has learnt its few training digits proposes little of ``q``.
 """
 
 from __future__ import annotations
@@ -209,10 +212,27 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       results[f'{name}/{label}'] = target_fraction(samples)
     drawn_by_perc[name] = drawn
     results[f'{name}/n_p'], results[f'{name}/n_q'] = len(p_train), len(q_train)
+    results.update(flow_generalization(fitted['separate'], np.concatenate([p_train, q_train]),
+                                       np.concatenate([p_val, q_val]), name))
     metrics.write('perc', index, {k: v for k, v in results.items() if k.startswith(name)})
   results['seconds'] = time.time() - start
   return workdir_lib.finish_run(workdir, results, metrics, plot=lambda: [
       _plot_samples(config, drawn, name, workdir) for name, drawn in drawn_by_perc.items()])
+
+
+def flow_generalization(fitted: featurize.FittedRatio, train: np.ndarray, held_out: np.ndarray,
+                        name: str) -> dict[str, float]:
+  """How the proposal flow ``h`` (fitted on ``D_p u D_q``) describes digits it never saw: the
+  median of ``-log h(x)`` (nats per digit) over its ``(n, d)`` training digits
+  (``<name>/flow_nll_train``) and over the ``(m, d)`` held-out digits of both groups that
+  selected it (``<name>/flow_nll_held_out``), and their difference ``<name>/flow_nll_gap``
+  (about 0 for a flow that generalises; far above 0 when it has learnt its training digits
+  and proposes little else). Medians, since an over-fitted flow gives some held-out digits an
+  infinite NLL."""
+  train_nll = float(np.median(-_one(fitted.log_prob, train)))
+  held_out_nll = float(np.median(-_one(fitted.log_prob, held_out)))
+  return {f'{name}/flow_nll_train': train_nll, f'{name}/flow_nll_held_out': held_out_nll,
+          f'{name}/flow_nll_gap': held_out_nll - train_nll}
 
 
 def _plot_samples(config, drawn: dict[str, np.ndarray], name: str, workdir: str,
