@@ -143,13 +143,18 @@ def compilation_cache_dir(directory: str | None) -> str | None:
 
 
 def use_compilation_cache(directory: str | None) -> None:
-  """Keeps compiled programs across runs in ``directory`` (those that took at least
-  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` to compile, JAX's default 1 s), as
-  :func:`compilation_cache_dir` reads it."""
+  """Keeps compiled programs across runs in ``directory``, as :func:`compilation_cache_dir`
+  reads it: every program, however quickly it compiled (JAX's default keeps only those that
+  took at least 1 s, and a run's many sub-second programs, its evaluations, initialisations
+  and held-out checks, then compile anew every time);
+  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` in the environment sets another bound."""
   resolved = compilation_cache_dir(directory)
-  if resolved is None or os.environ.get('JAX_COMPILATION_CACHE_DIR'):
-    return  # off, or JAX reads the environment variable itself
-  jax.config.update('jax_compilation_cache_dir', resolved)
+  if resolved is None:
+    return  # off
+  if 'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS' not in os.environ:
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):  # else JAX reads it itself
+    jax.config.update('jax_compilation_cache_dir', resolved)
 
 
 def join_hosts(config: ml_collections.ConfigDict) -> None:

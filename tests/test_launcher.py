@@ -179,6 +179,27 @@ def test_list_names_every_config_with_its_variants():
   assert 'sweeps: get_sweep(), --sweep=smoke  Flow family (RealNVP, MAF) x' in out
 
 
+@pytest.mark.parametrize('bound, expected', [(None, 0.0), ('0.7', 0.7)])
+def test_the_compilation_cache_keeps_every_program_unless_the_environment_says(
+    bound, expected, tmp_path, monkeypatch):
+  """Runs keep their sub-second programs too (JAX's default bound is 1 s); a bound set in
+  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS stands (JAX read it at import)."""
+  monkeypatch.delenv('JAX_COMPILATION_CACHE_DIR', raising=False)
+  monkeypatch.delenv('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', raising=False)
+  before = (jax.config.jax_compilation_cache_dir,
+            jax.config.jax_persistent_cache_min_compile_time_secs)
+  try:
+    if bound is not None:  # set, and read by JAX when it was imported
+      monkeypatch.setenv('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', bound)
+      jax.config.update('jax_persistent_cache_min_compile_time_secs', float(bound))
+    launch.use_compilation_cache(str(tmp_path / 'cache'))
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / 'cache')
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == expected
+  finally:
+    jax.config.update('jax_compilation_cache_dir', before[0])
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', before[1])
+
+
 def test_a_second_run_reuses_the_compilation_cache(tmp_path):
   """Runs from the command line keep compiled programs; the second run compiles nothing new."""
   cache = tmp_path / 'cache'
