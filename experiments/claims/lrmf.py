@@ -33,10 +33,11 @@ data is the finite-sample offset of the recipe (private models fitted to one set
 shared one to both)."""
 LRMF_MOONS_FFJORD = Run(
     'lrmf_moons_ffjord', 'configs/lrmf_moons.py', 'ffjord', tiers=('paper',),
-    paper_cost='FFJORD M and T, 5 seeds side by side: 4000 private steps a domain at about 3 '
-               'steps/s, 1500 joint at about 1.3 as the solver takes more steps, and the '
-               'E_bias fit: about 1.5-2 h on a 2-core CPU (measured: the wall column); too '
-               'long for the fast tier at any size that converges')
+    paper_cost='FFJORD M and T, 5 seeds side by side on one core (the small ODE steps use '
+               'no second): 4000 private steps a domain at about 2 steps/s (34 min), 1500 '
+               'joint at about 0.65 (38 min) as the solver takes more steps, and the E_bias '
+               'fit: about 2.5 h on a 2-core CPU; too long for the fast tier at any size that '
+               'converges')
 ROTATIONS = (-30, 30, 40, 60)
 """Rotations of B (degrees) besides the paper's 50 at which the flagship recipe is run over
 seeds: does the held-out objective reach 0 beyond the paper's angle?"""
