@@ -439,3 +439,15 @@ def test_reproduce_refuses_stand_in_results_for_a_run_on_the_paper_data(tmp_path
   assert reproduce.data_of(_RUN, 'paper', workdir) == 'stand-in: mnist_transformed_pair'
   assert reproduce.data_of(_RUN, 'paper', str(tmp_path / 'new'), root) == (
       f"side_by_side_image_pairs:{os.path.join(root, 'maps')}")
+
+
+def test_flow_generalization_reads_medians_of_the_flows_nll_on_each_set():
+  """Medians of -log h over the training and held-out digits, and their difference, from the
+  fitted flow's replicated log_prob (here log h(x) = -sum(x), so the NLL is the row sum)."""
+  from fdre import featurize
+  fitted = featurize.FittedRatio(mode='separate', log_ratio=None, encode=None, decode=None,
+                                 log_prob=lambda x: -x.sum(-1), variables={})
+  train = np.array([[1.0, 0.0], [2.0, 0.0], [9.0, 0.0]])
+  held_out = np.array([[5.0, 0.0], [np.inf, 0.0], [4.0, 3.0]])
+  assert targeted.flow_generalization(fitted, train, held_out, 'perc_1') == {
+      'perc_1/flow_nll_train': 2.0, 'perc_1/flow_nll_held_out': 7.0, 'perc_1/flow_nll_gap': 5.0}
