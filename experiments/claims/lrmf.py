@@ -36,7 +36,7 @@ LRMF_MOONS_FFJORD = Run(
     paper_cost='FFJORD M and T, 5 seeds side by side on one core (the small ODE steps use '
                'no second): 4000 private steps a domain at about 2 steps/s (34 min), 1500 '
                'joint at about 0.65 (38 min) as the solver takes more steps, and the E_bias '
-               'fit: about 2.5 h on a 2-core CPU; too long for the fast tier at any size that '
+               'fit: about 2.3 h on a 2-core CPU (measured: the wall column); too long for the fast tier at any size that '
                'converges')
 ROTATIONS = (-30, 30, 40, 60)
 """Rotations of B (degrees) besides the paper's 50 at which the flagship recipe is run over
