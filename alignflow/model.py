@@ -20,16 +20,17 @@ Paired sampling (Sec. 3.4): ``(G_{Z->A}(z), G_{Z->B}(z))`` with ``z ~ p_Z``.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nflax import fitting
 from nflax.bijectors import Bijector
 
-__all__ = ['AlignFlow', 'polar_interpolation', 'RoundTrips', 'round_trips']
+__all__ = ['AlignFlow', 'polar_interpolation', 'RoundTrips', 'translator', 'round_trips']
 
 Array = jax.Array
 
@@ -211,9 +212,31 @@ class RoundTrips(NamedTuple):
   b: np.ndarray  # the start of the second: b (preprocess(b))
 
 
+def translator(model: nn.Module, method: Callable[..., Array], batch_size: int = 64, *,
+               replicas: bool = False) -> Callable[[Any, Array], Array]:
+  """``method`` of ``model`` (e.g. ``AlignFlow.a_to_b``) as a compiled
+  ``(variables, x) -> y`` that maps ``batch_size`` examples at a time.
+
+  ``x`` is ``(n, *event_shape)`` (``(R, n, *event_shape)`` with ``replicas``, every leaf of
+  ``variables`` then with a leading axis ``R``: one program for the ``R`` models) and ``y``
+  has the method's per-example output shape. The examples run in ``ceil(n / batch_size)``
+  chunks (``lax.map``, :func:`nflax.fitting.map_over_batches`), so a translator's memory is
+  that of one chunk whatever ``n`` is: a whole 500-image test set through the paper's
+  CycleGAN generators at 32x32 in float64 asked for 31 GB in one call.
+  """
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+
+  def apply(variables, x):
+    return fitting.map_over_batches(
+        lambda chunk: model.apply(variables, chunk, method=method), x, batch_size)
+
+  return jax.jit(jax.vmap(apply) if replicas else apply)
+
+
 def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
                 float64: bool = False, replicas: bool = False,
-                preprocessed: bool = False) -> RoundTrips:
+                preprocessed: bool = False, batch_size: int = 64) -> RoundTrips:
   """The cycles ``G_{B->A}(G_{A->B}(a))`` and ``G_{A->B}(G_{B->A}(b))`` (Prop. 1).
 
   Prop. 1: for AlignFlow both are the inputs exactly in real arithmetic, pre- and
@@ -231,7 +254,9 @@ def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
   which no saturating post-processing limits. Each direction is compiled on its own, so translated images are
   materialised in the working precision, as stored translations would be; one call
   compiles each direction once (for every replica when ``replicas``, and for ``a`` and
-  ``b`` together when they have one shape).
+  ``b`` together when they have one shape). Each direction translates ``batch_size``
+  examples (of every replica) at a time (:func:`translator`), so memory does not grow with
+  the number of examples.
 
   Args:
     model: a module with ``a_to_b`` and ``b_to_a`` methods (:class:`AlignFlow`, or the
@@ -245,6 +270,7 @@ def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
     replicas: ``variables``, ``a`` and ``b`` hold ``R`` independent models and their data
       (``jax.vmap`` over the leading axis).
     preprocessed: cycle the pre-processed inputs through the flows only (AlignFlow).
+    batch_size: examples (per replica) translated at a time.
 
   Returns:
     :class:`RoundTrips` of numpy arrays of the shapes of ``a`` and ``b`` (translations of
@@ -252,8 +278,7 @@ def round_trips(model: nn.Module, variables: Any, a: Array, b: Array, *,
     (the starts ``a`` and ``b`` too) lives in the pre-processed space.
   """
   def direction(method):
-    apply = lambda variables, x: model.apply(variables, x, method=method)
-    return jax.jit(jax.vmap(apply) if replicas else apply)
+    return translator(model, method, batch_size, replicas=replicas)
 
   kind = type(model)
   if preprocessed:

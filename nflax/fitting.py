@@ -202,18 +202,20 @@ def params_and_model_state(state: FitState) -> tuple[PyTree, PyTree]:
 
 def map_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
                      batch_size: int) -> Array:
-  """``per_example(batch) -> (batch,)`` over all of ``data`` in chunks: ``(n,)`` values.
+  """``per_example(batch) -> (batch, *shape)`` over all of ``data`` in chunks: ``(n, *shape)``.
 
-  The data set is padded to a multiple of ``batch_size`` and mapped with
-  ``lax.map`` so memory stays bounded; padded examples are dropped.
+  The data set is padded to a multiple of ``batch_size`` (at most ``n``) and mapped with
+  ``lax.map`` so memory stays bounded by one chunk; padded examples are dropped.
   """
   n = engine.num_examples(data)
+  batch_size = min(batch_size, n)
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
   padded = jax.tree.map(
       lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, 0)]).reshape(
           (num_batches, batch_size) + a.shape[1:]), data)
-  return jax.lax.map(per_example, padded).reshape(-1)[:n]
+  mapped = jax.lax.map(per_example, padded)
+  return mapped.reshape((num_batches * batch_size,) + mapped.shape[2:])[:n]
 
 
 def mean_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,

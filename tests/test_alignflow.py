@@ -408,6 +408,29 @@ def test_round_trips_of_replicas_are_the_replicas_round_trips():
     np.testing.assert_allclose(together.a_again, a, atol=1e-4)
 
 
+def test_translator_in_chunks_is_the_translation_of_the_whole_batch():
+  """``translator`` maps ``batch_size`` examples at a time (the last chunk padded) and gives
+  what one call on every example gives, with and without replicas; a chunk larger than the
+  data is the data."""
+  model = _vector_model()
+  points = jax.random.normal(jax.random.PRNGKey(0), (2, 11, 2))
+  variables = [_perturbed(model.init(jax.random.PRNGKey(r), points[r], points[r]),
+                          jax.random.PRNGKey(10 + r), 0.1) for r in range(2)]
+  stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *variables)
+  whole = [model.apply(variables[r], points[r], method=model_lib.AlignFlow.a_to_b)
+           for r in range(2)]
+  for batch_size in (1, 4, 11, 64):
+    one = model_lib.translator(model, model_lib.AlignFlow.a_to_b, batch_size)
+    many = model_lib.translator(model, model_lib.AlignFlow.a_to_b, batch_size, replicas=True)
+    together = many(stacked, points)
+    assert together.shape == points.shape
+    for r in range(2):
+      np.testing.assert_allclose(one(variables[r], points[r]), whole[r], rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(together[r], whole[r], rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match='batch_size'):
+    model_lib.translator(model, model_lib.AlignFlow.a_to_b, 0)
+
+
 def test_interrupted_stage_resumes_to_the_uninterrupted_state(tmp_path):
   """A stage stopped at a checkpoint and restarted ends where a straight run ends.
 

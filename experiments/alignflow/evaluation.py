@@ -45,9 +45,11 @@ class PairedValidationMSE:
 
 
 def translators(model: nn.Module, variables) -> tuple[Callable, Callable]:
-  """Compiled ``(a_to_b, b_to_a)`` of a trained model (``(batch, *event)`` in and out)."""
-  return (jax.jit(lambda x: model.apply(variables, x, method=type(model).a_to_b)),
-          jax.jit(lambda x: model.apply(variables, x, method=type(model).b_to_a)))
+  """Compiled ``(a_to_b, b_to_a)`` of a trained model (``(n, *event)`` in and out, in
+  chunks of bounded memory: :func:`alignflow.model.translator`)."""
+  a_to_b, b_to_a = (model_lib.translator(model, method)
+                    for method in (type(model).a_to_b, type(model).b_to_a))
+  return (lambda x: a_to_b(variables, x)), (lambda x: b_to_a(variables, x))
 
 
 def _cycle_errors(cycled: np.ndarray, original: np.ndarray) -> tuple[float, float]:
