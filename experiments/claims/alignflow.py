@@ -9,6 +9,13 @@ _MAPS = (('data.root', 'maps'),)
 # Maps at the paper's 64x64 (App. B.1); its 1,096 training pairs give 100 validation pairs,
 # its 1,098 val/ pairs are the test pairs.
 _ON_MAPS = (('data.options.size', 64), ('data.splits', (996, 100, 1098)))
+# The paper-scale models (32x32, 3 scales, App. B.1 widths) timed here over 20-30 steps
+# (`configs/alignflow_mnist.py:paper_scale`, one core of the 2-core CPU, the other busy).
+_PAPER_SCALE_COST = ('measured here: a hybrid step of one seed takes about 18 s (0.054 steps/s), '
+                     'a CycleGAN step of 3 seeds side by side about 15 s, so 25,000 steps are '
+                     'about 5 days a model and seed on this CPU: a GPU run; 3 seeds side by '
+                     'side exceed 24 GB in training (the CPU convolutions keep their image '
+                     'patches for the gradient)')
 ALIGNFLOW_MNIST = Run(
     'alignflow_mnist', 'configs/alignflow_mnist.py', paper_variant='paper_scale',
     fast=(('data.options.size', 8), ('data.splits', (400, 100, 100)),
@@ -16,7 +23,7 @@ ALIGNFLOW_MNIST = Run(
     fast_note='8x8 digits (config: 16x16), 400 training and 100 test pairs (config: 800 and '
               '200), 100 steps (config: 2000), lam 1e-3 only',
     fast_seeds=3, paper_seeds=3,
-    paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours',
+    paper_cost='32x32, 3 scales, 25,000 steps for each of 6 models: ' + _PAPER_SCALE_COST,
     paper_data=_MAPS, on_paper_data=_ON_MAPS)
 _HYBRID_AND_CYCLEGAN_FAST = (
     ('data.options.size', 8), ('data.splits', (400, 50, 50)), ('train.flows.num_steps', 100),
@@ -31,18 +38,18 @@ ALIGNFLOW_MNIST_GAMMA = Run(
     fast_note='domain B is the square root of A (config: inverted and squared); '
               + _HYBRID_AND_CYCLEGAN_NOTE,
     fast_seeds=3, paper_variant='paper_scale', paper=(('data.options.transform', 'gamma'),),
-    paper_seeds=3, paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours')
+    paper_seeds=3, paper_cost='32x32, 3 scales, 25,000 steps a model: ' + _PAPER_SCALE_COST)
 ALIGNFLOW_MNIST_ROTATED = Run(
     'alignflow_mnist_rotated', 'configs/alignflow_mnist.py', 'rotate',
     paper_variant='paper_scale', paper=(('data.options.transform', 'rotate90'),),
     paper_seeds=3, tiers=('paper',),
-    paper_cost='32x32, 3 scales, 25,000 steps a model: GPU hours; not in the fast tier, where '
+    paper_cost='32x32, 3 scales, 25,000 steps a model: ' + _PAPER_SCALE_COST + '; not in the fast tier, where '
                '(8x8, 100 steps) neither model learns a quarter turn and its rows said nothing')
 ALIGNFLOW_MNIST_LAM_SWEEP = Run(
     'alignflow_mnist_lam_sweep', 'configs/alignflow_mnist.py', 'lam_sweep',
     paper_variant='paper_scale', paper=(('modes', ('hybrid',)), ('lams', (1e-5, 1e-4, 1e-3, 1e-2))),
     paper_seeds=3, tiers=('paper',),
-    paper_cost='32x32, 3 scales, 25,000 steps for each of four hybrids (Table 3): GPU hours; not '
+    paper_cost='32x32, 3 scales, 25,000 steps for each of four hybrids (Table 3): ' + _PAPER_SCALE_COST + '; not '
                'in the fast tier, which is at its 30 minutes',
     paper_data=_MAPS, on_paper_data=_ON_MAPS)
 ALIGNFLOW_MOONS = Run('alignflow_moons', 'configs/alignflow_moons.py',
@@ -60,14 +67,14 @@ ALIGNFLOW_ADAPTATION = Run(
           ('train.flows.num_steps', 150), ('train.flows.select_every', 75),
           ('train.flows.steps_per_dispatch', 75)),
     fast_note='8x8 digits (config: 16x16), 150 steps (config: 1200)', fast_seeds=3, paper_seeds=3,
-    paper_cost='32x32, 25,000 steps: GPU hours',
+    paper_cost='32x32, 25,000 steps of one hybrid: ' + _PAPER_SCALE_COST,
     # MNIST's 60,000 / USPS's 7,291 training digits less a validation split; their test sets
     paper_data=(('data.a.root', 'mnist'), ('data.b.root', 'usps')),
     on_paper_data=(('data.splits_a', (50000, 10000, 10000)), ('data.splits_b', (6562, 729, 2007))))
 ALIGNFLOW_SVHN_MNIST = Run(
     'alignflow_svhn_mnist', 'configs/alignflow_digits_adaptation.py', 'svhn_mnist',
     paper_seeds=3, tiers=('paper',),
-    paper_cost='RGB 32x32, 25,000 steps for each of three lams: GPU hours; not in the fast tier '
+    paper_cost='RGB 32x32, 25,000 steps for each of three lams: ' + _PAPER_SCALE_COST + '; not in the fast tier '
                '(its stand-ins, scikit-learn digits for SVHN, say nothing about SVHN)',
     # SVHN's 73,257 / MNIST's 60,000 training digits less a validation split; their test sets
     paper_data=(('data.a.root', 'svhn'), ('data.b.root', 'mnist')),

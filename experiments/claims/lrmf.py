@@ -33,10 +33,13 @@ data is the finite-sample offset of the recipe (private models fitted to one set
 shared one to both)."""
 LRMF_MOONS_FFJORD = Run(
     'lrmf_moons_ffjord', 'configs/lrmf_moons.py', 'ffjord', tiers=('paper',),
-    paper_cost='FFJORD M and T, 5 seeds side by side on one core (the small ODE steps use '
-               'no second): 4000 private steps a domain at about 2 steps/s (34 min), 1500 '
-               'joint at about 0.65 (38 min) as the solver takes more steps, and the E_bias '
-               'fit: about 2.3 h on a 2-core CPU (measured: the wall column); too long for the fast tier at any size that '
+    paper_cost='FFJORD M and T, 5 seeds side by side; the wall column (2.3 h on one core) is '
+               'of the run with one private fit a domain (b1a6745). With the 3 private '
+               'restarts of the config since, 15 private replicas run at 1.0-1.6 steps/s on '
+               'one CPU device and at 1.9-2.4 with JAX_NUM_CPU_DEVICES=5 (the seeds spread '
+               'over both cores; benchmarks/RESULTS.md), the joint stage at 1.5 and 1.9 '
+               'early on: about 3 h, or about 2 h with the variable set (estimates from 200 '
+               'private and 60 joint steps); too long for the fast tier at any size that '
                'converges')
 ROTATIONS = (-30, 30, 40, 60)
 """Rotations of B (degrees) besides the paper's 50 at which the flagship recipe is run over
@@ -111,7 +114,11 @@ LRMF_GLOW = Run(
     fast_note='8x8 digits (config: 16x16), Glow 2 levels x 2 steps with 8 channels (config: '
               '4 steps, 32), 100 private and joint steps (config: 600)', fast_seeds=3,
     paper_seeds=3,
-    paper_cost='Glow 3 x 8 x 512 channels, 5000 steps a stage: GPU hours',
+    paper_cost='Glow 3 x 8 x 512 channels, 5000 steps a stage; measured here over 20 steps '
+               '(one core of the 2-core CPU, the other busy): a private step of one replica '
+               'about 2 s, a joint step about 5 s, so 3 seeds with 3 private restarts '
+               'take about 3 days on this CPU: a GPU run; their 9 private replicas side by '
+               'side exceed 24 GB in training',
     paper_data=_USPS_MNIST,  # at the paper's 32x32
     on_paper_data=(('data.a.options.size', 32), ('data.b.options.size', 32),
                    ('data.splits', _USPS_SPLITS)))
