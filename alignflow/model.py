@@ -221,8 +221,8 @@ def translator(model: nn.Module, method: Callable[..., Array], batch_size: int =
   ``variables`` then with a leading axis ``R``: one program for the ``R`` models) and ``y``
   has the method's per-example output shape. The examples run in ``ceil(n / batch_size)``
   chunks (``lax.map``, :func:`nflax.fitting.map_over_batches`), so a translator's memory is
-  that of one chunk whatever ``n`` is: a whole 500-image test set through the paper's
-  CycleGAN generators at 32x32 in float64 asked for 31 GB in one call.
+  that of one chunk whatever ``n`` is (a whole test set at the paper's sizes, through the
+  CycleGAN baseline in float64, does not fit in one call).
   """
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}')
