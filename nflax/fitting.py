@@ -208,6 +208,9 @@ def map_over_batches(per_example: Callable[[PyTree], Array], data: PyTree,
   ``lax.map`` so memory stays bounded by one chunk; padded examples are dropped.
   """
   n = engine.num_examples(data)
+  if n < 1 or batch_size < 1:
+    raise ValueError(f'map_over_batches needs examples and batch_size >= 1, got {n} examples '
+                     f'and batch_size {batch_size}')
   batch_size = min(batch_size, n)
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n

@@ -109,3 +109,17 @@ def test_per_class_nll_is_the_sum_of_independent_per_class_nlls():
     others = np.array([0, 2])
     np.testing.assert_allclose(leaf_before[others], leaf_after[others], rtol=1e-6)
     assert not np.allclose(leaf_before[1], leaf_after[1])
+
+
+def test_map_over_batches_keeps_per_example_shapes_and_refuses_empty_input():
+  """Chunks of 3 over 7 examples (the last padded) give each example's own output, of any
+  trailing shape; a chunk larger than the data is the data; no examples is an error."""
+  x = jnp.arange(14.0).reshape(7, 2)
+  per_example = lambda batch: jnp.stack([batch, 2 * batch], axis=1)  # (batch, 2, 2)
+  for batch_size in (3, 7, 50):
+    np.testing.assert_array_equal(fitting.map_over_batches(per_example, x, batch_size),
+                                  per_example(x))
+  with pytest.raises(ValueError, match='examples'):
+    fitting.map_over_batches(per_example, x[:0], 3)
+  with pytest.raises(ValueError, match='batch_size'):
+    fitting.map_over_batches(per_example, x, 0)
