@@ -162,7 +162,9 @@ class LRMFResult:
     bias: ``(R,)`` the estimate of ``E_bias`` of Lemma 2.2 on the held-out A
       (:func:`lrmf.held_out.bias_fn`), or ``None`` when it was not asked for.
     restart_objectives: ``(R, K)`` Eq. 3 on the training sets at the end of every restart
-      of the joint stage (the lowest was kept), or ``None`` without restarts.
+      of the joint stage (the lowest was kept; ``K = 1`` without restarts): the objective
+      LRMF Fig. 2 and 9(c) plot over training, with ``c(A, B)`` from the private models on
+      the training sets.
   """
   flow_variables: Variables
   shared_variables: Variables
@@ -174,7 +176,7 @@ class LRMFResult:
   converged: np.ndarray
   histories: dict[str, list[dict]]
   bias: np.ndarray | None = None
-  restart_objectives: np.ndarray | None = None
+  restart_objectives: np.ndarray | None = None  # None only in results built by hand
 
   def replica(self, index: int) -> 'LRMFResult':
     """Replica ``index`` alone: every field without its leading replica axis."""
@@ -331,14 +333,13 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       engine.Independent((many(a_train), many(b_train))), many(validation),
       _restart_keys(key_joint, restarts))
   flow_final, shared_final = split_joint_variables(fit_joint.params, fit_joint.model_state)
-  restart_objectives = None
   joint_history = fit_joint.history
+  train_constants = jax.jit(jax.vmap(held_out.constant_fn(density, eval_batch_size)))(
+      private_a, private_b, a_train, b_train)
+  restart_objectives = jax.jit(jax.vmap(_objective_fn(flow, density, eval_batch_size)))(
+      flow_final, shared_final, many(HeldOut(a_train, b_train, train_constants)))
+  restart_objectives = np.asarray(restart_objectives, np.float64).reshape(-1, restarts)
   if restarts > 1:
-    train_constants = jax.jit(jax.vmap(held_out.constant_fn(density, eval_batch_size)))(
-        private_a, private_b, a_train, b_train)
-    restart_objectives = jax.jit(jax.vmap(_objective_fn(flow, density, eval_batch_size)))(
-        flow_final, shared_final, many(HeldOut(a_train, b_train, train_constants)))
-    restart_objectives = np.asarray(restart_objectives, np.float64).reshape(-1, restarts)
     kept = np.argmin(restart_objectives, axis=1)
     flow_final, shared_final = (_keep(tree, kept, restarts) for tree in (flow_final,
                                                                          shared_final))

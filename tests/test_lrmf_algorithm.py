@@ -183,7 +183,7 @@ def test_train_lrmf_restarts_keep_the_lowest_training_objective():
   single, _, _ = _restart_setup(1, single_calls)
   result, a, b = _restart_setup(3, calls)
   (call,) = calls
-  assert single.restart_objectives is None
+  assert single.restart_objectives.shape == (2, 1)  # Eq. 3 on the training sets, K = 1
   # The joint stage trained 2 x 3 replicas: each replica's data three times in a row, restart
   # 0 with the key of the run without restarts, the others with keys of their own.
   assert call['keys'].shape == (6, 2)

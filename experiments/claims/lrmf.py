@@ -347,9 +347,17 @@ LRMF_ROWS = (
     Row('lrmf', 'blobs, Gaussian LRMF: \\|cov(T(A)) - cov(B)\\| on training data (Ex. 2.1: '
         'moments match; read as within 0.01)', '0', LRMF_BLOBS,
         Value('train_covariance_error', 0.0, 0.01), claim_id='lrmf.ex21.moments_match'),
-    Row('lrmf', 'blobs, Real NVP 2x512 LRMF (over-parameterised, Fig. 9(i)): held-out objective '
-        f'(Sec. 4: converges to 0; read as within {_EPS})', '~0', LRMF_BLOBS_REALNVP,
-        Value('test_objective', 0.0, _EPS), claim_id='lrmf.fig9.realnvp_converges'),
+    Row('lrmf', 'blobs, Real NVP 2x512 LRMF (over-parameterised, Fig. 9(i)): Eq. 3 on the '
+        'training sets at the end, the objective Fig. 9(i)(c) plots over training ("reaches '
+        f'zero"; read as within {_EPS})', '~0', LRMF_BLOBS_REALNVP,
+        Value('train_objective', 0.0, _EPS), claim_id='lrmf.fig9.realnvp_converges'),
+    # Fig. 9's caption: "RealNVP clearly overfits to the blob dataset but learns a good
+    # alignment nevertheless"; the held-out value measures that overfitting, not the claim.
+    Row('lrmf', 'blobs, Real NVP 2x512 LRMF (over-parameterised, 100 training points a '
+        'domain): held-out objective on the 50 test points a domain (not the paper\'s '
+        'measure: the caption says these models overfit the blobs; read as within '
+        f'{_EPS})', '~0', LRMF_BLOBS_REALNVP, Value('test_objective', 0.0, _EPS),
+        claim_id=MACHINERY),
     Row('lrmf', 'moons: LRMF beats back-to-back F o G^-1 on 1-NN (Fig. 4: 0.99 vs 0.91); paired '
         'difference back-to-back - LRMF', '< 0', LRMF_BASELINES,
         Ordering('one_nn_accuracy/back_to_back', 'one_nn_accuracy/lrmf'),

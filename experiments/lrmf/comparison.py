@@ -439,7 +439,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # With K > 1 joint restarts every restart's 1-NN is logged; Fig. 3's numbers read the
     # restart Algorithm 1 kept (lowest Eq. 3 on the training sets).
     lrmf_series = _joint_series(
-        workdir, None if lrmf_result.restart_objectives is None
+        workdir, None if len(lrmf_result.restart_objectives) == 1
         else int(np.argmin(lrmf_result.restart_objectives)))
     moved['lrmf'] = move(lrmf_result.flow_variables, a['test_x'])
     details = alignment.evaluate([config], flow, density, trained, [(a, b)])[0]
