@@ -127,8 +127,9 @@ LRMF_BLOBS_REALNVP = Run(
     'lrmf_blobs_realnvp', 'configs/lrmf_blobs.py', 'realnvp', tiers=('paper',),
     paper=(('model.density.hidden', (512, 512)), ('model.flow.hidden', (512, 512))),
     paper_cost="the paper's 2x512 Real NVPs on 100 points a domain (Fig. 9(i): over-"
-               'parameterised), 5 seeds side by side: about 50 min on a 2-core CPU (measured: '
-               'the wall column); not in the fast tier, which is at its 30 minutes')
+               'parameterised), 5 seeds side by side: about 11 min alone on a 2-core CPU '
+               '(private stages 18 steps/s with their 15 replicas, joint 25 steps/s); the wall '
+               'column is of a run that shared the CPU with the FFJORD paper run')
 
 
 _DIGITS_AUTOENCODER = ('autoencoder differs (here an MLP VAE-GAN on 16x16; the paper does not '
