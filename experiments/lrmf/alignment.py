@@ -14,7 +14,8 @@ Data -> train -> evaluate -> write:
    (``private_a``, ``private_b`` with ``config.train.private``, ``joint`` with
    ``config.train.joint``) is checkpointed and resumable;
 3. evaluate on the test split: the LRMF objective (Eq. 3, with c(A, B) from the
-   private models on the same test data) and its convergence flags (``converged``: the
+   private models on the same test data; ``train_objective``: the same on the training
+   sets, what Fig. 2 and 9(c) plot, of the kept joint restart) and its convergence flags (``converged``: the
    two-sided rule of :mod:`lrmf.held_out`; ``converged_algorithm1``: Algorithm 1's own), the
    objective of the identity map for reference, the 1-NN accuracy of a
    classifier fitted on B's labelled points and scored on T(A) with A's labels (with a
