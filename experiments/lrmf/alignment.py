@@ -15,8 +15,9 @@ Data -> train -> evaluate -> write:
    ``config.train.joint``) is checkpointed and resumable;
 3. evaluate on the test split: the LRMF objective (Eq. 3, with c(A, B) from the
    private models on the same test data; ``train_objective``: the same on the training
-   sets, what Fig. 2 and 9(c) plot, of the kept joint restart) and its convergence flags (``converged``: the
-   two-sided rule of :mod:`lrmf.held_out`; ``converged_algorithm1``: Algorithm 1's own), the
+   sets, what Fig. 2 and 9(c) plot, of the kept joint restart) and its convergence flags
+   (``converged``: the two-sided rule of :mod:`lrmf.held_out`; ``converged_algorithm1``:
+   Algorithm 1's own), the
    objective of the identity map for reference, the 1-NN accuracy of a
    classifier fitted on B's labelled points and scored on T(A) with A's labels (with a
    flow density, also on the back-to-back ``F o G^-1`` of the two private models, the
