@@ -33,14 +33,13 @@ data is the finite-sample offset of the recipe (private models fitted to one set
 shared one to both)."""
 LRMF_MOONS_FFJORD = Run(
     'lrmf_moons_ffjord', 'configs/lrmf_moons.py', 'ffjord', tiers=('paper',),
-    paper_cost='FFJORD M and T, 5 seeds side by side; the wall column (2.3 h on one core) is '
-               'of the run with one private fit a domain (b1a6745). With the 3 private '
-               'restarts of the config since, 15 private replicas run at 1.0-1.6 steps/s on '
-               'one CPU device and at 1.9-2.4 with JAX_NUM_CPU_DEVICES=5 (the seeds spread '
-               'over both cores; benchmarks/RESULTS.md), the joint stage at 1.5 and 1.9 '
-               'early on: about 3 h, or about 2 h with the variable set (estimates from 200 '
-               'private and 60 joint steps); too long for the fast tier at any size that '
-               'converges')
+    paper_cost='FFJORD M and T, 5 seeds side by side with 3 private restarts (15 replicas a '
+               'private fit), run with JAX_NUM_CPU_DEVICES=5 (the seeds spread over both '
+               'cores; benchmarks/RESULTS.md): about 3 h 10 min of stage time in all (the '
+               'private fits about 70 and 75 min, the joint stage 23 min, the E_bias fit 24 '
+               'min), measured over three invocations on a 2-core CPU partly shared with other '
+               'runs; the wall column is the last invocation alone (the end of the E_bias fit '
+               'and the evaluation). Too long for the fast tier at any size that converges')
 ROTATIONS = (-30, 30, 40, 60)
 """Rotations of B (degrees) besides the paper's 50 at which the flagship recipe is run over
 seeds: does the held-out objective reach 0 beyond the paper's angle?"""
