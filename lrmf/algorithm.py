@@ -1,7 +1,8 @@
 """Algorithm 1 of LRMF (Sec. 8.1) for any density family and any flow.
 
 1. Fit private models ``thA`` on A and ``thB`` on B by maximum likelihood to
-   convergence (held-out early stopping).
+   convergence (held-out early stopping); the two fits are independent and, where A's and
+   B's splits have the same shapes, train side by side as replicas of one stage.
 2. Start the shared model ``thS`` from ``thB`` and the flow ``phi`` from its
    initialisation (the ``nflax`` flows start at the identity).
 3. Minimise the LRMF objective (Eq. 3) jointly over ``(phi, thS)`` on
@@ -157,8 +158,9 @@ class LRMFResult:
     converged: ``(R,)`` Algorithm 1's indicator, two-sided
       (:func:`lrmf.held_out.convergence_check`).
     histories: ``{'private_a', 'private_b', 'joint'}`` (and ``'private_transformed'``)
-      -> the stage's :attr:`nflax.fitting.FitResult.history` (the joint ``val_loss`` is
-      Eq. 3 on the held-out data).
+      -> the stage's :attr:`nflax.fitting.FitResult.history` (A's and B's replicas of a
+      side-by-side ``'private'`` stage each under their domain's name; the joint
+      ``val_loss`` is Eq. 3 on the held-out data).
     bias: ``(R,)`` the estimate of ``E_bias`` of Lemma 2.2 on the held-out A
       (:func:`lrmf.held_out.bias_fn`), or ``None`` when it was not asked for.
     restart_objectives: ``(R, K)`` Eq. 3 on the training sets at the end of every restart
@@ -219,12 +221,15 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
 
   For every replica (leading axis ``R`` of every array; replicas are independent runs
   trained side by side): (i) fits ``thA`` on ``a_train`` and ``thB`` on ``b_train`` by
-  maximum likelihood (``private_runner`` with stages ``'private_a'``, ``'private_b'``,
-  selected on ``a_val``, ``b_val``); (ii) starts ``thS`` at ``thB`` and ``phi`` at
-  ``flow_variables`` or the flow's initialisation; (iii) minimises Eq. 3 jointly over
-  ``(phi, thS)`` (``joint_runner``, stage ``'joint'``, on independent minibatches
-  ``Independent((a, b))``; its held-out loss is the full Eq. 3 on ``(a_val, b_val)``
-  with ``c(A, B)`` from the private models on that data, :class:`HeldOut`); (iv)
+  maximum likelihood, selected on ``a_val``, ``b_val`` (``private_runner`` with the one
+  stage ``'private'`` that trains both fits side by side when A's and B's training and
+  validation sets have the same shapes, replica ``r``'s fits of A and B at rows ``2r`` and
+  ``2r + 1``; otherwise two stages ``'private_a'``, ``'private_b'``); (ii) starts ``thS``
+  at ``thB`` and ``phi`` at ``flow_variables`` or the flow's initialisation; (iii)
+  minimises Eq. 3 jointly over ``(phi, thS)`` (``joint_runner``, stage ``'joint'``, on
+  independent minibatches ``Independent((a, b))``; its held-out loss is the full Eq. 3 on
+  ``(a_val, b_val)`` with ``c(A, B)`` from the private models on that data,
+  :class:`HeldOut`); (iv)
   recomputes Eq. 3 on the held-out data at the best ``(phi, thS)``; (v) flags
   convergence when its interval lies inside ``[-eps, eps]``
   (:func:`lrmf.held_out.convergence_check`).
@@ -269,7 +274,9 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
       the lowest validation NLL kept: Algorithm 1 needs ``thA``, ``thB`` at the family's
       maximum, since ``c(A, B)`` is computed from them and a private fit that stops short
       of it reads as a negative Eq. 3 once the shared model, trained further, passes it.
-      The private runner then trains ``R J`` replicas, laid out as the joint restarts.
+      Each private fit then trains ``R J`` replicas, laid out as the joint restarts (side
+      by side, the stage ``'private'`` trains ``2 R J``: replica ``r``'s ``J`` restarts of
+      A, then its ``J`` of B, at rows ``2 r J + d J + j`` for domain ``d``).
 
   Returns:
     An :class:`LRMFResult`.
@@ -301,24 +308,45 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   nll = fitting.nll_objective(density, eval_batch_size=eval_batch_size)
 
   def fit_private(stage, x_train, x_val, init_keys, fit_keys):
-    """One private stage with ``private_restarts`` restarts per replica: the kept variables
+    """One private stage of ``D`` domains side by side (``x_train``, ``x_val``,
+    ``init_keys``, ``fit_keys``: tuples of one entry per domain, same shapes), with
+    ``private_restarts`` restarts per replica and domain: per domain, the kept variables
     (lowest validation NLL) and the history of the kept restarts."""
+    per_domain = private_restarts * len(x_train)
+    replicas = a_train.shape[0]
     more = lambda tree: _repeat(tree, private_restarts)
+    joined = lambda trees: engine.interleave_replicas(trees, replicas)
+    val = joined([more(x) for x in x_val])
     fitted = private_runner(
-        stage, nll, init(density, more(x_train), _restart_keys(init_keys, private_restarts)),
-        more(x_train), more(x_val), _restart_keys(fit_keys, private_restarts))
+        stage, nll,
+        joined([init(density, more(x), _restart_keys(keys, private_restarts))
+                for x, keys in zip(x_train, init_keys)]),
+        joined([more(x) for x in x_train]), val,
+        joined([_restart_keys(keys, private_restarts) for keys in fit_keys]))
     variables = _as_variables(fitted)
-    if private_restarts == 1:
-      return variables, fitted.history
-    val_nll = jax.jit(jax.vmap(lambda v, x: nll.eval_loss(
-        v['params'], {k: value for k, value in v.items() if k != 'params'}, x)))(
-            variables, more(x_val))
-    kept = np.argmin(np.asarray(val_nll, np.float64).reshape(-1, private_restarts), axis=1)
-    return (_keep(variables, kept, private_restarts),
-            [_keep_record(record, kept, private_restarts) for record in fitted.history])
+    if private_restarts > 1:
+      val_nll = jax.jit(jax.vmap(lambda v, x: nll.eval_loss(
+          v['params'], {k: value for k, value in v.items() if k != 'params'}, x)))(
+              variables, val)
+      val_nll = np.asarray(val_nll, np.float64).reshape(replicas, per_domain)
+    kept = []
+    for d in range(len(x_train)):
+      best = (np.argmin(val_nll[:, d * private_restarts:(d + 1) * private_restarts], axis=1)
+              if private_restarts > 1 else np.zeros(replicas, int))
+      rows = d * private_restarts + best  # within the replica's per_domain block
+      kept.append((_keep(variables, rows, per_domain),
+                   [_keep_record(record, rows, per_domain) for record in fitted.history]))
+    return kept
 
-  private_a, history_a = fit_private('private_a', a_train, a_val, key_a, key_fit_a)
-  private_b, history_b = fit_private('private_b', b_train, b_val, key_b, key_fit_b)
+  if a_train.shape == b_train.shape and a_val.shape == b_val.shape:
+    # A's and B's fits are independent and shaped alike: one stage trains both side by side.
+    (private_a, history_a), (private_b, history_b) = fit_private(
+        'private', (a_train, b_train), (a_val, b_val), (key_a, key_b), (key_fit_a, key_fit_b))
+  else:
+    (private_a, history_a), = fit_private('private_a', (a_train,), (a_val,), (key_a,),
+                                          (key_fit_a,))
+    (private_b, history_b), = fit_private('private_b', (b_train,), (b_val,), (key_b,),
+                                          (key_fit_b,))
   many = lambda tree: _repeat(tree, restarts)
   if flow_variables is None:
     flow_start = init(flow, many(a_train), _restart_keys(key_flow, restarts))

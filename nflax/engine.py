@@ -62,8 +62,8 @@ from nflax import parallel
 
 __all__ = [
     'Step', 'Evaluate', 'Snapshot', 'Independent', 'num_examples', 'num_replicas',
-    'add_replica_axis', 'replica', 'epoch_batch_indices', 'Run', 'init_run', 'dispatch',
-    'NonFiniteError', 'Result', 'train'
+    'add_replica_axis', 'replica', 'interleave_replicas', 'epoch_batch_indices', 'Run',
+    'init_run', 'dispatch', 'NonFiniteError', 'Result', 'train'
 ]
 
 Array = jax.Array
@@ -121,6 +121,23 @@ def add_replica_axis(tree: PyTree) -> PyTree:
 def replica(tree: PyTree, index: int) -> PyTree:
   """Replica ``index`` of a replicated pytree (the leading axis removed)."""
   return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
+def interleave_replicas(trees: list[PyTree], replicas: int) -> PyTree:
+  """Replicated pytrees ``trees[0], ..., trees[D-1]`` that hold ``J`` rows for each of
+  ``replicas`` replicas (leaves ``(replicas J, ...)``, replica ``r``'s rows ``r J, ...,
+  r J + J - 1``, e.g. its restarts) as one pytree of ``replicas D J`` rows, each replica's
+  rows together: replica ``r``'s rows of ``trees[d]`` at ``r D J + d J + j``. Used to train
+  independent fits of several data sets of one shape side by side, with per-replica
+  settings repeated ``D J`` times."""
+  if len(trees) == 1:
+    return trees[0]
+
+  def join(*leaves):
+    blocks = [jnp.asarray(leaf).reshape(replicas, -1, *np.shape(leaf)[1:]) for leaf in leaves]
+    return jnp.concatenate(blocks, axis=1).reshape(-1, *np.shape(leaves[0])[1:])
+
+  return jax.tree.map(join, *trees)
 
 
 def epoch_batch_indices(key: Array, first_step: Array, *, num_examples: int,

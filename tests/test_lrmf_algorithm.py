@@ -140,7 +140,7 @@ def test_train_lrmf_keeps_constants_and_batch_statistics():
       joint_runner=runner, flow_variables=flow_variables)
   result = replicated.replica(0)
   flow_variables = engine.replica(flow_variables, 0)
-  assert stages == ['private_a', 'private_b', 'joint'] and joint_stages == ['joint']
+  assert stages == ['private', 'joint'] and joint_stages == ['joint']  # A's, B's side by side
   assert set(result.flow_variables) == {'params', 'constants', 'batch_stats'}
   assert set(result.shared_variables) == {'params', 'batch_stats'}
   jax.tree.map(np.testing.assert_array_equal, result.flow_variables['constants'],
@@ -221,22 +221,24 @@ def test_train_lrmf_restarts_keep_the_lowest_training_objective():
 
 
 def test_train_lrmf_private_restarts_keep_the_lowest_validation_nll():
-  """With J private restarts each private stage trains R J fits (restart 0 the run without
-  restarts) and keeps, per replica, the one with the lowest NLL on the validation set."""
+  """With J private restarts the private stage trains 2 R J fits, A's and B's side by side
+  (restart 0 the run without restarts), and keeps, per replica and domain, the one with the
+  lowest NLL on that domain's validation set."""
   rng = np.random.default_rng(12)
   a = np.stack([draw(rng, [0.0, 1.0], np.eye(2), 64) for _ in range(2)])
   b = np.stack([draw(rng, [2.0, 0.0], [[1.0, 0.3], [0.3, 0.5]], 64) for _ in range(2)])
   a_val, b_val = a[:, :16] + 0.5, b[:, :16] - 0.5  # held-out sets the restarts fit differently
   density = densities.Gaussian(dim=2)
-  fits = {}
+  fits = []
   # Few steps of small minibatches: the restarts end in different places.
   inner = fitting.fit_runner(optimizer=optax.sgd(0.05), num_steps=4, batch_size=8,
                              steps_per_dispatch=2)
 
   def private_runner(stage, objective, variables, train_data, val_data, keys):
-    fits.setdefault(stage, []).append((keys, inner(stage, objective, variables, train_data,
-                                                   val_data, keys)))
-    return fits[stage][-1][1]
+    assert stage == 'private'
+    fits.append((keys, train_data, inner(stage, objective, variables, train_data, val_data,
+                                         keys)))
+    return fits[-1][2]
 
   joint = fitting.fit_runner(optimizer=optax.sgd(0.05), num_steps=2, batch_size=8)
   run = lambda j: algorithm.train_lrmf(
@@ -245,22 +247,52 @@ def test_train_lrmf_private_restarts_keep_the_lowest_validation_nll():
       joint_runner=joint, private_restarts=j)
   single = run(1)
   result = run(3)
+  (single_keys, single_data, _), (keys, data, fitted) = fits
+  assert single_keys.shape == (4, 2) and keys.shape == (12, 2)
   nll = fitting.nll_objective(density)
-  for stage, kept_variables, single_variables, val in (
-      ('private_a', result.private_a, single.private_a, a_val),
-      ('private_b', result.private_b, single.private_b, b_val)):
-    (single_keys, _), (keys, fitted) = fits[stage]
-    assert keys.shape == (6, 2)
-    np.testing.assert_array_equal(keys[::3], single_keys)  # restart 0 = the single run
-    jax.tree.map(np.testing.assert_array_equal, engine.replica(fitted.params, 0),
-                 engine.replica(single_variables['params'], 0))
+  for d, (kept_variables, single_variables, train, val, name) in enumerate((
+      (result.private_a, single.private_a, a, a_val, 'private_a'),
+      (result.private_b, single.private_b, b, b_val, 'private_b'))):
     for r in range(2):
-      losses = [float(nll.eval_loss(engine.replica(fitted.params, 3 * r + j), {}, val[r]))
-                for j in range(3)]
+      rows = 6 * r + 3 * d + np.arange(3)  # replica r's block: A's 3 restarts, then B's
+      np.testing.assert_array_equal(data[rows], np.repeat(train[r][None], 3, axis=0))
+      np.testing.assert_array_equal(single_data[2 * r + d], train[r])
+      np.testing.assert_array_equal(keys[rows[0]], single_keys[2 * r + d])  # restart 0
+      jax.tree.map(np.testing.assert_array_equal, engine.replica(fitted.params, rows[0]),
+                   engine.replica(single_variables['params'], r))
+      losses = [float(nll.eval_loss(engine.replica(fitted.params, row), {}, val[r]))
+                for row in rows]
       assert np.ptp(losses) > 0  # the restarts differed
       jax.tree.map(np.testing.assert_array_equal, engine.replica(kept_variables['params'], r),
-                   engine.replica(fitted.params, 3 * r + int(np.argmin(losses))))
-    assert np.shape(result.histories[stage][-1]['val_loss']) == (2,)
+                   engine.replica(fitted.params, rows[int(np.argmin(losses))]))
+    assert np.shape(result.histories[name][-1]['val_loss']) == (2,)
+
+
+def test_train_lrmf_fits_a_and_b_one_after_the_other_when_their_shapes_differ():
+  """A and B of different sizes cannot share a stage: two stages, with the same fits as
+  side by side (replicas are independent)."""
+  rng = np.random.default_rng(13)
+  a = draw(rng, [0.0, 1.0], np.eye(2), 64)[None]
+  b = draw(rng, [2.0, 0.0], np.eye(2), 96)[None]
+  density = densities.Gaussian(dim=2)
+  stages = []
+  inner = fitting.fit_runner(optimizer=optax.sgd(0.05), num_steps=4, batch_size=8)
+
+  def runner(stage, *args):
+    stages.append(stage)
+    return inner(stage, *args)
+
+  train = lambda b_train: algorithm.train_lrmf(
+      flow=AFFINE, density=density, a_train=a, b_train=b_train, a_val=a[:, :16],
+      b_val=b[:, :16], keys=jax.random.PRNGKey(3)[None], eps=0.1, private_runner=runner,
+      joint_runner=runner)
+  apart = train(b)
+  assert stages == ['private_a', 'private_b', 'joint']
+  # B cut to A's size: side by side; A's fit is the same as when it trained alone.
+  together = train(b[:, :64])
+  assert stages[3:] == ['private', 'joint']
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
+               together.private_a, apart.private_a)
 
 
 @pytest.mark.parametrize('restarts', [0, 2.5, -1])

@@ -55,7 +55,7 @@ from harness import domains
 from harness import models, plots, replicas, stages, config_checks
 from harness import workdir as workdir_lib
 from lrmf import algorithm, baselines, held_out
-from nflax import bijectors, densities, fitting
+from nflax import bijectors, densities, engine, fitting
 
 def to_logit_space(domain: dict[str, np.ndarray], alpha: float,
                    seed: int) -> dict[str, np.ndarray]:
@@ -96,8 +96,10 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
   """Algorithm 1's stages through :func:`harness.stages.stage_runner`: the joint
   stage with ``config.train.joint``, the private ones with ``config.train.private``
   (with ``layout``, their learning rates and weight decays per replica; the joint stage
-  trains ``config.restarts`` restarts of every replica and the private stages of A and B
-  ``config.private_restarts``, which share their replica's values), and the continuations of
+  trains ``config.restarts`` restarts of every replica and the private fits of A and B
+  ``config.private_restarts`` each, which share their replica's values; A's and B's fits
+  side by side in one stage ``'private'`` where their data have the same shapes,
+  :func:`lrmf.algorithm.train_lrmf`), and the continuations of
   :func:`doubling_control` with :func:`continuation_train_config` (A's and B's of a replica
   side by side, with its joint values). ``annotate_of(stage)``:
   the stage's :attr:`harness.stages.Stage.annotate` or ``None`` (e.g. the 1-NN accuracy of
@@ -105,6 +107,7 @@ def stage_runner(config: ml_collections.ConfigDict, workdir: str,
   """
   block = lambda stage: 'private' if stage.startswith('private') else 'joint'
   repeats_of = {'joint': config.get('restarts', 1),
+                'private': 2 * config.get('private_restarts', 1),
                 'private_a': config.get('private_restarts', 1),
                 'private_b': config.get('private_restarts', 1),
                 **{stage: 2 for stage in CONTINUATIONS}}
@@ -233,13 +236,6 @@ def continuation_train_config(config: ml_collections.ConfigDict) -> ml_collectio
   return train
 
 
-def _interleave(tree_a, tree_b):
-  """``(R, ...)`` pytrees of A and of B -> ``(2R, ...)``, replica ``r``'s A at ``2r`` and its
-  B at ``2r + 1`` (the layout of two restarts, so per-replica settings repeat in pairs)."""
-  return jax.tree.map(lambda a, b: jnp.stack([a, b], axis=1).reshape(-1, *a.shape[1:]),
-                      tree_a, tree_b)
-
-
 def doubling_control(config: ml_collections.ConfigDict, density, result: algorithm.LRMFResult,
                      layout: replicas.Layout, runner: fitting.StageRunner,
                      a: dict[str, np.ndarray], b: dict[str, np.ndarray],
@@ -283,17 +279,18 @@ def doubling_control(config: ml_collections.ConfigDict, density, result: algorit
   if extra is None:
     raise ValueError('doubling_control needs synthetic domains (fresh points to draw)')
   nll = fitting.nll_objective(density)
-  start = _interleave(result.private_a, result.private_b)
+  pair = lambda a, b: engine.interleave_replicas([a, b], layout.num_replicas)
+  start = pair(result.private_a, result.private_b)
   keys = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, 7), 2))(layout.keys())
   keys = keys.reshape(-1, keys.shape[-1])
-  own = _interleave(jnp.asarray(a['train_x']), jnp.asarray(b['train_x']))
-  val = _interleave(jnp.asarray(a['val_x']), jnp.asarray(b['val_x']))
-  doubled_data = jnp.concatenate([own, _interleave(*extra)], axis=1)
+  own = pair(jnp.asarray(a['train_x']), jnp.asarray(b['train_x']))
+  val = pair(jnp.asarray(a['val_x']), jnp.asarray(b['val_x']))
+  doubled_data = jnp.concatenate([own, pair(*extra)], axis=1)
   fitted = {stage: runner(stage, nll, start, data, val, keys)
             for stage, data in (('continued', own), ('doubled', doubled_data))}
   mean_nll = jax.jit(jax.vmap(lambda v, x: nll.eval_loss(
       v['params'], {k: value for k, value in v.items() if k != 'params'}, x)))
-  fresh_both = _interleave(*fresh)
+  fresh_both = pair(*fresh)
   private_nll = np.asarray(mean_nll(start, fresh_both), np.float64)
   # log P(x; th_private) - log P(x; th_cont), averaged: NLL(th_cont) - NLL(th_private).
   terms = {stage: (np.asarray(mean_nll({'params': fit.params, **fit.model_state}, fresh_both),
