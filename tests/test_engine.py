@@ -63,6 +63,22 @@ def test_resume_reproduces_an_uninterrupted_run():
   assert [r['step'] for r in full.history] == [10, 20, 30, 40]
 
 
+def test_interleave_replicas_keeps_each_replicas_rows_together():
+  """R = 2 replicas of J = 3 rows in each of D = 2 trees: replica r's rows of tree d land at
+  r D J + d J + j, with every leaf of a pytree laid out alike; one tree is returned as is."""
+  replicas, rows = 2, 3
+  trees = [{'x': np.arange(replicas * rows)[:, None] + 100 * d,
+            'y': np.full((replicas * rows, 2, 2), float(d))} for d in range(2)]
+  joined = engine.interleave_replicas(trees, replicas)
+  assert joined['x'].shape == (12, 1) and joined['y'].shape == (12, 2, 2)
+  for r in range(replicas):
+    for d in range(2):
+      for j in range(rows):
+        assert int(joined['x'][r * 6 + d * 3 + j, 0]) == r * rows + j + 100 * d
+        assert float(joined['y'][r * 6 + d * 3 + j, 0, 0]) == d
+  assert engine.interleave_replicas(trees[:1], replicas) is trees[0]
+
+
 def test_epoch_batches_are_permutations():
   indices = engine.epoch_batch_indices(jax.random.PRNGKey(0), jnp.asarray(3), num_examples=10,
                                        batch_size=3, num_steps=7)
