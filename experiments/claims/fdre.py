@@ -256,19 +256,14 @@ FDRE_ROWS: tuple[Row, ...] = (
     for mode in ('baseline', 'separate', 'joint_alpha_0_9', 'discriminative')
 ) + tuple(
     Row('fdre', f'toy Gaussians: joint alpha 0.01 more accurate than joint alpha {alpha} (Fig. '
-        '6); paired difference of MSE of log r on |log r| <= 5, alpha 0.01 - alpha '
-        f'{alpha}', '< 0', FDRE_GAUSSIANS_ALPHAS,
-        Ordering('log_ratio_mse_overlap/joint_alpha_0_01',
-                 f"log_ratio_mse_overlap/joint_alpha_{alpha.replace('.', '_')}"),
+        f'6{layout}); paired difference of {measure}, alpha 0.01 - alpha {alpha}', '< 0',
+        FDRE_GAUSSIANS_ALPHAS,
+        Ordering(f'{key}/joint_alpha_0_01', f"{key}/joint_alpha_{alpha.replace('.', '_')}"),
         claim_id='fdre.fig6.small_alpha_best')
-    for alpha in ('0.1', '0.5', '0.7')
-) + tuple(
-    Row('fdre', f'toy Gaussians: joint alpha 0.01 more accurate than joint alpha {alpha} (Fig. '
-        '6, laid out as Fig. 2); paired difference of the 1-Wasserstein distance of log r as in '
-        f'Fig. 2, alpha 0.01 - alpha {alpha}', '< 0', FDRE_GAUSSIANS_ALPHAS,
-        Ordering('log_ratio_w1/joint_alpha_0_01',
-                 f"log_ratio_w1/joint_alpha_{alpha.replace('.', '_')}"),
-        claim_id='fdre.fig6.small_alpha_best')
+    for layout, measure, key in (
+        ('', 'MSE of log r on |log r| <= 5', 'log_ratio_mse_overlap'),
+        (', laid out as Fig. 2', 'the 1-Wasserstein distance of log r as in Fig. 2',
+         'log_ratio_w1'))
     for alpha in ('0.1', '0.5', '0.7')
 ) + tuple(
     Row('fdre', f'MI of 20-d Gaussians, rho=0.9: {mode} estimate (Fig. 4/9; true MI '
