@@ -229,9 +229,8 @@ def train_lrmf(*, flow: nn.Module, density: nn.Module, a_train: Array, b_train: 
   minimises Eq. 3 jointly over ``(phi, thS)`` (``joint_runner``, stage ``'joint'``, on
   independent minibatches ``Independent((a, b))``; its held-out loss is the full Eq. 3 on
   ``(a_val, b_val)`` with ``c(A, B)`` from the private models on that data,
-  :class:`HeldOut`); (iv)
-  recomputes Eq. 3 on the held-out data at the best ``(phi, thS)``; (v) flags
-  convergence when its interval lies inside ``[-eps, eps]``
+  :class:`HeldOut`); (iv) recomputes Eq. 3 on the held-out data at the best
+  ``(phi, thS)``; (v) flags convergence when its interval lies inside ``[-eps, eps]``
   (:func:`lrmf.held_out.convergence_check`).
 
   Restarts. Eq. 3 is not convex in ``phi``: from the same private models, data and

@@ -11,15 +11,14 @@ Data -> train -> evaluate -> write:
 2. build the models (:func:`build_models`: the density family ``config.model.density``
    and the flow ``config.model.flow``) and run Algorithm 1
    (:func:`lrmf.algorithm.train_lrmf`), all seeds side by side in one program; every stage
-   (``private_a``, ``private_b`` with ``config.train.private``, ``joint`` with
-   ``config.train.joint``) is checkpointed and resumable;
+   (``private``, A's and B's fits side by side, with ``config.train.private``, ``joint``
+   with ``config.train.joint``) is checkpointed and resumable;
 3. evaluate on the test split: the LRMF objective (Eq. 3, with c(A, B) from the
    private models on the same test data; ``train_objective``: the same on the training
    sets, what Fig. 2 and 9(c) plot, of the kept joint restart) and its convergence flags
    (``converged``: the two-sided rule of :mod:`lrmf.held_out`; ``converged_algorithm1``:
-   Algorithm 1's own), the
-   objective of the identity map for reference, the 1-NN accuracy of a
-   classifier fitted on B's labelled points and scored on T(A) with A's labels (with a
+   Algorithm 1's own), the objective of the identity map for reference, the 1-NN accuracy
+   of a classifier fitted on B's labelled points and scored on T(A) with A's labels (with a
    flow density, also on the back-to-back ``F o G^-1`` of the two private models, the
    AlignFlow-inspired baseline of Fig. 4 and 6a, which needs no training),
    and the first two moments of T(A) against B's (Frobenius/Euclidean norms of

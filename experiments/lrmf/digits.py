@@ -27,7 +27,8 @@ Data -> train -> evaluate -> write:
    the validation codes, the joint stage its last ones);
 3. run Algorithm 1 (:func:`lrmf.algorithm.train_lrmf`, ``config.model.density`` and
    ``config.model.flow``) on the codes (stages ``'private'``, or ``'private_a'`` and
-   ``'private_b'`` when the domains' splits differ in size, and ``'joint'``) and evaluate Eq. 3 on the test codes with its convergence flag;
+   ``'private_b'`` when the domains' splits differ in size, and ``'joint'``) and
+   evaluate Eq. 3 on the test codes with its convergence flag;
 4. transform A's training codes with every method -- ``'source_only'`` (no
    alignment), ``'lrmf'`` (``T``), ``'coral'`` (:func:`lrmf.discrepancies.coral_map`)
    and ``'emd'`` (:func:`lrmf.discrepancies.exact_emd_map` onto an equal-size
